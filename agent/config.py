@@ -1,0 +1,92 @@
+"""The agent's typed configuration (SPEC "Configuration"): TOML file, then
+``WORKLENS_<SECTION>_<KEY>`` environment variables, then flags."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from worklens import config as _config
+from worklens.config import duration, setting
+
+
+def _valid_regexes(patterns: list[str]) -> bool:
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error:
+            return False
+    return True
+
+
+@dataclass
+class CollectorSection:
+    address: str = ""                 # HOST:PORT of the collector's gRPC port
+    ca_cert: Path | None = None       # pinned CA for server-authenticated TLS
+    client_cert: Path | None = None   # mutual TLS
+    client_key: Path | None = None
+    insecure: bool = False            # allow plain text to a non-loopback address
+    enroll_secret: str = ""           # lets `run` enroll itself on first start
+
+
+@dataclass
+class SamplingSection:
+    window_interval: float = duration(1.0, minimum=0.05)
+    idle_threshold: float = duration(300.0, minimum=1.0)
+    process_interval: float = duration(60.0, minimum=1.0)
+    top_processes: int = setting(10, check=lambda n: 0 <= n <= 1000,
+                                 expect="a whole number from 0 to 1000")
+    window_backend: str = ""          # force a window sensor backend (x11, win32, darwin, none)
+    idle_backend: str = ""            # force an idle sensor backend
+
+
+@dataclass
+class DeliverySection:
+    flush_interval: float = duration(30.0, minimum=0.1)
+    spool_max_mb: float = setting(100.0, check=lambda n: n > 0, expect="a positive number of MB")
+    spool_max_age: float = duration(30 * 86400.0, minimum=60.0)
+
+
+@dataclass
+class PrivacySection:
+    capture_titles: bool = True
+    redact_titles: list[str] = setting(factory=list, check=_valid_regexes,
+                                       expect="a list of valid regular expressions")
+    exclude_apps: list[str] = field(default_factory=list)
+    schedule: str = ""                # e.g. "Mon-Fri 08:00-18:00"; empty = always
+
+
+@dataclass
+class LogSection:
+    level: str = setting("INFO", check=lambda s: s.upper() in
+                         ("DEBUG", "INFO", "WARNING", "ERROR"),
+                         expect="one of DEBUG, INFO, WARNING, ERROR")
+
+
+@dataclass
+class AgentConfig:
+    collector: CollectorSection = field(default_factory=CollectorSection)
+    sampling: SamplingSection = field(default_factory=SamplingSection)
+    delivery: DeliverySection = field(default_factory=DeliverySection)
+    privacy: PrivacySection = field(default_factory=PrivacySection)
+    log: LogSection = field(default_factory=LogSection)
+
+
+def load(path: Path | None = None, overrides: dict | None = None) -> AgentConfig:
+    return _config.load(AgentConfig, path, overrides=overrides)
+
+
+def default_data_dir() -> Path:
+    """The platform's per-user data directory, unless WORKLENS_DATA_DIR says otherwise."""
+    if os.environ.get("WORKLENS_DATA_DIR"):
+        return Path(os.environ["WORKLENS_DATA_DIR"]).expanduser()
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
+        return base / "Worklens" / "agent"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "Worklens" / "agent"
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "worklens" / "agent"

@@ -1,0 +1,32 @@
+"""Where closed records go: the seam between the sensor side (sensors -> spans)
+and the delivery side (spool -> shipper -> wire).
+
+Records are the wire messages themselves (``worklens.v1`` WindowSpan,
+ActivitySpan, ProcessSample, SystemTotals), already filtered by the privacy
+rules: nothing that crosses this seam may carry data the employee's
+configuration excludes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from worklens.v1 import agent_pb2
+
+Record = (agent_pb2.WindowSpan | agent_pb2.ActivitySpan | agent_pb2.ProcessSample
+          | agent_pb2.SystemTotals)
+
+
+class Sink(Protocol):
+    def write(self, records: Sequence[Record]) -> None:
+        """Take closed records, in the order they closed. Must not block for long."""
+
+    def checkpoint(self, open_records: Sequence[Record]) -> None:
+        """Remember the still-open spans (as if they ended now), replacing the last
+        checkpoint, so that a ``kill -9`` loses at most one checkpoint interval.
+        After a crash the delivery side turns the last checkpoint into closed
+        records; a clean shutdown writes the closed spans and checkpoints ``[]``."""
+
+    def close(self) -> None:
+        """Flush and release resources; called once, after the last write."""

@@ -1,0 +1,201 @@
+"""Typed configuration: dataclasses loaded from TOML, overridden by
+``WORKLENS_<SECTION>_<KEY>`` environment variables and then by flags, and
+validated once at start so that a bad value stops the program with one line
+naming the key and what was expected.
+
+A program describes its configuration as a dataclass whose fields are section
+dataclasses; each field's type says how to read it. Durations are floats with
+``duration()`` metadata (written ``500ms``, ``10s``...). Extra checks go in the
+``check`` metadata as ``(predicate, "what was expected")``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from worklens.durations import EXPECTED as DURATION_EXPECTED
+from worklens.durations import parse_duration
+
+T = TypeVar("T")
+ENV_PREFIX = "WORKLENS_"
+
+
+class ConfigError(Exception):
+    """A configuration value that cannot be used; the message names the key."""
+
+
+def duration(default: float, *, minimum: float = 0.0) -> Any:
+    """A dataclass field holding seconds, written in config as ``10s``/``5m``..."""
+    return dataclasses.field(
+        default=default,
+        metadata={"duration": True, "check": (lambda v: v >= minimum, f"{DURATION_EXPECTED}"
+                                              f" of at least {minimum:g}s")},
+    )
+
+
+def setting(default: Any = dataclasses.MISSING, *, check: Callable[[Any], bool] | None = None,
+            expect: str = "", factory: Callable[[], Any] | None = None) -> Any:
+    """A dataclass field with an extra validity check and the phrase for errors."""
+    meta = {"check": (check, expect)} if check else {}
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def load(cls: type[T], path: Path | None = None, env: Mapping[str, str] | None = None,
+         overrides: Mapping[str, Mapping[str, Any]] | None = None) -> T:
+    """Build ``cls`` from defaults < TOML file < environment < overrides (flags).
+
+    ``overrides`` maps section -> key -> value; None values are ignored so that
+    unset flags can be passed straight through.
+    """
+    raw: dict[str, dict[str, Any]] = {}
+    if path is not None:
+        raw = _read_toml(Path(path))
+    env = os.environ if env is None else env
+    sections = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    for name in raw:
+        if name not in sections:
+            raise ConfigError(f"config: unknown section [{name}] (known: {', '.join(sections)})")
+    built = {}
+    for name, field in sections.items():
+        section_cls = _resolve(cls, field)
+        values = dict(raw.get(name, {}))
+        for key in list(values):
+            if key not in {f.name for f in dataclasses.fields(section_cls)}:
+                raise ConfigError(f"config: unknown key [{name}] {key}")
+        for f in dataclasses.fields(section_cls):
+            env_key = f"{ENV_PREFIX}{name.upper()}_{f.name.upper()}"
+            if env_key in env:
+                values[f.name] = _from_env(env[env_key], _resolve(section_cls, f), env_key)
+        for key, value in ((overrides or {}).get(name) or {}).items():
+            if value is not None:
+                values[key] = value
+        built[name] = _build_section(section_cls, name, values)
+    return cls(**built)
+
+
+def _read_toml(path: Path) -> dict[str, dict[str, Any]]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config: file not found: {path}") from None
+    except PermissionError:
+        raise ConfigError(f"config: cannot read {path}: permission denied") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config: {path} is not valid TOML: {exc}") from None
+    for name, value in data.items():
+        if not isinstance(value, dict):
+            raise ConfigError(f"config: {path}: top-level key {name!r} must be a [section]")
+    return data
+
+
+def _resolve(owner: type, field: dataclasses.Field) -> Any:
+    hints = typing.get_type_hints(owner)
+    return hints[field.name]
+
+
+def _from_env(text: str, typ: Any, env_key: str) -> Any:
+    """Environment values are strings; lists accept a TOML array or commas."""
+    if _is_list(typ):
+        stripped = text.strip()
+        if stripped.startswith("["):
+            try:
+                return tomllib.loads(f"v = {stripped}")["v"]
+            except tomllib.TOMLDecodeError:
+                raise ConfigError(f"config: {env_key}: expected a TOML array such as "
+                                  f"[\"a\", \"b\"]") from None
+        return [part.strip() for part in stripped.split(",") if part.strip()]
+    return text
+
+
+def _is_list(typ: Any) -> bool:
+    return typing.get_origin(typ) is list
+
+
+def _build_section(section_cls: type, name: str, values: dict[str, Any]) -> Any:
+    kwargs = {}
+    for f in dataclasses.fields(section_cls):
+        if f.name not in values:
+            continue
+        kwargs[f.name] = _coerce(values[f.name], _resolve(section_cls, f), f, name)
+    try:
+        obj = section_cls(**kwargs)
+    except TypeError as exc:  # a required key is missing
+        raise ConfigError(f"config: [{name}] {exc}") from None
+    for f in dataclasses.fields(section_cls):
+        check, expect = f.metadata.get("check", (None, ""))
+        value = getattr(obj, f.name)
+        if check is not None and value is not None and not check(value):
+            raise ConfigError(f"config: [{name}] {f.name} = {value!r}: expected {expect}")
+    return obj
+
+
+def _coerce(value: Any, typ: Any, field: dataclasses.Field, section: str) -> Any:
+    where = f"[{section}] {field.name}"
+    optional = False
+    if typing.get_origin(typ) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(typ) if a is not type(None)]
+        optional = len(args) < len(typing.get_args(typ))
+        typ = args[0]
+    if optional and (value is None or value == ""):
+        return None
+    try:
+        if field.metadata.get("duration"):
+            return value if isinstance(value, int | float) and not isinstance(value, bool) \
+                else parse_duration(value)
+        if typ is bool:
+            return _to_bool(value)
+        if typ is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        if typ is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if typ is str:
+            if not isinstance(value, str):
+                raise ValueError
+            return value
+        if typ is Path:
+            return Path(os.path.expanduser(str(value)))
+        if _is_list(typ):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ValueError
+            return list(value)
+    except ValueError as exc:
+        detail = str(exc) if field.metadata.get("duration") else f"expected {_describe(typ)}"
+        raise ConfigError(f"config: {where} = {value!r}: {detail}") from None
+    return value
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError
+
+
+def _describe(typ: Any) -> str:
+    if typ is bool:
+        return "true or false"
+    if typ is int:
+        return "a whole number"
+    if typ is float:
+        return "a number"
+    if _is_list(typ):
+        return "a list of strings"
+    return "a string"
