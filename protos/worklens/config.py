@@ -135,7 +135,8 @@ def _build_section(section_cls: type, name: str, values: dict[str, Any]) -> Any:
         check, expect = f.metadata.get("check", (None, ""))
         value = getattr(obj, f.name)
         if check is not None and value is not None and not check(value):
-            raise ConfigError(f"config: [{name}] {f.name} = {value!r}: expected {expect}")
+            shown = values.get(f.name, value)  # as the person wrote it, e.g. "1h"
+            raise ConfigError(f"config: [{name}] {f.name} = {shown!r}: expected {expect}")
     return obj
 
 
