@@ -1,0 +1,454 @@
+"""The embedded SQLite store: WAL mode, one writer thread doing group commit,
+readers on their own read-only connections.
+
+Why a writer thread: SQLite allows one writer at a time and every durable
+commit costs an fsync. Batches from many concurrent streams are queued to the
+writer, which drains whatever is waiting (up to ``GROUP_MAX_EVENTS``) into ONE
+transaction, gives each batch its own SAVEPOINT (so a failing batch or hook
+undoes only that batch) and commits once. Each ``ingest`` coroutine resumes
+only after the commit that contains its batch returned: an ack always means
+durable (``synchronous=FULL``).
+
+Why an exclusive lock file for ``serving=True``: two collector processes
+serving one database would each believe they own the writer; the second one
+must fail at start with a clear message. Short-lived maintenance commands
+(``token``, ``purge``...) open the store without that lock and share the
+database safely through SQLite's own locking (busy timeout).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import fcntl
+import logging
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from worklens.v1 import agent_pb2
+
+from collector.store import migrate
+from collector.store.base import (
+    AgentRow,
+    IngestResult,
+    StoreBusy,
+    StoreError,
+    StoreUnavailable,
+)
+from collector.store.records import Records, extract
+
+log = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_MS = 10_000
+# One group commit takes at most this many events; the rest waits for the next.
+GROUP_MAX_EVENTS = 200_000
+# Back-pressure: beyond this many queued events, ingest raises StoreBusy.
+MAX_PENDING_EVENTS = 1_000_000
+RETRY_AFTER_MS = 1_000
+CACHE_KIB = 64 * 1024
+
+IngestHook = Callable[[sqlite3.Connection, AgentRow, agent_pb2.Batch], None]
+_STOP = object()
+# Errors that belong to one batch (its savepoint is rolled back, others commit).
+_PER_BATCH_ERRORS = (sqlite3.IntegrityError, sqlite3.DataError, OverflowError, ValueError,
+                     TypeError)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class _Ingest:
+    agent: AgentRow | int
+    batch: agent_pb2.Batch
+    records: Records
+    future: asyncio.Future
+    loop: asyncio.AbstractEventLoop
+
+
+@dataclass
+class _Write:
+    fn: Callable[[sqlite3.Connection], Any]
+    future: concurrent.futures.Future
+
+
+def describe_sqlite_error(exc: sqlite3.Error, path: Path) -> str:
+    text = str(exc)
+    if "disk is full" in text or "disk I/O error" in text:
+        return f"cannot write to {path}: {text} (free some space; nothing of this batch was stored)"
+    if "readonly" in text or "read-only" in text:
+        return f"{path} is read-only: {text}"
+    if "not a database" in text or "malformed" in text:
+        return f"{path} is not a usable SQLite database (corrupt?): {text}"
+    if "locked" in text or "busy" in text:
+        return f"{path} is locked by another program: {text}"
+    return f"{path}: {text}"
+
+
+class SqliteStore:
+    """See notes/store-contract.md for the interface other layers use."""
+
+    def __init__(self, path: Path, *, serving: bool = False) -> None:
+        self.path = path
+        self.url = f"sqlite:///{path}"
+        self._hooks: list[IngestHook] = []
+        self._lock_fd: int | None = None
+        self._readers: list[sqlite3.Connection] = []
+        self._local = threading.local()
+        self._state = threading.Lock()
+        self._pending_events = 0
+        self._closed = False   # no new work accepted
+        self._shut = False     # close() ran
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._prepare_directory()
+        if serving:
+            self._take_lock()
+        try:
+            self._conn = self._connect_writer()
+        except BaseException:
+            self._release_lock()
+            raise
+        self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
+        self._thread.start()
+
+    # -- opening -------------------------------------------------------------------------
+
+    def _prepare_directory(self) -> None:
+        directory = self.path.parent
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the store directory {directory}: "
+                             f"{exc.strerror}") from None
+        if self.path.exists() and not os.access(self.path, os.R_OK | os.W_OK):
+            raise StoreError(f"{self.path} is read-only (or unreadable) for this user; the "
+                             "collector needs to write it")
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise StoreError(f"the store directory {directory} is read-only for this user; "
+                             "SQLite needs to create its -wal and -shm files there")
+
+    def _take_lock(self) -> None:
+        lock_path = Path(f"{self.path}.lock")
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StoreError(f"cannot create the lock file {lock_path}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise StoreError(f"another collector process (pid {holder}) is already serving "
+                             f"{self.path}; stop it first or use another --db") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the flock
+            self._lock_fd = None
+
+    def _connect_writer(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                   timeout=BUSY_TIMEOUT_MS / 1000)
+        except sqlite3.Error as exc:
+            raise StoreError(describe_sqlite_error(exc, self.path)) from None
+        try:
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise StoreError(f"{self.path}: cannot switch to WAL mode (got {mode})")
+            for pragma in ("synchronous=FULL", "foreign_keys=ON",
+                           f"busy_timeout={BUSY_TIMEOUT_MS}", f"cache_size=-{CACHE_KIB}",
+                           "temp_store=MEMORY"):
+                conn.execute(f"PRAGMA {pragma}")
+            migrate.apply(conn)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise StoreError(describe_sqlite_error(exc, self.path)) from None
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    # -- reading -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def reader(self) -> Iterator[sqlite3.Connection]:
+        """A read-only connection for this thread. The outermost ``with`` holds one read
+        transaction, so all queries inside it see the same snapshot."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect_reader()
+            self._local.conn = conn
+        if conn.in_transaction:
+            yield conn
+            return
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            if conn.in_transaction:
+                conn.execute("COMMIT")
+
+    def _connect_reader(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StoreError("the store is closed")
+        uri = f"file:{quote(str(self.path))}?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
+                               timeout=BUSY_TIMEOUT_MS / 1000)
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA query_only=ON")
+        with self._state:
+            self._readers.append(conn)
+        return conn
+
+    def agent(self, key: int) -> AgentRow | None:
+        with self.reader() as conn:
+            row = conn.execute(f"SELECT {AgentRow.COLUMNS} FROM agents WHERE id = ?",
+                               (key,)).fetchone()
+        return AgentRow.from_row(row) if row else None
+
+    # -- writing -------------------------------------------------------------------------
+
+    def add_ingest_hook(self, hook: IngestHook) -> None:
+        self._hooks.append(hook)
+
+    def submit(self, fn: Callable[[sqlite3.Connection], Any]) -> concurrent.futures.Future:
+        """Queue ``fn(conn)`` to run in its own write transaction; don't wait."""
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        if threading.current_thread() is self._thread:
+            # Called from a hook or another write: we already are the writer.
+            try:
+                future.set_result(fn(self._conn))
+            except BaseException as exc:
+                future.set_exception(exc)
+            return future
+        with self._state:
+            if self._closed:
+                raise StoreError("the store is closed")
+            self._queue.put(_Write(fn, future))
+        return future
+
+    def write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run ``fn(conn)`` in one write transaction on the writer; return its result
+        once committed."""
+        return self.submit(fn).result()
+
+    async def write_async(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """``write`` for coroutines: waits without blocking the event loop."""
+        return await asyncio.wrap_future(self.submit(fn))
+
+    async def ingest(self, agent: AgentRow | int, batch: agent_pb2.Batch,
+                     records: Records | None = None) -> IngestResult:
+        """Store ``batch`` for ``agent`` (its AgentRow or internal key); return after the
+        group commit holding it is durable. ``records`` may be passed when the caller
+        already extracted them (validation does)."""
+        return await self.ingest_nowait(agent, batch, records)
+
+    def ingest_nowait(self, agent: AgentRow | int, batch: agent_pb2.Batch,
+                      records: Records | None = None) -> asyncio.Future:
+        """Queue ``batch`` now (so batches of one stream keep their order) and return the
+        future of its IngestResult. Raises StoreBusy (back off) or StoreUnavailable."""
+        key = agent.key if isinstance(agent, AgentRow) else int(agent)
+        if records is None:
+            records = extract(key, batch)
+        events = records.count
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        with self._state:
+            if self._closed:
+                raise StoreUnavailable("the collector is shutting down")
+            if self._pending_events and self._pending_events + events > MAX_PENDING_EVENTS:
+                raise StoreBusy(f"the store is busy ({self._pending_events} events waiting)",
+                                RETRY_AFTER_MS)
+            self._pending_events += events
+            self._queue.put(_Ingest(agent, batch, records, future, loop))
+        return future
+
+    # -- the writer thread ---------------------------------------------------------------
+
+    def _run(self) -> None:
+        carry = None
+        try:
+            while True:
+                item = carry if carry is not None else self._queue.get()
+                carry = None
+                if item is _STOP:
+                    break
+                if isinstance(item, _Write):
+                    self._run_write(item)
+                    continue
+                group, events = [item], item.records.count
+                while events < GROUP_MAX_EVENTS:
+                    try:
+                        nxt = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if not isinstance(nxt, _Ingest):
+                        carry = nxt
+                        break
+                    group.append(nxt)
+                    events += nxt.records.count
+                self._commit_group(group, events)
+        except BaseException:
+            log.exception("the store writer stopped unexpectedly")
+        finally:
+            self._fail_leftovers()
+
+    def _fail_leftovers(self) -> None:
+        with self._state:
+            self._closed = True
+        error = StoreUnavailable("the collector is shutting down")
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(item, _Ingest):
+                self._settle(item.loop, [(item.future, error)])
+            elif isinstance(item, _Write):
+                item.future.set_exception(error)
+
+    def _run_write(self, item: _Write) -> None:
+        if not item.future.set_running_or_notify_cancel():
+            return
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            result = item.fn(conn)
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            self._rollback()
+            if isinstance(exc, sqlite3.OperationalError):
+                exc = StoreUnavailable(describe_sqlite_error(exc, self.path))
+            item.future.set_exception(exc)
+        else:
+            item.future.set_result(result)
+
+    def _commit_group(self, group: list[_Ingest], events: int) -> None:
+        conn = self._conn
+        received = now_ms()
+        outcomes: list[Any] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for item in group:
+                conn.execute("SAVEPOINT batch")
+                try:
+                    duplicate = self._insert(conn, item, received)
+                except _PER_BATCH_ERRORS as exc:
+                    conn.execute("ROLLBACK TO batch")
+                    outcomes.append(exc)
+                except sqlite3.Error:
+                    raise
+                except Exception as exc:  # an ingest hook failed: only this batch
+                    log.exception("ingest hook failed; batch %s not stored", item.batch.sequence)
+                    conn.execute("ROLLBACK TO batch")
+                    outcomes.append(StoreUnavailable(f"batch not stored: {exc}"))
+                else:
+                    outcomes.append(IngestResult(duplicate=duplicate))
+                conn.execute("RELEASE batch")
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            message = describe_sqlite_error(exc, self.path)
+            log.error("group commit of %d batches failed: %s", len(group), message)
+            outcomes = [StoreUnavailable(message)] * len(group)
+        with self._state:
+            self._pending_events -= events
+        by_loop: dict[asyncio.AbstractEventLoop, list] = {}
+        for item, outcome in zip(group, outcomes, strict=True):
+            by_loop.setdefault(item.loop, []).append((item.future, outcome))
+        for loop, pairs in by_loop.items():
+            self._settle(loop, pairs)
+
+    def _insert(self, conn: sqlite3.Connection, item: _Ingest, received: int) -> bool:
+        """Insert one batch; return True when it was already stored (a duplicate)."""
+        batch, records = item.batch, item.records
+        key = item.agent.key if isinstance(item.agent, AgentRow) else item.agent
+        cursor = conn.execute("INSERT OR IGNORE INTO batches VALUES (?, ?, ?, ?, ?)",
+                              (key, batch.sequence, received, records.count,
+                               batch.dropped_events))
+        if cursor.rowcount == 0:
+            return True
+        for sql, rows in records.tables():
+            if rows:
+                conn.executemany(sql, rows)
+        host = batch.host
+        conn.execute(
+            "UPDATE agents SET last_seen_ms = ?, last_sequence = max(last_sequence, ?), "
+            "dropped_events = dropped_events + ?, "
+            "hostname = coalesce(nullif(?, ''), hostname), os = coalesce(nullif(?, ''), os), "
+            "os_version = coalesce(nullif(?, ''), os_version), "
+            "username = coalesce(nullif(?, ''), username), "
+            "agent_version = coalesce(nullif(?, ''), agent_version) WHERE id = ?",
+            (received, batch.sequence, batch.dropped_events, host.hostname, host.os,
+             host.os_version, host.user, host.agent_version, key))
+        if self._hooks:
+            agent = item.agent if isinstance(item.agent, AgentRow) else self._agent_row(conn, key)
+            for hook in self._hooks:
+                hook(conn, agent, batch)
+        return False
+
+    @staticmethod
+    def _agent_row(conn: sqlite3.Connection, key: int) -> AgentRow:
+        row = conn.execute(f"SELECT {AgentRow.COLUMNS} FROM agents WHERE id = ?",
+                           (key,)).fetchone()
+        if row is None:
+            raise ValueError(f"no agent with key {key}")
+        return AgentRow.from_row(row)
+
+    @staticmethod
+    def _settle(loop: asyncio.AbstractEventLoop, pairs: list) -> None:
+        def settle() -> None:
+            for future, outcome in pairs:
+                if future.done():
+                    continue  # the stream went away; the batch is stored all the same
+                if isinstance(outcome, BaseException):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
+        # RuntimeError: that event loop is closed, so nobody is waiting any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle)
+
+    def _rollback(self) -> None:
+        if self._conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+
+    # -- closing -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Finish every queued write, then close. Safe to call twice."""
+        with self._state:
+            if self._shut:
+                return
+            self._shut = self._closed = True
+            self._queue.put(_STOP)
+        self._thread.join()
+        with self._state:
+            readers, self._readers = self._readers, []
+        for conn in readers:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.close()
+        self._release_lock()
+
+    def __enter__(self) -> SqliteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,199 @@
+"""Secrets: API/enrollment tokens and agent credentials, and the
+``worklens-collector token create|list|revoke`` command.
+
+Every secret is 32 random bytes (urlsafe base64) and only its SHA-256 is
+stored. A slow password hash would buy nothing here: the secrets are machine
+generated with 256 bits of entropy, so they cannot be guessed from a leaked
+hash, and a fast hash keeps per-call authentication cheap. Comparison is
+constant-time (``hmac.compare_digest``).
+
+Token secrets read ``wl_<id>_<random>``: the id lets the collector find the
+row without scanning, and lets people name a token (``token revoke ID``)
+without ever seeing its secret again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import hmac
+import secrets
+import sqlite3
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from worklens.cli import UserError
+from worklens.durations import parse_duration
+
+from collector.config import CollectorConfig, store_url
+from collector.store import Store, open_store
+
+ROLES = ("enroll", "viewer", "exporter", "admin")
+TOKEN_PREFIX = "wl"
+# last_used_ms is refreshed at most this often, so verifying is a read, not a write.
+LAST_USED_RESOLUTION_MS = 60_000
+
+
+def new_secret() -> str:
+    """32 random bytes as urlsafe base64 without padding (43 characters)."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def same_hash(secret: str, stored_hash: str) -> bool:
+    return hmac.compare_digest(hash_secret(secret), stored_hash)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    id: str
+    role: str
+    name: str
+    created_ms: int
+    expires_ms: int | None
+    revoked_ms: int | None
+    last_used_ms: int | None
+
+    def status(self, now_ms: int | None = None) -> str:
+        now_ms = _now_ms() if now_ms is None else now_ms
+        if self.revoked_ms is not None:
+            return "revoked"
+        if self.expires_ms is not None and self.expires_ms <= now_ms:
+            return "expired"
+        return "active"
+
+
+_COLUMNS = "id, role, name, created_ms, expires_ms, revoked_ms, last_used_ms"
+
+
+def create_token(store: Store, role: str, name: str = "",
+                 expires_s: float | None = None) -> tuple[TokenInfo, str]:
+    """Create a token; return its info and the secret (shown once, stored hashed)."""
+    if role not in ROLES:
+        raise UserError(f"unknown role {role!r} (expected one of {', '.join(ROLES)})")
+    token_id = secrets.token_hex(6)
+    secret = f"{TOKEN_PREFIX}_{token_id}_{new_secret()}"
+    created = _now_ms()
+    expires = None if expires_s is None else created + int(expires_s * 1000)
+    info = TokenInfo(token_id, role, name, created, expires, None, None)
+
+    def insert(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO tokens (id, role, name, secret_hash, created_ms, expires_ms) "
+                     "VALUES (?, ?, ?, ?, ?, ?)",
+                     (token_id, role, name, hash_secret(secret), created, expires))
+
+    store.write(insert)
+    return info, secret
+
+
+def _token_id(secret: str) -> str | None:
+    parts = secret.split("_", 2)
+    if len(parts) != 3 or parts[0] != TOKEN_PREFIX or not parts[1] or not parts[2]:
+        return None
+    return parts[1]
+
+
+def verify_token(store: Store, secret: str) -> TokenInfo | None:
+    """The token for ``secret`` if it exists and is neither revoked nor expired."""
+    token_id = _token_id(secret or "")
+    if token_id is None:
+        return None
+    with store.reader() as conn:
+        row = conn.execute(f"SELECT {_COLUMNS}, secret_hash FROM tokens WHERE id = ?",
+                           (token_id,)).fetchone()
+    if row is None or not same_hash(secret, row[-1]):
+        return None
+    info = TokenInfo(*row[:-1])
+    now = _now_ms()
+    if info.status(now) != "active":
+        return None
+    if info.last_used_ms is None or now - info.last_used_ms >= LAST_USED_RESOLUTION_MS:
+        # Fire and forget: the caller must not wait for a commit to be let in.
+        store.submit(lambda conn: conn.execute(
+            "UPDATE tokens SET last_used_ms = ? WHERE id = ?", (now, token_id)))
+    return info
+
+
+def list_tokens(store: Store) -> list[TokenInfo]:
+    with store.reader() as conn:
+        rows = conn.execute(f"SELECT {_COLUMNS} FROM tokens ORDER BY created_ms, id").fetchall()
+    return [TokenInfo(*row) for row in rows]
+
+
+def revoke_token(store: Store, token_id: str) -> bool:
+    """Revoke ``token_id``; False when there is no such token (or it was revoked)."""
+    now = _now_ms()
+
+    def revoke(conn: sqlite3.Connection) -> bool:
+        cur = conn.execute("UPDATE tokens SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL",
+                           (now, token_id))
+        return cur.rowcount > 0
+
+    return store.write(revoke)
+
+
+# -- the `token` command ---------------------------------------------------------------
+
+def _when(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _parse_expires(text: str | None) -> float | None:
+    if not text:
+        return None
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise UserError(f"--expires: {exc}") from None
+    if seconds <= 0:
+        raise UserError("--expires: must be longer than 0s")
+    return seconds
+
+
+def _print_table(tokens: list[TokenInfo]) -> None:
+    if not tokens:
+        print("no tokens (create one with: worklens-collector token create --role enroll)")
+        return
+    header = ("ID", "ROLE", "NAME", "STATUS", "CREATED", "EXPIRES", "LAST USED")
+    rows = [(t.id, t.role, t.name or "-", t.status(), _when(t.created_ms), _when(t.expires_ms),
+             _when(t.last_used_ms)) for t in tokens]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def command(args: argparse.Namespace, cfg: CollectorConfig, data_dir: Path) -> int:
+    expires = _parse_expires(getattr(args, "expires", None)) if args.action == "create" else None
+    store = open_store(store_url(cfg, data_dir))
+    try:
+        if args.action == "create":
+            info, secret = create_token(store, args.role, args.name or "", expires)
+            print(secret)
+            until = f", expires {_when(info.expires_ms)}" if info.expires_ms else ""
+            print(f"created {info.role} token {info.id}{until}. The secret above is shown only "
+                  "once: the collector keeps only its hash.", file=sys.stderr)
+        elif args.action == "list":
+            _print_table(list_tokens(store))
+        elif args.action == "revoke":
+            if not revoke_token(store, args.id):
+                raise UserError(f"no active token with id {args.id!r} (see: worklens-collector "
+                                "token list)")
+            print(f"revoked token {args.id}")
+        else:  # argparse restricts the choices; this is a programming error
+            raise UserError(f"unknown token action {args.action!r}")
+    finally:
+        store.close()
+    return 0
