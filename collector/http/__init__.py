@@ -3,37 +3,56 @@ and the dashboard, as one ASGI app that ``collector.server`` runs with uvicorn
 in the same event loop as gRPC ingest.
 
 Every endpoint that touches the store is a plain ``def`` so that FastAPI runs it
-in its threadpool: a slow summary or a long export never stalls ingest acks.
+in its threadpool, and exports stream from a worker thread: a slow summary or
+a long export never stalls ingest acks.
 """
 
 from __future__ import annotations
 
-import logging
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 
-log = logging.getLogger(__name__)
+from collector.http import api_admin, api_agents, api_export, api_query, api_rules, errors, ops
+
+STATIC_DIR = Path(__file__).parent / "static"
 
 
 def create_app(store: Any, cfg: Any) -> FastAPI:
     """Build the HTTP app over an open store (``collector.store.Store``) and the
     collector config (``collector.config.CollectorConfig``)."""
-    app = FastAPI(title="Worklens collector", version="1", openapi_url="/api/v1/openapi.json",
-                  docs_url=None, redoc_url=None)
+    app = FastAPI(title="Worklens collector", version="1",
+                  description="Summaries, timelines and CSV exports of endpoint activity "
+                              "(counts and durations only). Bearer tokens with roles "
+                              "viewer < exporter < admin.",
+                  openapi_url="/api/v1/openapi.json", docs_url=None, redoc_url=None)
     app.state.store = store
     app.state.cfg = cfg
-
-    @app.get("/healthz", tags=["ops"])
-    def healthz() -> JSONResponse:
-        """200 when the store answers a query, 503 when it does not."""
-        try:
-            with store.reader() as conn:
-                conn.execute("SELECT 1").fetchone()
-        except Exception as exc:  # any store failure means "not healthy"
-            log.warning("health check failed: %s", exc)
-            return JSONResponse({"status": "unavailable", "error": str(exc)}, status_code=503)
-        return JSONResponse({"status": "ok"})
-
+    errors.install(app)
+    for module in (ops, api_agents, api_query, api_export, api_rules, api_admin):
+        app.include_router(module.router)
+    _mount_dashboard(app)
     return app
+
+
+def _mount_dashboard(app: FastAPI) -> None:
+    """The dashboard: static files only, no build step, nothing from the network."""
+
+    @app.get("/", include_in_schema=False)
+    def dashboard() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", headers=_PAGE_HEADERS)
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+
+# The page loads only its own files and talks only to its own origin.
+_PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
+                               "frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}

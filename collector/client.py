@@ -1,0 +1,302 @@
+"""``worklens-collector summary`` and ``export``: the operator's client for the
+collector's HTTP API (``requests``). Arguments are parsed in collector/cli.py.
+
+Dates are checked here with the server's own rules (collector.http.dates) so a
+typo fails at once, but relative words (``today``, ``7d``) are sent as typed
+and resolved by the collector in the requested (or its default) time zone.
+Every expected failure is one line and exit code 1 (worklens.cli.UserError).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import requests
+from worklens.cli import UserError
+
+from collector.http.dates import DateError, parse_date, parse_tz
+
+CONNECT_TIMEOUT_S = 10
+READ_TIMEOUT_S = 300
+CHUNK_BYTES = 256 * 1024
+ROLE_FOR = {"summary": "viewer", "export": "exporter"}
+
+
+# -- talking to the collector -------------------------------------------------------------
+
+def _session(args: argparse.Namespace) -> requests.Session:
+    if not args.token:
+        raise UserError("no API token: set --token or WORKLENS_TOKEN")
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {args.token}"
+    session.headers["User-Agent"] = "worklens-collector-client"
+    if args.ca_cert:
+        if not Path(args.ca_cert).is_file():
+            raise UserError(f"--ca-cert: no such file {args.ca_cert}")
+        session.verify = str(args.ca_cert)
+    return session
+
+
+def _server_message(resp: requests.Response) -> str:
+    try:
+        message = resp.json().get("error")
+    except (ValueError, AttributeError):
+        message = None
+    return " ".join(str(message or resp.text or resp.reason).split())[:300]
+
+
+def _check(resp: requests.Response, url: str, command: str) -> None:
+    if resp.ok:
+        return
+    message = _server_message(resp)
+    if resp.status_code == 401:
+        raise UserError(f"the collector refused the token ({message}): set --token or "
+                        "WORKLENS_TOKEN to a valid token")
+    if resp.status_code == 403:
+        raise UserError(f"permission denied: {message} (`{command}` needs a "
+                        f"{ROLE_FOR[command]} token)")
+    if resp.status_code in (400, 404, 422):
+        raise UserError(message)
+    raise UserError(f"the collector at {url} answered {resp.status_code}: {message}")
+
+
+def _get(session: requests.Session, base: str, path: str, params: dict[str, str], command: str,
+         stream: bool = False) -> requests.Response:
+    url = base.rstrip("/") + path
+    try:
+        resp = session.get(url, params=params, stream=stream,
+                           timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S))
+    except requests.exceptions.SSLError as exc:
+        raise UserError(f"cannot reach the collector at {base}: TLS failed ({_reason(exc)}); "
+                        "check --ca-cert") from None
+    except requests.exceptions.RequestException as exc:
+        raise UserError(f"cannot reach the collector at {base}: {_reason(exc)}") from None
+    _check(resp, base, command)
+    return resp
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost readable cause (urllib3 nests several layers of wrappers)."""
+    text = str(exc)
+    for marker in ("] ", "Errno "):
+        if marker in text:
+            text = text.rsplit(marker, 1)[1]
+    return " ".join(text.split()).rstrip(")'\"")[:200] or type(exc).__name__
+
+
+def _query(args: argparse.Namespace) -> dict[str, str]:
+    """The date/tz parameters, checked locally with the server's rules."""
+    try:
+        zone = parse_tz(args.tz) if args.tz else parse_tz("UTC")
+    except DateError as exc:
+        raise UserError(f"--tz: {exc}") from None
+    for flag, value in (("--from", args.date_from), ("--to", args.date_to)):
+        try:
+            parse_date(value, zone)
+        except DateError as exc:
+            raise UserError(f"{flag}: {exc}") from None
+    params = {"from": args.date_from, "to": args.date_to}
+    if args.tz:
+        params["tz"] = args.tz
+    return params
+
+
+# -- summary --------------------------------------------------------------------------------
+
+def hmm(seconds: float | None) -> str:
+    """Seconds as h:mm (rounded to the minute), the way people read durations."""
+    if seconds is None:
+        return "-"
+    minutes = round(float(seconds) / 60)
+    return f"{minutes // 60}:{minutes % 60:02d}"
+
+
+def _is_seconds(column: str) -> bool:
+    return column.endswith("_s") or column.endswith("_seconds")
+
+
+def _cell(column: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if _is_seconds(column) and isinstance(value, int | float):
+        return hmm(value)
+    if (column.endswith("share") or column.endswith("_pct")) and isinstance(value, float):
+        return f"{value * 100:.0f}%" if column.endswith("share") else f"{value:.0f}%"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return " ".join(str(value).split())
+
+
+def _header(column: str) -> str:
+    for suffix in ("_seconds", "_s"):
+        if column.endswith(suffix):
+            column = column[: -len(suffix)]
+    return column.replace("_", " ").upper()
+
+
+def columns_of(rows: list[dict[str, Any]]) -> list[str]:
+    """Columns in first-seen order; nested values (lists/dicts) are left out of tables."""
+    seen: dict[str, None] = {}
+    for row in rows:
+        for key, value in row.items():
+            if not isinstance(value, dict | list):
+                seen.setdefault(key, None)
+    return list(seen)
+
+
+def render_table(rows: list[dict[str, Any]], totals: dict[str, Any] | None = None) -> str:
+    """Aligned columns; numbers right-aligned, text left-aligned; a TOTAL line."""
+    if not rows:
+        return "no data for this range"
+    cols = columns_of(rows)
+    body = [[_cell(c, r.get(c)) for c in cols] for r in rows]
+    lines = [[_header(c) for c in cols], *body]
+    if totals:
+        lines.append([_cell(c, totals.get(c)) if c in totals else ("TOTAL" if i == 0 else "")
+                      for i, c in enumerate(cols)])
+    numeric = [all(_numeric(r.get(c)) for r in rows) for c in cols]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(cols))]
+    out = []
+    for n, line in enumerate(lines):
+        cells = [cell.rjust(w) if num else cell.ljust(w)
+                 for cell, w, num in zip(line, widths, numeric, strict=True)]
+        out.append("  ".join(cells).rstrip())
+        if n == 0 or (totals and n == len(lines) - 2):
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def _numeric(value: Any) -> bool:
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+
+
+def _csv_safe(value: Any) -> Any:
+    """OWASP CSV injection: a text cell that a spreadsheet would run is prefixed with '."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def render_csv(rows: list[dict[str, Any]]) -> str:
+    cols = columns_of(rows)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(cols)
+    for row in rows:
+        writer.writerow([_csv_safe(row.get(c)) for c in cols])
+    return out.getvalue()
+
+
+def run_summary(args: argparse.Namespace) -> int:
+    params = _query(args)
+    params["by"] = args.by
+    if args.agent:
+        params["agent"] = args.agent
+    if args.user:
+        params["user"] = args.user
+    session = _session(args)
+    data = _get(session, args.url, "/api/v1/summary", params, "summary").json()
+    rows = data.get("rows", [])
+    if args.format == "json":
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+    elif args.format == "csv":
+        sys.stdout.write(render_csv(rows))
+    else:
+        print(f"{_title(data)}")
+        print(render_table(rows, data.get("totals")))
+    return 0
+
+
+def _title(data: dict[str, Any]) -> str:
+    scope = "".join(f", {k} {data[k]}" for k in ("agent", "user") if data.get(k))
+    return (f"Active/idle time by {data.get('by')} from {data.get('from')} to {data.get('to')} "
+            f"({data.get('tz')}{scope}); durations h:mm")
+
+
+# -- export ---------------------------------------------------------------------------------
+
+class Progress:
+    """Rows and MB on one self-rewriting stderr line, only for a person at a terminal."""
+
+    def __init__(self, enabled: bool, every_s: float = 0.5):
+        self.enabled = enabled
+        self.every_s = every_s
+        self.rows = 0
+        self.bytes = 0
+        self._last = 0.0
+
+    def add(self, chunk: bytes) -> None:
+        self.bytes += len(chunk)
+        self.rows += chunk.count(b"\n")
+        now = time.monotonic()
+        if self.enabled and now - self._last >= self.every_s:
+            self._last = now
+            self._show("")
+
+    def done(self) -> None:
+        if self.enabled:
+            self._show("\n")
+
+    def _show(self, end: str) -> None:
+        rows = max(self.rows - 1, 0)  # the header line is not a row
+        sys.stderr.write(f"\rexported {rows:,} rows, {self.bytes / 1e6:.1f} MB{end}")
+        sys.stderr.flush()
+
+
+def _copy(chunks: Iterable[bytes], out: BinaryIO, progress: Progress) -> None:
+    for chunk in chunks:
+        if chunk:
+            out.write(chunk)
+            progress.add(chunk)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    params = _query(args)
+    session = _session(args)
+    resp = _get(session, args.url, f"/api/v1/export/{args.kind}.csv", params, "export",
+                stream=True)
+    progress = Progress(enabled=sys.stderr.isatty())
+    try:
+        chunks = resp.iter_content(chunk_size=CHUNK_BYTES)
+        if args.output is None:
+            _copy(chunks, sys.stdout.buffer, progress)
+            sys.stdout.buffer.flush()
+        else:
+            _write_file(Path(args.output), chunks, progress)
+    except requests.exceptions.RequestException as exc:
+        raise UserError(f"the export from {args.url} broke off: {_reason(exc)}") from None
+    finally:
+        resp.close()
+    progress.done()
+    return 0
+
+
+def _write_file(path: Path, chunks: Iterable[bytes], progress: Progress) -> None:
+    """Write to FILE.part and rename at the end: a broken export never looks complete."""
+    partial = path.with_name(path.name + ".part")
+    try:
+        with open(partial, "wb") as out:
+            _copy(chunks, out, progress)
+        os.replace(partial, path)
+    except OSError as exc:
+        raise UserError(f"-o {path}: {exc.strerror or exc}") from None
+    finally:
+        if partial.exists():
+            partial.unlink()
+
+
+def command(args: argparse.Namespace, cfg: Any, data_dir: Path) -> int:
+    if args.command == "summary":
+        return run_summary(args)
+    if args.command == "export":
+        return run_export(args)
+    raise UserError(f"unknown client command {args.command!r}")

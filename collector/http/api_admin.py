@@ -1,0 +1,92 @@
+"""Admin endpoints: API tokens, agent revocation and the audit log. Every
+change is written to the audit log before the response goes out."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from worklens.durations import parse_duration
+
+from collector.http import audit
+from collector.http.auth import Principal, require
+from collector.http.context import client_address, store_of
+from collector.http.errors import ApiError
+
+router = APIRouter(prefix="/api/v1", tags=["admin"])
+Admin = Annotated[Principal, Depends(require("admin"))]
+
+
+class TokenRequest(BaseModel):
+    role: Literal["enroll", "viewer", "exporter", "admin"]
+    name: str = Field("", max_length=200)
+    expires: str | None = Field(None, description="a duration such as 30d; omitted = never")
+
+
+def _token_json(info: Any) -> dict[str, Any]:
+    return asdict(info)
+
+
+@router.get("/tokens", summary="List tokens (never their secrets)")
+def list_tokens(request: Request, _who: Admin) -> dict[str, Any]:
+    from collector import tokens
+
+    return {"tokens": [_token_json(t) for t in tokens.list_tokens(store_of(request))]}
+
+
+@router.post("/tokens", status_code=201, summary="Create a token; its secret is shown once")
+def create_token(request: Request, body: TokenRequest, who: Admin) -> JSONResponse:
+    from collector import tokens
+
+    expires_s = None
+    if body.expires:
+        try:
+            expires_s = parse_duration(body.expires)
+        except ValueError as exc:
+            raise ApiError(400, f"expires: {exc}") from exc
+        if expires_s <= 0:
+            raise ApiError(400, "expires: must be longer than 0s")
+    info, secret = tokens.create_token(store_of(request), body.role, name=body.name,
+                                       expires_s=expires_s)
+    audit.record(store_of(request), who, "token.create",
+                 {"id": info.id, "role": info.role, "name": info.name,
+                  "expires_ms": info.expires_ms}, client_address(request))
+    return JSONResponse({"token": _token_json(info), "secret": secret}, status_code=201)
+
+
+@router.delete("/tokens/{token_id}", summary="Revoke a token")
+def revoke_token(request: Request, token_id: str, who: Admin) -> dict[str, Any]:
+    from collector import tokens
+
+    if not tokens.revoke_token(store_of(request), token_id):
+        raise ApiError(404, f"no token with id {token_id!r}")
+    audit.record(store_of(request), who, "token.revoke", {"id": token_id},
+                 client_address(request))
+    return {"revoked": token_id}
+
+
+@router.post("/agents/{agent_id}/revoke", summary="Revoke an agent's credential")
+def revoke_agent(request: Request, agent_id: str, who: Admin) -> dict[str, Any]:
+    now = int(time.time() * 1000)
+
+    def revoke(conn) -> int:
+        return conn.execute("UPDATE agents SET revoked_ms = COALESCE(revoked_ms, ?)"
+                            " WHERE agent_id = ?", (now, agent_id)).rowcount
+
+    if not store_of(request).write(revoke):
+        raise ApiError(404, f"no agent with id {agent_id!r}")
+    audit.record(store_of(request), who, "agent.revoke", {"agent_id": agent_id},
+                 client_address(request))
+    return {"revoked": agent_id}
+
+
+@router.get("/audit", summary="The audit log, newest first")
+def audit_log(request: Request, _who: Admin,
+              limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+              action: str | None = None) -> dict[str, Any]:
+    entries = audit.recent(store_of(request), limit=limit, action=action)
+    return {"entries": [e.to_json() for e in entries]}

@@ -1,0 +1,45 @@
+"""``GET /api/v1/export/{kind}.csv`` (role exporter): CSV streamed straight
+from the database. The rows and their format (RFC 4180, ISO 8601 with offset,
+formula neutralising) are the summaries engineer's ``collector.csvexport``;
+this module audits the export, then streams it from a worker thread."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+
+from collector.http import audit, queries
+from collector.http.api_query import DATE_HELP
+from collector.http.auth import Principal, require
+from collector.http.context import client_address, range_params, store_of
+from collector.http.errors import ApiError
+from collector.http.stream import threaded_chunks
+
+router = APIRouter(prefix="/api/v1", tags=["export"])
+Exporter = Annotated[Principal, Depends(require("exporter"))]
+
+
+@router.get("/export/{kind}.csv", summary="CSV export (streamed)",
+            response_class=StreamingResponse,
+            responses={200: {"content": {"text/csv": {}}}})
+def export_csv(request: Request, kind: str, who: Exporter,
+               date_from: Annotated[str, Query(alias="from", description=DATE_HELP)],
+               date_to: Annotated[str, Query(alias="to", description=DATE_HELP)] = "today",
+               tz: Annotated[str | None, Query(description="IANA time zone")] = None,
+               ) -> StreamingResponse:
+    if kind not in queries.EXPORT_KINDS:
+        raise ApiError(404, f"kind: unknown export {kind!r} (expected one of "
+                            f"{', '.join(queries.EXPORT_KINDS)})")
+    rng = range_params(request, date_from, date_to, tz)
+    store = store_of(request)
+    audit.record(store, who, f"export.{kind}",
+                 {"kind": kind, "from": rng.first.isoformat(), "to": rng.last.isoformat(),
+                  "tz": rng.tz.key}, client_address(request))
+    filename = f"worklens-{kind}-{rng.first.isoformat()}-{rng.last.isoformat()}.csv"
+    return StreamingResponse(
+        threaded_chunks(lambda: queries.export_csv(store, kind, rng), name=f"export-{kind}"),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"',
+                 "Cache-Control": "no-store"})

@@ -1,0 +1,55 @@
+"""Summaries and timelines (role viewer). The numbers come from the
+summaries engineer's ``collector.summary`` (rollups, not raw spans); this
+module only parses parameters and shapes JSON."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from collector.http import queries
+from collector.http.auth import Principal, require
+from collector.http.context import range_params, store_of, tz_param
+from collector.http.dates import DateError, parse_date
+from collector.http.errors import ApiError, bad_param
+
+router = APIRouter(prefix="/api/v1", tags=["query"])
+Viewer = Annotated[Principal, Depends(require("viewer"))]
+SUMMARY_BY = ("app", "agent", "user", "day", "hour", "category")
+
+DATE_HELP = "YYYY-MM-DD, today, yesterday or Nd (last N days)"
+TzParam = Query(description="IANA time zone (default: the collector's [summary] timezone)")
+
+
+@router.get("/summary", summary="Active/idle time and productivity, grouped")
+def summary(request: Request, _who: Viewer,
+            date_from: Annotated[str, Query(alias="from", description=DATE_HELP)],
+            date_to: Annotated[str, Query(alias="to", description=DATE_HELP)
+                               ] = "today",
+            by: Annotated[str, Query(description="one of " + ", ".join(SUMMARY_BY))] = "app",
+            agent: Annotated[str | None, Query(description="only this agent id")] = None,
+            user: Annotated[str | None, Query(description="only this user")] = None,
+            tz: Annotated[str | None, TzParam] = None) -> dict[str, Any]:
+    if by not in SUMMARY_BY:
+        raise bad_param("by", f"unknown grouping {by!r} (expected one of {', '.join(SUMMARY_BY)})")
+    rng = range_params(request, date_from, date_to, tz)
+    result = queries.summary(store_of(request), rng, by, agent=agent or None, user=user or None)
+    return {"from": rng.first.isoformat(), "to": rng.last.isoformat(), "tz": rng.tz.key,
+            "by": by, "agent": agent, "user": user, **result}
+
+
+@router.get("/timeline", summary="One agent's day: ordered window and activity spans")
+def timeline(request: Request, _who: Viewer,
+             agent: Annotated[str, Query(description="agent id")],
+             date: Annotated[str, Query(description=DATE_HELP)] = "today",
+             tz: Annotated[str | None, TzParam] = None) -> dict[str, Any]:
+    zone = tz_param(request, tz)
+    try:
+        day = parse_date(date, zone)
+    except DateError as exc:
+        raise bad_param("date", str(exc)) from exc
+    result = queries.timeline(store_of(request), agent, day, zone)
+    if result is None:
+        raise ApiError(404, f"agent: no agent with id {agent!r}")
+    return {"agent": agent, "date": day.isoformat(), "tz": zone.key, **result}

@@ -1,0 +1,137 @@
+"""Dates and time zones as operators write them, turned into the UTC
+millisecond ranges the store speaks. Pure functions (no web framework) so the
+operator CLI validates ``--from/--to/--tz`` with exactly the server's rules.
+
+Accepted dates: ``YYYY-MM-DD``, ``today``, ``yesterday`` and ``Nd`` — the first
+day of the last N days including today (``--from 7d --to today`` is a week).
+A range is inclusive of both dates: from local midnight of ``from`` to local
+midnight after ``to``, in the given time zone (DST-aware).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, tzinfo
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+DATE_EXPECTED = "expected YYYY-MM-DD, today, yesterday or Nd (e.g. 7d)"
+_DAYS = re.compile(r"^(\d{1,4})d$")
+
+
+class DateError(ValueError):
+    """A date or time zone a person typed that cannot be used; says what is expected."""
+
+
+def parse_tz(name: str | None, default: str = "") -> ZoneInfo:
+    """``name`` (IANA) or else ``default`` or else the host's zone; DateError if unknown."""
+    chosen = (name or "").strip() or default or local_tz_name()
+    try:
+        return ZoneInfo(chosen)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise DateError(f"unknown time zone {chosen!r}: expected an IANA name such as "
+                        "Europe/Paris or UTC") from exc
+
+
+def local_tz_name() -> str:
+    """The host's IANA zone (TZ, /etc/timezone, /etc/localtime link), else UTC."""
+    env = os.environ.get("TZ", "").lstrip(":")
+    if env and _known(env):
+        return env
+    try:
+        text = Path("/etc/timezone").read_text().strip()
+        if _known(text):
+            return text
+    except OSError:
+        pass
+    try:
+        target = str(Path("/etc/localtime").resolve())
+        if "zoneinfo/" in target:
+            name = target.split("zoneinfo/", 1)[1]
+            if _known(name):
+                return name
+    except OSError:
+        pass
+    return "UTC"
+
+
+def _known(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def today_in(tz: tzinfo) -> date:
+    return datetime.now(tz).date()
+
+
+def parse_date(text: str, tz: tzinfo, today: date | None = None) -> date:
+    """One date as typed by a person, relative words resolved in ``tz``."""
+    s = (text or "").strip().lower()
+    today = today or today_in(tz)
+    if s == "today":
+        return today
+    if s == "yesterday":
+        return today - timedelta(days=1)
+    match = _DAYS.match(s)
+    if match:
+        days = int(match.group(1))
+        if days < 1:
+            raise DateError(f"{text!r}: Nd needs N of at least 1")
+        return today - timedelta(days=days - 1)
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", s):
+        try:
+            return date.fromisoformat(s)
+        except ValueError:
+            pass
+    raise DateError(f"{text!r}: {DATE_EXPECTED}")
+
+
+def midnight_ms(day: date, tz: tzinfo) -> int:
+    """UTC epoch ms of local midnight starting ``day`` in ``tz``."""
+    return int(datetime.combine(day, time(0), tzinfo=tz).timestamp() * 1000)
+
+
+@dataclass(frozen=True)
+class DateRange:
+    """Whole local days ``first``..``last`` in ``tz`` = [start_ms, end_ms) in UTC."""
+
+    first: date
+    last: date
+    tz: ZoneInfo
+
+    @property
+    def start_ms(self) -> int:
+        return midnight_ms(self.first, self.tz)
+
+    @property
+    def end_ms(self) -> int:
+        return midnight_ms(self.last + timedelta(days=1), self.tz)
+
+    @property
+    def days(self) -> int:
+        return (self.last - self.first).days + 1
+
+
+MAX_DAYS = 3660
+
+
+def parse_range(date_from: str, date_to: str, tz: ZoneInfo) -> DateRange:
+    """Both ends parsed; DateError names ``from``/``to`` when one is wrong."""
+    try:
+        first = parse_date(date_from, tz)
+    except DateError as exc:
+        raise DateError(f"from: {exc}") from exc
+    try:
+        last = parse_date(date_to, tz)
+    except DateError as exc:
+        raise DateError(f"to: {exc}") from exc
+    if first > last:
+        raise DateError(f"from: {first.isoformat()} is after to ({last.isoformat()})")
+    if (last - first).days >= MAX_DAYS:
+        raise DateError(f"from: a range of at most {MAX_DAYS} days, please")
+    return DateRange(first, last, tz)
