@@ -1,0 +1,287 @@
+"""The gRPC servicer for agents: authenticate, validate, hand to the store.
+
+Handlers are registered with NO request deserializer: they receive raw bytes
+and parse them here, so malformed protobuf is answered with INVALID_ARGUMENT
+(grpc would otherwise report a deserializer failure as INTERNAL).
+
+Status codes (the agent's retry table keys on them):
+
+====================  =========================================================
+INVALID_ARGUMENT      malformed bytes, a batch breaking a limit (see
+                      collector.validate), too many events. Upload ends with
+                      trailing metadata ``worklens-rejected-sequence: <seq>``;
+                      nothing of that batch is stored. Do not resend it as is.
+UNAUTHENTICATED       missing, unknown, wrong or revoked credential; unknown,
+                      revoked or expired enrollment secret.
+PERMISSION_DENIED     batch.agent_id is not the credential's agent; re-enroll
+                      of a revoked agent.
+RESOURCE_EXHAUSTED    message over ``[grpc] max_message_mb`` (grpc itself), or
+                      the store is overloaded: trailing metadata
+                      ``retry-after-ms`` says when to retry.
+UNAVAILABLE           the batch could not be made durable (disk full, shutting
+                      down): retry later, nothing of it was stored.
+====================  =========================================================
+
+Upload pipelines: a reader task parses, validates and queues each batch to the
+store as it arrives (several in flight per stream share group commits), and
+the handler yields acks in order as their commits complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import grpc
+from google.protobuf.message import DecodeError, Message
+from worklens.v1 import agent_pb2
+
+from collector import metrics
+from collector.enrollment import (
+    MAX_INSTALL_ID,
+    AgentRevoked,
+    EnrollmentRefused,
+    authenticate,
+    enroll,
+)
+from collector.store import AgentRow, Store, StoreBusy, StoreError
+from collector.store.records import extract
+from collector.validate import InvalidBatch, Limits, check_batch, check_host
+
+log = logging.getLogger(__name__)
+
+SERVICE = "worklens.v1.AgentService"
+REJECTED_SEQUENCE_KEY = "worklens-rejected-sequence"
+RETRY_AFTER_KEY = "retry-after-ms"
+# Batches of one stream parsed and queued ahead of their acks.
+MAX_IN_FLIGHT = 32
+
+_STORED = metrics.BATCHES.labels(result="stored")
+_DUPLICATE = metrics.BATCHES.labels(result="duplicate")
+_REJECTED = metrics.BATCHES.labels(result="rejected")
+
+
+@dataclass(frozen=True)
+class _Reject:
+    code: grpc.StatusCode
+    details: str
+    reason: str
+    sequence: int | None = None
+    retry_after_ms: int | None = None
+
+    def trailing_metadata(self) -> tuple[tuple[str, str], ...]:
+        out = []
+        if self.sequence is not None:
+            out.append((REJECTED_SEQUENCE_KEY, str(self.sequence)))
+        if self.retry_after_ms is not None:
+            out.append((RETRY_AFTER_KEY, str(self.retry_after_ms)))
+        return tuple(out)
+
+
+@dataclass(frozen=True)
+class _InFlight:
+    sequence: int
+    future: asyncio.Future
+    arrived: float
+    events: int
+
+
+_END = object()
+
+
+def _parse(cls: type[Message], data: bytes) -> Message:
+    message = cls()
+    message.ParseFromString(data)
+    return message
+
+
+def _forget(pipeline: asyncio.Queue) -> None:
+    """Batches still in flight when a stream ends are stored all the same; retrieve
+    their outcomes so asyncio does not log "exception was never retrieved"."""
+    while not pipeline.empty():
+        item = pipeline.get_nowait()
+        if isinstance(item, _InFlight):
+            item.future.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+
+def _credential(context: grpc.aio.ServicerContext) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization" and isinstance(value, str):
+            scheme, _, credential = value.partition(" ")
+            if scheme.lower() == "bearer":
+                return credential.strip()
+    return ""
+
+
+def _store_failure(exc: StoreError, sequence: int | None) -> _Reject:
+    if isinstance(exc, StoreBusy):
+        return _Reject(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc), "busy", sequence,
+                       exc.retry_after_ms)
+    return _Reject(grpc.StatusCode.UNAVAILABLE, str(exc), "unavailable", sequence)
+
+
+class AgentService:
+    """Enroll, Hello and Upload for agents; knows gRPC, not SQL."""
+
+    def __init__(self, store: Store, limits: Limits) -> None:
+        self.store = store
+        self.limits = limits
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        return grpc.method_handlers_generic_handler(SERVICE, {
+            "Enroll": grpc.unary_unary_rpc_method_handler(
+                self.enroll, response_serializer=agent_pb2.EnrollResponse.SerializeToString),
+            "Hello": grpc.unary_unary_rpc_method_handler(
+                self.hello, response_serializer=agent_pb2.HelloResponse.SerializeToString),
+            "Upload": grpc.stream_stream_rpc_method_handler(
+                self.upload, response_serializer=agent_pb2.Ack.SerializeToString),
+        })
+
+    # -- helpers -------------------------------------------------------------------------
+
+    @staticmethod
+    async def _abort(context: grpc.aio.ServicerContext, reject: _Reject) -> None:
+        metrics.rejected(reject.reason)
+        await context.abort(reject.code, reject.details,
+                            trailing_metadata=reject.trailing_metadata())
+
+    async def _parse_or_abort(self, cls: type[Message], data: bytes,
+                              context: grpc.aio.ServicerContext) -> Message:
+        try:
+            return _parse(cls, data)
+        except DecodeError as exc:
+            await self._abort(context, _Reject(grpc.StatusCode.INVALID_ARGUMENT,
+                                               f"malformed {cls.__name__} message: {exc}",
+                                               "malformed"))
+            raise  # abort() raises; this keeps type checkers honest
+
+    async def _authenticate(self, context: grpc.aio.ServicerContext) -> AgentRow:
+        credential = _credential(context)
+        agent = authenticate(self.store, credential) if credential else None
+        if agent is None:
+            what = "wrong, unknown or revoked" if credential else "missing"
+            await self._abort(context, _Reject(
+                grpc.StatusCode.UNAUTHENTICATED,
+                f"agent credential {what}: send 'authorization: Bearer <credential>' "
+                "(re-enroll the agent if it was revoked)", "unauthenticated"))
+        return agent
+
+    # -- Enroll / Hello ------------------------------------------------------------------
+
+    async def enroll(self, data: bytes, context: grpc.aio.ServicerContext
+                     ) -> agent_pb2.EnrollResponse:
+        request = await self._parse_or_abort(agent_pb2.EnrollRequest, data, context)
+        invalid = None
+        if not request.install_id or len(request.install_id) > MAX_INSTALL_ID:
+            invalid = f"install_id must be 1 to {MAX_INSTALL_ID} characters"
+        else:
+            try:
+                check_host(request.host)
+            except InvalidBatch as exc:
+                invalid = str(exc)
+        if invalid:
+            await self._abort(context, _Reject(grpc.StatusCode.INVALID_ARGUMENT, invalid,
+                                               "invalid"))
+        try:
+            enrolled = await enroll(self.store, request.secret, request.install_id,
+                                    request.host)
+        except EnrollmentRefused as exc:
+            await self._abort(context, _Reject(grpc.StatusCode.UNAUTHENTICATED, str(exc),
+                                               "unauthenticated"))
+        except AgentRevoked as exc:
+            await self._abort(context, _Reject(grpc.StatusCode.PERMISSION_DENIED, str(exc),
+                                               "permission"))
+        except StoreError as exc:
+            await self._abort(context, _store_failure(exc, None))
+        log.info("%s agent %s (host %r, install %s)",
+                 "enrolled" if enrolled.new else "re-enrolled", enrolled.agent.agent_id,
+                 request.host.hostname, request.install_id)
+        return agent_pb2.EnrollResponse(agent_id=enrolled.agent.agent_id,
+                                        credential=enrolled.credential)
+
+    async def hello(self, data: bytes, context: grpc.aio.ServicerContext
+                    ) -> agent_pb2.HelloResponse:
+        await self._parse_or_abort(agent_pb2.HelloRequest, data, context)
+        agent = await self._authenticate(context)
+        return agent_pb2.HelloResponse(agent_id=agent.agent_id,
+                                       server_time_ms=int(time.time() * 1000),
+                                       last_sequence=agent.last_sequence)
+
+    # -- Upload --------------------------------------------------------------------------
+
+    async def upload(self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
+                     ) -> AsyncIterator[agent_pb2.Ack]:
+        agent = await self._authenticate(context)
+        pipeline: asyncio.Queue = asyncio.Queue(MAX_IN_FLIGHT)
+        reader = asyncio.create_task(self._read_batches(requests, agent, pipeline))
+        metrics.CONNECTED_AGENTS.inc()
+        try:
+            while True:
+                item = await pipeline.get()
+                if item is _END:
+                    return
+                if isinstance(item, _Reject):
+                    _REJECTED.inc()
+                    await self._abort(context, item)
+                try:
+                    result = await item.future
+                except StoreError as exc:
+                    _REJECTED.inc()
+                    await self._abort(context, _store_failure(exc, item.sequence))
+                except Exception as exc:  # the store refused this one batch's values
+                    _REJECTED.inc()
+                    await self._abort(context, _Reject(
+                        grpc.StatusCode.INVALID_ARGUMENT, f"batch not storable: {exc}",
+                        "invalid", item.sequence))
+                if result.duplicate:
+                    _DUPLICATE.inc()
+                else:
+                    _STORED.inc()
+                    metrics.EVENTS.inc(item.events)
+                metrics.ACK_LATENCY.observe(time.monotonic() - item.arrived)
+                yield agent_pb2.Ack(sequence=item.sequence, duplicate=result.duplicate)
+        finally:
+            metrics.CONNECTED_AGENTS.dec()
+            reader.cancel()
+            _forget(pipeline)
+
+    async def _read_batches(self, requests: AsyncIterator[bytes], agent: AgentRow,
+                            pipeline: asyncio.Queue) -> None:
+        """Parse, validate and queue each batch; end with _END or one _Reject."""
+        try:
+            async for data in requests:
+                item = self._accept(data, agent)
+                await pipeline.put(item)
+                if isinstance(item, _Reject):
+                    return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the client went away mid-stream
+            log.debug("upload stream from %s ended: %r", agent.agent_id, exc)
+        await pipeline.put(_END)
+
+    def _accept(self, data: bytes, agent: AgentRow) -> _InFlight | _Reject:
+        arrived = time.monotonic()
+        try:
+            batch = _parse(agent_pb2.Batch, data)
+        except DecodeError as exc:
+            return _Reject(grpc.StatusCode.INVALID_ARGUMENT, f"malformed Batch message: {exc}",
+                           "malformed")
+        if batch.agent_id != agent.agent_id:
+            return _Reject(grpc.StatusCode.PERMISSION_DENIED,
+                           f"batch.agent_id {batch.agent_id[:64]!r} is not the agent of this "
+                           f"credential ({agent.agent_id})", "permission", batch.sequence)
+        records = extract(agent.key, batch)
+        try:
+            check_batch(batch, records, self.limits)
+        except InvalidBatch as exc:
+            return _Reject(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"batch {batch.sequence} rejected: {exc}", "invalid", batch.sequence)
+        try:
+            future = self.store.ingest_nowait(agent, batch, records)
+        except StoreError as exc:
+            return _store_failure(exc, batch.sequence)
+        return _InFlight(batch.sequence, future, arrived, records.count)

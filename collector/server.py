@@ -1,0 +1,209 @@
+"""``worklens-collector serve``: the gRPC ingest server and the HTTP API in
+one asyncio loop over one store.
+
+Keepalive — what agents must use
+================================
+The server pings idle connections every 60 s (20 s to answer) so that dead
+agents free their streams, and tolerates client pings no more often than
+every 30 s, with or without active calls; a client pinging faster gets
+GOAWAY ``too_many_pings`` after two strikes. The agent mirrors
+``AGENT_KEEPALIVE_OPTIONS`` below (ping every 60 s, >= the 30 s the server
+permits, 20 s timeout, pings allowed without calls and without data).
+
+Shutdown: SIGTERM/SIGINT stop accepting, give open calls ``SHUTDOWN_GRACE_S``
+to finish, let the store writer commit everything queued, close, exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from pathlib import Path
+from typing import Any
+
+import grpc
+from worklens.cli import UserError
+
+from collector.config import CollectorConfig, store_url
+from collector.ingest import AgentService
+from collector.store import Store, open_store
+from collector.tls import TlsFiles, check_plaintext, grpc_credentials, split_host_port, tls_files
+from collector.validate import Limits
+
+log = logging.getLogger(__name__)
+
+# -- keepalive: the constants block the agent mirrors --------------------------------------
+KEEPALIVE_TIME_MS = 60_000             # server pings an idle connection this often
+KEEPALIVE_TIMEOUT_MS = 20_000          # ... and drops it if no answer within this
+MIN_CLIENT_PING_INTERVAL_MS = 30_000   # clients may ping at most this often
+MAX_PING_STRIKES = 2                   # faster pings tolerated before GOAWAY
+
+AGENT_KEEPALIVE_OPTIONS = (            # what worklens-agent sets on its channel
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+)
+SHUTDOWN_GRACE_S = 10.0
+
+
+def server_options(cfg: CollectorConfig) -> list[tuple[str, Any]]:
+    return [
+        ("grpc.max_receive_message_length", int(cfg.grpc.max_message_mb * 1024 * 1024)),
+        ("grpc.max_send_message_length", 4 * 1024 * 1024),
+        ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
+        ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", MIN_CLIENT_PING_INTERVAL_MS),
+        ("grpc.http2.min_ping_interval_without_data_ms", MIN_CLIENT_PING_INTERVAL_MS),
+        ("grpc.http2.max_ping_strikes", MAX_PING_STRIKES),
+        ("grpc.http2.max_pings_without_data", 0),
+        # Without this, Linux grpc sets SO_REUSEPORT and a second collector could
+        # silently share the port instead of failing.
+        ("grpc.so_reuseport", 0),
+    ]
+
+
+def _check_listeners(cfg: CollectorConfig) -> tuple[TlsFiles | None, TlsFiles | None]:
+    grpc_tls, http_tls = tls_files("grpc", cfg.grpc), tls_files("http", cfg.http)
+    if grpc_tls is None:
+        check_plaintext("grpc", cfg.grpc.listen, cfg.grpc.insecure)
+    if http_tls is None:
+        check_plaintext("http", cfg.http.listen, cfg.http.insecure)
+    return grpc_tls, http_tls
+
+
+def _load_create_app() -> Any:
+    """The HTTP app factory, or None while collector.http does not exist yet."""
+    try:
+        from collector.http import create_app
+    except ModuleNotFoundError as exc:
+        if exc.name != "collector.http":
+            raise
+        log.warning("collector.http is not installed: serving gRPC only")
+        return None
+    return create_app
+
+
+def _bind(listen: str) -> socket.socket:
+    host, port = split_host_port(listen)
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        raise UserError(f"HTTP: cannot listen on {listen}: {exc.strerror or exc}") from None
+    sock.set_inheritable(False)
+    return sock
+
+
+class Collector:
+    """A running collector: store + gRPC server + (when available) HTTP server."""
+
+    def __init__(self, cfg: CollectorConfig, url: str, *, http: bool = True) -> None:
+        self.cfg = cfg
+        self.url = url
+        self.with_http = http
+        self.store: Store | None = None
+        self.grpc_address = ""
+        self.http_url = ""
+        self._grpc: grpc.aio.Server | None = None
+        self._http: Any = None
+        self._http_task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        grpc_tls, http_tls = _check_listeners(self.cfg)
+        self.store = open_store(self.url, serving=True)
+        try:
+            await self._start_grpc(grpc_tls)
+            if self.with_http:
+                await self._start_http(http_tls)
+        except BaseException:
+            await self.stop(grace=0)
+            raise
+        log.info("collector ready (store %s)", self.url)
+
+    async def _start_grpc(self, tls: TlsFiles | None) -> None:
+        server = grpc.aio.server(options=server_options(self.cfg))
+        server.add_generic_rpc_handlers(
+            (AgentService(self.store, Limits.from_config(self.cfg)).handler(),))
+        listen = self.cfg.grpc.listen
+        try:
+            if tls is None:
+                port = server.add_insecure_port(listen)
+            else:
+                port = server.add_secure_port(listen, grpc_credentials(tls))
+        except RuntimeError as exc:
+            raise UserError(f"gRPC: cannot listen on {listen} ({exc}); is another "
+                            "program using that port?") from None
+        await server.start()
+        self._grpc = server
+        host, _ = split_host_port(listen)
+        self.grpc_address = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
+        log.info("gRPC listening on %s%s", self.grpc_address,
+                 "" if tls is None else (" (TLS, client certificates required)"
+                                         if tls.client_ca else " (TLS)"))
+
+    async def _start_http(self, tls: TlsFiles | None) -> None:
+        create_app = _load_create_app()
+        if create_app is None:
+            return
+        import uvicorn
+
+        sock = _bind(self.cfg.http.listen)
+        config = uvicorn.Config(create_app(self.store, self.cfg), log_config=None,
+                                access_log=False, lifespan="on",
+                                ssl_certfile=str(tls.cert) if tls else None,
+                                ssl_keyfile=str(tls.key) if tls else None)
+        server = uvicorn.Server(config)
+        # We own the signals (and may run outside the main thread): uvicorn must not.
+        server.capture_signals = contextlib.nullcontext
+        self._http = server
+        self._http_task = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started:
+            if self._http_task.done():
+                self._http_task.result()  # re-raise why it stopped
+                raise UserError("the HTTP server stopped during startup")
+            await asyncio.sleep(0.01)
+        host, port = sock.getsockname()[:2]
+        shown = host if ":" not in host else f"[{host}]"
+        self.http_url = f"{'https' if tls else 'http'}://{shown}:{port}/"
+        log.info("HTTP listening on %s", self.http_url)
+
+    async def stop(self, grace: float = SHUTDOWN_GRACE_S) -> None:
+        """Stop accepting, let open calls finish (up to ``grace``), commit, close."""
+        if self._grpc is not None:
+            await self._grpc.stop(grace)
+            self._grpc = None
+        if self._http is not None:
+            self._http.should_exit = True
+            with contextlib.suppress(Exception, SystemExit):
+                await asyncio.wait_for(self._http_task, timeout=grace + 5)
+            self._http = None
+        if self.store is not None:
+            await asyncio.to_thread(self.store.close)
+            self.store = None
+
+
+async def serve(cfg: CollectorConfig, url: str) -> int:
+    collector = Collector(cfg, url)
+    await collector.start()
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    await stopping.wait()
+    log.info("shutting down: finishing in-flight batches")
+    await collector.stop()
+    log.info("stopped")
+    return 0
+
+
+def command(args: argparse.Namespace, cfg: CollectorConfig, data_dir: Path) -> int:
+    return asyncio.run(serve(cfg, store_url(cfg, data_dir)))
