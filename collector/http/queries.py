@@ -33,8 +33,19 @@ def export_csv(store: Any, kind: str, rng: DateRange) -> Iterable[str]:
 
 
 def get_rules(store: Any) -> list[dict[str, Any]]:
-    raise _unavailable("rules")
+    from collector import rules
+
+    return [r.to_dict() for r in rules.get_rules(store)]
 
 
-def put_rules(store: Any, rules: Any) -> list[dict[str, Any]]:
-    raise _unavailable("rules")
+def put_rules(store: Any, raw: Any) -> list[dict[str, Any]]:
+    """Validate and replace (re-applied to history); a bad rule is a 400 naming it."""
+    from collector import rules
+
+    if raw is None:
+        raise ApiError(400, 'rules: expected {"rules": [...]}')
+    try:
+        checked = rules.set_rules(store, raw)
+    except rules.RuleError as exc:
+        raise ApiError(400, str(exc)) from None
+    return [r.to_dict() for r in checked]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from http_support import activity, enroll, start_collector, window
+from http_support import activity, start_collector, window
 from prometheus_client.parser import text_string_to_metric_families
 
 
@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 def col(tmp_path_factory):
     c = start_collector(tmp_path_factory.mktemp("collector"))
     yield c
-    assert c.stop() == 0, "\n".join(c.log)
+    assert c.terminate() == 0, c.output
 
 
 @pytest.fixture(scope="module")
@@ -97,13 +97,11 @@ def test_enroll_tokens_open_nothing(col, tokens):
 
 
 def test_agents_lists_an_enrolled_agent_with_what_it_reported(col, tokens):
-    agent = enroll(col, user="carol", hostname="ws-agents")
-    try:
-        now = int(time.time() * 1000) - 60_000
-        acks = agent.upload(windows=[window(now, 30, "firefox")], activity=[activity(now, 30)])
-        assert [a.sequence for a in acks] == [1]
-    finally:
-        agent.close()
+    agent = col.enroll_agent(hostname="ws-agents")
+    now = int(time.time() * 1000) - 60_000
+    acks = col.send(agent, "carol", [window(now, 30, "firefox")], [activity(now, 30)],
+                    hostname="ws-agents")
+    assert [a.sequence for a in acks] == [1]
     listed = col.get("/api/v1/agents", tokens["viewer"], params={"tz": "UTC"}).json()
     mine = [a for a in listed["agents"] if a["agent_id"] == agent.agent_id]
     assert len(mine) == 1
@@ -149,8 +147,7 @@ def test_bad_token_requests_are_400_or_422_naming_the_field(col, tokens):
 
 
 def test_admin_can_revoke_an_agent_and_it_is_audited(col, tokens):
-    agent = enroll(col, user="dave", hostname="ws-revoke")
-    agent.close()
+    agent = col.enroll_agent(hostname="ws-revoke")
     resp = col.request("POST", f"/api/v1/agents/{agent.agent_id}/revoke", tokens["admin"])
     assert resp.status_code == 200, resp.text
     listed = col.get("/api/v1/agents", tokens["viewer"]).json()["agents"]
@@ -219,13 +216,10 @@ def test_metrics_are_prometheus_text_and_count_ingest(col):
     events_before = _sample(before.text, "worklens_events_total") or 0.0
     assert _sample(before.text, "worklens_store_size_bytes") > 0
 
-    agent = enroll(col, user="erin", hostname="ws-metrics")
-    try:
-        now = int(time.time() * 1000) - 120_000
-        agent.upload(windows=[window(now, 10, "code"), window(now + 10_000, 5, "xterm")],
-                     activity=[activity(now, 15, keys=12)])
-    finally:
-        agent.close()
+    agent = col.enroll_agent(hostname="ws-metrics")
+    now = int(time.time() * 1000) - 120_000
+    col.send(agent, "erin", [window(now, 10, "code"), window(now + 10_000, 5, "xterm")],
+             [activity(now, 15, keys=12)])
     after = col.get("/metrics").text
     assert _sample(after, "worklens_batches_total", result="stored") == stored_before + 1
     assert _sample(after, "worklens_events_total") == events_before + 3
