@@ -1,0 +1,176 @@
+"""How the agent reaches the collector: one function that turns the
+``[collector]`` settings into a gRPC channel, and one that turns a failed call
+into a sentence a person can act on.
+
+Security by default: TLS with a pinned CA (``ca_cert``), mutual TLS when
+``client_cert``/``client_key`` are set, and plain text only to this machine
+(loopback) unless the configuration says ``insecure = true``. The credential
+rides as ``authorization: Bearer <credential>`` call metadata, added by an
+interceptor so that no caller can forget it. Retry and backoff are not here:
+the shipper owns them (see agent/shipper.py).
+"""
+
+from __future__ import annotations
+
+import collections
+import ipaddress
+from pathlib import Path
+
+import grpc
+from worklens.cli import UserError
+
+from agent.credential import Connection
+
+# Mirrors AGENT_KEEPALIVE_OPTIONS in collector/server.py (the agent does not
+# import collector code): the collector tolerates a client ping every 30 s at
+# most and answers faster pings with GOAWAY "too_many_pings"; a ping every 60 s
+# keeps NAT/firewall state alive and notices a dead collector within ~80 s.
+# gRPC only pings when the connection has been quiet, so a busy stream pays
+# nothing for it. tests/agent/test_channel.py checks the two stay compatible.
+KEEPALIVE_TIME_MS = 60_000
+KEEPALIVE_TIMEOUT_MS = 20_000
+
+ENROLL_HINT = "`worklens-agent enroll --collector HOST:PORT --secret SECRET`"
+
+
+def connection(collector_section, saved: Connection | None = None) -> Connection:
+    """The settings to use: the config's ``[collector]`` values where given,
+    else the ones saved at enrollment."""
+    saved = saved or Connection()
+
+    def path(value, fallback: str) -> str:
+        return str(Path(value).expanduser().resolve()) if value else fallback
+
+    return Connection(
+        address=collector_section.address or saved.address,
+        ca_cert=path(collector_section.ca_cert, saved.ca_cert),
+        client_cert=path(collector_section.client_cert, saved.client_cert),
+        client_key=path(collector_section.client_key, saved.client_key),
+        insecure=bool(collector_section.insecure or saved.insecure),
+    )
+
+
+def split_address(address: str) -> tuple[str, int]:
+    host, sep, port = address.strip().rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UserError(f"collector address {address!r}: expected HOST:PORT, "
+                        f"e.g. collector.example.com:50051")
+    return host, int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """Only names that cannot leave this machine; other names are not resolved
+    (a DNS answer is not a reason to send credentials in the clear)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def channel_options() -> list[tuple[str, int]]:
+    return [
+        ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
+        ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+        # each channel reconnects on its own schedule: the shipper's backoff, not a
+        # process-wide subchannel pool, decides when to try again
+        ("grpc.use_local_subchannel_pool", 1),
+    ]
+
+
+def open_channel(conn: Connection, credential: str | None = None) -> grpc.Channel:
+    """A gzip-compressing channel to the collector, TLS unless it is local."""
+    if not conn.address:
+        raise UserError(f"no collector address: enroll first with {ENROLL_HINT}, "
+                        f"or set [collector] address")
+    host, _ = split_address(conn.address)
+    options = channel_options()
+    if conn.ca_cert or conn.client_cert:
+        channel = grpc.secure_channel(conn.address, _tls_credentials(conn), options,
+                                      compression=grpc.Compression.Gzip)
+    elif is_loopback(host) or conn.insecure:
+        channel = grpc.insecure_channel(conn.address, options, compression=grpc.Compression.Gzip)
+    else:
+        raise UserError(f"refusing plain text to {conn.address} (not this machine): set "
+                        f"[collector] ca_cert to the CA that signed the collector's certificate, "
+                        f"or insecure = true to send in the clear")
+    if credential:
+        channel = grpc.intercept_channel(channel, _BearerAuth(credential))
+    return channel
+
+
+def _read(path: str, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise UserError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+
+
+def _tls_credentials(conn: Connection) -> grpc.ChannelCredentials:
+    if bool(conn.client_cert) != bool(conn.client_key):
+        raise UserError("mutual TLS needs both [collector] client_cert and client_key")
+    root = _read(conn.ca_cert, "ca_cert") if conn.ca_cert else None
+    key = _read(conn.client_key, "client_key") if conn.client_key else None
+    chain = _read(conn.client_cert, "client_cert") if conn.client_cert else None
+    return grpc.ssl_channel_credentials(root_certificates=root, private_key=key,
+                                        certificate_chain=chain)
+
+
+class _CallDetails(collections.namedtuple(
+        "_CallDetails", ("method", "timeout", "metadata", "credentials", "wait_for_ready",
+                         "compression")), grpc.ClientCallDetails):
+    pass
+
+
+class _BearerAuth(grpc.UnaryUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+    """Adds ``authorization: Bearer <credential>`` to every call."""
+
+    def __init__(self, credential: str):
+        self._header = ("authorization", f"Bearer {credential}")
+
+    def _details(self, details: grpc.ClientCallDetails) -> _CallDetails:
+        metadata = [*(details.metadata or ()), self._header]
+        return _CallDetails(details.method, details.timeout, metadata, details.credentials,
+                            details.wait_for_ready, details.compression)
+
+    def intercept_unary_unary(self, continuation, client_call_details, request):
+        return continuation(self._details(client_call_details), request)
+
+    def intercept_stream_stream(self, continuation, client_call_details, request_iterator):
+        return continuation(self._details(client_call_details), request_iterator)
+
+
+def explain(err: grpc.RpcError, conn: Connection) -> str:
+    """One sentence for a failed call: what went wrong and what to do."""
+    code = err.code() if hasattr(err, "code") else None
+    details = (err.details() if hasattr(err, "details") else "") or ""
+    low = details.lower()
+    where = f"collector at {conn.address}"
+    if code == grpc.StatusCode.UNAVAILABLE:
+        if "certificate_verify_failed" in low or "certificate verify failed" in low:
+            return (f"TLS handshake with the {where} failed: its certificate is not signed by "
+                    f"the CA in ca_cert ({conn.ca_cert or 'system roots'}) or does not name "
+                    f"{split_address(conn.address)[0]}")
+        if "certificate_required" in low or "certificate required" in low or (
+                "handshake" in low and not conn.client_cert and conn.ca_cert):
+            return (f"the {where} refused the TLS handshake: it requires a client "
+                    f"certificate (mutual TLS); set [collector] client_cert and client_key")
+        if "wrong_version_number" in low or "wrong version number" in low:
+            return (f"the {where} does not speak TLS: remove ca_cert, or enable TLS on the "
+                    f"collector")
+        if "ssl" in low or "tls" in low or "handshake" in low:
+            return f"TLS handshake with the {where} failed: {details}"
+        if "connection refused" in low or "failed to connect" in low:
+            return f"cannot reach the {where}: nothing answers there (is it running?)"
+        return f"cannot reach the {where}: {details}"
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return f"no answer from the {where} in time"
+    if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+        return (f"the {where} rejected this agent's credential ({details}): re-enroll with "
+                f"{ENROLL_HINT}")
+    name = code.name if code is not None else "error"
+    return f"the {where} answered {name}: {details}"

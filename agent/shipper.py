@@ -1,0 +1,380 @@
+"""The shipper: moves sealed batches from the spool to the collector over one
+long-lived ``Upload`` stream and deletes each batch only when its ack arrives.
+
+It owns delivery policy the way OpenTelemetry's exporterhelper does: the
+generated stub knows nothing of retries, and nothing else in the agent knows
+about gRPC status codes. Several batches are in flight at once (up to
+``max_in_flight``), compressed with gzip (set on the channel, agent/channel.py);
+after any failure the unacknowledged ones are sent again, in order, on a new
+stream — the collector recognises a repeated (agent, sequence) and acks it as a
+duplicate, so nothing is stored twice.
+
+Retry policy (how the stream's final status is handled; the OTLP specification's
+table, adapted to a spool that keeps data rather than giving up):
+
+=====================  =========  ===============================================
+gRPC status            Retried?   What the shipper does
+=====================  =========  ===============================================
+UNAVAILABLE            yes        back off, reconnect, resend unacked batches
+DEADLINE_EXCEEDED      yes        same (also raised by the shipper itself when an
+                                  ack takes longer than ``ack_timeout``)
+ABORTED                yes        same
+CANCELLED              yes        same (unless the agent itself is stopping)
+DATA_LOSS              yes        same
+OUT_OF_RANGE           yes        same
+RESOURCE_EXHAUSTED     only with  wait the ``retry-after-ms`` given in trailing
+                       retry-     metadata, then resend. Without it the batch can
+                       after-ms   never fit: it is dead-lettered like
+                                  INVALID_ARGUMENT.
+INVALID_ARGUMENT       never      the batch named by trailing metadata
+                                  ``worklens-rejected-sequence`` (else the oldest
+                                  in flight) goes to the spool's dead-letter table:
+                                  kept, counted by ``status``, never blocking the
+                                  batches after it, which are sent at once.
+UNAUTHENTICATED,       never      stop sending and log "re-enroll"; batches stay
+PERMISSION_DENIED                 in the spool; sending resumes by itself when the
+                                  credential file changes (``enroll`` was run).
+any other code         yes        back off and retry, logged as unexpected: a
+(UNKNOWN, INTERNAL..)             collector fault must not cost data.
+=====================  =========  ===============================================
+
+Backoff: exponential with jitter — 5 s initial, x1.5 per failure, capped at
+5 minutes, each delay randomised by +/-50 %, reset by the first ack. There is no
+cap on total retry time: the spool's limits (``spool_max_mb``,
+``spool_max_age``) decide what is dropped, not the shipper.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import grpc
+from worklens.cli import UserError
+from worklens.v1 import agent_pb2, agent_pb2_grpc
+
+from agent.channel import explain, open_channel
+from agent.credential import Connection, Credential
+from agent.spool import Spool, now_ms
+
+log = logging.getLogger(__name__)
+
+RETRYABLE = frozenset({
+    grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED,
+    grpc.StatusCode.CANCELLED, grpc.StatusCode.DATA_LOSS, grpc.StatusCode.OUT_OF_RANGE,
+})
+AUTH_FAILURES = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED})
+REJECTED_SEQUENCE_KEY = "worklens-rejected-sequence"
+RETRY_AFTER_KEY = "retry-after-ms"
+HELLO_TIMEOUT_S = 15.0
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with jitter. ``initial`` is injectable so tests run fast."""
+
+    initial: float = 5.0
+    multiplier: float = 1.5
+    maximum: float = 300.0
+    jitter: float = 0.5
+    rng: random.Random = field(default_factory=random.Random)
+    _current: float = field(default=0.0, init=False)
+
+    def next(self) -> float:
+        base = self._current or self.initial
+        self._current = min(base * self.multiplier, self.maximum)
+        return min(base, self.maximum) * self.rng.uniform(1 - self.jitter, 1 + self.jitter)
+
+    def reset(self) -> None:
+        self._current = 0.0
+
+
+# Returns where and as whom to connect; may enroll on the way (and raise RpcError).
+IdentityProvider = Callable[[], tuple[Connection, Credential]]
+
+
+class AuthStopped(Exception):
+    """Sending stopped until the agent is enrolled again."""
+
+
+class EnrollmentFailed(Exception):
+    """The identity provider tried to enroll and the collector said no (or was
+    not there): handled by the same retry table as any other call."""
+
+    def __init__(self, error: grpc.RpcError, conn: Connection):
+        super().__init__(str(error))
+        self.error = error
+        self.conn = conn
+
+
+class Shipper:
+    def __init__(self, spool: Spool, identity: IdentityProvider, host: agent_pb2.HostInfo,
+                 *, backoff: Backoff | None = None, max_in_flight: int = 8,
+                 ack_timeout: float = 60.0,
+                 credential_stamp: Callable[[], float] = lambda: 0.0):
+        self.spool = spool
+        self._identity = identity
+        self._host = host
+        self.backoff = backoff or Backoff()
+        self.max_in_flight = max_in_flight
+        self.ack_timeout = ack_timeout
+        self._credential_stamp = credential_stamp
+        self._stopping = threading.Event()
+        self._wakeup = threading.Condition()
+        self._window: _Window | None = None
+        self._used_stamp = 0.0   # credential file version the current attempt uses
+        self._thread: threading.Thread | None = None
+
+    # -- control -----------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="worklens-shipper", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        """New batches were sealed."""
+        window = self._window
+        if window is not None:
+            window.notify()
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until every sealed batch is acknowledged (True) or ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.spool.depth().batches == 0:
+                return True
+            time.sleep(0.05)
+        return self.spool.depth().batches == 0
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stopping.set()
+        with self._wakeup:
+            self._wakeup.notify_all()
+        window = self._window
+        if window is not None:
+            window.cancel()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    # -- the loop ----------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                delay = self._attempt()
+            except AuthStopped:
+                self._wait_for_new_credential()
+                continue
+            except Exception:   # a bug must not end delivery for good
+                log.exception("shipper: unexpected error; retrying")
+                delay = self.backoff.next()
+            if delay:
+                self._sleep(delay)
+
+    def _attempt(self) -> float:
+        """One connection: returns how long to wait before the next one."""
+        self._used_stamp = self._credential_stamp()
+        try:
+            conn, cred = self._identity()
+        except UserError as exc:
+            return self._failed(str(exc))
+        except EnrollmentFailed as exc:
+            return self._handle(exc.error, exc.conn, None)
+        try:
+            channel = open_channel(conn, cred.credential)
+        except UserError as exc:
+            return self._failed(str(exc))
+        window = _Window(self.spool, cred.agent_id, self._host, self.max_in_flight,
+                         self.ack_timeout, self._stopping)
+        try:
+            stub = agent_pb2_grpc.AgentServiceStub(channel)
+            self._align(stub, cred.agent_id)
+            self._window = window
+            if self._stopping.is_set():
+                return 0.0
+            self._stream(stub, window)
+            if self._stopping.is_set():
+                return 0.0
+            log.info("collector at %s closed the upload stream; reconnecting", conn.address)
+            return self.backoff.next()
+        except grpc.RpcError as err:
+            return self._handle(err, conn, window)
+        finally:
+            self._window = None
+            window.cancel()
+            channel.close()
+
+    def _align(self, stub: agent_pb2_grpc.AgentServiceStub, agent_id: str) -> None:
+        """Once per agent id: number batches after what the collector already has."""
+        if self.spool.get("aligned_agent", "") == agent_id:
+            return
+        hello = stub.Hello(agent_pb2.HelloRequest(host=self._host), timeout=HELLO_TIMEOUT_S)
+        self.spool.align_sequences(agent_id, hello.last_sequence)
+
+    def _stream(self, stub: agent_pb2_grpc.AgentServiceStub, window: _Window) -> None:
+        call = stub.Upload(window.requests())
+        window.attach(call)
+        for ack in call:
+            if window.acked(ack.sequence):
+                self.backoff.reset()
+                if self.spool.get("last_error"):
+                    self.spool.put("last_error", None)
+                    log.info("delivering again: batch %d acknowledged", ack.sequence)
+
+    # -- policy ------------------------------------------------------------------
+
+    def _handle(self, err: grpc.RpcError, conn: Connection, window: _Window | None) -> float:
+        code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
+        if window is not None and window.timed_out:
+            code = grpc.StatusCode.DEADLINE_EXCEEDED
+        if self._stopping.is_set() and code == grpc.StatusCode.CANCELLED:
+            return 0.0
+        trailing = _trailing(err)
+        if code in AUTH_FAILURES:
+            message = explain(err, conn)
+            log.error("stopped sending: %s", message)
+            self.spool.put("auth_error", message)
+            raise AuthStopped(message)
+        if code == grpc.StatusCode.INVALID_ARGUMENT or (
+                code == grpc.StatusCode.RESOURCE_EXHAUSTED and RETRY_AFTER_KEY not in trailing):
+            sequence = _int(trailing.get(REJECTED_SEQUENCE_KEY)) or (
+                window.oldest_in_flight() if window else None)
+            reason = f"{code.name}: {err.details() if hasattr(err, 'details') else ''}"
+            if sequence is not None and self.spool.dead_letter(sequence, reason):
+                return 0.0   # the rest flows on at once
+            return self._failed(f"collector answered {reason}")
+        if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+            delay = max(_int(trailing[RETRY_AFTER_KEY]) or 0, 0) / 1000
+            log.warning("collector busy; retrying in %.1fs as it asked", delay)
+            return delay
+        if code not in RETRYABLE:
+            log.warning("unexpected %s from the collector; retrying", code.name)
+        return self._failed(explain(err, conn))
+
+    def _failed(self, message: str) -> float:
+        delay = self.backoff.next()
+        if self.spool.get("last_error") != message:
+            log.warning("%s; retrying in %.1fs (data is kept in the spool)", message, delay)
+        else:
+            log.debug("%s; retrying in %.1fs", message, delay)
+        self.spool.put("last_error", message)
+        self.spool.put("last_error_ms", now_ms())
+        return delay
+
+    def _wait_for_new_credential(self) -> None:
+        while not self._stopping.is_set():
+            if self._credential_stamp() != self._used_stamp:
+                log.info("credential changed: sending again")
+                self.spool.put("auth_error", None)
+                self.backoff.reset()
+                return
+            self._sleep(min(5.0, self.backoff.maximum))
+
+    def _sleep(self, seconds: float) -> None:
+        with self._wakeup:
+            self._wakeup.wait_for(self._stopping.is_set, timeout=seconds)
+
+
+class _Window:
+    """The batches in flight on one stream: feeds the request iterator, matches
+    acks, and notices a collector that stopped answering."""
+
+    def __init__(self, spool: Spool, agent_id: str, host: agent_pb2.HostInfo,
+                 max_in_flight: int, ack_timeout: float, stopping: threading.Event):
+        self._spool = spool
+        self._agent_id = agent_id
+        self._host = host
+        self._max = max_in_flight
+        self._ack_timeout = ack_timeout
+        self._stopping = stopping
+        self._cond = threading.Condition()
+        self._in_flight: dict[int, float] = {}   # sequence -> monotonic send time
+        self._sent_upto = 0
+        self._closed = False
+        self._call: grpc.Call | None = None
+        self.timed_out = False
+
+    def attach(self, call: grpc.Call) -> None:
+        with self._cond:
+            self._call = call
+            closed = self._closed
+        if closed:
+            call.cancel()
+
+    def notify(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def cancel(self) -> None:
+        with self._cond:
+            self._closed = True
+            call = self._call
+            self._cond.notify_all()
+        if call is not None:
+            call.cancel()
+
+    def oldest_in_flight(self) -> int | None:
+        with self._cond:
+            return min(self._in_flight) if self._in_flight else None
+
+    def acked(self, sequence: int) -> bool:
+        self._spool.ack(sequence)
+        with self._cond:
+            known = self._in_flight.pop(sequence, None) is not None
+            self._cond.notify_all()
+        return known
+
+    def requests(self) -> Iterator[agent_pb2.Batch]:
+        """Runs on gRPC's sending thread; blocks while the window is full or the
+        spool has nothing new; returning half-closes the stream."""
+        while True:
+            with self._cond:
+                if self._closed or self._stopping.is_set():
+                    return
+                if self._overdue():
+                    self.timed_out = True
+                    call = self._call
+                    if call is not None:
+                        call.cancel()
+                    return
+                room = self._max - len(self._in_flight)
+                if room <= 0:
+                    self._cond.wait(timeout=1.0)
+                    continue
+            batches = self._spool.pending(after=self._sent_upto, limit=room)
+            if not batches:
+                with self._cond:
+                    self._cond.wait(timeout=1.0)
+                continue
+            for pending in batches:
+                batch = pending.batch
+                batch.agent_id = self._agent_id
+                batch.host.CopyFrom(self._host)
+                with self._cond:
+                    self._in_flight[pending.sequence] = time.monotonic()
+                    self._sent_upto = pending.sequence
+                yield batch
+
+    def _overdue(self) -> bool:
+        if not self._in_flight:
+            return False
+        return time.monotonic() - min(self._in_flight.values()) > self._ack_timeout
+
+
+def _trailing(err: grpc.RpcError) -> dict[str, str]:
+    try:
+        metadata = err.trailing_metadata() or ()
+    except Exception:   # not every RpcError carries call details
+        return {}
+    return {key: value if isinstance(value, str) else value.decode() for key, value in metadata}
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
