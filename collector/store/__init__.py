@@ -46,7 +46,10 @@ def open_store(url: str, *, serving: bool = False) -> Store:
     """
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     if scheme == "sqlite":
-        return SqliteStore(sqlite_path(url), serving=serving)
+        store = SqliteStore(sqlite_path(url), serving=serving)
+        from collector import rollup  # summaries: rollups kept in the ingest transaction
+        rollup.install(store)
+        return store
     if scheme in ("postgresql", "postgres"):
         raise StoreError("PostgreSQL backend not available yet")
     raise StoreError(f"bad store URL {url!r}: expected sqlite:///PATH.db or postgresql://...")

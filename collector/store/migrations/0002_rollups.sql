@@ -83,12 +83,14 @@ CREATE TABLE rollup_cursor (
 INSERT INTO rollup_cursor VALUES ('window_spans', 0), ('activity_spans', 0),
     ('process_samples', 0);
 
--- Per agent, the longest window span and ACTIVE/IDLE activity span seen: how
--- far back an overlap search by start time must look.
+-- Per agent, the longest window span, ACTIVE/IDLE activity span and activity
+-- span of any state seen: how far back an overlap search by start time must
+-- look (spans are indexed by start only).
 CREATE TABLE rollup_agent (
     agent INTEGER PRIMARY KEY,
     max_window_ms INTEGER NOT NULL DEFAULT 0,
-    max_activity_ms INTEGER NOT NULL DEFAULT 0
+    max_activity_ms INTEGER NOT NULL DEFAULT 0,
+    max_state_ms INTEGER NOT NULL DEFAULT 0
 );
 
 -- Productivity rules, applied in position order; the first match wins.

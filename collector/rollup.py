@@ -1,0 +1,451 @@
+"""Summary rollups, kept in the same transaction as the raw records.
+
+Active time is window time during ACTIVE activity and idle time window time
+during IDLE (SPEC "Summaries"): a window span and an activity span of the same
+agent contribute their overlap. Both kinds usually arrive in one batch but
+either may come late, so each (window, activity) pair is counted exactly once,
+when the later of the two is stored:
+
+* the hook reads the raw rows stored since its cursor (``rollup_cursor``, by
+  rowid — robust to how the store groups batches into one commit);
+* new windows are intersected with ALL stored activity overlapping them;
+* new activity is intersected with the windows stored before (rowid <= the old
+  cursor), so a pair of two new rows is not counted twice.
+
+Contributions are additive and split exactly at 15-minute UTC bucket
+boundaries, so ``rebuild`` (delete a bucket range, recompute it from raw rows,
+clipped to the range) gives the same rows as ingest did. Aggregation happens
+in Python per batch and a few rows are upserted: the hook runs inside the
+ingest group commit.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import sqlite3
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from worklens.cli import UserError
+
+from collector import rules as rules_mod
+
+log = logging.getLogger(__name__)
+
+BUCKET_MS = 15 * 60 * 1000
+ACTIVE, IDLE, LOCKED, ASLEEP = 1, 2, 3, 4
+_STATE_COLUMN = {ACTIVE: 0, IDLE: 1, LOCKED: 2, ASLEEP: 3}
+NEVER = -(2 ** 62)
+FOREVER = 2 ** 62
+REBUILD_CHUNK_MS = 7 * 86_400_000
+
+WINDOW_COLUMNS = "rowid, agent, start_ms, duration_ms, app, title, excluded, username"
+ACTIVITY_COLUMNS = ("rowid, agent, start_ms, duration_ms, state, key_presses, clicks, "
+                    "mouse_moves, scrolls, username")
+PROCESS_COLUMNS = "rowid, agent, time_ms, name, cpu_seconds, rss_bytes"
+
+
+def bucket_of(ms: int) -> int:
+    return ms - ms % BUCKET_MS
+
+
+def floor_bucket(ms: int) -> int:
+    return bucket_of(ms)
+
+
+def ceil_bucket(ms: int) -> int:
+    return -bucket_of(-ms)
+
+
+# -- accumulating contributions ---------------------------------------------------------------
+
+@dataclass
+class Deltas:
+    """Contributions of some raw rows, keyed like the rollup tables' primary keys."""
+
+    window: defaultdict = field(default_factory=lambda: defaultdict(lambda: [0, 0, 0]))
+    activity: defaultdict = field(default_factory=lambda: defaultdict(lambda: [0] * 8))
+    process: dict = field(default_factory=dict)
+    dropped: defaultdict = field(default_factory=lambda: defaultdict(int))
+
+    def __bool__(self) -> bool:
+        return bool(self.window or self.activity or self.process or self.dropped)
+
+
+def _spread(acc: defaultdict, key: tuple, column: int, lo: int, hi: int) -> None:
+    """Add the time [lo, hi) to ``acc[(key[0], bucket, *key[1:])][column]`` bucket by
+    bucket (split exactly at the boundaries)."""
+    agent, rest = key[0], key[1:]
+    while lo < hi:
+        bucket = lo - lo % BUCKET_MS
+        end = min(hi, bucket + BUCKET_MS)
+        acc[(agent, bucket, *rest)][column] += end - lo
+        lo = end
+
+
+class _Windows:
+    """Window rows with their rollup keys, sorted for overlap sweeps."""
+
+    def __init__(self, rows: Iterable[tuple], clf: rules_mod.Classifier) -> None:
+        self.items = []
+        for _rowid, agent, start, dur, app, title, excluded, user in rows:
+            name = rules_mod.app_key(app, excluded)
+            category, productivity = clf.classify(name, "" if excluded else title)
+            self.items.append((start, start + dur, (agent, user, name, category, productivity)))
+
+
+def add_windows(d: Deltas, windows: _Windows, lo: int = NEVER, hi: int = FOREVER) -> None:
+    """Span counts (in the bucket where a span starts, if that is in [lo, hi))."""
+    for start, _end, key in windows.items:
+        if lo <= start < hi:
+            d.window[(key[0], bucket_of(start), *key[1:])][2] += 1
+
+
+def add_activity(d: Deltas, rows: Iterable[tuple], lo: int = NEVER, hi: int = FOREVER) -> None:
+    """State time (split at buckets, clipped to [lo, hi)) and input counts (bucket of start)."""
+    for _rowid, agent, start, dur, state, keys, clicks, moves, scrolls, user in rows:
+        column = _STATE_COLUMN.get(state)
+        if column is not None:
+            _spread(d.activity, (agent, user), column, max(start, lo), min(start + dur, hi))
+        if lo <= start < hi and (keys or clicks or moves or scrolls):
+            counts = d.activity[(agent, bucket_of(start), user)]
+            counts[4] += keys
+            counts[5] += clicks
+            counts[6] += moves
+            counts[7] += scrolls
+
+
+def add_pairs(d: Deltas, windows: _Windows, activity: Iterable[tuple], lo: int = NEVER,
+              hi: int = FOREVER) -> None:
+    """Overlaps of windows with ACTIVE/IDLE activity (one agent), clipped to [lo, hi)."""
+    acts = sorted((a[2], a[2] + a[3], 0 if a[4] == ACTIVE else 1)
+                  for a in activity if a[4] in (ACTIVE, IDLE))
+    if not acts:
+        return
+    starts = [a[0] for a in acts]
+    longest = max(a[1] - a[0] for a in acts)
+    n = len(acts)
+    for w_start, w_end, key in windows.items:
+        i = bisect.bisect_left(starts, w_start - longest)
+        while i < n and starts[i] < w_end:
+            a_start, a_end, column = acts[i]
+            i += 1
+            start, end = max(w_start, a_start, lo), min(w_end, a_end, hi)
+            if end > start:
+                _spread(d.window, key, column, start, end)
+
+
+def add_processes(d: Deltas, rows: Iterable[tuple], lo: int = NEVER, hi: int = FOREVER) -> None:
+    for _rowid, agent, time_ms, name, cpu_seconds, rss in rows:
+        if lo <= time_ms < hi:
+            key = (agent, bucket_of(time_ms), name)
+            cur = d.process.get(key)
+            if cur is None:
+                d.process[key] = [cpu_seconds, rss, 1]
+            else:
+                cur[0] += cpu_seconds
+                cur[1] = max(cur[1], rss)
+                cur[2] += 1
+
+
+# -- writing contributions --------------------------------------------------------------------
+
+_UPSERT_WINDOW = (
+    "INSERT INTO rollup_window VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET "
+    "active_ms = active_ms + excluded.active_ms, idle_ms = idle_ms + excluded.idle_ms, "
+    "spans = spans + excluded.spans")
+_UPSERT_WINDOW_ALL = (
+    "INSERT INTO rollup_window_all VALUES (?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET "
+    "active_ms = active_ms + excluded.active_ms, idle_ms = idle_ms + excluded.idle_ms, "
+    "spans = spans + excluded.spans")
+_UPSERT_ACTIVITY = (
+    "INSERT INTO rollup_activity VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET "
+    "active_ms = active_ms + excluded.active_ms, idle_ms = idle_ms + excluded.idle_ms, "
+    "locked_ms = locked_ms + excluded.locked_ms, asleep_ms = asleep_ms + excluded.asleep_ms, "
+    "key_presses = key_presses + excluded.key_presses, clicks = clicks + excluded.clicks, "
+    "mouse_moves = mouse_moves + excluded.mouse_moves, scrolls = scrolls + excluded.scrolls")
+_UPSERT_PROCESS = (
+    "INSERT INTO rollup_process VALUES (?,?,?,?,?,?) ON CONFLICT DO UPDATE SET "
+    "cpu_seconds = cpu_seconds + excluded.cpu_seconds, "
+    "peak_rss_bytes = max(peak_rss_bytes, excluded.peak_rss_bytes), "
+    "samples = samples + excluded.samples")
+_UPSERT_DROPPED = (
+    "INSERT INTO rollup_dropped VALUES (?,?,?) ON CONFLICT DO UPDATE SET "
+    "dropped_events = dropped_events + excluded.dropped_events")
+
+
+def flush(conn: sqlite3.Connection, d: Deltas) -> None:
+    if d.window:
+        conn.executemany(_UPSERT_WINDOW, [(*k, *v) for k, v in d.window.items()])
+        fleet: defaultdict = defaultdict(lambda: [0, 0, 0])
+        for (_agent, bucket, _user, app, category, productivity), v in d.window.items():
+            row = fleet[(bucket, app, category, productivity)]
+            row[0] += v[0]
+            row[1] += v[1]
+            row[2] += v[2]
+        conn.executemany(_UPSERT_WINDOW_ALL, [(*k, *v) for k, v in fleet.items()])
+    if d.activity:
+        conn.executemany(_UPSERT_ACTIVITY, [(*k, *v) for k, v in d.activity.items()])
+    if d.process:
+        conn.executemany(_UPSERT_PROCESS, [(*k, *v) for k, v in d.process.items()])
+    if d.dropped:
+        conn.executemany(_UPSERT_DROPPED, [(*k, v) for k, v in d.dropped.items()])
+
+
+# -- the ingest hook --------------------------------------------------------------------------
+
+def _cursors(conn: sqlite3.Connection) -> dict[str, int]:
+    return dict(conn.execute("SELECT name, last_rowid FROM rollup_cursor").fetchall())
+
+
+def _set_cursor(conn: sqlite3.Connection, name: str, rowid: int) -> None:
+    conn.execute("UPDATE rollup_cursor SET last_rowid = ? WHERE name = ?", (rowid, name))
+
+
+def _by_agent(rows: list[tuple]) -> dict[int, list[tuple]]:
+    out: dict[int, list[tuple]] = defaultdict(list)
+    for row in rows:
+        out[row[1]].append(row)
+    return out
+
+
+def _update_longest(conn: sqlite3.Connection, new_w: dict, new_a: dict) -> dict[int, list[int]]:
+    """Per agent [max window ms, max ACTIVE/IDLE ms, max any-state ms], raised by new rows."""
+    longest = {}
+    for agent in set(new_w) | set(new_a):
+        row = conn.execute("SELECT max_window_ms, max_activity_ms, max_state_ms FROM "
+                           "rollup_agent WHERE agent = ?", (agent,)).fetchone()
+        old = list(row) if row else [0, 0, 0]
+        cur = [max([old[0], *(w[3] for w in new_w.get(agent, ()))]),
+               max([old[1], *(a[3] for a in new_a.get(agent, ()) if a[4] in (ACTIVE, IDLE))]),
+               max([old[2], *(a[3] for a in new_a.get(agent, ()))])]
+        if cur != old:
+            conn.execute("INSERT INTO rollup_agent VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE "
+                         "SET max_window_ms = excluded.max_window_ms, max_activity_ms = "
+                         "excluded.max_activity_ms, max_state_ms = excluded.max_state_ms",
+                         (agent, *cur))
+        longest[agent] = cur
+    return longest
+
+
+def catch_up(conn: sqlite3.Connection, clf: rules_mod.Classifier | None = None) -> int:
+    """Roll up every raw row stored since the cursors; return how many rows that was."""
+    clf = clf or rules_mod.classifier(conn)
+    cur = _cursors(conn)
+    new_w = conn.execute(f"SELECT {WINDOW_COLUMNS} FROM window_spans WHERE rowid > ?",
+                         (cur["window_spans"],)).fetchall()
+    new_a = conn.execute(f"SELECT {ACTIVITY_COLUMNS} FROM activity_spans WHERE rowid > ?",
+                         (cur["activity_spans"],)).fetchall()
+    new_p = conn.execute(f"SELECT {PROCESS_COLUMNS} FROM process_samples WHERE rowid > ?",
+                         (cur["process_samples"],)).fetchall()
+    if not (new_w or new_a or new_p):
+        return 0
+    d = Deltas()
+    w_by_agent, a_by_agent = _by_agent(new_w), _by_agent(new_a)
+    longest = _update_longest(conn, w_by_agent, a_by_agent)
+    for agent, rows in w_by_agent.items():
+        windows = _Windows(rows, clf)
+        add_windows(d, windows)
+        lo = min(r[2] for r in rows) - longest[agent][1]
+        hi = max(r[2] + r[3] for r in rows)
+        acts = conn.execute(f"SELECT {ACTIVITY_COLUMNS} FROM activity_spans WHERE agent = ? "
+                            "AND start_ms >= ? AND start_ms < ? AND state IN (1, 2)",
+                            (agent, lo, hi)).fetchall()
+        add_pairs(d, windows, acts)
+    for agent, rows in a_by_agent.items():
+        add_activity(d, rows)
+        timed = [r for r in rows if r[4] in (ACTIVE, IDLE)]
+        if not timed or not cur["window_spans"]:
+            continue
+        lo = min(r[2] for r in timed) - longest[agent][0]
+        hi = max(r[2] + r[3] for r in timed)
+        old = conn.execute(f"SELECT {WINDOW_COLUMNS} FROM window_spans WHERE agent = ? "
+                           "AND start_ms >= ? AND start_ms < ? AND rowid <= ?",
+                           (agent, lo, hi, cur["window_spans"])).fetchall()
+        if old:
+            add_pairs(d, _Windows(old, clf), timed)
+    add_processes(d, new_p)
+    flush(conn, d)
+    for name, rows in (("window_spans", new_w), ("activity_spans", new_a),
+                       ("process_samples", new_p)):
+        if rows:
+            _set_cursor(conn, name, max(r[0] for r in rows))
+    return len(new_w) + len(new_a) + len(new_p)
+
+
+def _add_dropped(conn: sqlite3.Connection, agent: int, sequence: int, dropped: int) -> None:
+    row = conn.execute("SELECT received_ms FROM batches WHERE agent = ? AND sequence = ?",
+                       (agent, sequence)).fetchone()
+    if row is not None:
+        conn.execute(_UPSERT_DROPPED, (agent, bucket_of(row[0]), dropped))
+
+
+def install(store: Any) -> None:
+    """Register the ingest hook that keeps rollups current with every stored batch."""
+    db_key = str(store.path)
+
+    def hook(conn: sqlite3.Connection, agent: Any, batch: Any) -> None:
+        catch_up(conn, rules_mod.classifier(conn, db_key))
+        if batch.dropped_events:
+            _add_dropped(conn, agent.key, batch.sequence, batch.dropped_events)
+
+    store.add_ingest_hook(hook)
+
+
+# -- rebuild ----------------------------------------------------------------------------------
+
+ALL_PARTS = frozenset({"window", "activity", "process", "dropped"})
+_PART_TABLES = {"window": ("rollup_window", "rollup_window_all"), "activity": ("rollup_activity",),
+                "process": ("rollup_process",), "dropped": ("rollup_dropped",)}
+
+
+def _agent_extent(conn: sqlite3.Connection, agent: int) -> tuple[int, int] | None:
+    lows, highs = [], []
+    for table, column in (("window_spans", "start_ms"), ("activity_spans", "start_ms"),
+                          ("process_samples", "time_ms")):
+        lo = conn.execute(f"SELECT min({column}) FROM {table} WHERE agent = ?",
+                          (agent,)).fetchone()[0]
+        if lo is not None:
+            lows.append(lo)
+            highs.append(conn.execute(f"SELECT max({column}) FROM {table} WHERE agent = ?",
+                                      (agent,)).fetchone()[0])
+    if not lows:
+        return None
+    return lows[0] if len(lows) == 1 else min(lows), max(highs)
+
+
+def _rebuild_chunk(conn: sqlite3.Connection, agent: int, lo: int, hi: int,
+                   longest: tuple[int, int, int], parts: frozenset, clf) -> Deltas:
+    d = Deltas()
+    if "window" in parts:
+        windows = _Windows(conn.execute(
+            f"SELECT {WINDOW_COLUMNS} FROM window_spans WHERE agent = ? AND start_ms >= ? "
+            "AND start_ms < ?", (agent, lo - longest[0], hi)).fetchall(), clf)
+        add_windows(d, windows, lo, hi)
+        if windows.items:
+            first = min(w[0] for w in windows.items)
+            last = max(w[1] for w in windows.items)
+            acts = conn.execute(
+                f"SELECT {ACTIVITY_COLUMNS} FROM activity_spans WHERE agent = ? AND "
+                "start_ms >= ? AND start_ms < ? AND state IN (1, 2)",
+                (agent, max(lo, first) - longest[1], min(hi, last))).fetchall()
+            add_pairs(d, windows, acts, lo, hi)
+    if "activity" in parts:
+        add_activity(d, conn.execute(
+            f"SELECT {ACTIVITY_COLUMNS} FROM activity_spans WHERE agent = ? AND start_ms >= ? "
+            "AND start_ms < ?", (agent, lo - longest[2], hi)).fetchall(), lo, hi)
+    if "process" in parts:
+        add_processes(d, conn.execute(
+            f"SELECT {PROCESS_COLUMNS} FROM process_samples WHERE agent = ? AND time_ms >= ? "
+            "AND time_ms < ?", (agent, lo, hi)).fetchall(), lo, hi)
+    return d
+
+
+def rebuild_in(conn: sqlite3.Connection, from_ms: int | None = None, to_ms: int | None = None,
+               parts: frozenset = ALL_PARTS, clf: rules_mod.Classifier | None = None) -> int:
+    """Recompute the rollup buckets covering [from_ms, to_ms) from raw records, inside
+    the caller's write transaction; return the number of buckets' worth of agents done."""
+    clf = clf or rules_mod.classifier(conn)
+    catch_up(conn, clf)   # nothing pending, or the hook would count it twice later
+    lo = NEVER if from_ms is None else floor_bucket(from_ms)
+    hi = FOREVER if to_ms is None else ceil_bucket(to_ms)
+    for part in parts:
+        for table in _PART_TABLES[part]:
+            conn.execute(f"DELETE FROM {table} WHERE bucket >= ? AND bucket < ?", (lo, hi))
+    agents = [r[0] for r in conn.execute("SELECT id FROM agents ORDER BY id")]
+    for agent in agents:
+        row = conn.execute("SELECT max_window_ms, max_activity_ms, max_state_ms FROM "
+                           "rollup_agent WHERE agent = ?", (agent,)).fetchone()
+        extent = _agent_extent(conn, agent)
+        if extent is None:
+            continue
+        longest = tuple(row) if row else (0, 0, 0)
+        start = max(lo, floor_bucket(extent[0]))
+        stop = min(hi, ceil_bucket(extent[1] + max(longest) + 1))
+        while start < stop:
+            end = min(stop, start + REBUILD_CHUNK_MS)
+            flush(conn, _rebuild_chunk(conn, agent, start, end, longest, parts, clf))
+            start = end
+    if "dropped" in parts:
+        d = Deltas()
+        for agent, received, dropped in conn.execute(
+                "SELECT agent, received_ms, dropped_events FROM batches WHERE dropped_events > 0 "
+                "AND received_ms >= ? AND received_ms < ?", (lo, hi)):
+            d.dropped[(agent, bucket_of(received))] += dropped
+        flush(conn, d)
+    return len(agents)
+
+
+def rebuild(store: Any, from_ms: int | None = None, to_ms: int | None = None) -> int:
+    """Recompute all rollups touching [from_ms, to_ms) (default: all time) in one
+    write transaction; returns the number of agents scanned."""
+    return store.write(lambda conn: rebuild_in(conn, from_ms, to_ms))
+
+
+# -- rules changes ----------------------------------------------------------------------------
+
+def reapply_rules(conn: sqlite3.Connection, old: rules_mod.Classifier,
+                  new: rules_mod.Classifier) -> None:
+    """Re-categorise the window rollups after a rules change.
+
+    When neither the old nor the new rules look at titles, a category is a function
+    of the app: the rollup rows are relabelled in place from the (small) list of
+    distinct apps. Otherwise titles decide, and the window rollups are recomputed from
+    the raw spans, classifying each distinct (app, title) pair once.
+    """
+    catch_up(conn, new)
+    if old.uses_titles or new.uses_titles:
+        started = time.monotonic()
+        rebuild_in(conn, parts=frozenset({"window"}), clf=new)
+        log.info("rules changed: window rollups recomputed in %.1fs",
+                 time.monotonic() - started)
+        return
+    apps = [r[0] for r in conn.execute("SELECT DISTINCT app FROM rollup_window_all")]
+    changes = [(app, *new.classify(app, "")) for app in apps
+               if new.classify(app, "") != old.classify(app, "")]
+    if not changes:
+        return
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS rule_remap (app TEXT PRIMARY KEY, "
+                 "category TEXT, productivity TEXT)")
+    conn.execute("DELETE FROM temp.rule_remap")
+    conn.executemany("INSERT INTO temp.rule_remap VALUES (?, ?, ?)", changes)
+    for table in ("rollup_window", "rollup_window_all"):
+        conn.execute(f"UPDATE {table} SET (category, productivity) = (SELECT category, "
+                     f"productivity FROM temp.rule_remap r WHERE r.app = {table}.app) "
+                     "WHERE app IN (SELECT app FROM temp.rule_remap)")
+    conn.execute("DELETE FROM temp.rule_remap")
+
+
+# -- CLI ------------------------------------------------------------------------------------
+
+def command(args: Any, cfg: Any, data_dir: Path) -> int:
+    """``rollups rebuild [--from DATE] [--to DATE]`` (dates in [summary] timezone)."""
+    from collector.config import store_url
+    from collector.http.dates import DateError, midnight_ms, parse_date, parse_tz
+    from collector.store import open_store
+
+    try:
+        tz = parse_tz(None, cfg.summary.timezone)
+        first = parse_date(args.date_from, tz) if args.date_from else None
+        last = parse_date(args.date_to, tz) if args.date_to else None
+    except DateError as exc:
+        raise UserError(str(exc)) from None
+    if first and last and first > last:
+        raise UserError(f"--from {first} is after --to {last}")
+    from_ms = midnight_ms(first, tz) if first else None
+    to_ms = midnight_ms(last + timedelta(days=1), tz) if last else None
+    store = open_store(store_url(cfg, data_dir))
+    try:
+        started = time.monotonic()
+        agents = rebuild(store, from_ms, to_ms)
+    finally:
+        store.close()
+    span = f"{first or 'the beginning'} to {last or 'now'}"
+    print(f"rebuilt rollups for {agents} agent(s), {span}, in {time.monotonic() - started:.1f}s")
+    return 0

@@ -1,0 +1,406 @@
+"""Summary queries over the rollups: who spent how much active and idle time
+in what, when, and how productively. Plain dataclasses out (``to_dict()`` for
+JSON); no web framework here — the HTTP API and the CLI both call these.
+
+Dates are whole local days in the requested time zone, DST-aware: a local day
+is [local midnight, next local midnight) in UTC, 23 or 25 hours on a DST
+change. Rollups are 15-minute UTC buckets, and every zone offset in use is a
+multiple of 15 minutes, so every local day and hour is a whole number of
+buckets. A zone whose offset on a boundary is not (historic local mean times)
+is refused with SummaryError instead of being answered approximately.
+
+Productivity shares are shares of ACTIVE time (idle time is not work of any
+class); the unclassified share is reported like the others, never hidden.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from collector.rollup import ACTIVE, ASLEEP, BUCKET_MS, IDLE, LOCKED, bucket_of
+from collector.rules import PRODUCTIVITY, UNCLASSIFIED, app_key, classifier
+
+BY = ("app", "agent", "user", "day", "hour", "category")
+CLASSES = (*PRODUCTIVITY, UNCLASSIFIED)
+STATE_NAMES = {ACTIVE: "active", IDLE: "idle", LOCKED: "locked", ASLEEP: "asleep"}
+TOP_PROCESSES = 5
+
+
+class SummaryError(ValueError):
+    """A query that cannot be answered as asked (bad grouping, unusable zone)."""
+
+
+class UnknownAgent(LookupError):
+    """No agent with that public id."""
+
+
+# -- time helpers -----------------------------------------------------------------------------
+
+def zone(tz: tzinfo | str | None) -> tzinfo:
+    """A tzinfo from a name (IANA) or tzinfo; None means this host's zone."""
+    if isinstance(tz, tzinfo):
+        return tz
+    if not tz:
+        from collector.http.dates import local_tz_name
+        return ZoneInfo(local_tz_name())
+    return ZoneInfo(tz)
+
+
+def midnight_ms(day: date, tz: tzinfo) -> int:
+    return int(datetime.combine(day, time(0), tzinfo=tz).timestamp() * 1000)
+
+
+def day_range_ms(first: date, last: date, tz: tzinfo) -> tuple[int, int]:
+    """[local midnight of ``first``, local midnight after ``last``) in UTC ms."""
+    start, end = midnight_ms(first, tz), midnight_ms(last + timedelta(days=1), tz)
+    for edge, day in ((start, first), (end, last + timedelta(days=1))):
+        if edge % BUCKET_MS:
+            raise SummaryError(f"time zone {tz}: midnight of {day} is not on a 15-minute "
+                               "boundary of UTC; summaries need a zone offset that is a "
+                               "multiple of 15 minutes")
+    return start, end
+
+
+class LocalLabels:
+    """Bucket start -> local day / hour label, memoised (few distinct buckets)."""
+
+    def __init__(self, tz: tzinfo) -> None:
+        self.tz = tz
+        self._days: dict[int, str] = {}
+        self._hours: dict[int, str] = {}
+
+    def day(self, bucket: int) -> str:
+        label = self._days.get(bucket)
+        if label is None:
+            label = datetime.fromtimestamp(bucket / 1000, self.tz).date().isoformat()
+            self._days[bucket] = label
+        return label
+
+    def hour(self, bucket: int) -> str:
+        label = self._hours.get(bucket)
+        if label is None:
+            local = datetime.fromtimestamp(bucket / 1000, self.tz)
+            label = local.replace(minute=0, second=0, microsecond=0).isoformat()
+            self._hours[bucket] = label
+        return label
+
+
+def iso(ms: int, tz: tzinfo) -> str:
+    """ISO 8601 with the zone's offset, milliseconds only when there are some."""
+    spec = "milliseconds" if ms % 1000 else "seconds"
+    return datetime.fromtimestamp(ms / 1000, tz).isoformat(timespec=spec)
+
+
+# -- results ----------------------------------------------------------------------------------
+
+@dataclass
+class SummaryRow:
+    """One group: seconds of active/idle window time, spans started, and the active
+    time split by productivity class with each class's share of it."""
+
+    key: str
+    active_seconds: float = 0.0
+    idle_seconds: float = 0.0
+    spans: int = 0
+    productive_seconds: float = 0.0
+    neutral_seconds: float = 0.0
+    unproductive_seconds: float = 0.0
+    unclassified_seconds: float = 0.0
+    productive_share: float = 0.0
+    neutral_share: float = 0.0
+    unproductive_share: float = 0.0
+    unclassified_share: float = 0.0
+
+
+class _Acc:
+    __slots__ = ("active", "classes", "idle", "spans")
+
+    def __init__(self) -> None:
+        self.active = self.idle = self.spans = 0
+        self.classes = dict.fromkeys(CLASSES, 0)
+
+    def add(self, productivity: str, active: int, idle: int, spans: int) -> None:
+        self.active += active
+        self.idle += idle
+        self.spans += spans
+        self.classes[productivity] = self.classes.get(productivity, 0) + active
+
+    def row(self, key: str) -> SummaryRow:
+        out = SummaryRow(key, self.active / 1000, self.idle / 1000, self.spans)
+        for name in CLASSES:
+            ms = self.classes.get(name, 0)
+            setattr(out, f"{name}_seconds", ms / 1000)
+            setattr(out, f"{name}_share", round(ms / self.active, 4) if self.active else 0.0)
+        return out
+
+
+@dataclass
+class ProcessUse:
+    name: str
+    cpu_seconds: float
+    peak_rss_bytes: int
+    samples: int
+
+
+@dataclass
+class ProcessDay:
+    """The top processes of one agent on one local day, by CPU time and by peak RSS."""
+
+    agent_id: str
+    date: str
+    by_cpu: list[ProcessUse]
+    by_memory: list[ProcessUse]
+
+
+@dataclass
+class Summary:
+    by: str
+    from_date: str
+    to_date: str
+    tz: str
+    agent: str | None
+    user: str | None
+    rows: list[SummaryRow]
+    total: SummaryRow
+    top_processes: list[ProcessDay] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# -- summaries --------------------------------------------------------------------------------
+
+def agent_key(conn: sqlite3.Connection, agent_id: str) -> int:
+    row = conn.execute("SELECT id FROM agents WHERE agent_id = ?", (agent_id,)).fetchone()
+    if row is None:
+        raise UnknownAgent(f"no agent {agent_id!r}")
+    return row[0]
+
+
+def agent_names(conn: sqlite3.Connection) -> dict[int, str]:
+    return dict(conn.execute("SELECT id, agent_id FROM agents").fetchall())
+
+
+_DIMENSION = {"app": "app", "category": "category", "agent": "agent", "user": "username",
+              "day": "bucket", "hour": "bucket"}
+
+
+def _query(by: str, start: int, end: int, agent: int | None, user: str | None
+           ) -> tuple[str, list]:
+    """The rollup query: the fleet table when no agent/user filter or dimension needs
+    the per-agent table (its rows do not grow with the number of agents)."""
+    per_agent = agent is not None or user is not None or by in ("agent", "user")
+    table = "rollup_window" if per_agent else "rollup_window_all"
+    dim = _DIMENSION[by]
+    where, params = ["bucket >= ?", "bucket < ?"], [start, end]
+    if agent is not None:
+        where.append("agent = ?")
+        params.append(agent)
+    if user is not None:
+        where.append("username = ?")
+        params.append(user)
+    sql = (f"SELECT {dim}, productivity, sum(active_ms), sum(idle_ms), sum(spans) FROM {table} "
+           f"WHERE {' AND '.join(where)} GROUP BY {dim}, productivity")
+    return sql, params
+
+
+def summarize(store: Any, from_date: date, to_date: date, by: str,
+              tz: tzinfo | str | None = None, agent: str | None = None,
+              user: str | None = None) -> Summary:
+    """Active/idle seconds, spans and productivity per group over whole local days
+    ``from_date``..``to_date`` (inclusive) in ``tz``, read from the rollups."""
+    if by not in BY:
+        raise SummaryError(f"by: expected one of {', '.join(BY)}, got {by!r}")
+    if from_date > to_date:
+        raise SummaryError(f"from: {from_date} is after to ({to_date})")
+    tz = zone(tz)
+    start, end = day_range_ms(from_date, to_date, tz)
+    labels = LocalLabels(tz)
+    groups: dict[Any, _Acc] = defaultdict(_Acc)
+    total = _Acc()
+    with store.reader() as conn:
+        key = agent_key(conn, agent) if agent is not None else None
+        names = agent_names(conn) if by == "agent" else {}
+        sql, params = _query(by, start, end, key, user)
+        for dim, productivity, active, idle, spans in conn.execute(sql, params):
+            if by == "day":
+                dim = labels.day(dim)
+            elif by == "hour":
+                dim = labels.hour(dim)
+            elif by == "agent":
+                dim = names.get(dim, str(dim))
+            groups[dim].add(productivity, active, idle, spans)
+            total.add(productivity, active, idle, spans)
+        top = _top_processes(conn, start, end, labels, key, names or agent_names(conn)
+                             ) if key is not None else []
+    if by in ("day", "hour"):
+        order = sorted(groups, key=lambda k: _chronological(k, by))
+    else:
+        order = sorted(groups, key=lambda k: (-groups[k].active, -groups[k].idle, k))
+    return Summary(by, from_date.isoformat(), to_date.isoformat(), str(tz), agent, user,
+                   [groups[k].row(k) for k in order], total.row("total"), top)
+
+
+def _chronological(label: str, by: str) -> Any:
+    if by == "hour":  # two 02:00 hours on a fall-back night: order by the UTC instant
+        return datetime.fromisoformat(label).astimezone(UTC)
+    return label
+
+
+# -- top processes ----------------------------------------------------------------------------
+
+def _top_processes(conn: sqlite3.Connection, start: int, end: int, labels: LocalLabels,
+                   agent: int | None, names: dict[int, str], limit: int = TOP_PROCESSES
+                   ) -> list[ProcessDay]:
+    sql = ("SELECT agent, bucket, name, cpu_seconds, peak_rss_bytes, samples FROM rollup_process "
+           "WHERE bucket >= ? AND bucket < ?")
+    params: list = [start, end]
+    if agent is not None:
+        sql = sql.replace("WHERE", "WHERE agent = ? AND")
+        params.insert(0, agent)
+    days: dict[tuple[int, str], dict[str, list]] = defaultdict(dict)
+    for agent_key_, bucket, name, cpu, peak, samples in conn.execute(sql, params):
+        use = days[(agent_key_, labels.day(bucket))].setdefault(name, [0.0, 0, 0])
+        use[0] += cpu
+        use[1] = max(use[1], peak)
+        use[2] += samples
+    out = []
+    for (key, day), procs in sorted(days.items()):
+        uses = [ProcessUse(n, round(v[0], 3), v[1], v[2]) for n, v in procs.items()]
+        out.append(ProcessDay(
+            names.get(key, str(key)), day,
+            sorted(uses, key=lambda u: (-u.cpu_seconds, u.name))[:limit],
+            sorted(uses, key=lambda u: (-u.peak_rss_bytes, u.name))[:limit]))
+    return out
+
+
+def top_processes(store: Any, from_date: date, to_date: date, tz: tzinfo | str | None = None,
+                  agent: str | None = None, limit: int = TOP_PROCESSES) -> list[ProcessDay]:
+    """Top processes by CPU time and by peak memory per agent and local day."""
+    tz = zone(tz)
+    start, end = day_range_ms(from_date, to_date, tz)
+    with store.reader() as conn:
+        key = agent_key(conn, agent) if agent is not None else None
+        return _top_processes(conn, start, end, LocalLabels(tz), key, agent_names(conn), limit)
+
+
+# -- timeline ---------------------------------------------------------------------------------
+
+@dataclass
+class StateSegment:
+    start_ms: int
+    end_ms: int
+    state: str
+
+
+@dataclass
+class TimelineSpan:
+    """One window span, clipped to the day, with the activity states inside it."""
+
+    start: str
+    end: str
+    start_ms: int
+    end_ms: int
+    app: str
+    title: str
+    category: str
+    productivity: str
+    active_seconds: float
+    idle_seconds: float
+    states: list[StateSegment]
+
+
+@dataclass
+class Timeline:
+    agent_id: str
+    date: str
+    tz: str
+    start_ms: int
+    end_ms: int
+    spans: list[TimelineSpan]
+    activity: list[StateSegment]
+    active_seconds: float
+    idle_seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _longest(conn: sqlite3.Connection, agent: int) -> tuple[int, int]:
+    row = conn.execute("SELECT max_window_ms, max_state_ms FROM rollup_agent WHERE agent = ?",
+                       (agent,)).fetchone()
+    return tuple(row) if row else (0, 0)
+
+
+def timeline(store: Any, agent_id: str, day: date, tz: tzinfo | str | None = None) -> Timeline:
+    """The agent's window spans of one local day, in order, each with its activity
+    states; spans crossing midnight are clipped to the day."""
+    tz = zone(tz)
+    lo, hi = day_range_ms(day, day, tz)
+    with store.reader() as conn:
+        key = agent_key(conn, agent_id)
+        max_w, max_a = _longest(conn, key)
+        clf = classifier(conn)
+        windows = conn.execute(
+            "SELECT start_ms, duration_ms, app, title, excluded FROM window_spans WHERE "
+            "agent = ? AND start_ms >= ? AND start_ms < ? ORDER BY start_ms",
+            (key, lo - max_w, hi)).fetchall()
+        acts = conn.execute(
+            "SELECT start_ms, duration_ms, state FROM activity_spans WHERE agent = ? AND "
+            "start_ms >= ? AND start_ms < ? ORDER BY start_ms", (key, lo - max_a, hi)).fetchall()
+    activity = [StateSegment(max(s, lo), min(s + d, hi), STATE_NAMES.get(st, "unknown"))
+                for s, d, st in acts if s + d > lo and min(s + d, hi) > max(s, lo)]
+    spans, total_active, total_idle = [], 0, 0
+    for start, dur, app, title, excluded in windows:
+        s, e = max(start, lo), min(start + dur, hi)
+        if e <= s:
+            continue
+        name = app_key(app, excluded)
+        category, productivity = clf.classify(name, "" if excluded else title)
+        states = [StateSegment(max(s, a.start_ms), min(e, a.end_ms), a.state) for a in activity
+                  if a.start_ms < e and a.end_ms > s]
+        active = sum(x.end_ms - x.start_ms for x in states if x.state == "active")
+        idle = sum(x.end_ms - x.start_ms for x in states if x.state == "idle")
+        total_active += active
+        total_idle += idle
+        spans.append(TimelineSpan(iso(s, tz), iso(e, tz), s, e, name, "" if excluded else title,
+                                  category, productivity, active / 1000, idle / 1000, states))
+    return Timeline(agent_id, day.isoformat(), str(tz), lo, hi, spans, activity,
+                    total_active / 1000, total_idle / 1000)
+
+
+# -- agents -----------------------------------------------------------------------------------
+
+@dataclass
+class AgentInfo:
+    agent_id: str
+    hostname: str
+    os: str
+    os_version: str
+    username: str
+    agent_version: str
+    enrolled_ms: int
+    last_seen_ms: int | None
+    last_sequence: int
+    dropped_events: int
+    revoked: bool
+
+
+def list_agents(store: Any) -> list[AgentInfo]:
+    """Enrolled agents, most recently seen first (never their credential hashes)."""
+    with store.reader() as conn:
+        rows = conn.execute(
+            "SELECT agent_id, hostname, os, os_version, username, agent_version, enrolled_ms, "
+            "last_seen_ms, last_sequence, dropped_events, revoked_ms IS NOT NULL FROM agents "
+            "ORDER BY coalesce(last_seen_ms, enrolled_ms) DESC, agent_id").fetchall()
+    return [AgentInfo(*row[:10], bool(row[10])) for row in rows]
+
+
+__all__ = ["BY", "AgentInfo", "ProcessDay", "ProcessUse", "Summary", "SummaryError",
+           "SummaryRow", "Timeline", "TimelineSpan", "UnknownAgent", "bucket_of", "day_range_ms",
+           "list_agents", "summarize", "timeline", "top_processes", "zone"]
