@@ -1,0 +1,125 @@
+"""What every Worklens PyInstaller spec shares: the modules PyInstaller cannot
+find by reading imports, the data files the programs open at run time, and the
+one Analysis/EXE/COLLECT recipe for a one-dir bundle.
+
+WHY hidden imports at all: both CLIs import their subcommand modules by name
+(``importlib.import_module(COMMANDS[...])``), the agent picks its sensor
+backends by platform at run time, pynput/Xlib/uvicorn/APScheduler load their
+own backends and plugins by name or entry point, so static analysis alone
+produces a bundle that starts and then fails on the first real command.
+
+The specs are plain Python executed by PyInstaller, which provides
+``Analysis``, ``PYZ``, ``EXE``, ``COLLECT`` (and ``BUNDLE`` on macOS) as
+globals; they hand them to :func:`build` so that nothing here imports
+PyInstaller's build machinery at module import time.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from PyInstaller.utils.hooks import collect_data_files, collect_submodules, copy_metadata
+
+REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+
+# Sensor backend modules are named for their platform (agent/sensors/*/_x11.py,
+# _win32.py, _darwin.py); a bundle carries only its own platform's.
+_FOREIGN_BACKENDS = {
+    "linux": ("_win32", "_darwin"),
+    "win32": ("_x11", "_xorg", "_darwin"),
+    "darwin": ("_x11", "_xorg", "_win32"),
+}
+
+_PYNPUT_BACKENDS = {
+    "linux": ["pynput._util.xorg", "pynput.keyboard._xorg", "pynput.mouse._xorg"],
+    "win32": ["pynput._util.win32", "pynput.keyboard._win32", "pynput.mouse._win32"],
+    "darwin": ["pynput._util.darwin", "pynput.keyboard._darwin", "pynput.mouse._darwin"],
+}
+
+# Never needed at run time; keeps dev tools and GUI toolkits out of the bundle.
+EXCLUDES = ["tkinter", "_tkinter", "grpc_tools", "pytest", "_pytest", "ruff", "IPython"]
+
+
+def platform_key(platform: str | None = None) -> str:
+    platform = platform or sys.platform
+    return "linux" if platform.startswith("linux") else platform
+
+
+def own_modules(package: str, platform: str) -> list[str]:
+    """Every submodule of one of our packages, minus other platforms' backends."""
+    foreign = _FOREIGN_BACKENDS.get(platform, ())
+    return collect_submodules(package, filter=lambda name: not name.rsplit(".", 1)[-1]
+                              .startswith(foreign))
+
+
+def agent_hidden_imports(platform: str) -> list[str]:
+    hidden = own_modules("agent", platform) + own_modules("worklens", platform)
+    hidden += _PYNPUT_BACKENDS[platform]
+    hidden += collect_submodules("apscheduler")   # triggers/executors/jobstores by entry point
+    hidden += ["grpc", "grpc._cython.cygrpc", "google.protobuf", "psutil"]
+    if platform == "linux":
+        # Xlib loads its protocol extensions (XFIXES, SCREEN-SAVER, ...) by name.
+        hidden += [*collect_submodules("Xlib"), "jeepney", "jeepney.io.blocking"]
+    return hidden
+
+
+def collector_hidden_imports(platform: str) -> list[str]:
+    hidden = own_modules("collector", platform) + own_modules("worklens", platform)
+    # uvicorn resolves its loop/protocol/lifespan implementations from strings.
+    hidden += [
+        "uvicorn.logging", "uvicorn.loops", "uvicorn.loops.auto", "uvicorn.loops.asyncio",
+        "uvicorn.protocols", "uvicorn.protocols.http", "uvicorn.protocols.http.auto",
+        "uvicorn.protocols.http.h11_impl", "uvicorn.protocols.websockets",
+        "uvicorn.protocols.websockets.auto", "uvicorn.lifespan", "uvicorn.lifespan.on",
+    ]
+    hidden += collect_submodules("fastapi") + collect_submodules("apscheduler")
+    hidden += ["grpc", "grpc._cython.cygrpc", "google.protobuf", "prometheus_client",
+               "requests", "psycopg", "psycopg_binary", "psutil"]
+    return hidden
+
+
+def agent_datas() -> list[tuple[str, str]]:
+    # `--version` reads the installed distribution's metadata.
+    return copy_metadata("worklens") + copy_metadata("apscheduler")
+
+
+def collector_datas() -> list[tuple[str, str]]:
+    # Everything in the package that is not code: store/migrations/*.sql, http/static/**.
+    return (collect_data_files("collector") + copy_metadata("worklens")
+            + copy_metadata("apscheduler"))
+
+
+def analysis_args(program: str, platform: str | None = None) -> dict:
+    """Keyword arguments for ``Analysis`` for ``program`` ("agent" or "collector")."""
+    platform = platform_key(platform)
+    hidden = agent_hidden_imports(platform) if program == "agent" else \
+        collector_hidden_imports(platform)
+    datas = agent_datas() if program == "agent" else collector_datas()
+    return {
+        "scripts": [str(HERE / f"{program}_main.py")],
+        "pathex": [str(REPO), str(REPO / "protos")],
+        "hiddenimports": sorted(set(hidden)),
+        "datas": datas,
+        "excludes": EXCLUDES,
+        "noarchive": False,
+    }
+
+
+def one_dir(program: str, tools: dict, *, platform: str | None = None,
+            extra_exes: dict[str, dict] | None = None, **exe_options):
+    """Build the one-dir bundle ``worklens-<program>`` with PyInstaller's ``tools``
+    (the spec's globals). ``extra_exes`` adds more launchers over the same
+    Analysis (e.g. a windowless ``worklens-agentw.exe`` for the Windows logon
+    start). Returns the COLLECT target (a macOS spec wraps it in a BUNDLE)."""
+    name = f"worklens-{program}"
+    analysis = tools["Analysis"](**analysis_args(program, platform))
+    pyz = tools["PYZ"](analysis.pure)
+    options = {"console": True, "strip": False, "upx": False, **exe_options}
+    exes = [tools["EXE"](pyz, analysis.scripts, [], exclude_binaries=True, name=name, **options)]
+    for exe_name, overrides in (extra_exes or {}).items():
+        exes.append(tools["EXE"](pyz, analysis.scripts, [], exclude_binaries=True,
+                                 name=exe_name, **{**options, **overrides}))
+    return tools["COLLECT"](*exes, analysis.binaries, analysis.datas, name=name,
+                            strip=False, upx=False)
