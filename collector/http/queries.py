@@ -5,6 +5,7 @@ routers stay about HTTP and a change of those interfaces touches one file."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import asdict
 from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,11 +22,48 @@ def _unavailable(what: str) -> ApiError:
 
 def summary(store: Any, rng: DateRange, by: str, agent: str | None, user: str | None
             ) -> dict[str, Any]:
-    raise _unavailable("summaries")
+    """``rows`` (each keyed by the grouping's name, e.g. ``{"app": "firefox", ...}``),
+    ``total`` and, for one agent, ``top_processes`` per day."""
+    from collector import summary as summaries
+
+    try:
+        result = summaries.summarize(store, rng.first, rng.last, by, rng.tz, agent=agent,
+                                     user=user)
+    except summaries.UnknownAgent:
+        raise ApiError(404, f"agent: no agent with id {agent!r}") from None
+    except summaries.SummaryError as exc:
+        raise ApiError(400, str(exc)) from None
+    data = result.to_dict()
+    rows = []
+    for row in data["rows"]:
+        row[by] = row.pop("key")
+        rows.append({by: row.pop(by), **row})
+    total = data["total"]
+    total.pop("key", None)
+    return {"rows": rows, "total": total, "top_processes": data["top_processes"]}
 
 
 def timeline(store: Any, agent_id: str, day: date, tz: ZoneInfo) -> dict[str, Any] | None:
-    raise _unavailable("timelines")
+    """The day's window spans (clipped to the day, with their activity states) and the
+    activity segments; None when there is no such agent."""
+    from collector import summary as summaries
+
+    try:
+        result = summaries.timeline(store, agent_id, day, tz)
+    except summaries.UnknownAgent:
+        return None
+    except summaries.SummaryError as exc:
+        raise ApiError(400, str(exc)) from None
+    data = result.to_dict()
+    for name in ("agent_id", "date", "tz"):
+        data.pop(name, None)
+    return data
+
+
+def agents(store: Any) -> list[dict[str, Any]]:
+    from collector import summary as summaries
+
+    return [asdict(a) for a in summaries.list_agents(store)]
 
 
 def export_csv(store: Any, kind: str, rng: DateRange) -> Iterable[str]:

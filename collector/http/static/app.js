@@ -102,16 +102,17 @@ function fillBody(table, rows) {
 }
 
 function renderByApp(data) {
-  const total = (data.totals && data.totals.active_s) ||
-    data.rows.reduce((sum, r) => sum + (r.active_s || 0), 0);
+  const total = (data.total && data.total.active_seconds) ||
+    data.rows.reduce((sum, r) => sum + (r.active_seconds || 0), 0);
   fillBody($("by-app"), data.rows.map((r) => {
-    const share = total ? (r.active_s || 0) / total : 0;
+    const share = total ? (r.active_seconds || 0) / total : 0;
     const tr = el("tr");
     const barCell = el("td");
     const wrap = el("div", { cls: "cell-bar" });
     wrap.append(shareBar([["share", share, "active"]]), el("span", { cls: "pct" }, pct(share)));
     barCell.append(wrap);
-    tr.append(cell(r.app), cell(hmm(r.active_s), "num"), cell(hmm(r.idle_s), "num"), barCell);
+    tr.append(cell(r.app), cell(hmm(r.active_seconds), "num"), cell(hmm(r.idle_seconds), "num"),
+              barCell);
     return tr;
   }));
 }
@@ -128,8 +129,8 @@ function renderByUser(data) {
                 ["unclassified", r.unclassified_share, "unclassified"]]),
       el("span", { cls: "pct" }, `${pct(r.productive_share)} productive`));
     barCell.append(wrap);
-    tr.append(cell(r.user || "(unknown)"), cell(hmm(r.active_s), "num"),
-              cell(hmm(r.idle_s), "num"), barCell);
+    tr.append(cell(r.user || "(unknown)"), cell(hmm(r.active_seconds), "num"),
+              cell(hmm(r.idle_seconds), "num"), barCell);
     return tr;
   }));
 }
@@ -209,29 +210,30 @@ function drawAxis(dayStart, dayLength) {
 }
 
 function renderTimeline(data) {
-  const dayStart = data.day_start_ms;
-  const dayLength = data.day_end_ms - data.day_start_ms;
+  const dayStart = data.start_ms;
+  const dayLength = data.end_ms - data.start_ms;
   drawAxis(dayStart, dayLength);
-  const windows = data.windows.map((w) => {
-    const seg = el("div", { cls: "seg window", title: `${w.app} — ${w.title} (${hmm(w.duration_ms / 1000)})` });
+  $("tl-windows").replaceChildren(...data.spans.map((w) => {
+    const minutes = hmm((w.end_ms - w.start_ms) / 1000);
+    const seg = el("div", { cls: "seg window", title: `${w.app} — ${w.title} (${minutes})` });
     seg.style.background = appColour(w.app);
-    position(seg, w.start_ms, w.duration_ms, dayStart, dayLength);
+    position(seg, w.start_ms, w.end_ms - w.start_ms, dayStart, dayLength);
     return seg;
-  });
-  $("tl-windows").replaceChildren(...windows);
+  }));
   $("tl-activity").replaceChildren(...data.activity.map((a) => {
-    const seg = el("div", { cls: `seg state ${a.state}`, title: `${a.state} ${hmm(a.duration_ms / 1000)}` });
-    position(seg, a.start_ms, a.duration_ms, dayStart, dayLength);
+    const minutes = hmm((a.end_ms - a.start_ms) / 1000);
+    const seg = el("div", { cls: `seg state ${a.state}`, title: `${a.state} ${minutes}` });
+    position(seg, a.start_ms, a.end_ms - a.start_ms, dayStart, dayLength);
     return seg;
   }));
   const limit = 500;
-  fillBody($("tl-spans"), data.windows.slice(0, limit).map((w) => {
+  fillBody($("tl-spans"), data.spans.slice(0, limit).map((w) => {
     const tr = el("tr");
-    tr.append(cell(timeOfDay(w.start_ms, data.tz)), cell(hmm(w.duration_ms / 1000), "num"),
+    tr.append(cell(timeOfDay(w.start_ms, data.tz)), cell(hmm((w.end_ms - w.start_ms) / 1000), "num"),
               cell(w.app), cell(w.title));
     return tr;
   }));
-  const empty = !data.windows.length && !data.activity.length;
+  const empty = !data.spans.length && !data.activity.length;
   $("timeline").hidden = empty;
   $("timeline").dataset.drawn = "1";
   $("tl-empty").hidden = !empty;
