@@ -151,22 +151,7 @@ def explain(err: grpc.RpcError, conn: Connection) -> str:
     low = details.lower()
     where = f"collector at {conn.address}"
     if code == grpc.StatusCode.UNAVAILABLE:
-        if "certificate_verify_failed" in low or "certificate verify failed" in low:
-            return (f"TLS handshake with the {where} failed: its certificate is not signed by "
-                    f"the CA in ca_cert ({conn.ca_cert or 'system roots'}) or does not name "
-                    f"{split_address(conn.address)[0]}")
-        if "certificate_required" in low or "certificate required" in low or (
-                "handshake" in low and not conn.client_cert and conn.ca_cert):
-            return (f"the {where} refused the TLS handshake: it requires a client "
-                    f"certificate (mutual TLS); set [collector] client_cert and client_key")
-        if "wrong_version_number" in low or "wrong version number" in low:
-            return (f"the {where} does not speak TLS: remove ca_cert, or enable TLS on the "
-                    f"collector")
-        if "ssl" in low or "tls" in low or "handshake" in low:
-            return f"TLS handshake with the {where} failed: {details}"
-        if "connection refused" in low or "failed to connect" in low:
-            return f"cannot reach the {where}: nothing answers there (is it running?)"
-        return f"cannot reach the {where}: {details}"
+        return _unreachable(low, details, conn, where)
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return f"no answer from the {where} in time"
     if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
@@ -174,3 +159,32 @@ def explain(err: grpc.RpcError, conn: Connection) -> str:
                 f"{ENROLL_HINT}")
     name = code.name if code is not None else "error"
     return f"the {where} answered {name}: {details}"
+
+
+def _unreachable(low: str, details: str, conn: Connection, where: str) -> str:
+    """UNAVAILABLE covers everything from "not running" to a TLS mismatch; the
+    transport's detail text is the only clue, so read it."""
+    tls = bool(conn.ca_cert or conn.client_cert)
+    if "certificate_verify_failed" in low or "certificate verify failed" in low:
+        return (f"TLS handshake with the {where} failed: its certificate is not signed by "
+                f"the CA in ca_cert ({conn.ca_cert or 'system roots'}) or does not name "
+                f"{split_address(conn.address)[0]}")
+    if "wrong_version_number" in low or "wrong version number" in low:
+        return f"the {where} does not speak TLS: remove ca_cert, or enable TLS on the collector"
+    if "socket closed" in low or "connection reset" in low:
+        # with TLS 1.3 a server that wants a client certificate hangs up after the
+        # handshake; a TLS server hangs up on plain text the same way
+        if tls and not conn.client_cert:
+            return (f"the {where} closed the connection after the TLS handshake: it requires "
+                    f"a client certificate (mutual TLS); set [collector] client_cert and "
+                    f"client_key")
+        if tls:
+            return (f"the {where} closed the connection after the TLS handshake: it did not "
+                    f"accept the client certificate {conn.client_cert}")
+        return (f"the {where} closed the connection: if it uses TLS, set [collector] ca_cert "
+                f"to the CA that signed its certificate")
+    if "handshake" in low or "ssl" in low or "tls" in low:
+        return f"TLS handshake with the {where} failed: {details}"
+    if "connection refused" in low:
+        return f"cannot reach the {where}: nothing answers there (is it running?)"
+    return f"cannot reach the {where}: {details}"
