@@ -137,6 +137,23 @@ class Spool:
             spool._recover_checkpoint()
         return spool
 
+    @classmethod
+    def inspect(cls, data_dir: Path) -> Spool | None:
+        """Read-only view for ``status`` while the agent runs: no recovery, no
+        moving aside, nothing created. None when there is no spool yet; raises
+        sqlite3.DatabaseError when it cannot be read."""
+        path = data_dir / SPOOL_FILE
+        if not path.exists():
+            return None
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
+                               check_same_thread=False, timeout=10)
+        try:
+            conn.execute("SELECT 1 FROM batches LIMIT 1").fetchall()
+        except sqlite3.Error:
+            conn.close()
+            raise
+        return cls(conn, path, 0, 0)
+
     def _recover_checkpoint(self) -> None:
         with self._lock, self._conn:
             moved = self._conn.execute(

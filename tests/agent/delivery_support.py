@@ -61,3 +61,22 @@ def spool_with(tmp: Path, batches: list[list[agent_pb2.WindowSpan]]) -> Spool:
         spool.add(records)
         spool.seal()
     return spool
+
+
+def agent_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60):
+    """Run `worklens-agent ARGS` as a person would; WORKLENS_* from the test
+    environment are dropped so only ``env`` applies."""
+    import os
+    import subprocess
+    import sys
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("WORKLENS_")}
+    clean.update(env or {})
+    return subprocess.run([sys.executable, "-c", "from agent.cli import main; main()", *args],
+                          env=clean, capture_output=True, text=True, timeout=timeout)
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

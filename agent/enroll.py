@@ -1,0 +1,67 @@
+"""``worklens-agent enroll``: trade the enrollment secret IT deployed for this
+agent's own credential, and remember where the collector is.
+
+Safe to re-run: the install id in the data dir makes the collector hand back
+the same agent id (with a fresh credential; the old one stops working), so
+re-enrolling never creates a second agent for the same machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import grpc
+from worklens.cli import UserError
+from worklens.v1 import agent_pb2, agent_pb2_grpc
+
+from agent import credential
+from agent.channel import connection, explain, open_channel
+from agent.credential import Connection, Credential
+from agent.hostinfo import host_info
+from agent.spool import now_ms
+
+ENROLL_TIMEOUT_S = 15.0
+
+
+def enroll(conn: Connection, secret: str, data_dir: Path,
+           timeout: float = ENROLL_TIMEOUT_S) -> Credential:
+    """Enroll and store the credential; raises grpc.RpcError when the collector
+    refuses or cannot be reached (callers decide whether to retry)."""
+    install = credential.install_id(data_dir)
+    channel = open_channel(conn)
+    try:
+        stub = agent_pb2_grpc.AgentServiceStub(channel)
+        reply = stub.Enroll(agent_pb2.EnrollRequest(secret=secret, host=host_info(),
+                                                    install_id=install), timeout=timeout)
+    finally:
+        channel.close()
+    cred = Credential(agent_id=reply.agent_id, credential=reply.credential,
+                      install_id=install, enrolled_ms=now_ms(), collector=conn)
+    credential.save(data_dir, cred)
+    return cred
+
+
+def refusal(err: grpc.RpcError, conn: Connection) -> str:
+    """What a failed Enroll call means for the person running it."""
+    if err.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+        return (f"the collector at {conn.address} refused the enrollment secret "
+                f"({err.details()}): ask for a current one "
+                f"(`worklens-collector token create --role enroll`)")
+    return explain(err, conn)
+
+
+def command(args: argparse.Namespace, cfg, data_dir: Path) -> int:
+    # the flags were merged into cfg.collector by agent/cli.py; saved settings are
+    # deliberately not reused: enrolling is how they are changed
+    conn = connection(cfg.collector)
+    if not args.secret.strip():
+        raise UserError("--secret is empty: pass the enrollment secret from "
+                        "`worklens-collector token create --role enroll`")
+    try:
+        cred = enroll(conn, args.secret.strip(), data_dir)
+    except grpc.RpcError as err:
+        raise UserError(refusal(err, conn)) from None
+    print(f"enrolled as {cred.agent_id} with the collector at {conn.address}")
+    print(f"credential stored in {data_dir / credential.CREDENTIAL_FILE} (readable only by you)")
+    return 0
