@@ -1,0 +1,89 @@
+"""``worklens-agent run``: sample on a schedule until SIGTERM/SIGINT.
+
+APScheduler runs three interval jobs on one worker thread (so they never run
+concurrently): the window/idle sample every ``window_interval``, the process
+sample every ``process_interval`` and the delivery checkpoint every
+``flush_interval``. On SIGTERM or SIGINT the open spans are closed and
+written, the checkpoint is cleared and the sink closed; the exit code is 0.
+
+``--print`` writes closed records to stdout and never touches delivery (no
+collector, no enrollment needed); otherwise ``agent.delivery.open_delivery``
+provides the sink (spool + shipper).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+from agent.printsink import PrintSink
+from agent.privacy import load_schedule
+from agent.sampler import Sampler
+from agent.sink import Sink
+
+log = logging.getLogger(__name__)
+
+
+def open_sink(args: Any, cfg, data_dir: Path) -> Sink:
+    if getattr(args, "print_only", False):
+        return PrintSink()
+    from agent.delivery import open_delivery  # the delivery side: spool + shipper
+
+    return open_delivery(cfg, data_dir)
+
+
+def build_scheduler(sampler: Sampler, cfg) -> Any:
+    from apscheduler.executors.pool import ThreadPoolExecutor
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    # APScheduler logs every job run at INFO; once a second is noise in a journal
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    scheduler = BackgroundScheduler(
+        executors={"default": ThreadPoolExecutor(max_workers=1)},
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None})
+    s = cfg.sampling
+    scheduler.add_job(sampler.sample, "interval", seconds=s.window_interval, id="sample")
+    scheduler.add_job(sampler.sample_processes, "interval", seconds=s.process_interval,
+                      id="processes")
+    scheduler.add_job(sampler.checkpoint, "interval", seconds=cfg.delivery.flush_interval,
+                      id="checkpoint")
+    return scheduler
+
+
+def _describe(sampler: Sampler) -> str:
+    return "; ".join(f"{s.name}: {s.backend if s.available else 'unavailable'}"
+                     + (f" ({s.reason})" if s.reason and not s.available else "")
+                     for s in sampler.statuses)
+
+
+def command(args: Any, cfg, data_dir: Path) -> int:
+    load_schedule(cfg.privacy.schedule)          # a bad schedule stops us before anything runs
+    sink = open_sink(args, cfg, data_dir)
+    sampler = Sampler(cfg, sink)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("received %s: closing open spans", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    scheduler = None
+    try:
+        sampler.start()
+        sampler.sample()                             # the first spans start now, not in 1s
+        log.info("sampling every %gs (processes every %gs): %s",
+                 cfg.sampling.window_interval, cfg.sampling.process_interval, _describe(sampler))
+        scheduler = build_scheduler(sampler, cfg)
+        scheduler.start()
+        while not stop.wait(1.0):
+            pass
+    finally:
+        if scheduler is not None:
+            scheduler.shutdown(wait=True)
+        sampler.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0

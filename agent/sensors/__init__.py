@@ -1,0 +1,36 @@
+"""The agent's sensors: what it can observe on this machine, and what it cannot.
+
+Each kind of sensor (``window``, ``idle``) is a small package in the psutil
+mould: one public face in ``__init__``, one module per platform behind it, and
+a ``_none`` backend so that the agent still runs where a sensor cannot work
+(a server, Wayland without XWayland). ``input`` counts key presses and mouse
+events (counts only), ``processes`` samples CPU/memory per process and
+``clock`` notices when the machine slept.
+
+``describe(cfg)`` tells a person which sensors would run and why the others
+cannot; ``worklens-agent status`` prints it.
+"""
+
+from __future__ import annotations
+
+from agent.sensors._select import BackendUnavailable, SensorStatus
+
+__all__ = ["BackendUnavailable", "SensorStatus", "describe"]
+
+
+def describe(cfg) -> list[SensorStatus]:
+    """Probe each sensor once (open and close it) and say what it can see.
+
+    Cheap enough for a status command: it connects to the display once per
+    sensor and reads nothing the agent would not read anyway.
+    """
+    from agent.sensors import idle, input, processes, window
+
+    statuses = []
+    for kind in (window, idle):
+        backend, status = kind.open_sensor(cfg)
+        backend.close()
+        statuses.append(status)
+    statuses.append(input.probe())
+    statuses.append(processes.describe(cfg))
+    return statuses

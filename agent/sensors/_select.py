@@ -1,0 +1,96 @@
+"""Choosing a sensor backend, the way pynput's ``backend()`` does: by platform,
+overridable by configuration or an environment variable, and when a backend
+cannot load, an error that tells IT what to install or enable.
+
+The choice is shared by ``window`` and ``idle`` so both read the same rules.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class BackendUnavailable(Exception):
+    """A backend cannot run here; the message says why and how to fix it."""
+
+
+@dataclass(frozen=True)
+class SensorStatus:
+    """What one sensor does on this machine, for ``worklens-agent status``."""
+
+    name: str          # "window", "idle", "input", "processes"
+    backend: str       # the backend in use, e.g. "x11", "logind", "none"
+    available: bool    # False: the sensor reports nothing
+    reason: str = ""   # why it is unavailable (with the fix), or a detail
+
+
+def default_backends(kind: str, platform: str = sys.platform,
+                     env: Mapping[str, str] | None = None) -> list[str]:
+    """Backends to try, best first, for this platform and session."""
+    env = os.environ if env is None else env
+    if platform == "win32":
+        return ["win32"]
+    if platform == "darwin":
+        return ["darwin"]
+    if env.get("DISPLAY"):
+        return ["x11", "logind"] if kind == "idle" else ["x11"]
+    return ["logind"] if kind == "idle" else []
+
+
+def no_display_reason(env: Mapping[str, str] | None = None) -> str:
+    """Why a Linux session has no X display, phrased as a fix."""
+    env = os.environ if env is None else env
+    if env.get("WAYLAND_DISPLAY"):
+        return ("Wayland session without X: enable XWayland (and set DISPLAY) so the "
+                "agent can see the focused window")
+    return "no X display: set DISPLAY to the user's X session (e.g. DISPLAY=:0)"
+
+
+def forced_backend(kind: str, configured: str, env: Mapping[str, str] | None = None) -> str:
+    """``WORKLENS_<KIND>_BACKEND`` beats ``[sampling] <kind>_backend`` beats automatic."""
+    env = os.environ if env is None else env
+    return (env.get(f"WORKLENS_{kind.upper()}_BACKEND") or configured or "").strip().lower()
+
+
+def open_backend(package: str, kind: str, configured: str = "",
+                 env: Mapping[str, str] | None = None, platform: str = sys.platform,
+                 **options: Any) -> tuple[Any, SensorStatus]:
+    """Open the chosen (or the best working) backend of ``package``.
+
+    Never raises for an unavailable backend: the agent falls back to the
+    ``none`` backend and the returned status says why, so that one missing
+    sensor never stops the others.
+    """
+    env = os.environ if env is None else env
+    forced = forced_backend(kind, configured, env)
+    names = [forced] if forced else default_backends(kind, platform, env)
+    reasons = []
+    if not names and platform.startswith("linux"):
+        reasons.append(no_display_reason(env))
+    for name in names:
+        if name == "none":
+            reasons.append("disabled by configuration")
+            break
+        try:
+            module = importlib.import_module(f"{package}._{name}")
+        except ModuleNotFoundError:
+            reasons.append(f"unknown {kind} backend {name!r}")
+            continue
+        try:
+            backend = module.open(**options)
+        except BackendUnavailable as exc:
+            reasons.append(f"{name}: {exc}")
+            continue
+        return backend, SensorStatus(kind, name, True, getattr(backend, "detail", ""))
+    none = importlib.import_module(f"{package}._none").open()
+    reason = "; ".join(reasons) or "no backend for this platform"
+    log.warning("%s sensor unavailable: %s", kind, reason)
+    return none, SensorStatus(kind, "none", False, reason)

@@ -1,0 +1,17 @@
+"""The window backend for machines where no window can be seen (servers,
+Wayland without XWayland): the agent runs on, reporting no window spans."""
+
+from __future__ import annotations
+
+from agent.sensors.window._base import WindowBackend, WindowInfo
+
+
+class NoWindow(WindowBackend):
+    name = "none"
+
+    def active_window(self) -> WindowInfo | None:
+        return None
+
+
+def open(**_options) -> NoWindow:
+    return NoWindow()
