@@ -1,0 +1,279 @@
+"""``worklens-agent status``: what a person at the keyboard (or IT) wants to
+know — is this agent enrolled, can it reach its collector, how much is waiting
+to be sent and since when, what was lost, and above all what is being
+collected about them.
+
+It reads the spool read-only (a running agent keeps working undisturbed) and
+asks the collector one short ``Hello``. ``--json`` prints the same facts for
+machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import logging
+import sqlite3
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import grpc
+from worklens.cli import UserError
+from worklens.durations import format_duration
+from worklens.v1 import agent_pb2, agent_pb2_grpc
+
+from agent import credential
+from agent.channel import ENROLL_HINT, connection, explain, open_channel
+from agent.credential import Connection
+from agent.hostinfo import host_info
+from agent.spool import Spool
+
+log = logging.getLogger(__name__)
+
+HELLO_TIMEOUT_S = 3.0
+NEVER_RECORDED = "keystroke content, clipboard and screen contents are never recorded, " \
+                 "only counts and durations"
+
+
+@dataclass
+class CollectorReport:
+    address: str = ""
+    transport: str = ""                 # "TLS", "mutual TLS", "plain text"
+    reachable: bool | None = None       # None: not asked (not enrolled)
+    credential_accepted: bool | None = None
+    problem: str = ""
+    last_sequence: int | None = None    # highest batch the collector stored for us
+    clock_skew_ms: int | None = None
+
+
+@dataclass
+class SpoolReport:
+    batches: int = 0
+    events: int = 0
+    bytes: int = 0
+    unsealed_records: int = 0
+    oldest_unsent_ms: int | None = None
+    last_ack_ms: int | None = None
+    last_ack_sequence: int | None = None
+    dropped_events: int = 0
+    dead_letters: int = 0
+    dead_letter_events: int = 0
+    sending_stopped: str = ""           # why the agent stopped sending (auth)
+    last_error: str = ""
+    problem: str = ""
+
+
+@dataclass
+class Status:
+    data_dir: str
+    enrolled: bool
+    agent_id: str = ""
+    enrolled_ms: int | None = None
+    will_self_enroll: bool = False
+    collector: CollectorReport = field(default_factory=CollectorReport)
+    spool: SpoolReport = field(default_factory=SpoolReport)
+    sensors: list[dict] = field(default_factory=list)
+    collected: dict = field(default_factory=dict)
+
+
+def gather(cfg, data_dir: Path) -> Status:
+    cred = credential.load(data_dir)
+    status = Status(data_dir=str(data_dir), enrolled=cred is not None)
+    conn = connection(cfg.collector, cred.collector if cred else None)
+    status.collector = CollectorReport(address=conn.address, transport=_transport(conn))
+    if cred is not None:
+        status.agent_id, status.enrolled_ms = cred.agent_id, cred.enrolled_ms or None
+        status.collector = _ask_collector(conn, cred.credential, status.collector)
+    else:
+        status.will_self_enroll = bool(cfg.collector.enroll_secret)
+    status.spool = _read_spool(data_dir)
+    status.sensors = _sensors(cfg)
+    status.collected = _collected(cfg)
+    return status
+
+
+def _transport(conn: Connection) -> str:
+    if conn.client_cert:
+        return "mutual TLS"
+    if conn.ca_cert:
+        return "TLS"
+    return "plain text" if conn.address else ""
+
+
+def _ask_collector(conn: Connection, secret: str, report: CollectorReport) -> CollectorReport:
+    try:
+        channel = open_channel(conn, secret)
+    except UserError as exc:
+        report.reachable, report.problem = False, str(exc)
+        return report
+    sent_ms = time.time() * 1000
+    try:
+        reply = agent_pb2_grpc.AgentServiceStub(channel).Hello(
+            agent_pb2.HelloRequest(host=host_info()), timeout=HELLO_TIMEOUT_S)
+    except grpc.RpcError as err:
+        auth = err.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
+        report.reachable = auth
+        report.credential_accepted = False if auth else None
+        report.problem = explain(err, conn)
+        return report
+    finally:
+        channel.close()
+    now_ms = time.time() * 1000
+    report.reachable = report.credential_accepted = True
+    report.last_sequence = reply.last_sequence
+    report.clock_skew_ms = int(reply.server_time_ms - (sent_ms + now_ms) / 2)
+    return report
+
+
+def _read_spool(data_dir: Path) -> SpoolReport:
+    try:
+        spool = Spool.inspect(data_dir)
+    except sqlite3.Error as exc:
+        return SpoolReport(problem=f"cannot read the spool: {exc} (the agent will move it "
+                                   f"aside and start a fresh one when it next starts)")
+    if spool is None:
+        return SpoolReport()
+    try:
+        depth = spool.depth()
+        return SpoolReport(
+            batches=depth.batches, events=depth.events, bytes=depth.bytes,
+            unsealed_records=depth.unsealed, oldest_unsent_ms=depth.oldest_created_ms,
+            last_ack_ms=spool.get("last_ack_ms"),
+            last_ack_sequence=spool.get("last_ack_sequence"),
+            dropped_events=spool.get("dropped_total", 0), dead_letters=depth.dead_letters,
+            dead_letter_events=depth.dead_letter_events,
+            sending_stopped=spool.get("auth_error", "") or "",
+            last_error=spool.get("last_error", "") or "")
+    finally:
+        spool.close()
+
+
+def _sensors(cfg) -> list[dict]:
+    """What the sensors can see here, from the sensor side's own ``describe``."""
+    if importlib.util.find_spec("agent.sensors") is None:
+        return []
+    import agent.sensors as sensors
+    if not hasattr(sensors, "describe"):
+        return []
+    try:
+        return [asdict(s) for s in sensors.describe(cfg)]
+    except Exception as exc:   # a probe failing must not hide the rest of the status
+        log.debug("sensor probe failed", exc_info=True)
+        return [{"name": "sensors", "backend": "", "available": False,
+                 "reason": f"could not probe the sensors: {exc}"}]
+
+
+def _collected(cfg) -> dict:
+    privacy, sampling = cfg.privacy, cfg.sampling
+    return {
+        "window_titles": bool(privacy.capture_titles),
+        "title_redaction_patterns": len(privacy.redact_titles),
+        "excluded_apps": list(privacy.exclude_apps),
+        "schedule": privacy.schedule or "always",
+        "window_interval_s": sampling.window_interval,
+        "idle_threshold_s": sampling.idle_threshold,
+        "process_interval_s": sampling.process_interval,
+        "top_processes": sampling.top_processes,
+        "never_recorded": NEVER_RECORDED,
+    }
+
+
+# -- printing ------------------------------------------------------------------------------
+
+def _when(ms: int | None, now: float | None = None) -> str:
+    if not ms:
+        return "never"
+    now = time.time() if now is None else now
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000))
+    ago = max(0.0, now - ms / 1000)
+    return f"{stamp} ({format_duration(ago)} ago)"
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def render(status: Status) -> str:
+    lines = ["Worklens agent status", ""]
+    add = lines.append
+    if status.enrolled:
+        since = f" since {_when(status.enrolled_ms).split(' (')[0]}" if status.enrolled_ms \
+            else ""
+        add(f"  enrolled:       yes, as {status.agent_id}{since}")
+    elif status.will_self_enroll:
+        add("  enrolled:       not yet — `worklens-agent run` enrolls with [collector] "
+            "enroll_secret")
+    else:
+        add(f"  enrolled:       no — run {ENROLL_HINT}")
+    add(f"  collector:      {_collector_line(status.collector)}")
+    if status.collector.problem:
+        add(f"                  {status.collector.problem}")
+    add(f"  data dir:       {status.data_dir}")
+    lines += _spool_lines(status.spool)
+    add("")
+    add("What is collected")
+    if status.sensors:
+        for sensor in status.sensors:
+            state = sensor["backend"] if sensor["available"] else "not available"
+            detail = f" — {sensor['reason']}" if sensor.get("reason") else ""
+            add(f"  {sensor['name'] + ':':<16}{state}{detail}")
+    c = status.collected
+    titles = "captured" if c["window_titles"] else "not captured (app names only)"
+    if c["window_titles"] and c["title_redaction_patterns"]:
+        titles += f", {c['title_redaction_patterns']} redaction pattern(s) applied"
+    add(f"  window titles:  {titles}")
+    add(f"  excluded apps:  {', '.join(c['excluded_apps']) or 'none'}")
+    add(f"  schedule:       {c['schedule']}")
+    add(f"  sampling:       focused window every {format_duration(c['window_interval_s'])}, "
+        f"idle after {format_duration(c['idle_threshold_s'])}, top "
+        f"{c['top_processes']} processes every {format_duration(c['process_interval_s'])}")
+    add(f"  never:          {c['never_recorded']}")
+    return "\n".join(lines)
+
+
+def _collector_line(report: CollectorReport) -> str:
+    if not report.address:
+        return "none configured"
+    where = f"{report.address} ({report.transport})"
+    if report.reachable is None:
+        return where
+    if report.credential_accepted:
+        return f"{where} — reachable, credential accepted"
+    if report.reachable:
+        return f"{where} — reachable, but it REJECTS this agent's credential"
+    return f"{where} — NOT reachable"
+
+
+def _spool_lines(spool: SpoolReport) -> list[str]:
+    if spool.problem:
+        return [f"  spool:          {spool.problem}"]
+    waiting = (f"{spool.batches} batch(es) waiting ({spool.events} events, "
+               f"{_size(spool.bytes)})" if spool.batches else "nothing waiting")
+    if spool.unsealed_records:
+        waiting += f"; {spool.unsealed_records} record(s) to be sealed at the next flush"
+    lines = [f"  spool:          {waiting}",
+             f"  oldest unsent:  {_when(spool.oldest_unsent_ms) if spool.batches else '-'}",
+             f"  last ack:       {_when(spool.last_ack_ms)}",
+             f"  dropped:        {spool.dropped_events} event(s) (spool limits)",
+             f"  dead letters:   {spool.dead_letters} batch(es), {spool.dead_letter_events} "
+             f"event(s) rejected by the collector"]
+    if spool.sending_stopped:
+        lines.append(f"  SENDING STOPPED: {spool.sending_stopped}")
+    elif spool.last_error:
+        lines.append(f"  last problem:   {spool.last_error}")
+    return lines
+
+
+def command(args: argparse.Namespace, cfg, data_dir: Path) -> int:
+    status = gather(cfg, data_dir)
+    if getattr(args, "json", False):
+        print(json.dumps(asdict(status), indent=2))
+    else:
+        print(render(status))
+    return 0

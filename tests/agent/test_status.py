@@ -1,0 +1,133 @@
+"""`worklens-agent status` answers a person's questions from a real data dir
+and a real collector: enrolled as whom, collector reachable, what is waiting
+and since when, what was lost, and what is collected about them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from collector_harness import InProcessCollector
+from delivery_support import agent_cli, free_port, window
+
+from agent.spool import Spool
+from collector.enrollment import revoke_agent
+
+
+@pytest.fixture
+def collector(tmp_path):
+    instance = InProcessCollector(tmp_path / "collector")
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture
+def enrolled(tmp_path, collector):
+    data = tmp_path / "agent"
+    done = agent_cli("enroll", "--collector", collector.grpc_address, "--secret",
+                     collector.create_token("enroll"), "--data-dir", str(data))
+    assert done.returncode == 0, done.stderr
+    return data, json.loads((data / "credential.json").read_text())["agent_id"]
+
+
+def status(data, *extra, env=None):
+    done = agent_cli("status", "--data-dir", str(data), *extra, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    return done.stdout
+
+
+def test_not_enrolled_says_how_and_still_shows_what_would_be_collected(tmp_path):
+    out = status(tmp_path / "fresh")
+    assert "enrolled:       no — run `worklens-agent enroll --collector HOST:PORT " \
+           "--secret SECRET`" in out
+    assert "collector:      none configured" in out
+    assert "spool:          nothing waiting" in out
+    assert "window titles:  captured" in out
+    assert "keystroke content, clipboard and screen contents are never recorded" in out
+
+
+def test_enrolled_and_reachable_with_a_backlog_dead_letter_and_drops(tmp_path, collector,
+                                                                     enrolled):
+    data, agent_id = enrolled
+    spool = Spool.open(data, max_mb=100)
+    for i in range(3):
+        spool.add([window(i), window(10 + i)])
+        spool.seal()
+    spool.dead_letter(2, "INVALID_ARGUMENT: batch 2 rejected: windows.title too long")
+    spool.put("dropped_total", 17)
+    spool.add([window(40)])                       # closed, not sealed yet
+    spool.close()
+
+    out = status(data)
+    assert f"enrolled:       yes, as {agent_id}" in out
+    assert f"collector:      {collector.grpc_address} (plain text) — reachable, credential " \
+           "accepted" in out
+    assert "spool:          2 batch(es) waiting (4 events," in out
+    assert "1 record(s) to be sealed at the next flush" in out
+    assert "last ack:       never" in out
+    assert "dropped:        17 event(s)" in out
+    assert "dead letters:   1 batch(es), 2 event(s) rejected by the collector" in out
+
+    facts = json.loads(status(data, "--json"))
+    assert facts["agent_id"] == agent_id and facts["enrolled"] is True
+    assert facts["collector"]["reachable"] is True
+    assert facts["collector"]["credential_accepted"] is True
+    assert facts["collector"]["last_sequence"] == 0
+    s = facts["spool"]
+    assert (s["batches"], s["events"], s["unsealed_records"]) == (2, 4, 1)
+    assert (s["dead_letters"], s["dead_letter_events"], s["dropped_events"]) == (1, 2, 17)
+    assert s["oldest_unsent_ms"] > 0 and s["bytes"] > 0
+    assert facts["collected"]["never_recorded"].startswith("keystroke content")
+
+
+def test_collector_down_is_reported_as_not_reachable(tmp_path, enrolled, collector):
+    data, _ = enrolled
+    collector.stop()
+    out = status(data)
+    assert "— NOT reachable" in out
+    assert "nothing answers there (is it running?)" in out
+    assert json.loads(status(data, "--json"))["collector"]["reachable"] is False
+
+
+def test_revoked_agent_is_told_to_reenroll(tmp_path, enrolled, collector):
+    data, agent_id = enrolled
+    revoke_agent(collector.store, agent_id)
+    out = status(data)
+    assert "reachable, but it REJECTS this agent's credential" in out
+    assert "re-enroll" in out
+
+
+def test_stopped_sending_is_shown(tmp_path, enrolled):
+    data, _ = enrolled
+    spool = Spool.open(data)
+    spool.put("auth_error", "the collector at x rejected this agent's credential: re-enroll")
+    spool.close()
+    assert "SENDING STOPPED: the collector at x rejected" in status(data)
+
+
+def test_privacy_settings_are_spelled_out(tmp_path):
+    config = tmp_path / "agent.toml"
+    config.write_text('[privacy]\ncapture_titles = true\nredact_titles = ["secret", "\\\\d{16}"]'
+                      '\nexclude_apps = ["keepassxc", "signal"]\n'
+                      'schedule = "Mon-Fri 08:00-18:00"\n'
+                      f'[collector]\naddress = "127.0.0.1:{free_port()}"\n'
+                      'enroll_secret = "from-the-package"\n')
+    out = status(tmp_path / "agent", "--config", str(config))
+    assert "window titles:  captured, 2 redaction pattern(s) applied" in out
+    assert "excluded apps:  keepassxc, signal" in out
+    assert "schedule:       Mon-Fri 08:00-18:00" in out
+    assert "not yet — `worklens-agent run` enrolls with [collector] enroll_secret" in out
+    out = status(tmp_path / "agent", env={"WORKLENS_PRIVACY_CAPTURE_TITLES": "false"})
+    assert "window titles:  not captured (app names only)" in out
+
+
+def test_status_does_not_disturb_a_running_agents_checkpoint(tmp_path, enrolled):
+    data, _ = enrolled
+    spool = Spool.open(data)
+    spool.checkpoint([window(1, "open span")])
+    status(data)
+    spool.close()
+    reopened = Spool.open(data)       # the checkpoint is still there to recover
+    reopened.seal()
+    assert [w.title for p in reopened.pending() for w in p.batch.windows] == ["open span"]
