@@ -1,0 +1,299 @@
+"""Streamed CSV exports for spreadsheets and BI tools (SPEC "CSV").
+
+RFC 4180 (the csv module, CRLF line ends), UTF-8, a header row, ISO 8601
+timestamps with the requested zone's offset (always with milliseconds, so every
+row has the same shape), durations in seconds as plain numbers.
+
+Window titles, app names and user names come from monitored machines, so any
+text cell a spreadsheet would run as a formula (leading ``=``, ``+``, ``-``,
+``@``, tab or carriage return; OWASP "CSV injection") gets a leading ``'``.
+
+Why generators over a private connection: an export of millions of rows must
+not hold them in memory, and a streaming HTTP response advances the generator
+from whichever worker thread is free. Rows are fetched ``CHUNK_ROWS`` at a
+time from a read-only connection the generator owns and closes (one read
+snapshot for the whole export, consistent even while ingest goes on).
+
+Which rows: ``spans``, ``activity`` and ``processes`` are raw records that
+START in the date range (in the requested zone); ``daily`` and ``apps`` are
+rollup totals per local day, the same numbers as the summaries.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sqlite3
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from datetime import date, datetime, tzinfo
+from typing import Any
+from urllib.parse import quote
+
+from collector.rules import app_key, classifier
+from collector.summary import (
+    CLASSES,
+    STATE_NAMES,
+    LocalLabels,
+    UnknownAgent,
+    agent_names,
+    day_range_ms,
+    zone,
+)
+
+KINDS = ("spans", "activity", "processes", "daily", "apps")
+CHUNK_ROWS = 5000
+_FORMULA_START = frozenset("=+-@\t\r")
+
+HEADERS = {
+    "spans": ["agent_id", "user", "start", "end", "duration_seconds", "app", "title", "category",
+              "productivity", "exe", "pid"],
+    "activity": ["agent_id", "user", "start", "end", "duration_seconds", "state", "key_presses",
+                 "clicks", "mouse_moves", "scrolls"],
+    "processes": ["agent_id", "time", "pid", "name", "user", "cpu_percent", "rss_bytes",
+                  "cpu_seconds", "interval_seconds"],
+    "daily": ["date", "agent_id", "user", "active_seconds", "idle_seconds", "spans",
+              *(f"{c}_seconds" for c in CLASSES), "state_active_seconds", "state_idle_seconds",
+              "locked_seconds", "asleep_seconds", "key_presses", "clicks", "mouse_moves",
+              "scrolls", "dropped_events"],
+    "apps": ["date", "agent_id", "user", "app", "category", "productivity", "active_seconds",
+             "idle_seconds", "spans"],
+}
+
+
+class ExportError(ValueError):
+    """An export that cannot be made as asked (unknown kind...)."""
+
+
+def safe(text: str) -> str:
+    """Neutralise a text cell a spreadsheet would evaluate as a formula."""
+    return "'" + text if text and text[0] in _FORMULA_START else text
+
+
+class IsoTime:
+    """Epoch ms -> ISO 8601 with offset, fast: the date/time/offset prefix is computed
+    once per minute (offsets only change on whole minutes)."""
+
+    def __init__(self, tz: tzinfo) -> None:
+        self.tz = tz
+        self._minutes: dict[int, tuple[str, str]] = {}
+
+    def __call__(self, ms: int) -> str:
+        minute, rest = divmod(ms, 60_000)
+        parts = self._minutes.get(minute)
+        if parts is None:
+            local = datetime.fromtimestamp(minute * 60, self.tz)
+            text = local.isoformat(timespec="minutes")
+            parts = (text[:16] + ":", text[16:] or "+00:00")
+            if len(self._minutes) > 100_000:
+                self._minutes.clear()
+            self._minutes[minute] = parts
+        seconds, millis = divmod(rest, 1000)
+        return f"{parts[0]}{seconds:02d}.{millis:03d}{parts[1]}"
+
+
+def export(store: Any, kind: str, from_date: date, to_date: date,
+           tz: tzinfo | str | None = None, agent: str | None = None,
+           user: str | None = None) -> Iterator[bytes]:
+    """Validate now (so an API can answer 400/404 before streaming), then return a
+    generator of UTF-8 CSV chunks."""
+    if kind not in KINDS:
+        raise ExportError(f"kind: expected one of {', '.join(KINDS)}, got {kind!r}")
+    if from_date > to_date:
+        raise ExportError(f"from: {from_date} is after to ({to_date})")
+    tz = zone(tz)
+    start, end = day_range_ms(from_date, to_date, tz)
+    key = None
+    if agent is not None:
+        with store.reader() as conn:
+            row = conn.execute("SELECT id FROM agents WHERE agent_id = ?", (agent,)).fetchone()
+        if row is None:
+            raise UnknownAgent(f"no agent {agent!r}")
+        key = row[0]
+    return _stream(store, kind, start, end, tz, key, user)
+
+
+def _connect(store: Any) -> sqlite3.Connection:
+    conn = sqlite3.connect(f"file:{quote(str(store.path))}?mode=ro", uri=True,
+                           check_same_thread=False, timeout=10)
+    conn.execute("PRAGMA query_only=ON")
+    return conn
+
+
+def _stream(store: Any, kind: str, start: int, end: int, tz: tzinfo, agent: int | None,
+            user: str | None) -> Iterator[bytes]:
+    conn = _connect(store)
+    try:
+        conn.execute("BEGIN")   # one snapshot for the whole export
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\r\n")
+        writer.writerow(HEADERS[kind])
+        yield buffer.getvalue().encode("utf-8")
+        buffer.seek(0)
+        buffer.truncate()
+        for rows in _ROWS[kind](conn, start, end, tz, agent, user):
+            if rows and isinstance(rows[0], str):   # lines already assembled
+                yield "".join(rows).encode("utf-8")
+                continue
+            writer.writerows(rows)
+            yield buffer.getvalue().encode("utf-8")
+            buffer.seek(0)
+            buffer.truncate()
+    finally:
+        conn.close()
+
+
+def _filters(column: str, start: int, end: int, agent: int | None, user: str | None,
+             user_column: str = "username") -> tuple[str, list]:
+    where, params = [f"{column} >= ?", f"{column} < ?"], [start, end]
+    if agent is not None:
+        where.append("agent = ?")
+        params.append(agent)
+    if user is not None:
+        where.append(f"{user_column} = ?")
+        params.append(user)
+    return " AND ".join(where), params
+
+
+def _chunks(conn: sqlite3.Connection, sql: str, params: list) -> Iterator[list[tuple]]:
+    cursor = conn.execute(sql, params)
+    while True:
+        rows = cursor.fetchmany(CHUNK_ROWS)
+        if not rows:
+            return
+        yield rows
+
+
+# -- raw record kinds -------------------------------------------------------------------------
+
+def rfc4180(text: str) -> str:
+    """One text cell, neutralised and quoted as RFC 4180 (and csv.QUOTE_MINIMAL) does."""
+    text = safe(text)
+    if '"' in text or "," in text or "\n" in text or "\r" in text:
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+class _Cells(dict):
+    """value -> its CSV text; bounded (titles can be as many as spans)."""
+
+    def __missing__(self, key: Any) -> str:
+        if len(self) > 200_000:
+            self.clear()
+        value = self[key] = rfc4180(key)
+        return value
+
+
+def _spans(conn, start, end, tz, agent, user) -> Iterator[list[str]]:
+    """The hot path (millions of rows): lines are assembled directly, text cells come
+    from memos of their neutralised, quoted form and times from a per-minute memo."""
+    names, iso, clf = agent_names(conn), IsoTime(tz), classifier(conn)
+    agents = {k: rfc4180(v) for k, v in names.items()}
+    cells = _Cells()
+    described: dict[tuple, str] = {}   # (app, title, excluded) -> "app,title,category,class"
+    where, params = _filters("start_ms", start, end, agent, user)
+    sql = ("SELECT agent, username, start_ms, duration_ms, app, title, excluded, exe, pid FROM "
+           f"window_spans WHERE {where} ORDER BY start_ms")
+    for rows in _chunks(conn, sql, params):
+        out = []
+        for a, u, s, d, app, title, excluded, exe, pid in rows:
+            what = described.get((app, title, excluded))
+            if what is None:
+                name = app_key(app, excluded)
+                shown = "" if excluded else title
+                category, productivity = clf.classify(name, shown)
+                what = (f"{cells[name]},{rfc4180(shown)},{cells[category]},{productivity}")
+                if len(described) > 200_000:
+                    described.clear()
+                described[(app, title, excluded)] = what
+            out.append(f"{agents.get(a, a)},{cells[u]},{iso(s)},{iso(s + d)},{d / 1000},{what},"
+                       f"{'' if excluded else cells[exe]},{pid}\r\n")
+        yield out
+
+
+def _activity(conn, start, end, tz, agent, user) -> Iterator[list[tuple]]:
+    names, iso = agent_names(conn), IsoTime(tz)
+    where, params = _filters("start_ms", start, end, agent, user)
+    sql = ("SELECT agent, username, start_ms, duration_ms, state, key_presses, clicks, "
+           f"mouse_moves, scrolls FROM activity_spans WHERE {where} ORDER BY start_ms")
+    for rows in _chunks(conn, sql, params):
+        yield [(names.get(a, a), safe(u), iso(s), iso(s + d), d / 1000,
+                STATE_NAMES.get(st, "unknown"), k, c, m, sc)
+               for a, u, s, d, st, k, c, m, sc in rows]
+
+
+def _processes(conn, start, end, tz, agent, user) -> Iterator[list[tuple]]:
+    names, iso = agent_names(conn), IsoTime(tz)
+    where, params = _filters("time_ms", start, end, agent, user)
+    sql = ("SELECT agent, time_ms, pid, name, username, cpu_percent, rss_bytes, cpu_seconds, "
+           f"interval_ms FROM process_samples WHERE {where} ORDER BY time_ms")
+    for rows in _chunks(conn, sql, params):
+        yield [(names.get(a, a), iso(t), pid, safe(n), safe(u), round(cpu, 3), rss,
+                round(cs, 3), iv / 1000) for a, t, pid, n, u, cpu, rss, cs, iv in rows]
+
+
+# -- rollup kinds: per agent, aggregated to local days ----------------------------------------
+
+def _agents(conn: sqlite3.Connection, agent: int | None) -> list[tuple[int, str]]:
+    rows = conn.execute("SELECT id, agent_id FROM agents ORDER BY agent_id").fetchall()
+    return [r for r in rows if agent is None or r[0] == agent]
+
+
+def _daily(conn, start, end, tz, agent, user) -> Iterator[list[tuple]]:
+    labels = LocalLabels(tz)
+    for key, agent_id in _agents(conn, agent):
+        where, params = _filters("bucket", start, end, key, user)
+        days: dict[tuple[str, str], list] = defaultdict(lambda: [0] * 16)
+        for bucket, u, prod, active, idle, spans in conn.execute(
+                "SELECT bucket, username, productivity, sum(active_ms), sum(idle_ms), "
+                f"sum(spans) FROM rollup_window WHERE {where} "
+                "GROUP BY bucket, username, productivity", params):
+            row = days[(labels.day(bucket), u)]
+            row[0] += active
+            row[1] += idle
+            row[2] += spans
+            row[3 + CLASSES.index(prod)] += active
+        for bucket, u, *states in conn.execute(
+                "SELECT bucket, username, active_ms, idle_ms, locked_ms, asleep_ms, key_presses, "
+                f"clicks, mouse_moves, scrolls FROM rollup_activity WHERE {where}", params):
+            row = days[(labels.day(bucket), u)]
+            for i, value in enumerate(states):
+                row[7 + i] += value
+        if user is None:
+            dwhere, dparams = _filters("bucket", start, end, key, None)
+            dropped: dict[str, int] = defaultdict(int)
+            for bucket, count in conn.execute("SELECT bucket, dropped_events FROM rollup_dropped "
+                                              f"WHERE {dwhere}", dparams):
+                dropped[labels.day(bucket)] += count
+            for day, count in dropped.items():
+                # An agent-wide figure: on the day's first user row (or a row of its own).
+                users = sorted(u for d, u in days if d == day) or [""]
+                days[(day, users[0])][15] += count
+        yield [(day, agent_id, safe(u), *_seconds(v[:2]), v[2], *_seconds(v[3:11]), *v[11:])
+               for (day, u), v in sorted(days.items())]
+
+
+def _seconds(values: list[int]) -> list[float]:
+    return [v / 1000 for v in values]
+
+
+def _apps(conn, start, end, tz, agent, user) -> Iterator[list[tuple]]:
+    labels = LocalLabels(tz)
+    for key, agent_id in _agents(conn, agent):
+        where, params = _filters("bucket", start, end, key, user)
+        days: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0])
+        for bucket, u, app, category, prod, active, idle, spans in conn.execute(
+                "SELECT bucket, username, app, category, productivity, active_ms, idle_ms, spans "
+                f"FROM rollup_window WHERE {where}", params):
+            row = days[(labels.day(bucket), u, app, category, prod)]
+            row[0] += active
+            row[1] += idle
+            row[2] += spans
+        yield [(day, agent_id, safe(u), safe(app), safe(cat), prod, a / 1000, i / 1000, n)
+               for (day, u, app, cat, prod), (a, i, n) in sorted(days.items())]
+
+
+_ROWS: dict[str, Callable[..., Iterator[list[tuple]]]] = {
+    "spans": _spans, "activity": _activity, "processes": _processes, "daily": _daily,
+    "apps": _apps,
+}

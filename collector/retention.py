@@ -1,0 +1,128 @@
+"""Retention: delete raw records and rollups older than ``[retention] keep``
+(SPEC "Configuration"), on a schedule inside ``serve`` and on
+``worklens-collector purge --older-than DURATION``.
+
+The cut is made on whole 15-minute buckets (the cutoff is rounded down to a
+bucket start) so a bucket's rollup and the raw records behind it go together:
+raw records are deleted by their start time, rollups by their bucket. The
+batch ledger (``batches``, the idempotency keys) goes by receive time: no agent
+re-sends a batch that old (its spool expires long before).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from worklens.cli import UserError
+from worklens.durations import parse_duration
+
+from collector.rollup import floor_bucket
+
+log = logging.getLogger(__name__)
+
+PURGE_EVERY_S = 3600.0
+_RAW = (("window_spans", "start_ms"), ("activity_spans", "start_ms"),
+        ("process_samples", "time_ms"), ("system_totals", "time_ms"),
+        ("batches", "received_ms"))
+_ROLLUPS = ("rollup_window", "rollup_window_all", "rollup_activity", "rollup_dropped",
+            "rollup_process")
+_CURSORS = ("window_spans", "activity_spans", "process_samples")
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    cutoff_ms: int
+    deleted: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.deleted.values())
+
+
+def purge_in(conn: sqlite3.Connection, cutoff_ms: int) -> dict[str, int]:
+    """Delete everything before ``cutoff_ms`` (a bucket start) in the caller's transaction."""
+    deleted = {}
+    for table, column in _RAW:
+        deleted[table] = conn.execute(f"DELETE FROM {table} WHERE {column} < ?",
+                                      (cutoff_ms,)).rowcount
+    for table in _ROLLUPS:
+        deleted[table] = conn.execute(f"DELETE FROM {table} WHERE bucket < ?",
+                                      (cutoff_ms,)).rowcount
+    # SQLite may hand a deleted top rowid out again: never leave a rollup cursor above
+    # the highest remaining row, or new rows under it would be skipped.
+    for name in _CURSORS:
+        conn.execute("UPDATE rollup_cursor SET last_rowid = min(last_rowid, "
+                     f"(SELECT coalesce(max(rowid), 0) FROM {name})) WHERE name = ?", (name,))
+    return deleted
+
+
+def purge(store: Any, older_than_s: float, now_ms: int | None = None) -> PurgeResult:
+    """Delete raw records and rollups older than ``older_than_s`` seconds."""
+    if older_than_s <= 0:
+        raise ValueError("older_than_s must be positive")
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    cutoff = floor_bucket(now_ms - int(older_than_s * 1000))
+    deleted = store.write(lambda conn: purge_in(conn, cutoff))
+    result = PurgeResult(cutoff, deleted)
+    log.info("retention: deleted %d rows older than %s", result.total,
+             time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(cutoff / 1000)))
+    return result
+
+
+def _purge_quietly(store: Any, keep_s: float) -> None:
+    try:
+        purge(store, keep_s)
+    except Exception:   # a failed run must not stop the scheduler; the next one retries
+        log.exception("retention purge failed")
+
+
+def schedule_retention(scheduler_or_loop: Any, store: Any, keep_s: float,
+                       every_s: float = PURGE_EVERY_S) -> Any:
+    """Purge now and every ``every_s`` seconds; returns the APScheduler scheduler.
+
+    Pass a running APScheduler scheduler (the job is added to it) or an asyncio
+    loop (an AsyncIOScheduler is started on it; call ``.shutdown()`` on stop).
+    Jobs run on the scheduler's thread pool, so the purge never blocks the loop.
+    """
+    from datetime import datetime
+
+    if isinstance(scheduler_or_loop, asyncio.AbstractEventLoop):
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+        scheduler = AsyncIOScheduler(event_loop=scheduler_or_loop)
+        start = True
+    else:
+        scheduler, start = scheduler_or_loop, False
+    scheduler.add_job(_purge_quietly, "interval", args=(store, keep_s), seconds=every_s,
+                      next_run_time=datetime.now(), id="worklens-retention",
+                      replace_existing=True, coalesce=True, max_instances=1)
+    if start:
+        scheduler.start()
+    return scheduler
+
+
+def command(args: Any, cfg: Any, data_dir: Path) -> int:
+    """``purge --older-than DURATION``."""
+    from collector.config import store_url
+    from collector.store import open_store
+
+    try:
+        seconds = parse_duration(args.older_than)
+    except ValueError as exc:
+        raise UserError(f"--older-than: {exc}") from None
+    if seconds <= 0:
+        raise UserError("--older-than: expected a duration above zero, e.g. 400d")
+    store = open_store(store_url(cfg, data_dir))
+    try:
+        result = purge(store, seconds)
+    finally:
+        store.close()
+    cutoff = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(result.cutoff_ms / 1000))
+    print(f"deleted {result.total} rows older than {cutoff}")
+    return 0
