@@ -23,6 +23,7 @@ from typing import Any, BinaryIO
 import requests
 from worklens.cli import UserError
 
+from collector.csvexport import safe
 from collector.http.dates import DateError, parse_date, parse_tz
 
 CONNECT_TIMEOUT_S = 10
@@ -137,7 +138,7 @@ def _cell(column: str, value: Any) -> str:
 
 
 def _header(column: str) -> str:
-    for suffix in ("_seconds", "_s"):
+    for suffix in ("_seconds", "_share", "_s"):
         if column.endswith(suffix):
             column = column[: -len(suffix)]
     return column.replace("_", " ").upper()
@@ -153,11 +154,12 @@ def columns_of(rows: list[dict[str, Any]]) -> list[str]:
     return list(seen)
 
 
-def render_table(rows: list[dict[str, Any]], totals: dict[str, Any] | None = None) -> str:
+def render_table(rows: list[dict[str, Any]], totals: dict[str, Any] | None = None,
+                 cols: list[str] | None = None) -> str:
     """Aligned columns; numbers right-aligned, text left-aligned; a TOTAL line."""
     if not rows:
         return "no data for this range"
-    cols = columns_of(rows)
+    cols = cols or columns_of(rows)
     body = [[_cell(c, r.get(c)) for c in cols] for r in rows]
     lines = [[_header(c) for c in cols], *body]
     if totals:
@@ -179,20 +181,14 @@ def _numeric(value: Any) -> bool:
     return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
 
 
-def _csv_safe(value: Any) -> Any:
-    """OWASP CSV injection: a text cell that a spreadsheet would run is prefixed with '."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
 def render_csv(rows: list[dict[str, Any]]) -> str:
     cols = columns_of(rows)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(cols)
     for row in rows:
-        writer.writerow([_csv_safe(row.get(c)) for c in cols])
+        writer.writerow([safe(v) if isinstance(v, str) else v
+                         for v in (row.get(c) for c in cols)])
     return out.getvalue()
 
 
@@ -211,9 +207,17 @@ def run_summary(args: argparse.Namespace) -> int:
     elif args.format == "csv":
         sys.stdout.write(render_csv(rows))
     else:
-        print(f"{_title(data)}")
-        print(render_table(rows, data.get("totals")))
+        print(_title(data))
+        print(render_table(rows, data.get("total"), _table_columns(args.by, rows)))
     return 0
+
+
+def _table_columns(by: str, rows: list[dict[str, Any]]) -> list[str]:
+    """What fits a terminal: the group, active/idle h:mm, spans and the class shares."""
+    wanted = [by, "active_seconds", "idle_seconds", "spans", *(f"{c}_share" for c in
+              ("productive", "neutral", "unproductive", "unclassified"))]
+    present = set(columns_of(rows))
+    return [c for c in wanted if c in present] or columns_of(rows)
 
 
 def _title(data: dict[str, Any]) -> str:

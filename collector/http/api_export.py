@@ -28,18 +28,21 @@ def export_csv(request: Request, kind: str, who: Exporter,
                date_from: Annotated[str, Query(alias="from", description=DATE_HELP)],
                date_to: Annotated[str, Query(alias="to", description=DATE_HELP)] = "today",
                tz: Annotated[str | None, Query(description="IANA time zone")] = None,
+               agent: Annotated[str | None, Query(description="only this agent id")] = None,
+               user: Annotated[str | None, Query(description="only this user")] = None,
                ) -> StreamingResponse:
     if kind not in queries.EXPORT_KINDS:
         raise ApiError(404, f"kind: unknown export {kind!r} (expected one of "
                             f"{', '.join(queries.EXPORT_KINDS)})")
     rng = range_params(request, date_from, date_to, tz)
     store = store_of(request)
+    rows = queries.export_csv(store, kind, rng, agent=agent or None, user=user or None)
     audit.record(store, who, f"export.{kind}",
                  {"kind": kind, "from": rng.first.isoformat(), "to": rng.last.isoformat(),
-                  "tz": rng.tz.key}, client_address(request))
+                  "tz": rng.tz.key, "agent": agent, "user": user}, client_address(request))
     filename = f"worklens-{kind}-{rng.first.isoformat()}-{rng.last.isoformat()}.csv"
     return StreamingResponse(
-        threaded_chunks(lambda: queries.export_csv(store, kind, rng), name=f"export-{kind}"),
+        threaded_chunks(lambda: rows, name=f"export-{kind}"),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"',
                  "Cache-Control": "no-store"})

@@ -16,10 +16,6 @@ from collector.http.errors import ApiError
 EXPORT_KINDS = ("spans", "activity", "processes", "daily", "apps")
 
 
-def _unavailable(what: str) -> ApiError:
-    return ApiError(503, f"{what} are not available in this build yet")
-
-
 def summary(store: Any, rng: DateRange, by: str, agent: str | None, user: str | None
             ) -> dict[str, Any]:
     """``rows`` (each keyed by the grouping's name, e.g. ``{"app": "firefox", ...}``),
@@ -66,8 +62,19 @@ def agents(store: Any) -> list[dict[str, Any]]:
     return [asdict(a) for a in summaries.list_agents(store)]
 
 
-def export_csv(store: Any, kind: str, rng: DateRange) -> Iterable[str]:
-    raise _unavailable("CSV exports")
+def export_csv(store: Any, kind: str, rng: DateRange, agent: str | None = None,
+               user: str | None = None) -> Iterable[bytes]:
+    """Check the request now (so errors are a 400/404 before any byte is sent) and
+    return the generator of UTF-8 CSV chunks, which owns its own connection."""
+    from collector import csvexport, summary
+
+    try:
+        return csvexport.export(store, kind, rng.first, rng.last, rng.tz, agent=agent,
+                                user=user)
+    except summary.UnknownAgent:
+        raise ApiError(404, f"agent: no agent with id {agent!r}") from None
+    except (csvexport.ExportError, summary.SummaryError) as exc:
+        raise ApiError(400, str(exc)) from None
 
 
 def get_rules(store: Any) -> list[dict[str, Any]]:

@@ -31,9 +31,10 @@ class _Failed:
         self.exc = exc
 
 
-def threaded_chunks(produce: Callable[[], Iterable[str]], chunk_bytes: int = 256 * 1024,
+def threaded_chunks(produce: Callable[[], Iterable[bytes | str]], chunk_bytes: int = 256 * 1024,
                     depth: int = 4, name: str = "export") -> AsyncIterator[bytes]:
-    """Run ``produce()`` on its own thread; yield its text as UTF-8 byte chunks."""
+    """Run ``produce()`` on a pool thread; yield its output as byte chunks of at
+    least ``chunk_bytes`` (small pieces are joined, big ones pass as they are)."""
     q: queue.Queue[object] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
@@ -47,21 +48,28 @@ def threaded_chunks(produce: Callable[[], Iterable[str]], chunk_bytes: int = 256
         return False
 
     def work() -> None:
-        buf: list[str] = []
-        size = 0
+        pieces = None
         try:
-            for piece in produce():
-                buf.append(piece)
-                size += len(piece)
+            pieces = iter(produce())
+            buf: list[bytes] = []
+            size = 0
+            for piece in pieces:
+                data = piece.encode("utf-8") if isinstance(piece, str) else piece
+                buf.append(data)
+                size += len(data)
                 if size >= chunk_bytes:
-                    if not put("".join(buf).encode("utf-8")):
+                    if not put(b"".join(buf)):
                         return
                     buf, size = [], 0
-            if buf:
-                put("".join(buf).encode("utf-8"))
+            if buf and not put(b"".join(buf)):
+                return
             put(_DONE)
         except BaseException as exc:  # handed to the response side, which logs it
             put(_Failed(exc))
+        finally:
+            close = getattr(pieces, "close", None)
+            if close is not None:
+                close()  # a generator's finally: closes its database connection now
 
     async def chunks() -> AsyncIterator[bytes]:
         _POOL.submit(work)
