@@ -178,7 +178,7 @@ class _Cells(dict):
     """value -> its CSV text; bounded (titles can be as many as spans)."""
 
     def __missing__(self, key: Any) -> str:
-        if len(self) > 200_000:
+        if len(self) > 20_000:
             self.clear()
         value = self[key] = rfc4180(key)
         return value
@@ -203,7 +203,7 @@ def _spans(conn, start, end, tz, agent, user) -> Iterator[list[str]]:
                 shown = "" if excluded else title
                 category, productivity = clf.classify(name, shown)
                 what = (f"{cells[name]},{rfc4180(shown)},{cells[category]},{productivity}")
-                if len(described) > 200_000:
+                if len(described) > 20_000:
                     described.clear()
                 described[(app, title, excluded)] = what
             out.append(f"{agents.get(a, a)},{cells[u]},{iso(s)},{iso(s + d)},{d / 1000},{what},"

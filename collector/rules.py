@@ -30,7 +30,7 @@ UNCLASSIFIED = "unclassified"
 UNCLASSIFIED_CATEGORY = "(unclassified)"
 EXCLUDED_APP = "(excluded)"
 UNKNOWN_APP = "(unknown)"
-_MEMO_MAX = 200_000
+_MEMO_MAX = 20_000
 
 
 class RuleError(UserError):
