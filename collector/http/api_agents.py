@@ -6,11 +6,11 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
 
 from collector.http import queries
 from collector.http.auth import Principal, require
 from collector.http.context import store_of, tz_param
+from collector.http.jsonresp import FastJSONResponse
 
 router = APIRouter(prefix="/api/v1", tags=["query"])
 Viewer = Annotated[Principal, Depends(require("viewer"))]
@@ -23,10 +23,10 @@ def _iso(ms: int | None, tz) -> str | None:
 @router.get("/agents", summary="Enrolled agents, most recently seen first")
 def list_agents(request: Request, _who: Viewer,
                 tz: Annotated[str | None, Query(description="IANA time zone")] = None,
-                ) -> JSONResponse:
+                ) -> FastJSONResponse:
     zone = tz_param(request, tz)
     agents = queries.agents(store_of(request))
     for item in agents:
         item["enrolled"] = _iso(item["enrolled_ms"], zone)
         item["last_seen"] = _iso(item["last_seen_ms"], zone)
-    return JSONResponse({"tz": zone.key, "agents": agents})
+    return FastJSONResponse({"tz": zone.key, "agents": agents})

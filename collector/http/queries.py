@@ -50,22 +50,9 @@ def timeline(store: Any, agent_id: str, day: date, tz: ZoneInfo) -> dict[str, An
         return None
     except summaries.SummaryError as exc:
         raise ApiError(400, str(exc)) from None
-    return _timeline_json(result)
-
-
-def _timeline_json(tl: Any) -> dict[str, Any]:
-    """Timeline -> JSON-ready dicts, built directly: ``dataclasses.asdict`` deep-copies
-    every value and costs more than the query itself on a busy day."""
-    spans = [{"start": s.start, "end": s.end, "start_ms": s.start_ms, "end_ms": s.end_ms,
-              "app": s.app, "title": s.title, "category": s.category,
-              "productivity": s.productivity, "active_seconds": s.active_seconds,
-              "idle_seconds": s.idle_seconds,
-              "states": [{"start_ms": x.start_ms, "end_ms": x.end_ms, "state": x.state}
-                         for x in s.states]} for s in tl.spans]
-    activity = [{"start_ms": a.start_ms, "end_ms": a.end_ms, "state": a.state}
-                for a in tl.activity]
-    return {"start_ms": tl.start_ms, "end_ms": tl.end_ms, "spans": spans, "activity": activity,
-            "active_seconds": tl.active_seconds, "idle_seconds": tl.idle_seconds}
+    return {"start_ms": result.start_ms, "end_ms": result.end_ms, "spans": result.spans,
+            "activity": result.activity, "active_seconds": result.active_seconds,
+            "idle_seconds": result.idle_seconds}   # dataclasses: serialised by orjson
 
 
 def agents(store: Any) -> list[dict[str, Any]]:
