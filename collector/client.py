@@ -74,7 +74,9 @@ def _get(session: requests.Session, base: str, path: str, params: dict[str, str]
          stream: bool = False) -> requests.Response:
     url = base.rstrip("/") + path
     try:
-        resp = session.get(url, params=params, stream=stream,
+        # verify= per request: requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE override
+        # session.verify, which would silently drop --ca-cert.
+        resp = session.get(url, params=params, stream=stream, verify=session.verify,
                            timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S))
     except requests.exceptions.SSLError as exc:
         raise UserError(f"cannot reach the collector at {base}: TLS failed ({_reason(exc)}); "
