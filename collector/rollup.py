@@ -29,6 +29,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,11 @@ def ceil_bucket(ms: int) -> int:
 
 @dataclass
 class Deltas:
-    """Contributions of some raw rows, keyed like the rollup tables' primary keys."""
+    """Contributions of some raw rows. Hot-loop friendly keys: ``window`` maps
+    (bucket, (agent, user, app, category, productivity)) -> [active, idle, spans];
+    ``activity`` maps (bucket, (agent, user)) -> [active, idle, locked, asleep ms,
+    keys, clicks, moves, scrolls]; ``process`` (agent, bucket, name) -> [cpu, peak,
+    samples]; ``dropped`` (agent, bucket) -> events."""
 
     window: defaultdict = field(default_factory=lambda: defaultdict(lambda: [0, 0, 0]))
     activity: defaultdict = field(default_factory=lambda: defaultdict(lambda: [0] * 8))
@@ -79,42 +84,60 @@ class Deltas:
 
 
 def _spread(acc: defaultdict, key: tuple, column: int, lo: int, hi: int) -> None:
-    """Add the time [lo, hi) to ``acc[(key[0], bucket, *key[1:])][column]`` bucket by
-    bucket (split exactly at the boundaries)."""
-    agent, rest = key[0], key[1:]
+    """Add the time [lo, hi) to ``acc[(bucket, key)][column]`` bucket by bucket (split
+    exactly at the boundaries)."""
     while lo < hi:
         bucket = lo - lo % BUCKET_MS
-        end = min(hi, bucket + BUCKET_MS)
-        acc[(agent, bucket, *rest)][column] += end - lo
+        end = bucket + BUCKET_MS
+        if end > hi:
+            end = hi
+        acc[(bucket, key)][column] += end - lo
         lo = end
 
 
 class _Windows:
-    """Window rows with their rollup keys, sorted for overlap sweeps."""
+    """Window rows as (start, end, rollup key), for overlap sweeps."""
 
     def __init__(self, rows: Iterable[tuple], clf: rules_mod.Classifier) -> None:
-        self.items = []
+        classify, app_key = clf.classify, rules_mod.app_key
+        keys: dict[tuple, tuple] = {}   # one key tuple per distinct (agent, user, app, title)
+        items = []
         for _rowid, agent, start, dur, app, title, excluded, user in rows:
-            name = rules_mod.app_key(app, excluded)
-            category, productivity = clf.classify(name, "" if excluded else title)
-            self.items.append((start, start + dur, (agent, user, name, category, productivity)))
+            raw = (agent, user, app, title, excluded)
+            key = keys.get(raw)
+            if key is None:
+                name = app_key(app, excluded)
+                key = keys[raw] = (agent, user, name, *classify(name, "" if excluded else title))
+            items.append((start, start + dur, key))
+        self.items = items
 
 
 def add_windows(d: Deltas, windows: _Windows, lo: int = NEVER, hi: int = FOREVER) -> None:
     """Span counts (in the bucket where a span starts, if that is in [lo, hi))."""
+    acc = d.window
     for start, _end, key in windows.items:
         if lo <= start < hi:
-            d.window[(key[0], bucket_of(start), *key[1:])][2] += 1
+            acc[(start - start % BUCKET_MS, key)][2] += 1
 
 
 def add_activity(d: Deltas, rows: Iterable[tuple], lo: int = NEVER, hi: int = FOREVER) -> None:
     """State time (split at buckets, clipped to [lo, hi)) and input counts (bucket of start)."""
+    acc = d.activity
     for _rowid, agent, start, dur, state, keys, clicks, moves, scrolls, user in rows:
+        key = (agent, user)
         column = _STATE_COLUMN.get(state)
+        end = start + dur
         if column is not None:
-            _spread(d.activity, (agent, user), column, max(start, lo), min(start + dur, hi))
-        if lo <= start < hi and (keys or clicks or moves or scrolls):
-            counts = d.activity[(agent, bucket_of(start), user)]
+            s = start if start > lo else lo
+            e = end if end < hi else hi
+            bucket = s - s % BUCKET_MS
+            if e <= bucket + BUCKET_MS:
+                if e > s:
+                    acc[(bucket, key)][column] += e - s
+            else:
+                _spread(acc, key, column, s, e)
+        if (keys or clicks or moves or scrolls) and lo <= start < hi:
+            counts = acc[(start - start % BUCKET_MS, key)]
             counts[4] += keys
             counts[5] += clicks
             counts[6] += moves
@@ -125,20 +148,33 @@ def add_pairs(d: Deltas, windows: _Windows, activity: Iterable[tuple], lo: int =
               hi: int = FOREVER) -> None:
     """Overlaps of windows with ACTIVE/IDLE activity (one agent), clipped to [lo, hi)."""
     acts = sorted((a[2], a[2] + a[3], 0 if a[4] == ACTIVE else 1)
-                  for a in activity if a[4] in (ACTIVE, IDLE))
+                  for a in activity if a[4] == ACTIVE or a[4] == IDLE)
     if not acts:
         return
     starts = [a[0] for a in acts]
     longest = max(a[1] - a[0] for a in acts)
     n = len(acts)
+    acc = d.window
+    bisect_left = bisect.bisect_left
     for w_start, w_end, key in windows.items:
-        i = bisect.bisect_left(starts, w_start - longest)
-        while i < n and starts[i] < w_end:
+        if w_start < lo:
+            w_start = lo
+        if w_end > hi:
+            w_end = hi
+        i = bisect_left(starts, w_start - longest)
+        while i < n:
             a_start, a_end, column = acts[i]
+            if a_start >= w_end:
+                break
             i += 1
-            start, end = max(w_start, a_start, lo), min(w_end, a_end, hi)
-            if end > start:
-                _spread(d.window, key, column, start, end)
+            s = w_start if w_start > a_start else a_start
+            e = w_end if w_end < a_end else a_end
+            if e > s:
+                bucket = s - s % BUCKET_MS
+                if e <= bucket + BUCKET_MS:
+                    acc[(bucket, key)][column] += e - s
+                else:
+                    _spread(acc, key, column, s, e)
 
 
 def add_processes(d: Deltas, rows: Iterable[tuple], lo: int = NEVER, hi: int = FOREVER) -> None:
@@ -156,46 +192,59 @@ def add_processes(d: Deltas, rows: Iterable[tuple], lo: int = NEVER, hi: int = F
 
 # -- writing contributions --------------------------------------------------------------------
 
-_UPSERT_WINDOW = (
-    "INSERT INTO rollup_window VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET "
-    "active_ms = active_ms + excluded.active_ms, idle_ms = idle_ms + excluded.idle_ms, "
-    "spans = spans + excluded.spans")
-_UPSERT_WINDOW_ALL = (
-    "INSERT INTO rollup_window_all VALUES (?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET "
-    "active_ms = active_ms + excluded.active_ms, idle_ms = idle_ms + excluded.idle_ms, "
-    "spans = spans + excluded.spans")
-_UPSERT_ACTIVITY = (
-    "INSERT INTO rollup_activity VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET "
-    "active_ms = active_ms + excluded.active_ms, idle_ms = idle_ms + excluded.idle_ms, "
-    "locked_ms = locked_ms + excluded.locked_ms, asleep_ms = asleep_ms + excluded.asleep_ms, "
-    "key_presses = key_presses + excluded.key_presses, clicks = clicks + excluded.clicks, "
-    "mouse_moves = mouse_moves + excluded.mouse_moves, scrolls = scrolls + excluded.scrolls")
-_UPSERT_PROCESS = (
-    "INSERT INTO rollup_process VALUES (?,?,?,?,?,?) ON CONFLICT DO UPDATE SET "
-    "cpu_seconds = cpu_seconds + excluded.cpu_seconds, "
-    "peak_rss_bytes = max(peak_rss_bytes, excluded.peak_rss_bytes), "
-    "samples = samples + excluded.samples")
-_UPSERT_DROPPED = (
-    "INSERT INTO rollup_dropped VALUES (?,?,?) ON CONFLICT DO UPDATE SET "
-    "dropped_events = dropped_events + excluded.dropped_events")
+def _upsert_sql(table: str, width: int, update: str) -> str:
+    return (f"INSERT INTO {table} VALUES ({','.join('?' * width)}) ON CONFLICT DO UPDATE SET "
+            + ", ".join(f"{c} = {c} + excluded.{c}" if "(" not in c else c
+                        for c in update.split(";")))
+
+
+_UPSERT_WINDOW = _upsert_sql("rollup_window", 9, "active_ms;idle_ms;spans")
+_UPSERT_WINDOW_ALL = _upsert_sql("rollup_window_all", 7, "active_ms;idle_ms;spans")
+_UPSERT_ACTIVITY = _upsert_sql("rollup_activity", 11, "active_ms;idle_ms;locked_ms;asleep_ms;"
+                               "key_presses;clicks;mouse_moves;scrolls")
+_UPSERT_PROCESS = _upsert_sql("rollup_process", 6, "cpu_seconds;samples;peak_rss_bytes = "
+                              "max(peak_rss_bytes, excluded.peak_rss_bytes)")
+_UPSERT_DROPPED = _upsert_sql("rollup_dropped", 3, "dropped_events")
+CHUNK_ROWS = 128
+
+
+@lru_cache(maxsize=64)
+def _multi_row(sql: str, rows: int) -> str:
+    head, rest = sql.split(" VALUES ", 1)
+    one, tail = rest.split(" ON CONFLICT ", 1)
+    return f"{head} VALUES {','.join([one] * rows)} ON CONFLICT {tail}"
+
+
+def upsert(conn: sqlite3.Connection, sql: str, rows: list[tuple]) -> None:
+    """``executemany(sql, rows)`` in multi-row statements of CHUNK_ROWS rows (the rest
+    one by one): far fewer statement steps inside the ingest group commit, each of
+    which hands the GIL to the event loop thread and back."""
+    full = len(rows) - len(rows) % CHUNK_ROWS
+    if full:
+        statement = _multi_row(sql, CHUNK_ROWS)
+        for i in range(0, full, CHUNK_ROWS):
+            conn.execute(statement, [v for row in rows[i:i + CHUNK_ROWS] for v in row])
+    if full < len(rows):
+        conn.executemany(sql, rows[full:])
 
 
 def flush(conn: sqlite3.Connection, d: Deltas) -> None:
     if d.window:
-        conn.executemany(_UPSERT_WINDOW, [(*k, *v) for k, v in d.window.items()])
+        upsert(conn, _UPSERT_WINDOW, [(k[0], b, k[1], k[2], k[3], k[4], *v)
+                                      for (b, k), v in d.window.items()])
         fleet: defaultdict = defaultdict(lambda: [0, 0, 0])
-        for (_agent, bucket, _user, app, category, productivity), v in d.window.items():
+        for (bucket, (_agent, _user, app, category, productivity)), v in d.window.items():
             row = fleet[(bucket, app, category, productivity)]
             row[0] += v[0]
             row[1] += v[1]
             row[2] += v[2]
-        conn.executemany(_UPSERT_WINDOW_ALL, [(*k, *v) for k, v in fleet.items()])
+        upsert(conn, _UPSERT_WINDOW_ALL, [(*k, *v) for k, v in fleet.items()])
     if d.activity:
-        conn.executemany(_UPSERT_ACTIVITY, [(*k, *v) for k, v in d.activity.items()])
+        upsert(conn, _UPSERT_ACTIVITY, [(k[0], b, k[1], *v) for (b, k), v in d.activity.items()])
     if d.process:
-        conn.executemany(_UPSERT_PROCESS, [(*k, *v) for k, v in d.process.items()])
+        upsert(conn, _UPSERT_PROCESS, [(*k, *v) for k, v in d.process.items()])
     if d.dropped:
-        conn.executemany(_UPSERT_DROPPED, [(*k, v) for k, v in d.dropped.items()])
+        upsert(conn, _UPSERT_DROPPED, [(*k, v) for k, v in d.dropped.items()])
 
 
 # -- the ingest hook --------------------------------------------------------------------------
@@ -252,11 +301,14 @@ def catch_up(conn: sqlite3.Connection, clf: rules_mod.Classifier | None = None) 
     for agent, rows in w_by_agent.items():
         windows = _Windows(rows, clf)
         add_windows(d, windows)
-        lo = min(r[2] for r in rows) - longest[agent][1]
-        hi = max(r[2] + r[3] for r in rows)
-        acts = conn.execute(f"SELECT {ACTIVITY_COLUMNS} FROM activity_spans WHERE agent = ? "
-                            "AND start_ms >= ? AND start_ms < ? AND state IN (1, 2)",
-                            (agent, lo, hi)).fetchall()
+        acts = list(a_by_agent.get(agent, ()))   # new activity is in memory already
+        if cur["activity_spans"]:
+            lo = min(r[2] for r in rows) - longest[agent][1]
+            hi = max(r[2] + r[3] for r in rows)
+            acts += conn.execute(f"SELECT {ACTIVITY_COLUMNS} FROM activity_spans WHERE "
+                                 "agent = ? AND start_ms >= ? AND start_ms < ? AND "
+                                 "rowid <= ? AND state IN (1, 2)",
+                                 (agent, lo, hi, cur["activity_spans"])).fetchall()
         add_pairs(d, windows, acts)
     for agent, rows in a_by_agent.items():
         add_activity(d, rows)

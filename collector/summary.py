@@ -15,6 +15,7 @@ class); the unclassified share is reported like the others, never hidden.
 
 from __future__ import annotations
 
+import bisect
 import sqlite3
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
@@ -355,6 +356,8 @@ def timeline(store: Any, agent_id: str, day: date, tz: tzinfo | str | None = Non
             "start_ms >= ? AND start_ms < ? ORDER BY start_ms", (key, lo - max_a, hi)).fetchall()
     activity = [StateSegment(max(s, lo), min(s + d, hi), STATE_NAMES.get(st, "unknown"))
                 for s, d, st in acts if s + d > lo and min(s + d, hi) > max(s, lo)]
+    starts = [a.start_ms for a in activity]   # sorted: the query orders by start
+    longest = max((a.end_ms - a.start_ms for a in activity), default=0)
     spans, total_active, total_idle = [], 0, 0
     for start, dur, app, title, excluded in windows:
         s, e = max(start, lo), min(start + dur, hi)
@@ -362,8 +365,11 @@ def timeline(store: Any, agent_id: str, day: date, tz: tzinfo | str | None = Non
             continue
         name = app_key(app, excluded)
         category, productivity = clf.classify(name, "" if excluded else title)
-        states = [StateSegment(max(s, a.start_ms), min(e, a.end_ms), a.state) for a in activity
-                  if a.start_ms < e and a.end_ms > s]
+        states = []
+        for i in range(bisect.bisect_left(starts, s - longest), bisect.bisect_left(starts, e)):
+            a = activity[i]
+            if a.end_ms > s:
+                states.append(StateSegment(max(s, a.start_ms), min(e, a.end_ms), a.state))
         active = sum(x.end_ms - x.start_ms for x in states if x.state == "active")
         idle = sum(x.end_ms - x.start_ms for x in states if x.state == "idle")
         total_active += active
