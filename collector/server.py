@@ -116,6 +116,7 @@ class Collector:
         self._grpc: grpc.aio.Server | None = None
         self._http: Any = None
         self._http_task: asyncio.Task | None = None
+        self._retention: Any = None
 
     async def start(self) -> None:
         grpc_tls, http_tls = _check_listeners(self.cfg)
@@ -127,6 +128,9 @@ class Collector:
         except BaseException:
             await self.stop(grace=0)
             raise
+        from collector.retention import schedule_retention  # [retention] keep, hourly
+        self._retention = schedule_retention(asyncio.get_running_loop(), self.store,
+                                             self.cfg.retention.keep)
         log.info("collector ready (store %s)", self.url)
 
     async def _start_grpc(self, tls: TlsFiles | None) -> None:
@@ -186,6 +190,9 @@ class Collector:
             with contextlib.suppress(Exception, SystemExit):
                 await asyncio.wait_for(self._http_task, timeout=grace + 5)
             self._http = None
+        if self._retention is not None:   # waits for a running purge, before the close
+            await asyncio.to_thread(self._retention.shutdown)
+            self._retention = None
         if self.store is not None:
             await asyncio.to_thread(self.store.close)
             self.store = None

@@ -53,15 +53,16 @@ def make_batch(agent_id: str, sequence: int, *, windows: int = 3, activity: int 
                dropped_events: int = 0) -> agent_pb2.Batch:
     """A valid batch of realistic records, starting a few minutes ago."""
     start = (now_ms() - 600_000) if start_ms is None else start_ms
+    step = min(10_000, 500_000 // max(windows, activity, 1))  # all of it in the past
     batch = agent_pb2.Batch(
         agent_id=agent_id, sequence=sequence, created_ms=now_ms(), dropped_events=dropped_events,
         host=agent_pb2.HostInfo(hostname="ws-17", os="linux", os_version="6.1",
                                 user=user, agent_version="0.1.0"))
     for i in range(windows):
-        batch.windows.add(start_ms=start + i * 10_000, duration_ms=10_000, app="code",
+        batch.windows.add(start_ms=start + i * step, duration_ms=step, app="code",
                           title=title, pid=4242, exe="/usr/bin/code")
     for i in range(activity):
-        batch.activity.add(start_ms=start + i * 10_000, duration_ms=10_000,
+        batch.activity.add(start_ms=start + i * step, duration_ms=step,
                            state=agent_pb2.ACTIVITY_STATE_ACTIVE, key_presses=40 + i, clicks=3,
                            mouse_moves=120, scrolls=2)
     for i in range(processes):

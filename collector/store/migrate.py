@@ -61,6 +61,7 @@ def apply(conn: sqlite3.Connection, directory: Path = MIGRATIONS_DIR) -> list[in
     """Apply pending migrations on an autocommit connection; return the versions applied."""
     conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
                  "name TEXT, applied_ms INTEGER)")
+    fresh = conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == 0
     applied_now = []
     for migration in available(directory):
         conn.execute("BEGIN IMMEDIATE")
@@ -77,6 +78,7 @@ def apply(conn: sqlite3.Connection, directory: Path = MIGRATIONS_DIR) -> list[in
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-    if applied_now:
-        log.info("applied schema migrations %s", applied_now)
+    if applied_now:  # upgrading an existing database is news; creating one is not
+        log.log(logging.DEBUG if fresh else logging.INFO, "applied schema migrations %s",
+                applied_now)
     return applied_now

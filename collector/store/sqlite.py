@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -44,7 +45,7 @@ from collector.store.base import (
     StoreError,
     StoreUnavailable,
 )
-from collector.store.records import Records, extract
+from collector.store.records import Records, extract, insert_rows
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,18 @@ _PER_BATCH_ERRORS = (sqlite3.IntegrityError, sqlite3.DataError, OverflowError, V
                      TypeError)
 
 
+INSERT_BATCHES = ("INSERT OR IGNORE INTO batches (agent, sequence, received_ms, events, "
+                  "dropped_events) VALUES (?, ?, ?, ?, ?)")
+UPDATE_AGENT = (
+    "UPDATE agents SET last_seen_ms = ?, last_sequence = max(last_sequence, ?), "
+    "dropped_events = dropped_events + ?, hostname = coalesce(nullif(?, ''), hostname), "
+    "os = coalesce(nullif(?, ''), os), os_version = coalesce(nullif(?, ''), os_version), "
+    "username = coalesce(nullif(?, ''), username), "
+    "agent_version = coalesce(nullif(?, ''), agent_version) WHERE id = ?")
+_NEW = IngestResult(duplicate=False)
+_DUPLICATE = IngestResult(duplicate=True)
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -74,6 +87,15 @@ class _Ingest:
     records: Records
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
+
+
+def _store_failure(exc: BaseException) -> bool:
+    """The database itself failed (disk full, I/O, corrupt), not one batch's values."""
+    return isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, _PER_BATCH_ERRORS)
+
+
+def _key(item: _Ingest) -> int:
+    return item.agent.key if isinstance(item.agent, AgentRow) else item.agent
 
 
 @dataclass
@@ -338,33 +360,23 @@ class SqliteStore:
             item.future.set_result(result)
 
     def _commit_group(self, group: list[_Ingest], events: int) -> None:
-        conn = self._conn
+        """Commit ``group`` in one transaction and settle every batch's future.
+
+        Fast path: the whole group is written with a handful of multi-row statements.
+        If one batch cannot be stored (a value SQLite refuses, a failing ingest hook),
+        the group is retried one batch per transaction so that only that batch fails.
+        """
         received = now_ms()
-        outcomes: list[Any] = []
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            for item in group:
-                conn.execute("SAVEPOINT batch")
-                try:
-                    duplicate = self._insert(conn, item, received)
-                except _PER_BATCH_ERRORS as exc:
-                    conn.execute("ROLLBACK TO batch")
-                    outcomes.append(exc)
-                except sqlite3.Error:
-                    raise
-                except Exception as exc:  # an ingest hook failed: only this batch
-                    log.exception("ingest hook failed; batch %s not stored", item.batch.sequence)
-                    conn.execute("ROLLBACK TO batch")
-                    outcomes.append(StoreUnavailable(f"batch not stored: {exc}"))
-                else:
-                    outcomes.append(IngestResult(duplicate=duplicate))
-                conn.execute("RELEASE batch")
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            self._rollback()
-            message = describe_sqlite_error(exc, self.path)
-            log.error("group commit of %d batches failed: %s", len(group), message)
-            outcomes = [StoreUnavailable(message)] * len(group)
+            outcomes: list[Any] = self._transaction(lambda c: self._insert_group(c, group,
+                                                                                received))
+        except Exception as exc:
+            if _store_failure(exc):
+                outcomes = [self._unavailable(exc, len(group))] * len(group)
+            elif len(group) == 1:
+                outcomes = [self._batch_failure(group[0], exc)]
+            else:
+                outcomes = [self._commit_alone(item, received) for item in group]
         with self._state:
             self._pending_events -= events
         by_loop: dict[asyncio.AbstractEventLoop, list] = {}
@@ -373,33 +385,86 @@ class SqliteStore:
         for loop, pairs in by_loop.items():
             self._settle(loop, pairs)
 
-    def _insert(self, conn: sqlite3.Connection, item: _Ingest, received: int) -> bool:
-        """Insert one batch; return True when it was already stored (a duplicate)."""
-        batch, records = item.batch, item.records
-        key = item.agent.key if isinstance(item.agent, AgentRow) else item.agent
-        cursor = conn.execute("INSERT OR IGNORE INTO batches VALUES (?, ?, ?, ?, ?)",
-                              (key, batch.sequence, received, records.count,
-                               batch.dropped_events))
-        if cursor.rowcount == 0:
-            return True
-        for sql, rows in records.tables():
+    def _commit_alone(self, item: _Ingest, received: int) -> Any:
+        try:
+            return self._transaction(lambda c: self._insert_group(c, [item], received))[0]
+        except Exception as exc:
+            if _store_failure(exc):
+                return self._unavailable(exc, 1)
+            return self._batch_failure(item, exc)
+
+    def _unavailable(self, exc: sqlite3.Error, batches: int) -> StoreUnavailable:
+        message = describe_sqlite_error(exc, self.path)
+        log.error("commit of %d batches failed: %s", batches, message)
+        return StoreUnavailable(message)
+
+    @staticmethod
+    def _batch_failure(item: _Ingest, exc: Exception) -> Exception:
+        if isinstance(exc, _PER_BATCH_ERRORS):
+            return exc  # a value the validation let through but SQLite refuses
+        log.error("ingest hook failed; batch %s not stored: %r", item.batch.sequence, exc)
+        return StoreUnavailable(f"batch not stored: {exc}")
+
+    def _transaction(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            result = fn(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+        return result
+
+    def _insert_group(self, conn: sqlite3.Connection, group: list[_Ingest],
+                      received: int) -> list[IngestResult]:
+        """Insert the new batches of ``group``; one IngestResult per item, in order."""
+        ledger = [(_key(item), item.batch.sequence, received, item.records.count,
+                   item.batch.dropped_events) for item in group]
+        stored = set(insert_rows(conn, INSERT_BATCHES, ledger, returning="agent, sequence"))
+        results, new, seen = [], [], set()
+        for item, row in zip(group, ledger, strict=True):
+            key = row[:2]
+            if key in stored and key not in seen:
+                seen.add(key)
+                new.append(item)
+                results.append(_NEW)
+            else:
+                results.append(_DUPLICATE)
+        if not new:
+            return results
+        for index, (sql, _) in enumerate(new[0].records.tables()):
+            rows = list(chain.from_iterable(item.records.tables()[index][1] for item in new))
             if rows:
-                conn.executemany(sql, rows)
-        host = batch.host
-        conn.execute(
-            "UPDATE agents SET last_seen_ms = ?, last_sequence = max(last_sequence, ?), "
-            "dropped_events = dropped_events + ?, "
-            "hostname = coalesce(nullif(?, ''), hostname), os = coalesce(nullif(?, ''), os), "
-            "os_version = coalesce(nullif(?, ''), os_version), "
-            "username = coalesce(nullif(?, ''), username), "
-            "agent_version = coalesce(nullif(?, ''), agent_version) WHERE id = ?",
-            (received, batch.sequence, batch.dropped_events, host.hostname, host.os,
-             host.os_version, host.user, host.agent_version, key))
+                insert_rows(conn, sql, rows)
+        self._update_agents(conn, new, received)
         if self._hooks:
-            agent = item.agent if isinstance(item.agent, AgentRow) else self._agent_row(conn, key)
-            for hook in self._hooks:
-                hook(conn, agent, batch)
-        return False
+            for item in new:
+                agent = item.agent if isinstance(item.agent, AgentRow) \
+                    else self._agent_row(conn, item.agent)
+                for hook in self._hooks:
+                    hook(conn, agent, item.batch)
+        return results
+
+    @staticmethod
+    def _update_agents(conn: sqlite3.Connection, items: list[_Ingest], received: int) -> None:
+        """One row per agent: last seen, highest sequence, dropped total, latest host facts."""
+        per_agent: dict[int, list] = {}
+        for item in items:
+            batch, host = item.batch, item.batch.host
+            row = per_agent.get(_key(item))
+            if row is None:
+                per_agent[_key(item)] = [_key(item), batch.sequence, batch.dropped_events,
+                                         host.hostname, host.os, host.os_version, host.user,
+                                         host.agent_version]
+            else:
+                row[1] = max(row[1], batch.sequence)
+                row[2] += batch.dropped_events
+                for i, value in enumerate((host.hostname, host.os, host.os_version, host.user,
+                                           host.agent_version), start=3):
+                    row[i] = value or row[i]
+        conn.executemany(UPDATE_AGENT, [(received, *row[1:], row[0])
+                                        for row in per_agent.values()])
 
     @staticmethod
     def _agent_row(conn: sqlite3.Connection, key: int) -> AgentRow:

@@ -1,0 +1,310 @@
+"""Ingest throughput and ack latency of a real collector.
+
+    python benchmarks/ingest.py --agents 200 --duration 20 --store sqlite
+
+Starts `worklens-collector serve` on a fresh SQLite store (a child process),
+creates an enrollment secret with `worklens-collector token create`, then runs
+the simulated agents from ``--workers`` separate processes. Each agent enrolls
+(its own credential), opens its own channel and one Upload stream, and keeps
+``--in-flight`` batches outstanding. A batch is ``--batch-events`` realistic
+records (window spans with real-looking titles, activity spans with input
+counts, process samples, system totals), i.e. what an agent sends after a
+few minutes of backlog. Clients send pre-serialised bytes so that the client
+processes, which share this machine with the collector, stay cheap.
+
+Ack latency is measured per batch from just before it is written to the
+stream until its ack arrives (acks are sent only after the group commit).
+Only acks inside the measured window (after ``--warmup``) count.
+
+Last line: {"events_per_s": ..., "p50_ack_ms": ..., "p99_ack_ms": ..., "agents": N, ...}
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+APPS = [("code", "/usr/bin/code", "{} - worklens - Visual Studio Code"),
+        ("firefox", "/usr/lib/firefox/firefox", "{} — Mozilla Firefox"),
+        ("slack", "/usr/bin/slack", "Slack | #{} | Example Corp"),
+        ("libreoffice", "/usr/bin/soffice", "{}.ods - LibreOffice Calc"),
+        ("gnome-terminal", "/usr/bin/gnome-terminal", "alice@ws: ~/src/{}"),
+        ("thunderbird", "/usr/bin/thunderbird", "Inbox - {} - Mozilla Thunderbird")]
+WORDS = ["quarterly-report", "ingest.py", "release-planning", "Pull Request #4121",
+         "budget 2027", "design review notes", "incident-342", "onboarding"]
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+# -- the collector -------------------------------------------------------------------------
+
+WITHOUT_ROLLUPS = ("import collector.rollup as r; r.install = lambda store: None; ")
+
+
+def collector_cmd(*args: str, without_rollups: bool = False) -> list[str]:
+    prelude = WITHOUT_ROLLUPS if without_rollups else ""
+    return [sys.executable, "-c", prelude + "from collector.cli import main; main()", *args]
+
+
+def start_collector(data_dir: Path, without_rollups: bool
+                    ) -> tuple[subprocess.Popen, str, list[str]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKLENS_")}
+    env["WORKLENS_LOG_LEVEL"] = "WARNING"
+    proc = subprocess.Popen(collector_cmd("serve", "--data-dir", str(data_dir), "--grpc-listen",
+                                          "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+                                          without_rollups=without_rollups),
+                            env={**env, "WORKLENS_LOG_LEVEL": "INFO"}, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def pump() -> None:
+        for line in proc.stdout:
+            lines.append(line)
+            if "collector ready" in line:
+                ready.set()
+        ready.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    if not ready.wait(60) or proc.poll() is not None:
+        proc.kill()
+        raise SystemExit("collector did not start:\n" + "".join(lines))
+    address = next(line.split("gRPC listening on ")[1].split()[0]
+                   for line in lines if "gRPC listening on " in line)
+    return proc, address, lines
+
+
+def enroll_secret(data_dir: Path) -> str:
+    done = subprocess.run(collector_cmd("token", "create", "--role", "enroll", "--data-dir",
+                                        str(data_dir), "--name", "benchmark"),
+                          capture_output=True, text=True, check=True)
+    return done.stdout.split()[0]
+
+
+# -- the simulated agents (run in worker processes) ----------------------------------------
+
+def batch_bodies(agent_id: str, batch_events: int, count: int, rng: random.Random) -> list[bytes]:
+    """Serialized batches WITHOUT the sequence field (prepended per send)."""
+    from worklens.v1 import agent_pb2
+
+    bodies = []
+    now = int(time.time() * 1000)
+    for n in range(count):
+        start = now - 3_600_000 + n * 60_000
+        batch = agent_pb2.Batch(agent_id=agent_id, created_ms=now, host=agent_pb2.HostInfo(
+            hostname=f"ws-{agent_id[-4:]}", os="linux", os_version="6.1.0-18-amd64",
+            user=f"user{agent_id[-3:]}", agent_version="0.1.0"))
+        windows = batch_events * 2 // 5
+        activity = batch_events * 2 // 5
+        system = max(1, batch_events // 100)
+        processes = batch_events - windows - activity - system
+        t = start
+        for _ in range(windows):
+            app, exe, title = rng.choice(APPS)
+            duration = rng.randint(2_000, 90_000)
+            batch.windows.add(start_ms=t, duration_ms=duration, app=app, exe=exe,
+                              title=title.format(rng.choice(WORDS)), pid=rng.randint(300, 60000))
+            t += duration // 50
+        t = start
+        for _ in range(activity):
+            duration = rng.randint(1_000, 60_000)
+            batch.activity.add(start_ms=t, duration_ms=duration, state=rng.choice((1, 1, 1, 2)),
+                               key_presses=rng.randint(0, 400), clicks=rng.randint(0, 40),
+                               mouse_moves=rng.randint(0, 3000), scrolls=rng.randint(0, 90))
+            t += duration // 50
+        for i in range(processes):
+            batch.processes.add(time_ms=start + (i // 10) * 1000, pid=1000 + i % 10,
+                                name=rng.choice(("firefox", "code", "slack", "Xorg", "python3")),
+                                user="alice", cpu_percent=rng.random() * 100,
+                                rss_bytes=rng.randint(10 << 20, 2 << 30),
+                                cpu_seconds=rng.random() * 60, interval_ms=60_000)
+        for i in range(system):
+            batch.system.add(time_ms=start + i * 1000, cpu_percent=rng.random() * 100,
+                             mem_total_bytes=16 << 30,
+                             mem_used_bytes=rng.randint(2 << 30, 15 << 30),
+                             process_count=rng.randint(200, 400), cpu_count=8)
+        bodies.append(batch.SerializeToString())
+    return bodies
+
+
+def varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+async def run_agent(index: int, address: str, secret: str, opts: dict, start_at: float,
+                    stop_at: float, stats: dict) -> None:
+    import grpc
+    from worklens.v1 import agent_pb2
+
+    rng = random.Random(index)
+    async with grpc.aio.insecure_channel(address) as channel:
+        enroll = channel.unary_unary("/worklens.v1.AgentService/Enroll",
+                                     request_serializer=agent_pb2.EnrollRequest.SerializeToString,
+                                     response_deserializer=agent_pb2.EnrollResponse.FromString)
+        reply = await enroll(agent_pb2.EnrollRequest(
+            secret=secret, install_id=f"bench-{index}-{os.getpid()}-{time.time()}",
+            host=agent_pb2.HostInfo(hostname=f"ws-{index}", os="linux")), timeout=120)
+        bodies = batch_bodies(reply.agent_id, opts["batch_events"], 8, rng)
+        upload = channel.stream_stream("/worklens.v1.AgentService/Upload",
+                                       request_serializer=None,
+                                       response_deserializer=agent_pb2.Ack.FromString)
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+        call = upload(metadata=(("authorization", f"Bearer {reply.credential}"),))
+        slots = asyncio.Semaphore(opts["in_flight"])
+        sent: dict[int, float] = {}
+        events = opts["batch_events"]
+
+        async def send() -> None:
+            seq = 0
+            while time.time() < stop_at:
+                await slots.acquire()
+                seq += 1
+                sent[seq] = time.perf_counter()
+                await call.write(b"\x10" + varint(seq) + bodies[seq % len(bodies)])
+            await call.done_writing()
+
+        async def receive() -> None:
+            async for ack in call:
+                now = time.perf_counter()
+                slots.release()
+                wall = time.time()
+                if start_at + opts["warmup"] <= wall <= stop_at:
+                    stats["latencies"].append(now - sent.pop(ack.sequence))
+                    stats["events"] += events
+                else:
+                    sent.pop(ack.sequence, None)
+
+        await asyncio.gather(send(), receive())
+
+
+def worker(indices: list[int], address: str, secret: str, opts: dict, start_at: float,
+           stop_at: float, results: mp.Queue) -> None:
+    stats = {"latencies": [], "events": 0, "errors": 0}
+
+    async def main() -> None:
+        outcomes = await asyncio.gather(*(run_agent(i, address, secret, opts, start_at, stop_at,
+                                                    stats) for i in indices),
+                                        return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                stats["errors"] += 1
+                print(f"agent error: {outcome!r}", file=sys.stderr, flush=True)
+
+    asyncio.run(main())
+    stats["cpu_s"] = time.process_time()
+    results.put(stats)
+
+
+# -- main -------------------------------------------------------------------------------
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a running process (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--agents", type=int, default=200)
+    parser.add_argument("--duration", type=float, default=20.0, help="measured seconds")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds not measured")
+    parser.add_argument("--store", choices=("sqlite",), default="sqlite")
+    parser.add_argument("--workers", type=int, default=3, help="client processes")
+    parser.add_argument("--batch-events", type=int, default=500)
+    parser.add_argument("--in-flight", type=int, default=2, help="unacked batches per agent")
+    parser.add_argument("--without-rollups", action="store_true",
+                        help="measure the ingest path alone: the collector runs with the "
+                             "summaries' rollup ingest hook disabled")
+    args = parser.parse_args()
+
+    data_dir = Path(tempfile.mkdtemp(prefix="worklens-bench-"))
+    proc, address, _ = start_collector(data_dir, args.without_rollups)
+    try:
+        secret = enroll_secret(data_dir)
+        log(f"collector at {address}, store {data_dir / 'worklens.db'}; "
+            f"{args.agents} agents in {args.workers} processes, {args.batch_events} events per "
+            f"batch, {args.in_flight} in flight each")
+        opts = {"batch_events": args.batch_events, "in_flight": args.in_flight,
+                "warmup": args.warmup}
+        start_at = time.time() + 5 + args.agents * 0.02
+        stop_at = start_at + args.warmup + args.duration
+        ctx = mp.get_context("spawn")
+        results: mp.Queue = ctx.Queue()
+        groups = [list(range(w, args.agents, args.workers)) for w in range(args.workers)]
+        workers = [ctx.Process(target=worker, args=(g, address, secret, opts, start_at, stop_at,
+                                                    results)) for g in groups if g]
+        for w in workers:
+            w.start()
+        while time.time() < stop_at:
+            time.sleep(min(5.0, max(0.1, stop_at - time.time())))
+            phase = "warming up" if time.time() < start_at + args.warmup else "measuring"
+            if time.time() >= start_at:
+                log(f"  {phase}: {time.time() - start_at:5.1f}s elapsed")
+        stats = [results.get(timeout=300) for _ in workers]
+        for w in workers:
+            w.join(60)
+        latencies = [x for s in stats for x in s["latencies"]]
+        events = sum(s["events"] for s in stats)
+        errors = sum(s["errors"] for s in stats)
+        server_cpu_s = process_cpu_seconds(proc.pid)
+        db_bytes = sum(p.stat().st_size for p in data_dir.glob("worklens.db*"))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(data_dir, ignore_errors=True)
+    figures = {
+        "events_per_s": round(events / args.duration),
+        "p50_ack_ms": round(percentile(latencies, 50) * 1000, 1),
+        "p99_ack_ms": round(percentile(latencies, 99) * 1000, 1),
+        "agents": args.agents,
+        "batches": len(latencies),
+        "batch_events": args.batch_events,
+        "in_flight": args.in_flight,
+        "agent_errors": errors,
+        "db_mb": round(db_bytes / 1e6, 1),
+        "cpus": os.cpu_count(),
+        "rollups": not args.without_rollups,
+        "collector_cpu_s": round(server_cpu_s, 1),
+        "clients_cpu_s": round(sum(s["cpu_s"] for s in stats), 1),
+    }
+    log(f"acked {events} events in {len(latencies)} batches over {args.duration:g}s")
+    print(json.dumps(figures), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""Enroll, Hello and Upload doing their job, against a real collector over a socket."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+
+import grpc
+import pytest
+from collector_harness import make_batch
+from worklens.v1 import agent_pb2
+
+
+def test_enroll_gives_an_agent_id_and_a_credential_stored_only_hashed(collector):
+    agent = collector.enroll_agent(hostname="ws-42")
+    assert agent.agent_id.startswith("ag-")
+    assert agent.credential.startswith(agent.agent_id + ".")
+    (row,) = collector.query("SELECT agent_id, hostname, credential_hash FROM agents")
+    secret = agent.credential.split(".", 1)[1]
+    assert row[:2] == (agent.agent_id, "ws-42")
+    assert row[2] == hashlib.sha256(secret.encode()).hexdigest()
+    assert secret.encode() not in collector.db_path.read_bytes()
+
+
+def test_reenroll_same_install_keeps_the_agent_id_and_revokes_the_old_credential(collector):
+    secret = collector.create_token("enroll")
+    first = collector.enroll_agent(secret, install_id="install-1")
+    second = collector.enroll_agent(secret, install_id="install-1")
+    other = collector.enroll_agent(secret, install_id="install-2")
+    assert second.agent_id == first.agent_id != other.agent_id
+    assert second.credential != first.credential
+    with pytest.raises(grpc.RpcError) as error:
+        collector.upload(first, [make_batch(first.agent_id, 1)])
+    assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert collector.upload(second, [make_batch(second.agent_id, 1)])[0].sequence == 1
+
+
+def test_enroll_rejects_a_missing_install_id(collector):
+    with collector.channel() as channel, pytest.raises(grpc.RpcError) as error:
+        collector.stub(channel).Enroll(agent_pb2.EnrollRequest(
+            secret=collector.create_token("enroll")), timeout=30)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "install_id" in error.value.details()
+
+
+def test_hello_reports_identity_time_and_last_stored_sequence(collector):
+    agent = collector.enroll_agent()
+    collector.upload(agent, [make_batch(agent.agent_id, s) for s in (1, 2, 3)])
+    with collector.channel() as channel:
+        reply = collector.stub(channel).Hello(agent_pb2.HelloRequest(), metadata=agent.metadata,
+                                              timeout=30)
+    assert reply.agent_id == agent.agent_id
+    assert reply.last_sequence == 3
+    from collector_harness import now_ms
+    assert abs(reply.server_time_ms - now_ms()) < 60_000
+
+
+def test_records_are_stored_under_the_credentials_agent_with_the_batch_user(collector):
+    agent = collector.enroll_agent()
+    batch = make_batch(agent.agent_id, 1, user="bob", dropped_events=7)
+    collector.upload(agent, [batch])
+    rows = collector.query(
+        "SELECT a.agent_id, w.start_ms, w.duration_ms, w.app, w.title, w.pid, w.exe, "
+        "w.excluded, w.username FROM window_spans w JOIN agents a ON a.id = w.agent "
+        "ORDER BY w.start_ms")
+    expected = [(agent.agent_id, w.start_ms, w.duration_ms, w.app, w.title, w.pid, w.exe, 0,
+                 "bob") for w in batch.windows]
+    assert rows == expected
+    assert collector.query("SELECT state, key_presses, username FROM activity_spans "
+                           "ORDER BY start_ms LIMIT 1") == [(1, 40, "bob")]
+    (proc,) = collector.query("SELECT name, username, cpu_percent, rss_bytes, cpu_seconds, "
+                              "interval_ms FROM process_samples WHERE pid = 1000")
+    assert proc == ("proc0", "bob", 12.5, 200 << 20, 7.5, 60_000)
+    assert collector.query("SELECT mem_total_bytes, cpu_count FROM system_totals") == \
+        [(16 << 30, 8)]
+    assert collector.query("SELECT events, dropped_events FROM batches") == [(9, 7)]
+
+
+def test_agent_row_tracks_last_sequence_host_facts_and_dropped_total(collector):
+    agent = collector.enroll_agent()
+    collector.upload(agent, [make_batch(agent.agent_id, 1, dropped_events=5, user="carol"),
+                             make_batch(agent.agent_id, 2, dropped_events=3, user="dave")])
+    collector.upload(agent, [make_batch(agent.agent_id, 1, dropped_events=5)])  # duplicate
+    assert collector.query("SELECT last_sequence, dropped_events, username, os_version "
+                           "FROM agents") == [(2, 8, "dave", "6.1")]
+
+
+def test_many_concurrent_streams_all_get_their_acks(collector):
+    agents = [collector.enroll_agent(hostname=f"ws-{i}") for i in range(12)]
+
+    def stream(agent):
+        return collector.upload(agent, [make_batch(agent.agent_id, s) for s in range(1, 21)])
+
+    with concurrent.futures.ThreadPoolExecutor(len(agents)) as pool:
+        results = list(pool.map(stream, agents))
+    for acks in results:
+        assert [(a.sequence, a.duplicate) for a in acks] == [(s, False) for s in range(1, 21)]
+    assert collector.count("batches") == 12 * 20
+    assert collector.count("window_spans") == 12 * 20 * 3
+
+
+def test_an_empty_batch_is_acked_and_recorded(collector):
+    agent = collector.enroll_agent()
+    acks = collector.upload(agent, [agent_pb2.Batch(agent_id=agent.agent_id, sequence=1)])
+    assert [(a.sequence, a.duplicate) for a in acks] == [(1, False)]
+    assert collector.query("SELECT events FROM batches") == [(0,)]

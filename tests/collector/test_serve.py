@@ -1,0 +1,86 @@
+"""`worklens-collector serve` as a process: where it listens, what it refuses to
+start with, clean shutdown on SIGTERM, and durability through kill -9."""
+
+from __future__ import annotations
+
+import signal
+import socket
+
+import grpc
+from collector_harness import make_batch
+
+
+def test_serve_logs_where_it_listens_and_stops_cleanly_on_sigterm(collector_proc):
+    assert "gRPC listening on 127.0.0.1:" in collector_proc.output
+    agent = collector_proc.enroll_agent()
+    acks = collector_proc.upload(agent, [make_batch(agent.agent_id, s) for s in (1, 2, 3)])
+    assert [a.sequence for a in acks] == [1, 2, 3]
+    assert collector_proc.terminate() == 0
+    assert "stopped" in collector_proc.output
+    assert "Traceback" not in collector_proc.output
+    assert collector_proc.count("batches", agent.agent_id) == 3
+
+
+def test_sigint_also_stops_cleanly(collector_proc):
+    collector_proc.proc.send_signal(signal.SIGINT)
+    assert collector_proc.proc.wait(60) == 0
+
+
+def test_everything_acked_survives_kill_9_and_duplicates_are_known_after_restart(
+        collector_proc):
+    agent = collector_proc.enroll_agent()
+    collector_proc.upload(agent, [make_batch(agent.agent_id, s) for s in range(1, 11)])
+    address = collector_proc.grpc_address
+    collector_proc.restart(kill=True)
+    assert collector_proc.grpc_address == address  # same port: agents need no new config
+    acks = collector_proc.upload(agent, [make_batch(agent.agent_id, s) for s in (10, 11)])
+    assert [(a.sequence, a.duplicate) for a in acks] == [(10, True), (11, False)]
+    assert collector_proc.count("batches", agent.agent_id) == 11
+    assert collector_proc.count("window_spans", agent.agent_id) == 33
+
+
+def test_a_second_collector_on_the_same_database_fails_with_one_line(
+        collector_proc, collector_proc_factory):
+    second = collector_proc_factory(data_dir=collector_proc.data_dir)
+    done = second.cli("serve", "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0")
+    assert done.returncode == 1
+    assert "already serving" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_busy_port_fails_with_one_line(collector_proc, collector_proc_factory):
+    other = collector_proc_factory()
+    done = other.cli("serve", "--grpc-listen", collector_proc.grpc_address,
+                     "--http-listen", "127.0.0.1:0")
+    assert done.returncode == 1, done.stderr
+    assert "cannot listen" in done.stderr and "Traceback" not in done.stderr
+
+
+def _non_loopback_address() -> str | None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))  # no packet is sent for UDP connect
+            return s.getsockname()[0]
+        except OSError:
+            return None
+
+
+def test_plain_text_on_a_non_loopback_address_is_refused(collector_proc_factory):
+    proc = collector_proc_factory()
+    done = proc.cli("serve", "--grpc-listen", "0.0.0.0:0", "--http-listen", "127.0.0.1:0")
+    assert done.returncode == 1
+    assert "refusing plain-text grpc on 0.0.0.0:0" in done.stderr
+    assert "insecure = true" in done.stderr
+    done = proc.cli("serve", "--grpc-listen", "127.0.0.1:0", "--http-listen", "0.0.0.0:0")
+    assert done.returncode == 1 and "refusing plain-text http" in done.stderr
+
+
+def test_insecure_true_allows_plain_text_off_loopback(collector_proc_factory, tmp_path):
+    host = _non_loopback_address() or "0.0.0.0"
+    config = tmp_path / "collector.toml"
+    config.write_text("[grpc]\ninsecure = true\n")
+    proc = collector_proc_factory(config_path=config)
+    proc.start(grpc_listen=f"{host}:0")
+    assert proc.grpc_address.startswith(f"{host}:")
+    with grpc.insecure_channel(proc.grpc_address) as channel:
+        grpc.channel_ready_future(channel).result(timeout=30)
+    assert proc.terminate() == 0

@@ -1,0 +1,247 @@
+"""The SQLite store: opening rules, group commit, hooks, and failures that must
+never be acknowledged (full disk) or must stop the start (locked, read-only,
+corrupt)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import grpc
+import pytest
+from collector_harness import collector_command, make_batch
+from worklens.v1 import agent_pb2
+
+from collector.store import StoreError, StoreUnavailable, open_store
+from collector.store.records import extract
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = open_store(f"sqlite:///{tmp_path / 'db' / 'worklens.db'}")
+    yield s
+    s.close()
+
+
+def add_agent(store, agent_id="ag-test") -> int:
+    return store.write(lambda c: c.execute(
+        "INSERT INTO agents (agent_id, credential_hash, enrolled_ms) VALUES (?, 'x', 0)",
+        (agent_id,)).lastrowid)
+
+
+def test_open_creates_the_database_in_wal_mode_with_migrations_recorded(tmp_path):
+    url = f"sqlite:///{tmp_path / 'new' / 'dir' / 'w.db'}"
+    with open_store(url) as s, s.reader() as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        versions = [v for (v,) in conn.execute("SELECT version FROM schema_migrations")]
+    assert versions[0] == 1 and versions == sorted(versions)
+    with open_store(url) as again, again.reader() as conn:  # re-open: nothing re-applied
+        assert [v for (v,) in conn.execute("SELECT version FROM schema_migrations")] == versions
+
+
+def test_a_second_serving_process_gets_a_clear_error(tmp_path):
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    with open_store(url, serving=True):
+        with pytest.raises(StoreError, match=r"another collector process \(pid \d+\) is already "
+                                              "serving"):
+            open_store(url, serving=True)
+        with open_store(url) as maintenance:  # token/purge commands still work meanwhile
+            add_agent(maintenance)
+    with open_store(url, serving=True):  # the lock went with the first store
+        pass
+
+
+@pytest.mark.parametrize("url, words", [
+    ("mysql://db/worklens", "bad store URL"),
+    ("sqlite://", "bad store URL"),
+    ("postgresql://localhost/worklens", "PostgreSQL backend not available yet"),
+])
+def test_bad_urls_are_one_line_errors(url, words):
+    with pytest.raises(StoreError, match=words) as error:
+        open_store(url)
+    assert "\n" not in str(error.value)
+
+
+def test_a_corrupt_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "w.db"
+    path.write_bytes(b"this is not a database at all" * 200)
+    with pytest.raises(StoreError, match="not a usable SQLite database"):
+        open_store(f"sqlite:///{path}")
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """A real, small filesystem we can fill up or make read-only (needs mount rights;
+    as root in a container or CI this works, elsewhere the test is skipped)."""
+    point = tmp_path / "mnt"
+    point.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(point)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+
+    def remount(options: str) -> None:
+        subprocess.run(["mount", "-o", f"remount,{options}", str(point)], check=True)
+
+    yield point, remount
+    subprocess.run(["umount", "-l", str(point)], check=False)
+
+
+def test_a_read_only_filesystem_stops_the_command_with_one_line(tmpfs):
+    point, remount = tmpfs
+    data = point / "data"
+    with open_store(f"sqlite:///{data / 'worklens.db'}"):
+        pass
+    remount("ro")
+    for args in (["token", "list"], ["serve", "--grpc-listen", "127.0.0.1:0",
+                                     "--http-listen", "127.0.0.1:0"]):
+        done = subprocess.run(collector_command(*args, "--data-dir", str(data)),
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 1, done.stderr
+        assert "read-only" in done.stderr
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
+def test_a_read_only_file_stops_the_command_with_one_line(tmp_path):
+    data = tmp_path / "data"
+    with open_store(f"sqlite:///{data / 'worklens.db'}"):
+        pass
+    for f in data.iterdir():
+        f.chmod(0o444)
+    done = subprocess.run(collector_command("token", "list", "--data-dir", str(data)),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "read-only" in done.stderr
+    assert done.stderr.count("\n") == 1
+
+
+def test_a_really_full_disk_is_not_acknowledged_then_recovers(tmpfs, collector_factory):
+    point, remount = tmpfs
+    from collector_harness import collector_config
+    instance = collector_factory(collector_config(store={"url": f"sqlite:///{point}/w.db"}))
+    agent = instance.enroll_agent()
+    instance.db_path = point / "w.db"
+    sequence, failure = 0, None
+    while failure is None and sequence < 200:
+        sequence += 1
+        try:
+            instance.upload(agent, [make_batch(agent.agent_id, sequence, windows=500,
+                                               activity=500, title="t" * 400)])
+        except grpc.RpcError as exc:
+            failure = exc
+    assert failure is not None, "4 MB never filled up"
+    assert failure.code() == grpc.StatusCode.UNAVAILABLE
+    assert "full" in failure.details()
+    assert instance.count("batches", agent.agent_id) == sequence - 1
+    remount("size=64m")
+    acks = instance.upload(agent, [make_batch(agent.agent_id, sequence, windows=500,
+                                              activity=500, title="t" * 400)])
+    assert [(a.sequence, a.duplicate) for a in acks] == [(sequence, False)]
+    assert instance.count("batches", agent.agent_id) == sequence
+
+
+def test_ingest_returns_after_commit_and_data_is_visible_to_a_new_connection(store):
+    key = add_agent(store)
+    batch = make_batch("ag-test", 1)
+
+    async def go():
+        return await store.ingest(key, batch)
+
+    assert asyncio.run(go()).duplicate is False
+    conn = sqlite3.connect(store.path)
+    assert conn.execute("SELECT count(*) FROM window_spans").fetchone() == (3,)
+    conn.close()
+
+
+def test_concurrent_batches_share_commits_and_keep_per_batch_results(store):
+    key = add_agent(store)
+    commits = []
+    store.write(lambda c: c.set_trace_callback(
+        lambda sql: commits.append(sql) if sql == "COMMIT" else None))
+
+    async def go():
+        batches = [make_batch("ag-test", s) for s in range(1, 101)]
+        return await asyncio.gather(*(store.ingest(key, b) for b in [*batches, batches[0]]))
+
+    results = asyncio.run(go())
+    assert [r.duplicate for r in results] == [False] * 100 + [True]
+    assert len(commits) < 50  # grouped: far fewer commits than batches
+    with store.reader() as conn:
+        assert conn.execute("SELECT count(*) FROM batches").fetchone() == (100,)
+
+
+def test_a_failing_hook_fails_only_its_batch(store):
+    key = add_agent(store)
+    seen = []
+
+    def hook(conn, agent, batch):
+        if batch.sequence == 3:
+            raise RuntimeError("rollup exploded")
+        seen.append(batch.sequence)
+
+    store.add_ingest_hook(hook)
+
+    async def go():
+        return await asyncio.gather(*(store.ingest(key, make_batch("ag-test", s))
+                                      for s in range(1, 6)), return_exceptions=True)
+
+    results = asyncio.run(go())
+    assert isinstance(results[2], StoreUnavailable)
+    assert [r.duplicate for i, r in enumerate(results) if i != 2] == [False] * 4
+    with store.reader() as conn:
+        assert [s for (s,) in conn.execute("SELECT sequence FROM batches ORDER BY 1")] == \
+            [1, 2, 4, 5]
+        assert conn.execute("SELECT count(*) FROM window_spans").fetchone() == (12,)
+
+
+def test_a_full_disk_is_not_acknowledged_and_the_collector_keeps_running(collector):
+    """SQLite's max_page_count makes the database 'full' exactly as a full disk does
+    (SQLITE_FULL, "database or disk is full")."""
+    agent = collector.enroll_agent()
+    collector.upload(agent, [make_batch(agent.agent_id, 1)])
+    pages = collector.store.write(lambda c: c.execute("PRAGMA page_count").fetchone()[0])
+    collector.store.write(lambda c: c.execute(f"PRAGMA max_page_count = {pages}"))
+    big = make_batch(agent.agent_id, 2, windows=2000, activity=2000, title="t" * 500)
+    with pytest.raises(grpc.RpcError) as error:
+        collector.upload(agent, [big])
+    assert error.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "full" in error.value.details()
+    assert collector.count("batches", agent.agent_id) == 1
+    assert collector.count("window_spans", agent.agent_id) == 3
+    collector.store.write(lambda c: c.execute("PRAGMA max_page_count = 1073741823"))
+    acks = collector.upload(agent, [big])  # space again: the agent's retry succeeds
+    assert [(a.sequence, a.duplicate) for a in acks] == [(2, False)]
+    assert collector.count("window_spans", agent.agent_id) == 2003
+
+
+def test_records_extract_keeps_column_order(store):
+    batch = make_batch("ag-x", 1, user="eve")
+    records = extract(7, batch)
+    w = batch.windows[0]
+    assert records.windows[0] == (7, w.start_ms, w.duration_ms, "code", w.title, 4242,
+                                  "/usr/bin/code", False, "eve")
+    assert records.count == 9
+
+
+def test_the_writer_refuses_work_after_close(tmp_path):
+    s = open_store(f"sqlite:///{tmp_path / 'w.db'}")
+    s.close()
+    s.close()  # twice is fine
+    with pytest.raises(StoreError):
+        s.write(lambda c: None)
+
+    async def go():
+        await s.ingest(1, agent_pb2.Batch(sequence=1))
+
+    with pytest.raises(StoreUnavailable):
+        asyncio.run(go())
+
+
+def test_sqlite_url_forms(tmp_path):
+    from collector.store import sqlite_path
+    assert sqlite_path("sqlite:///abs/w.db") == Path("/abs/w.db")
+    assert sqlite_path("sqlite:////abs/w.db") == Path("/abs/w.db")
+    assert sqlite_path("sqlite:rel.db") == Path.cwd() / "rel.db"

@@ -1,0 +1,77 @@
+"""`worklens-collector token create|list|revoke` as an operator runs it."""
+
+from __future__ import annotations
+
+import subprocess
+
+import grpc
+import pytest
+from collector_harness import CollectorProcess, collector_command
+
+
+@pytest.fixture
+def cli(tmp_path):
+    return CollectorProcess(tmp_path / "data")
+
+
+def one_line_error(done: subprocess.CompletedProcess, words: str) -> None:
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert done.stderr.startswith("worklens-collector: error: ")
+    assert words in done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+def test_create_prints_the_secret_once_and_stores_only_its_hash(cli):
+    done = cli.cli("token", "create", "--role", "enroll", "--name", "laptops", "--expires", "30d")
+    assert done.returncode == 0, done.stderr
+    secret = done.stdout.strip()
+    assert secret.startswith("wl_") and len(secret.splitlines()) == 1
+    assert "shown only once" in done.stderr
+    for path in cli.data_dir.glob("worklens.db*"):
+        assert secret.split("_", 2)[2].encode() not in path.read_bytes()
+    listed = cli.cli("token", "list")
+    assert listed.returncode == 0
+    token_id = secret.split("_")[1]
+    (row,) = [line for line in listed.stdout.splitlines() if line.startswith(token_id)]
+    assert "enroll" in row and "laptops" in row and "active" in row
+    assert secret not in listed.stdout
+
+
+def test_revoke_then_the_secret_no_longer_enrolls(collector_proc):
+    secret = collector_proc.create_token("enroll")
+    assert collector_proc.enroll_agent(secret).agent_id.startswith("ag-")
+    token_id = secret.split("_")[1]
+    done = collector_proc.cli("token", "revoke", token_id)
+    assert done.returncode == 0 and token_id in done.stdout
+    assert "revoked" in collector_proc.cli("token", "list").stdout
+    with pytest.raises(grpc.RpcError) as error:
+        collector_proc.enroll_agent(secret)
+    assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    one_line_error(collector_proc.cli("token", "revoke", token_id), "no active token")
+
+
+def test_list_on_an_empty_store(cli):
+    done = cli.cli("token", "list")
+    assert done.returncode == 0 and "no tokens" in done.stdout
+
+
+@pytest.mark.parametrize("args, words", [
+    (["token", "create", "--role", "enroll", "--expires", "soon"], "--expires"),
+    (["token", "revoke", "nosuchid"], "no active token"),
+    (["token", "list", "--db", "mysql://x/y"], "bad store URL"),
+    (["token", "list", "--config", "/nonexistent/collector.toml"], "file not found"),
+])
+def test_expected_errors_are_one_line_exit_1(cli, args, words):
+    one_line_error(cli.cli(*args), words)
+
+
+def test_bad_config_value_is_one_line(cli, tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text("[retention]\nkeep = \"forever\"\n")
+    one_line_error(cli.cli("token", "list", "--config", str(config)), "[retention] keep")
+
+
+def test_usage_errors_exit_2(cli):
+    done = subprocess.run(collector_command("token", "create", "--role", "root"),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "invalid choice" in done.stderr
