@@ -122,15 +122,15 @@ class Collector:
         grpc_tls, http_tls = _check_listeners(self.cfg)
         self.store = open_store(self.url, serving=True)
         try:
+            from collector.retention import schedule_retention  # [retention] keep, hourly
+            self._retention = schedule_retention(asyncio.get_running_loop(), self.store,
+                                                 self.cfg.retention.keep)
             await self._start_grpc(grpc_tls)
             if self.with_http:
                 await self._start_http(http_tls)
         except BaseException:
             await self.stop(grace=0)
             raise
-        from collector.retention import schedule_retention  # [retention] keep, hourly
-        self._retention = schedule_retention(asyncio.get_running_loop(), self.store,
-                                             self.cfg.retention.keep)
         log.info("collector ready (store %s)", self.url)
 
     async def _start_grpc(self, tls: TlsFiles | None) -> None:
