@@ -23,10 +23,13 @@ from worklens.cli import UserError
 from worklens.durations import parse_duration
 
 from collector.rollup import floor_bucket
+from collector.store.base import StoreError
 
 log = logging.getLogger(__name__)
 
 PURGE_EVERY_S = 3600.0
+# The first scheduled purge waits a little: not while the collector is starting up.
+FIRST_RUN_S = 60.0
 _RAW = (("window_spans", "start_ms"), ("activity_spans", "start_ms"),
         ("process_samples", "time_ms"), ("system_totals", "time_ms"),
         ("batches", "received_ms"))
@@ -78,30 +81,36 @@ def purge(store: Any, older_than_s: float, now_ms: int | None = None) -> PurgeRe
 def _purge_quietly(store: Any, keep_s: float) -> None:
     try:
         purge(store, keep_s)
+    except StoreError as exc:   # e.g. closed while shutting down; the next run retries
+        log.warning("retention purge skipped: %s", exc)
     except Exception:   # a failed run must not stop the scheduler; the next one retries
         log.exception("retention purge failed")
 
 
 def schedule_retention(scheduler_or_loop: Any, store: Any, keep_s: float,
                        every_s: float = PURGE_EVERY_S) -> Any:
-    """Purge now and every ``every_s`` seconds; returns the APScheduler scheduler.
+    """Purge after FIRST_RUN_S, then every ``every_s`` seconds; returns the scheduler.
 
-    Pass a running APScheduler scheduler (the job is added to it) or an asyncio
-    loop (an AsyncIOScheduler is started on it; call ``.shutdown()`` on stop).
-    Jobs run on the scheduler's thread pool, so the purge never blocks the loop.
+    Pass a running APScheduler scheduler (the job is added to it) or an asyncio loop:
+    then a BackgroundScheduler is started — its own thread and pool, so a purge never
+    blocks the loop — and the caller stops it with ``shutdown()`` (which waits for a
+    running purge; from a coroutine: ``await asyncio.to_thread(scheduler.shutdown)``)
+    BEFORE closing the store.
     """
-    from datetime import datetime
+    from datetime import datetime, timedelta
 
-    if isinstance(scheduler_or_loop, asyncio.AbstractEventLoop):
-        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)   # no per-run INFO lines
+    if scheduler_or_loop is None or isinstance(scheduler_or_loop, asyncio.AbstractEventLoop):
+        from apscheduler.schedulers.background import BackgroundScheduler
 
-        scheduler = AsyncIOScheduler(event_loop=scheduler_or_loop)
+        scheduler = BackgroundScheduler(daemon=True)
         start = True
     else:
         scheduler, start = scheduler_or_loop, False
+    first = datetime.now() + timedelta(seconds=FIRST_RUN_S)
     scheduler.add_job(_purge_quietly, "interval", args=(store, keep_s), seconds=every_s,
-                      next_run_time=datetime.now(), id="worklens-retention",
-                      replace_existing=True, coalesce=True, max_instances=1)
+                      next_run_time=first, id="worklens-retention", replace_existing=True,
+                      coalesce=True, max_instances=1)
     if start:
         scheduler.start()
     return scheduler

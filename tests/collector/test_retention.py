@@ -7,7 +7,7 @@ import asyncio
 import subprocess
 import sys
 import time
-from datetime import date
+from datetime import UTC, date, datetime
 
 import dataset as ds
 import pytest
@@ -63,7 +63,8 @@ def test_rollups_keep_working_after_the_newest_rows_were_purged(store):
     assert [(r.active_seconds, r.spans) for r in day] == [(600.0, 1)]
 
 
-def test_scheduled_purge_runs_on_an_asyncio_loop(tmp_path):
+def test_scheduled_purge_runs_on_an_asyncio_loop(tmp_path, monkeypatch):
+    monkeypatch.setattr("collector.retention.FIRST_RUN_S", 0.0)
     store = ds.open_store(tmp_path)
     try:
         ds.load(store)
@@ -110,3 +111,32 @@ def test_purge_command(tmp_path):
         assert "older-than" in failed.stderr and "Traceback" not in failed.stderr
         if failed.returncode == 1:
             assert failed.stderr.count("\n") == 1
+
+
+def test_serve_purges_on_its_schedule(tmp_path, monkeypatch):
+    """The collector's serve starts the retention job: data older than [retention] keep
+    disappears without any command (the dataset's spring days are months old)."""
+    from collector.config import load
+    from collector.server import Collector
+
+    monkeypatch.setattr("collector.retention.FIRST_RUN_S", 0.0)
+
+    store = ds.open_store(tmp_path)
+    ds.load(store)
+    store.close()
+    cfg = load(overrides={"grpc": {"listen": "127.0.0.1:0"},
+                          "retention": {"keep": 86400.0 * (datetime.now(UTC) - datetime(
+                              2026, 10, 1, tzinfo=UTC)).days}})
+
+    async def run() -> dict[str, int]:
+        collector = Collector(cfg, f"sqlite:///{tmp_path}/worklens.db", http=False)
+        await collector.start()
+        try:
+            deadline = time.monotonic() + 60
+            while counts(collector.store)["window_spans"] != 2 and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            return counts(collector.store)
+        finally:
+            await collector.stop(grace=0)
+    left = asyncio.run(run())
+    assert left["window_spans"] == 2 and left["activity_spans"] == 2   # bob's autumn day stays
