@@ -73,3 +73,11 @@ def test_plain_text_to_a_remote_collector_needs_insecure(tmp_path):
     done = agent_cli("enroll", "--collector", "collector.example.com:50051", "--secret", "s",
                      "--data-dir", str(tmp_path / "agent"))
     assert "refusing plain text to collector.example.com:50051" in one_line_error(done)
+
+
+def test_a_damaged_credential_file_is_one_line_saying_re_enroll(tmp_path):
+    data = tmp_path / "agent"
+    data.mkdir(mode=0o700)
+    (data / "credential.json").write_text("{not json")
+    line = one_line_error(agent_cli("status", "--data-dir", str(data)))
+    assert "credential.json is damaged" in line and "worklens-agent enroll" in line
