@@ -157,12 +157,18 @@ def _sensors(cfg) -> list[dict]:
     import agent.sensors as sensors
     if not hasattr(sensors, "describe"):
         return []
+    # the probes log why a sensor is unavailable; the table below says it already
+    quiet = logging.getLogger("agent.sensors")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
     try:
         return [asdict(s) for s in sensors.describe(cfg)]
     except Exception as exc:   # a probe failing must not hide the rest of the status
         log.debug("sensor probe failed", exc_info=True)
         return [{"name": "sensors", "backend": "", "available": False,
                  "reason": f"could not probe the sensors: {exc}"}]
+    finally:
+        quiet.setLevel(level)
 
 
 def _collected(cfg) -> dict:
