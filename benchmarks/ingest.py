@@ -12,6 +12,12 @@ counts, process samples, system totals), i.e. what an agent sends after a
 few minutes of backlog. Clients send pre-serialised bytes so that the client
 processes, which share this machine with the collector, stay cheap.
 
+By default every agent sends as fast as its acks allow: that measures the
+highest throughput, and the ack latency it reports is then mostly queueing
+(Little's law: events in flight / throughput). ``--rate`` offers a fixed load
+instead (each agent sends one batch per interval, open loop) to measure ack
+latency below saturation.
+
 Ack latency is measured per batch from just before it is written to the
 stream until its ack arrives (acks are sent only after the group commit).
 Only acks inside the measured window (after ``--warmup``) count.
@@ -176,9 +182,16 @@ async def run_agent(index: int, address: str, secret: str, opts: dict, start_at:
         sent: dict[int, float] = {}
         events = opts["batch_events"]
 
+        interval = opts["interval_s"]
+        next_at = start_at + rng.random() * interval  # spread agents over the interval
+
         async def send() -> None:
+            nonlocal next_at
             seq = 0
             while time.time() < stop_at:
+                if interval:  # open loop: one batch per interval, like a real fleet
+                    await asyncio.sleep(max(0.0, next_at - time.time()))
+                    next_at += interval
                 await slots.acquire()
                 seq += 1
                 sent[seq] = time.perf_counter()
@@ -242,8 +255,11 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds not measured")
     parser.add_argument("--store", choices=("sqlite",), default="sqlite")
     parser.add_argument("--workers", type=int, default=3, help="client processes")
-    parser.add_argument("--batch-events", type=int, default=500)
+    parser.add_argument("--batch-events", type=int, default=250)
     parser.add_argument("--in-flight", type=int, default=2, help="unacked batches per agent")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="offered load in events/s over all agents (open loop); default 0 "
+                             "= every agent sends as fast as acks allow (saturation)")
     parser.add_argument("--without-rollups", action="store_true",
                         help="measure the ingest path alone: the collector runs with the "
                              "summaries' rollup ingest hook disabled")
@@ -257,7 +273,8 @@ def main() -> None:
             f"{args.agents} agents in {args.workers} processes, {args.batch_events} events per "
             f"batch, {args.in_flight} in flight each")
         opts = {"batch_events": args.batch_events, "in_flight": args.in_flight,
-                "warmup": args.warmup}
+                "warmup": args.warmup,
+                "interval_s": args.agents * args.batch_events / args.rate if args.rate else 0}
         start_at = time.time() + 5 + args.agents * 0.02
         stop_at = start_at + args.warmup + args.duration
         ctx = mp.get_context("spawn")
@@ -295,6 +312,7 @@ def main() -> None:
         "batches": len(latencies),
         "batch_events": args.batch_events,
         "in_flight": args.in_flight,
+        "offered_events_per_s": args.rate or None,
         "agent_errors": errors,
         "db_mb": round(db_bytes / 1e6, 1),
         "cpus": os.cpu_count(),

@@ -56,6 +56,11 @@ GROUP_MAX_EVENTS = 200_000
 MAX_PENDING_EVENTS = 1_000_000
 RETRY_AFTER_MS = 1_000
 CACHE_KIB = 64 * 1024
+PAGE_SIZE = 32768
+# The writer checkpoints the WAL itself, at most this often, AFTER a group's acks
+# went out (SQLite's auto-checkpoint would run inside COMMIT, before them). It is
+# the only writer, so each checkpoint completes and the WAL is reused, not grown.
+CHECKPOINT_INTERVAL_S = 1.0
 
 IngestHook = Callable[[sqlite3.Connection, AgentRow, agent_pb2.Batch], None]
 _STOP = object()
@@ -129,6 +134,8 @@ class SqliteStore:
         self._local = threading.local()
         self._state = threading.Lock()
         self._pending_events = 0
+        self._last_checkpoint = time.monotonic()
+        self._serving = serving
         self._closed = False   # no new work accepted
         self._shut = False     # close() ran
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
@@ -188,6 +195,9 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise StoreError(describe_sqlite_error(exc, self.path)) from None
         try:
+            # Only takes effect when the file is created. Large pages measured ~1.5x faster
+            # for ingest (fewer page splits across the three b-trees each row touches).
+            conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if mode.lower() != "wal":
                 raise StoreError(f"{self.path}: cannot switch to WAL mode (got {mode})")
@@ -196,6 +206,7 @@ class SqliteStore:
                            "temp_store=MEMORY"):
                 conn.execute(f"PRAGMA {pragma}")
             migrate.apply(conn)
+            conn.execute("PRAGMA wal_autocheckpoint=0")  # see _checkpoint()
         except sqlite3.Error as exc:
             conn.close()
             raise StoreError(describe_sqlite_error(exc, self.path)) from None
@@ -311,6 +322,7 @@ class SqliteStore:
                     break
                 if isinstance(item, _Write):
                     self._run_write(item)
+                    self._checkpoint()
                     continue
                 group, events = [item], item.records.count
                 while events < GROUP_MAX_EVENTS:
@@ -324,6 +336,7 @@ class SqliteStore:
                     group.append(nxt)
                     events += nxt.records.count
                 self._commit_group(group, events)
+                self._checkpoint()
         except BaseException:
             log.exception("the store writer stopped unexpectedly")
         finally:
@@ -493,6 +506,16 @@ class SqliteStore:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("ROLLBACK")
 
+    def _checkpoint(self) -> None:
+        now = time.monotonic()
+        if now - self._last_checkpoint < CHECKPOINT_INTERVAL_S:
+            return
+        self._last_checkpoint = now
+        try:
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error as exc:
+            log.warning("WAL checkpoint failed (will retry): %s", exc)
+
     # -- closing -------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -509,6 +532,8 @@ class SqliteStore:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
         with contextlib.suppress(sqlite3.Error):
+            mode = "TRUNCATE" if self._serving else "PASSIVE"  # never block a running collector
+            self._conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
             self._conn.close()
         self._release_lock()
 
