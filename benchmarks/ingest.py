@@ -110,7 +110,7 @@ def batch_bodies(agent_id: str, batch_events: int, count: int, rng: random.Rando
     bodies = []
     now = int(time.time() * 1000)
     for n in range(count):
-        start = now - 3_600_000 + n * 60_000
+        start = now - 12 * 3_600_000 + n * 90 * 60_000  # successive stretches of a day
         batch = agent_pb2.Batch(agent_id=agent_id, created_ms=now, host=agent_pb2.HostInfo(
             hostname=f"ws-{agent_id[-4:]}", os="linux", os_version="6.1.0-18-amd64",
             user=f"user{agent_id[-3:]}", agent_version="0.1.0"))
@@ -124,14 +124,14 @@ def batch_bodies(agent_id: str, batch_events: int, count: int, rng: random.Rando
             duration = rng.randint(2_000, 90_000)
             batch.windows.add(start_ms=t, duration_ms=duration, app=app, exe=exe,
                               title=title.format(rng.choice(WORDS)), pid=rng.randint(300, 60000))
-            t += duration // 50
+            t += duration  # one focused window at a time: spans follow each other
         t = start
         for _ in range(activity):
             duration = rng.randint(1_000, 60_000)
             batch.activity.add(start_ms=t, duration_ms=duration, state=rng.choice((1, 1, 1, 2)),
                                key_presses=rng.randint(0, 400), clicks=rng.randint(0, 40),
                                mouse_moves=rng.randint(0, 3000), scrolls=rng.randint(0, 90))
-            t += duration // 50
+            t += duration
         for i in range(processes):
             batch.processes.add(time_ms=start + (i // 10) * 1000, pid=1000 + i % 10,
                                 name=rng.choice(("firefox", "code", "slack", "Xorg", "python3")),
