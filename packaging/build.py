@@ -51,7 +51,7 @@ def tool(name: str) -> str:
 def sources_hash() -> str:
     """Content hash of everything that ends up in a bundle."""
     digest = hashlib.sha256()
-    files = [REPO / "pyproject.toml"]
+    files = [REPO / "pyproject.toml", Path(__file__).resolve()]
     for root in SOURCE_ROOTS:
         files += sorted(p for p in (REPO / root).rglob("*")
                         if p.is_file() and "__pycache__" not in p.parts)
@@ -74,10 +74,13 @@ def build_bundle(program: str, dist: Path, work: Path) -> Path:
         return bundle
     log.info("building bundle %s (PyInstaller, a few minutes)", bundle)
     started = time.monotonic()
+    # pynput picks its backend when imported; on a build machine without a display
+    # its PyInstaller hook could not import it to list the submodules.
+    env = {**os.environ, "PYNPUT_BACKEND": "dummy"}
     subprocess.run([tool("pyinstaller"), "--noconfirm", "--log-level", "WARN",
                     "--distpath", str(dist), "--workpath", str(work),
                     str(REPO / "packaging" / "pyinstaller" / f"worklens-{program}.spec")],
-                   check=True, cwd=REPO)
+                   check=True, cwd=REPO, env=env)
     stamp.write_text(wanted)
     size = sum(p.stat().st_size for p in bundle.rglob("*") if p.is_file())
     log.info("bundle %s: %.1f MB in %.0f s", bundle, size / 1e6, time.monotonic() - started)

@@ -38,8 +38,11 @@ _PYNPUT_BACKENDS = {
     "darwin": ["pynput._util.darwin", "pynput.keyboard._darwin", "pynput.mouse._darwin"],
 }
 
-# Never needed at run time; keeps dev tools and GUI toolkits out of the bundle.
-EXCLUDES = ["tkinter", "_tkinter", "grpc_tools", "pytest", "_pytest", "ruff", "IPython"]
+# Never needed at run time: dev tools, GUI toolkits, and optional imports that
+# drag in ~20 MB (requests tries urllib3's pyOpenSSL shim -> cryptography/cffi;
+# anyio tries trio; cffi pulls setuptools). TLS is Python's ssl module and grpc's.
+EXCLUDES = ["tkinter", "_tkinter", "grpc_tools", "pytest", "_pytest", "ruff", "IPython",
+            "cryptography", "cffi", "pycparser", "setuptools", "trio"]
 
 
 def platform_key(platform: str | None = None) -> str:
