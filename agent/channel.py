@@ -79,6 +79,9 @@ def channel_options() -> list[tuple[str, int]]:
         # each channel reconnects on its own schedule: the shipper's backoff, not a
         # process-wide subchannel pool, decides when to try again
         ("grpc.use_local_subchannel_pool", 1),
+        # bandwidth-delay probing pings tune the window for bulk downloads; the agent
+        # only receives small acks, so they would be pure overhead on every batch
+        ("grpc.http2.bdp_probe", 0),
     ]
 
 

@@ -9,8 +9,10 @@ an accelerated clock: focus changes every 20-90 s across 25 apps with
 realistic window titles, active/idle/locked activity spans with input counts,
 and a process sample (top 10 processes + system totals) every 60 s. Every
 simulated ``--flush`` seconds the sink is flushed exactly as the agent's
-flusher does, and the benchmark waits for the ack before simulating on (as
-in real time, where 30 s separate two batches).
+flusher does, and the benchmark waits for the ack, then ``--pace`` real
+seconds, before simulating on: in real time 30 s separate two batches, and
+gRPC's flow-control traffic (window updates, pings) depends on real time, so
+batches sent back to back would under-count it.
 
 A TCP relay on loopback between agent and collector counts every byte of the
 connection in both directions (TCP payload: TLS-less HTTP/2 framing, gRPC
@@ -232,6 +234,9 @@ def main() -> None:
     parser.add_argument("--flush", type=float, default=30.0,
                         help="flush interval in simulated seconds (agent default 30)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--pace", type=float, default=0.3,
+                        help="real seconds between flushes: gRPC's flow-control pings "
+                             "depend on real time, so batches must not arrive back to back")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="worklens-wire-"))
@@ -260,6 +265,7 @@ def main() -> None:
             while t >= next_flush:
                 batches += len(sink.flush())
                 wait_drained(sink)
+                time.sleep(args.pace)
                 next_flush += flush_ms
                 if (next_flush - start_ms) % 3_600_000 < flush_ms:
                     log(f"  simulated {(next_flush - start_ms) / 3_600_000:.0f}h: {batches} "
