@@ -19,7 +19,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from PyInstaller.utils.hooks import collect_data_files, collect_submodules, copy_metadata
+from PyInstaller.utils.hooks import collect_submodules, copy_metadata
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -28,8 +28,16 @@ HERE = Path(__file__).resolve().parent
 # _win32.py, _darwin.py); a bundle carries only its own platform's.
 _FOREIGN_BACKENDS = {
     "linux": ("_win32", "_darwin"),
-    "win32": ("_x11", "_xorg", "_darwin"),
-    "darwin": ("_x11", "_xorg", "_win32"),
+    "win32": ("_x11", "_xorg", "_xconn", "_logind", "_darwin"),
+    "darwin": ("_x11", "_xorg", "_xconn", "_logind", "_win32"),
+}
+
+# Imported on first use by the platform's sensor backends (agent/sensors/_darwin.py
+# loads pyobjc lazily; Windows uses ctypes only).
+_PLATFORM_MODULES = {
+    "linux": ["jeepney", "jeepney.io.blocking"],   # logind idle over D-Bus
+    "win32": [],
+    "darwin": ["objc", "Foundation", "AppKit", "Quartz"],
 }
 
 _PYNPUT_BACKENDS = {
@@ -50,11 +58,24 @@ def platform_key(platform: str | None = None) -> str:
     return "linux" if platform.startswith("linux") else platform
 
 
+# Where our own packages' sources live in the repository.
+_SOURCES = {"agent": REPO / "agent", "collector": REPO / "collector",
+            "worklens": REPO / "protos" / "worklens"}
+
+
 def own_modules(package: str, platform: str) -> list[str]:
-    """Every submodule of one of our packages, minus other platforms' backends."""
+    """Every module of one of our packages, from its source tree (not from
+    whatever ``sys.path`` finds first), minus other platforms' backends."""
     foreign = _FOREIGN_BACKENDS.get(platform, ())
-    return collect_submodules(package, filter=lambda name: not name.rsplit(".", 1)[-1]
-                              .startswith(foreign))
+    root = _SOURCES[package]
+    modules = []
+    for path in sorted(root.rglob("*.py")):
+        parts = [package, *path.relative_to(root).with_suffix("").parts]
+        if parts[-1] == "__init__":
+            parts.pop()
+        if not any(part.startswith(foreign) for part in parts[1:]):
+            modules.append(".".join(parts))
+    return modules
 
 
 def agent_hidden_imports(platform: str) -> list[str]:
@@ -62,9 +83,10 @@ def agent_hidden_imports(platform: str) -> list[str]:
     hidden += _PYNPUT_BACKENDS[platform]
     hidden += collect_submodules("apscheduler")   # triggers/executors/jobstores by entry point
     hidden += ["grpc", "grpc._cython.cygrpc", "google.protobuf", "psutil"]
+    hidden += _PLATFORM_MODULES[platform]
     if platform == "linux":
         # Xlib loads its protocol extensions (XFIXES, SCREEN-SAVER, ...) by name.
-        hidden += [*collect_submodules("Xlib"), "jeepney", "jeepney.io.blocking"]
+        hidden += collect_submodules("Xlib")
     return hidden
 
 
@@ -88,10 +110,19 @@ def agent_datas() -> list[tuple[str, str]]:
     return copy_metadata("worklens") + copy_metadata("apscheduler")
 
 
+def own_data(package: str) -> list[tuple[str, str]]:
+    """Everything in one of our packages that is not code (SQL migrations, the
+    dashboard's static files), as (source file, directory in the bundle)."""
+    root = _SOURCES[package]
+    return [(str(path), str(Path(package, path.parent.relative_to(root))))
+            for path in sorted(root.rglob("*"))
+            if path.is_file() and path.suffix not in (".py", ".pyc")
+            and "__pycache__" not in path.parts]
+
+
 def collector_datas() -> list[tuple[str, str]]:
-    # Everything in the package that is not code: store/migrations/*.sql, http/static/**.
-    return (collect_data_files("collector") + copy_metadata("worklens")
-            + copy_metadata("apscheduler"))
+    # store/migrations/*.sql and http/static/**, plus metadata for --version.
+    return own_data("collector") + copy_metadata("worklens") + copy_metadata("apscheduler")
 
 
 def analysis_args(program: str, platform: str | None = None) -> dict:
