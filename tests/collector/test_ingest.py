@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import threading
+import time
 
 import grpc
 import pytest
@@ -104,3 +106,61 @@ def test_an_empty_batch_is_acked_and_recorded(collector):
     acks = collector.upload(agent, [agent_pb2.Batch(agent_id=agent.agent_id, sequence=1)])
     assert [(a.sequence, a.duplicate) for a in acks] == [(1, False)]
     assert collector.query("SELECT events FROM batches") == [(0,)]
+
+
+def test_reenrolling_a_revoked_agent_is_permission_denied(collector):
+    from collector.enrollment import revoke_agent
+    secret = collector.create_token("enroll")
+    agent = collector.enroll_agent(secret, install_id="stolen-laptop")
+    assert revoke_agent(collector.store, agent.agent_id)
+    with pytest.raises(grpc.RpcError) as error:
+        collector.enroll_agent(secret, install_id="stolen-laptop")
+    assert error.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "revoked" in error.value.details()
+
+
+def test_metrics_count_stored_duplicate_and_rejected_batches(collector):
+    from prometheus_client import REGISTRY
+
+    def value(name, **labels):
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    before = (value("worklens_batches_total", result="stored"),
+              value("worklens_batches_total", result="duplicate"),
+              value("worklens_batches_total", result="rejected"),
+              value("worklens_events_total"))
+    agent = collector.enroll_agent()
+    collector.upload(agent, [make_batch(agent.agent_id, 1), make_batch(agent.agent_id, 1)])
+    bad = make_batch(agent.agent_id, 2)
+    bad.windows[0].duration_ms = -5
+    with pytest.raises(grpc.RpcError):
+        collector.upload(agent, [bad])
+    after = (value("worklens_batches_total", result="stored"),
+             value("worklens_batches_total", result="duplicate"),
+             value("worklens_batches_total", result="rejected"),
+             value("worklens_events_total"))
+    assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 1, 9]
+    assert value("worklens_rejects_total", reason="invalid") >= 1
+
+
+def test_an_overloaded_store_answers_resource_exhausted_with_retry_after(collector,
+                                                                        monkeypatch):
+    from collector.store import sqlite as sqlite_store
+    monkeypatch.setattr(sqlite_store, "MAX_PENDING_EVENTS", 10)
+    first, second = collector.enroll_agent(), collector.enroll_agent()
+    gate = threading.Event()
+    collector.store.submit(lambda conn: gate.wait(60))  # the writer is stuck on a long write
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(collector.upload, first, [make_batch(first.agent_id, 1)])
+        deadline = time.monotonic() + 60
+        while collector.store._pending_events == 0:  # wait until it is queued
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        with pytest.raises(grpc.RpcError) as error:
+            collector.upload(second, [make_batch(second.agent_id, 1)])
+        gate.set()
+        assert [a.sequence for a in pending.result(60)] == [1]
+    assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert int(dict(error.value.trailing_metadata())["retry-after-ms"]) > 0
+    assert collector.count("batches", second.agent_id) == 0
+    assert [a.sequence for a in collector.upload(second, [make_batch(second.agent_id, 1)])] == [1]
