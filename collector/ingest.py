@@ -129,6 +129,8 @@ class AgentService:
     def __init__(self, store: Store, limits: Limits) -> None:
         self.store = store
         self.limits = limits
+        self._readers: set[asyncio.Task] = set()
+        self._draining = False
 
     def handler(self) -> grpc.GenericRpcHandler:
         return grpc.method_handlers_generic_handler(SERVICE, {
@@ -215,8 +217,10 @@ class AgentService:
     async def upload(self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
                      ) -> AsyncIterator[agent_pb2.Ack]:
         agent = await self._authenticate(context)
-        pipeline: asyncio.Queue = asyncio.Queue(MAX_IN_FLIGHT)
-        reader = asyncio.create_task(self._read_batches(requests, agent, pipeline))
+        pipeline: asyncio.Queue = asyncio.Queue()
+        slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        reader = asyncio.create_task(self._read_batches(requests, agent, pipeline, slots))
+        self._readers.add(reader)
         metrics.CONNECTED_AGENTS.inc()
         try:
             while True:
@@ -236,6 +240,7 @@ class AgentService:
                     await self._abort(context, _Reject(
                         grpc.StatusCode.INVALID_ARGUMENT, f"batch not storable: {exc}",
                         "invalid", item.sequence))
+                slots.release()
                 if result.duplicate:
                     _DUPLICATE.inc()
                 else:
@@ -245,23 +250,40 @@ class AgentService:
                 yield agent_pb2.Ack(sequence=item.sequence, duplicate=result.duplicate)
         finally:
             metrics.CONNECTED_AGENTS.dec()
+            self._readers.discard(reader)
             reader.cancel()
             _forget(pipeline)
 
+    def drain(self) -> None:
+        """Shutting down: stop reading new batches; each open Upload acks what it has
+        in flight, then ends with UNAVAILABLE (the agent retries later)."""
+        self._draining = True
+        for reader in list(self._readers):
+            reader.cancel()
+
     async def _read_batches(self, requests: AsyncIterator[bytes], agent: AgentRow,
-                            pipeline: asyncio.Queue) -> None:
-        """Parse, validate and queue each batch; end with _END or one _Reject."""
+                            pipeline: asyncio.Queue, slots: asyncio.Semaphore) -> None:
+        """Parse, validate and queue each batch (at most MAX_IN_FLIGHT unacked); end
+        with _END or one _Reject."""
         try:
-            async for data in requests:
+            while True:
+                await slots.acquire()
+                data = await anext(requests, None)
+                if data is None:
+                    break
                 item = self._accept(data, agent)
-                await pipeline.put(item)
+                pipeline.put_nowait(item)
                 if isinstance(item, _Reject):
                     return
         except asyncio.CancelledError:
+            if self._draining:
+                pipeline.put_nowait(_Reject(grpc.StatusCode.UNAVAILABLE,
+                                            "the collector is shutting down; retry later",
+                                            "unavailable"))
             raise
         except Exception as exc:  # the client went away mid-stream
             log.debug("upload stream from %s ended: %r", agent.agent_id, exc)
-        await pipeline.put(_END)
+        pipeline.put_nowait(_END)
 
     def _accept(self, data: bytes, agent: AgentRow) -> _InFlight | _Reject:
         arrived = time.monotonic()

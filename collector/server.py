@@ -116,6 +116,7 @@ class Collector:
         self.grpc_address = ""
         self.http_url = ""
         self._grpc: grpc.aio.Server | None = None
+        self._service: AgentService | None = None
         self._http: Any = None
         self._http_task: asyncio.Task | None = None
         self._retention: Any = None
@@ -137,8 +138,8 @@ class Collector:
 
     async def _start_grpc(self, tls: TlsFiles | None) -> None:
         server = grpc.aio.server(options=server_options(self.cfg))
-        server.add_generic_rpc_handlers(
-            (AgentService(self.store, Limits.from_config(self.cfg)).handler(),))
+        self._service = AgentService(self.store, Limits.from_config(self.cfg))
+        server.add_generic_rpc_handlers((self._service.handler(),))
         listen = self.cfg.grpc.listen
         try:
             if tls is None:
@@ -185,6 +186,7 @@ class Collector:
     async def stop(self, grace: float = SHUTDOWN_GRACE_S) -> None:
         """Stop accepting, let open calls finish (up to ``grace``), commit, close."""
         if self._grpc is not None:
+            self._service.drain()
             await self._grpc.stop(grace)
             self._grpc = None
         if self._http is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import time
 
 import grpc
 from collector_harness import make_batch
@@ -84,3 +85,47 @@ def test_insecure_true_allows_plain_text_off_loopback(collector_proc_factory, tm
     with grpc.insecure_channel(proc.grpc_address) as channel:
         grpc.channel_ready_future(channel).result(timeout=30)
     assert proc.terminate() == 0
+
+
+def test_sigterm_during_a_busy_stream_loses_nothing_that_was_acked(collector_proc):
+    import queue
+    import threading
+
+    agent = collector_proc.enroll_agent()
+    acked: list[int] = []
+    outgoing: queue.Queue = queue.Queue()
+    sequences = iter(range(1, 100_000))
+
+    def requests():
+        while True:
+            item = outgoing.get()
+            if item is None:
+                return
+            yield make_batch(agent.agent_id, next(sequences), windows=50, activity=50)
+
+    def stream():
+        with collector_proc.channel() as channel:
+            try:
+                for ack in collector_proc.stub(channel).Upload(requests(),
+                                                               metadata=agent.metadata):
+                    acked.append(ack.sequence)
+                    outgoing.put(True)
+            except grpc.RpcError:
+                pass
+
+    for _ in range(8):  # keep 8 batches in flight
+        outgoing.put(True)
+    reader = threading.Thread(target=stream, daemon=True)
+    reader.start()
+    while len(acked) < 20:
+        assert reader.is_alive()
+        time.sleep(0.01)
+    collector_proc.proc.send_signal(signal.SIGTERM)
+    started = time.monotonic()
+    assert collector_proc.proc.wait(60) == 0
+    assert time.monotonic() - started < 8  # open streams are wound down, not waited out
+    outgoing.put(None)
+    reader.join(60)
+    stored = {s for (s,) in collector_proc.query("SELECT sequence FROM batches")}
+    assert set(acked) <= stored
+    assert collector_proc.count("window_spans") == 50 * len(stored)
