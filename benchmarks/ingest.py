@@ -110,11 +110,12 @@ def batch_bodies(agent_id: str, batch_events: int, count: int, rng: random.Rando
     bodies = []
     now = int(time.time() * 1000)
     for n in range(count):
-        start = now - 12 * 3_600_000 + n * 90 * 60_000  # successive stretches of a day
+        windows = batch_events * 2 // 5
+        # successive stretches of time, the last one ending before now (<= 90 s per span)
+        start = now - (count - n) * max(windows, 1) * 91_000
         batch = agent_pb2.Batch(agent_id=agent_id, created_ms=now, host=agent_pb2.HostInfo(
             hostname=f"ws-{agent_id[-4:]}", os="linux", os_version="6.1.0-18-amd64",
             user=f"user{agent_id[-3:]}", agent_version="0.1.0"))
-        windows = batch_events * 2 // 5
         activity = batch_events * 2 // 5
         system = max(1, batch_events // 100)
         processes = batch_events - windows - activity - system
