@@ -156,4 +156,4 @@ def one_dir(program: str, tools: dict, *, platform: str | None = None,
         exes.append(tools["EXE"](pyz, analysis.scripts, [], exclude_binaries=True,
                                  name=exe_name, **{**options, **overrides}))
     return tools["COLLECT"](*exes, analysis.binaries, analysis.datas, name=name,
-                            strip=False, upx=False)
+                            strip=options["strip"], upx=False)
