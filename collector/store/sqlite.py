@@ -353,7 +353,7 @@ class SqliteStore:
                 return
             if isinstance(item, _Ingest):
                 self._settle(item.loop, [(item.future, error)])
-            elif isinstance(item, _Write):
+            elif isinstance(item, _Write) and item.future.set_running_or_notify_cancel():
                 item.future.set_exception(error)
 
     def _run_write(self, item: _Write) -> None:
