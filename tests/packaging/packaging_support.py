@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import ctypes
 import fcntl
+import importlib.util
 import os
 import re
 import shutil
 import signal
 import subprocess
-import sys
 import tarfile
 import threading
 import time
@@ -65,11 +65,11 @@ class Packages:
 
 
 def package_set(version: str, out: Path) -> Packages:
-    sys.path.insert(0, str(REPO / "packaging"))
-    try:
-        import build as packaging_build  # packaging/build.py names the files
-    finally:
-        sys.path.pop(0)
+    # packaging/build.py names the files; loaded by path: `build` is also a PyPI name.
+    spec = importlib.util.spec_from_file_location("worklens_packaging_build",
+                                                  REPO / "packaging" / "build.py")
+    packaging_build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(packaging_build)
     path = packaging_build.package_path
     return Packages(version, path("agent", "deb", version, out),
                     path("collector", "deb", version, out),

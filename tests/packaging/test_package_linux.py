@@ -20,7 +20,9 @@ from pathlib import Path
 import pytest
 from packaging_support import SESSION_PATH, DebianRoot, Packages, wait_for
 
-pytestmark = pytest.mark.system
+# The first test's setup runs `make package` (PyInstaller) and debootstrap: minutes
+# on a cold machine, more than the suite's default per-test timeout.
+pytestmark = [pytest.mark.system, pytest.mark.timeout(1200)]
 
 AGENT_CONFIG = "/etc/worklens/agent.toml"
 COLLECTOR_CONFIG = "/etc/worklens/collector.toml"
