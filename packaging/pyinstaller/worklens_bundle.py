@@ -10,8 +10,8 @@ produces a bundle that starts and then fails on the first real command.
 
 The specs are plain Python executed by PyInstaller, which provides
 ``Analysis``, ``PYZ``, ``EXE``, ``COLLECT`` (and ``BUNDLE`` on macOS) as
-globals; they hand them to :func:`build` so that nothing here imports
-PyInstaller's build machinery at module import time.
+globals; they hand them to :func:`one_dir` so that nothing here needs
+PyInstaller's build classes at import time.
 """
 
 from __future__ import annotations
