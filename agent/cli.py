@@ -10,6 +10,7 @@ from pathlib import Path
 
 from worklens import __version__
 from worklens.cli import run_main, setup_logging
+from worklens.config import system_config_file
 
 from agent import config as agent_config
 
@@ -22,7 +23,9 @@ COMMANDS = {"enroll": "agent.enroll", "run": "agent.runner", "status": "agent.st
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", type=Path, metavar="FILE",
-                        help="TOML config file (default: none; WORKLENS_* variables apply)")
+                        help="TOML config file (default: WORKLENS_CONFIG, else "
+                             "/etc/worklens/agent.toml when it exists; WORKLENS_* "
+                             "variables apply on top)")
     common.add_argument("--data-dir", type=Path, metavar="DIR",
                         help="where the credential and spool live "
                              "(default: WORKLENS_DATA_DIR or the per-user data dir)")
@@ -63,7 +66,8 @@ def _overrides(args: argparse.Namespace) -> dict:
 
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    cfg = agent_config.load(args.config, overrides=_overrides(args))
+    config_file = args.config or system_config_file("agent")
+    cfg = agent_config.load(config_file, overrides=_overrides(args))
     setup_logging(cfg.log.level)
     data_dir = args.data_dir.expanduser() if args.data_dir else agent_config.default_data_dir()
     module = importlib.import_module(COMMANDS[args.command])

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from worklens import __version__
 from worklens.cli import run_main, setup_logging
+from worklens.config import system_config_file
 
 from collector import config as collector_config
 
@@ -34,7 +35,9 @@ EXPORT_KINDS = ("spans", "activity", "processes", "daily", "apps")
 
 def _store_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", type=Path, metavar="FILE", help="TOML config file")
+    common.add_argument("--config", type=Path, metavar="FILE",
+                        help="TOML config file (default: WORKLENS_CONFIG, else "
+                             "/etc/worklens/collector.toml when it exists)")
     common.add_argument("--data-dir", type=Path, metavar="DIR",
                         help="default home of the SQLite store (default: WORKLENS_DATA_DIR "
                              "or the per-user data dir)")
@@ -120,7 +123,10 @@ def _overrides(args: argparse.Namespace) -> dict:
 
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    cfg = collector_config.load(getattr(args, "config", None), overrides=_overrides(args))
+    config_file = None
+    if args.command not in CLIENT_COMMANDS:
+        config_file = args.config or system_config_file("collector")
+    cfg = collector_config.load(config_file, overrides=_overrides(args))
     setup_logging(cfg.log.level)
     data_dir = getattr(args, "data_dir", None)
     data_dir = data_dir.expanduser() if data_dir else collector_config.default_data_dir()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import tomllib
 import types
 import typing
@@ -63,22 +64,26 @@ def load(cls: type[T], path: Path | None = None, env: Mapping[str, str] | None =
     sections = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     for name in raw:
         if name not in sections:
-            raise ConfigError(f"config: unknown section [{name}] (known: {', '.join(sections)})")
+            raise ConfigError(f"config: unknown section [{name}] in {path} "
+                              f"(known: {', '.join(sections)})")
     built = {}
     for name, field in sections.items():
         section_cls = _resolve(cls, field)
         values = dict(raw.get(name, {}))
+        sources = dict.fromkeys(values, f" in {path}")
         for key in list(values):
             if key not in {f.name for f in dataclasses.fields(section_cls)}:
-                raise ConfigError(f"config: unknown key [{name}] {key}")
+                raise ConfigError(f"config: unknown key [{name}] {key} in {path}")
         for f in dataclasses.fields(section_cls):
             env_key = f"{ENV_PREFIX}{name.upper()}_{f.name.upper()}"
             if env_key in env:
                 values[f.name] = _from_env(env[env_key], _resolve(section_cls, f), env_key)
+                sources[f.name] = f" from {env_key}"
         for key, value in ((overrides or {}).get(name) or {}).items():
             if value is not None:
                 values[key] = value
-        built[name] = _build_section(section_cls, name, values)
+                sources[key] = " from the command line"
+        built[name] = _build_section(section_cls, name, values, sources)
     return cls(**built)
 
 
@@ -121,12 +126,15 @@ def _is_list(typ: Any) -> bool:
     return typing.get_origin(typ) is list
 
 
-def _build_section(section_cls: type, name: str, values: dict[str, Any]) -> Any:
+def _build_section(section_cls: type, name: str, values: dict[str, Any],
+                   sources: dict[str, str]) -> Any:
+    """``sources`` says where each value came from, so the error can point there."""
     kwargs = {}
     for f in dataclasses.fields(section_cls):
         if f.name not in values:
             continue
-        kwargs[f.name] = _coerce(values[f.name], _resolve(section_cls, f), f, name)
+        kwargs[f.name] = _coerce(values[f.name], _resolve(section_cls, f), f,
+                                 f"[{name}] {f.name}", sources.get(f.name, ""))
     try:
         obj = section_cls(**kwargs)
     except TypeError as exc:  # a required key is missing
@@ -136,12 +144,12 @@ def _build_section(section_cls: type, name: str, values: dict[str, Any]) -> Any:
         value = getattr(obj, f.name)
         if check is not None and value is not None and not check(value):
             shown = values.get(f.name, value)  # as the person wrote it, e.g. "1h"
-            raise ConfigError(f"config: [{name}] {f.name} = {shown!r}: expected {expect}")
+            raise ConfigError(f"config: [{name}] {f.name} = {shown!r}{sources.get(f.name, '')}:"
+                              f" expected {expect}")
     return obj
 
 
-def _coerce(value: Any, typ: Any, field: dataclasses.Field, section: str) -> Any:
-    where = f"[{section}] {field.name}"
+def _coerce(value: Any, typ: Any, field: dataclasses.Field, where: str, source: str) -> Any:
     optional = False
     if typing.get_origin(typ) in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(typ) if a is not type(None)]
@@ -175,7 +183,7 @@ def _coerce(value: Any, typ: Any, field: dataclasses.Field, section: str) -> Any
             return list(value)
     except ValueError as exc:
         detail = str(exc) if field.metadata.get("duration") else f"expected {_describe(typ)}"
-        raise ConfigError(f"config: {where} = {value!r}: {detail}") from None
+        raise ConfigError(f"config: {where} = {value!r}{source}: {detail}") from None
     return value
 
 
@@ -200,3 +208,21 @@ def _describe(typ: Any) -> str:
     if _is_list(typ):
         return "a list of strings"
     return "a string"
+
+
+def system_config_file(program: str) -> Path | None:
+    """The config file an installer puts in place for ``program`` ("agent" or
+    "collector"), when it exists: ``WORKLENS_CONFIG`` first, then the platform's
+    system location (``/etc/worklens/agent.toml`` on Linux). This lets IT or the
+    employee run a plain ``worklens-agent status`` and see the settings the
+    service uses, without knowing where the package put them."""
+    if os.environ.get("WORKLENS_CONFIG"):
+        return Path(os.environ["WORKLENS_CONFIG"]).expanduser()
+    if sys.platform == "win32":
+        base = Path(os.environ.get("PROGRAMDATA", r"C:\ProgramData")) / "Worklens"
+    elif sys.platform == "darwin":
+        base = Path("/Library/Application Support/Worklens")
+    else:
+        base = Path("/etc/worklens")
+    path = base / f"{program}.toml"
+    return path if path.is_file() else None

@@ -52,11 +52,10 @@ def test_env_list_accepts_commas(monkeypatch):
 
 
 @pytest.mark.parametrize(("toml", "message"), [
-    ('[sampling]\nwindow_interval = "fast"', r"\[sampling\] window_interval = 'fast': expected a"
-                                             r" duration"),
-    ("[sampling]\ntop_processes = -3", r"\[sampling\] top_processes = -3: expected a whole number"),
-    ("[sampling]\ntop_processes = \"ten\"", r"top_processes = 'ten': expected a whole"),
-    ("[privacy]\ncapture_titles = \"maybe\"", r"capture_titles = 'maybe': expected true or false"),
+    ('[sampling]\nwindow_interval = "fast"', r"window_interval = 'fast' in .*: expected a"),
+    ("[sampling]\ntop_processes = -3", r"top_processes = -3 in .*: expected a whole"),
+    ("[sampling]\ntop_processes = \"ten\"", r"top_processes = 'ten' in .*: expected a"),
+    ("[privacy]\ncapture_titles = \"maybe\"", r"capture_titles = 'maybe' in .*: expected true"),
     ("[privacy]\nredact_titles = [\"(unclosed\"]", r"redact_titles .* valid regular expressions"),
     ("[sampling]\nwindow_intervall = \"1s\"", r"unknown key \[sampling\] window_intervall"),
     ("[smapling]\nx = 1", r"unknown section \[smapling\]"),
@@ -71,14 +70,15 @@ def test_bad_agent_config_names_the_key(tmp_path, toml, message):
 
 def test_bad_env_value_names_the_variable_key(monkeypatch):
     monkeypatch.setenv("WORKLENS_DELIVERY_FLUSH_INTERVAL", "soon")
-    with pytest.raises(ConfigError, match=r"\[delivery\] flush_interval = 'soon'"):
+    with pytest.raises(ConfigError, match=r"\[delivery\] flush_interval = 'soon' from "
+                       r"WORKLENS_DELIVERY_FLUSH_INTERVAL"):
         agent_config.load()
 
 
 @pytest.mark.parametrize(("toml", "message"), [
-    ('[grpc]\nlisten = "50051"', r"\[grpc\] listen = '50051': expected HOST:PORT"),
-    ('[summary]\ntimezone = "Mars/Olympus"', r"timezone = 'Mars/Olympus': expected an IANA"),
-    ('[retention]\nkeep = "1h"', r"\[retention\] keep = '1h': expected .* at least 86400s"),
+    ('[grpc]\nlisten = "50051"', r"\[grpc\] listen = '50051' in .*: expected HOST:PORT"),
+    ('[summary]\ntimezone = "Mars/Olympus"', r"timezone = 'Mars/Olympus' in .*: expected an IANA"),
+    ('[retention]\nkeep = "1h"', r"\[retention\] keep = '1h' in .*: expected .* at least 86400s"),
 ])
 def test_bad_collector_config_names_the_key(tmp_path, toml, message):
     path = tmp_path / "collector.toml"
@@ -90,3 +90,14 @@ def test_bad_collector_config_names_the_key(tmp_path, toml, message):
 def test_missing_config_file_is_one_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="file not found"):
         collector_config.load(tmp_path / "nope.toml")
+
+
+def test_installed_config_is_found_without_a_flag(tmp_path, monkeypatch):
+    """IT runs a plain `worklens-agent status`: the installed file applies."""
+    from worklens.config import system_config_file
+
+    path = tmp_path / "agent.toml"
+    path.write_text('[privacy]\ncapture_titles = false\n')
+    monkeypatch.setenv("WORKLENS_CONFIG", str(path))
+    assert system_config_file("agent") == path
+    assert agent_config.load(system_config_file("agent")).privacy.capture_titles is False
