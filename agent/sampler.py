@@ -61,6 +61,7 @@ class Sampler:
         self._lock = threading.Lock()
         self._window = self._idle = None
         self._in_schedule = False
+        self._announced = False
         self._stopped = False
         self._opened: list[SensorStatus] = []
 
@@ -112,10 +113,12 @@ class Sampler:
                 log.info("inside the monitoring schedule: sampling")
             self._input.start()
             self._sleep.reset()
-        elif not inside and self._in_schedule:
-            log.info("outside the monitoring schedule: nothing is sampled until it resumes")
+        elif not inside and (self._in_schedule or not self._announced):
+            log.info("outside the monitoring schedule (%s): nothing is sampled until it "
+                     "resumes", self._cfg.privacy.schedule)
             self._write(self._tracker.close(wall_ms(self._clock)))
             self._input.stop()
+        self._announced = True
         self._in_schedule = inside
         return inside
 

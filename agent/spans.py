@@ -11,8 +11,10 @@ visible (none focused, locked, asleep, outside the schedule).
 Activity spans work the same way, except that a state change is dated when
 it happened rather than when it was seen: going idle is dated when the input
 stopped (``now - idle_seconds``), so the ACTIVE span ends there and the IDLE
-span starts there. A suspend (``gap``) closes everything where it began and
-fills the gap with one ASLEEP span.
+span starts there; a return to ACTIVE is dated at the previous tick (the input
+resumed after it), so no burst of input is ever squeezed into nothing. A
+suspend (``gap``) closes everything where it began and fills the gap with one
+ASLEEP span.
 
 Closed spans are the wire messages themselves (``WindowSpan``,
 ``ActivitySpan``); zero-length spans are never emitted.
@@ -128,8 +130,13 @@ class SpanTracker:
         if current.state == obs.state:
             current.counts += obs.counts
             return []
-        # a change: dated when it happened (e.g. when input stopped), within this span
+        # A change, dated when it happened, within this span. Going idle: when input
+        # stopped (exact). Coming back to ACTIVE: idle counters only tell the *last*
+        # input, so we date it at the previous tick, after which input resumed; dating
+        # it at the last input would squeeze a burst of typing into a zero-length span.
         since = obs.state_since_ms if obs.state_since_ms is not None else now
+        if obs.state == ACTIVE and self._last_ms is not None:
+            since = self._last_ms
         at = min(max(since, current.start_ms), now)
         follower = _OpenActivity(at, obs.state)
         if obs.state == ACTIVE:

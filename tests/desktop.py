@@ -59,20 +59,18 @@ class Desktop:
 
     @classmethod
     def start(cls, window_manager: bool = True, size: str = "1280x800x24") -> Desktop:
-        read_fd, write_fd = os.pipe()
-        xvfb = subprocess.Popen(
-            ["Xvfb", "-displayfd", str(write_fd), "-nolisten", "tcp", "-screen", "0", size,
-             "-noreset"],
-            pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        os.close(write_fd)
-        try:
-            number = _read_display_number(read_fd, xvfb)
-        finally:
-            os.close(read_fd)
+        xvfb, number = _launch_xvfb(size=size)
         desk = cls(display=f":{number}", xvfb=xvfb)
         if window_manager:
             desk.start_window_manager()
         return desk
+
+    def restart_x(self, window_manager: bool = True) -> None:
+        """A new X server on the same display number (after ``kill_x`` or ``stop``)."""
+        self.stop()
+        self.xvfb, _number = _launch_xvfb(self.display)
+        if window_manager:
+            self.start_window_manager()
 
     @property
     def env(self) -> dict[str, str]:
@@ -155,6 +153,21 @@ class Desktop:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _launch_xvfb(display: str | None = None, size: str = "1280x800x24"
+                 ) -> tuple[subprocess.Popen, int]:
+    """Start Xvfb (on a free display unless one is given); return once it accepts clients."""
+    read_fd, write_fd = os.pipe()
+    args = ["Xvfb", *([display] if display else []), "-displayfd", str(write_fd),
+            "-nolisten", "tcp", "-screen", "0", size, "-noreset"]
+    xvfb = subprocess.Popen(args, pass_fds=(write_fd,), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    os.close(write_fd)
+    try:
+        return xvfb, _read_display_number(read_fd, xvfb)
+    finally:
+        os.close(read_fd)
 
 
 def _read_display_number(fd: int, xvfb: subprocess.Popen, timeout: float = 30.0) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -52,6 +53,11 @@ class XConnection:
         self._lost_logged = False
         self.users = 0
 
+    @property
+    def label(self) -> str:
+        """The display's name for people: ``:0`` rather than None."""
+        return self.display_name or os.environ.get("DISPLAY") or "$DISPLAY"
+
     def connect(self) -> None:
         """Connect now; raise BackendUnavailable saying how to fix a failure."""
         with self._lock:
@@ -63,9 +69,8 @@ class XConnection:
         try:
             return xlib.display.Display(self.display_name)
         except (xlib.error.DisplayError, OSError) as exc:
-            where = self.display_name or "$DISPLAY"
             raise BackendUnavailable(
-                f"cannot open X display {where} ({exc}): set DISPLAY to the user's X "
+                f"cannot open X display {self.label} ({exc}): set DISPLAY to the user's X "
                 "session and run the agent as that user (on Wayland enable XWayland)"
             ) from None
 
@@ -108,13 +113,13 @@ class XConnection:
         self._atoms.clear()
         self._backoff = FIRST_BACKOFF
         self._lost_logged = False
-        log.info("reconnected to X display %s", self.display_name or "$DISPLAY")
+        log.info("reconnected to X display %s", self.label)
         return self._display
 
     def _lost(self, exc: BaseException) -> None:
         if not self._lost_logged:
             log.warning("lost the X display %s (%s); retrying with backoff",
-                        self.display_name or "$DISPLAY", exc or type(exc).__name__)
+                        self.label, exc or type(exc).__name__)
             self._lost_logged = True
         self._drop()
         self._retry_at = self._clock() + self._backoff

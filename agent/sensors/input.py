@@ -11,7 +11,9 @@ backoff once it is back. Outside the monitoring schedule the agent stops them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +25,7 @@ from agent.sensors._select import SensorStatus
 log = logging.getLogger(__name__)
 FIRST_BACKOFF = 1.0
 MAX_BACKOFF = 30.0
+READY_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True)
@@ -62,12 +65,14 @@ def _quiet(listener_cls: type) -> type:
 
 
 def probe() -> SensorStatus:
-    try:
-        _load_pynput()
-    except Exception as exc:  # pynput raises ImportError with the display error inside
-        return SensorStatus("input", "pynput", False, _reason(exc))
-    return SensorStatus("input", "pynput", True, "counts only: key presses, clicks, "
-                        "mouse moves, scrolls (never which keys)")
+    """Can the listeners run here? Starts and stops them once (for status)."""
+    counter = InputCounter()
+    status = counter.start()
+    counter.stop()
+    if status.available:
+        return SensorStatus("input", "pynput", True, "counts only: key presses, clicks, "
+                            "mouse moves, scrolls (never which keys)")
+    return status
 
 
 def _reason(exc: BaseException) -> str:
@@ -119,15 +124,28 @@ class InputCounter:
                 _quiet(mouse.Listener)(on_click=self._on_click, on_move=self._on_move,
                                        on_scroll=self._on_scroll),
             ]
-            for listener in listeners:
+            for listener in listeners:   # one at a time (see _wait_ready)
                 listener.daemon = True
                 listener.start()
+                self._listeners.append(listener)
+                self._wait_ready()
         except Exception as exc:  # no display, no permission: run on without counts
+            self.stop()
             self.status = SensorStatus("input", "pynput", False, _reason(exc))
             return self.status
-        self._listeners = listeners
         self.status = SensorStatus("input", "pynput", True, "counts only")
         return self.status
+
+    def _wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
+        """Wait until the listeners listen, or raise if one died (e.g. its display
+        is gone: pynput connects inside the listener thread, not in ``start``)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not all(lst.is_alive() for lst in self._listeners):
+                raise RuntimeError("cannot connect to the display")
+            if all(getattr(lst, "_ready", True) for lst in self._listeners):
+                return
+            time.sleep(0.01)
 
     def running(self) -> bool:
         return bool(self._listeners) and all(lst.is_alive() for lst in self._listeners)
@@ -161,11 +179,34 @@ class InputCounter:
     def stop(self) -> None:
         listeners, self._listeners = self._listeners, []
         for listener in listeners:
-            try:
-                listener.stop()
-            except Exception as exc:  # its display may be gone already
-                log.debug("stopping input listener: %s", exc)
+            # pynput's stop() waits forever for a listener that never got ready
+            if listener.is_alive() and getattr(listener, "_ready", True):
+                try:
+                    listener.stop()
+                except Exception as exc:  # its display may be gone already
+                    log.debug("stopping input listener: %s", exc)
         for listener in listeners:
-            if listener is not threading.current_thread():
+            if listener is threading.current_thread():
+                continue
+            listener.join(timeout=0.2)
+            if listener.is_alive():
+                _unblock(listener)
                 listener.join(timeout=2)
         self.take()  # counts from a stopped period belong to no span
+
+
+def _unblock(listener: Any) -> None:
+    """End a pynput X11 listener now.
+
+    Its stop request is queued on the connection its own thread is blocked
+    reading, so it only takes effect at the next input event; shutting that
+    connection's socket wakes the thread, which then ends quietly.
+    """
+    control = getattr(listener, "_display_stop", None)
+    if control is not None:  # its cleanup then errs on the context the server freed
+        control.set_error_handler(lambda *_args: None)
+    record = getattr(listener, "_display_record", None)
+    sock = getattr(getattr(record, "display", None), "socket", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)

@@ -75,15 +75,28 @@ def test_going_idle_is_dated_when_input_stopped_not_when_noticed():
     assert windows(closed) == []  # the window stays focused while its user is idle
 
 
-def test_input_after_idleness_opens_active_at_the_input_and_carries_its_counts():
+def test_input_after_idleness_opens_active_after_the_last_idle_tick_with_its_counts():
     tracker = SpanTracker()
     feed(tracker, [Observation(0, EDITOR, IDLE, -600_000), Observation(1000, EDITOR, IDLE, 0)])
     closed = tracker.observe(Observation(2000, EDITOR, ACTIVE, 1700, InputCounts(key_presses=4)))
     assert [(a.state, a.start_ms, a.duration_ms, a.key_presses) for a in closed] == \
-        [(IDLE, 0, 1700, 0)]
+        [(IDLE, 0, 1000, 0)]
     (active,) = activity(tracker.close(3000))
     assert (active.state, active.start_ms, active.duration_ms, active.key_presses) == \
-        (ACTIVE, 1700, 1300, 4)
+        (ACTIVE, 1000, 2000, 4)
+
+
+def test_a_single_burst_of_input_between_idle_periods_keeps_its_counts():
+    tracker = SpanTracker()
+    closed = feed(tracker, [
+        Observation(0, EDITOR, IDLE, -600_000),
+        Observation(500, EDITOR, IDLE, -600_000),
+        Observation(1000, EDITOR, ACTIVE, 900, InputCounts(key_presses=8)),   # burst at 900
+        Observation(2000, EDITOR, ACTIVE, 900),
+        Observation(4000, EDITOR, IDLE, 900),                                  # idle since 900
+    ])
+    assert [(a.state, a.start_ms, a.duration_ms, a.key_presses) for a in closed] == \
+        [(IDLE, 0, 500, 0), (ACTIVE, 500, 400, 8)]
 
 
 def test_the_first_span_never_starts_before_the_agent_did():
@@ -96,11 +109,11 @@ def test_the_first_span_never_starts_before_the_agent_did():
 def test_locked_then_unlocked():
     tracker = SpanTracker()
     closed = feed(tracker, [Observation(0, EDITOR, ACTIVE, 0),
-                            Observation(1000, None, LOCKED, 1000),
-                            Observation(5000, EDITOR, ACTIVE, 4800)])
+                            *(Observation(t, None, LOCKED, 1000) for t in (1000, 2000, 3000)),
+                            Observation(4000, EDITOR, ACTIVE, 3800)])
     assert [(type(s).__name__, getattr(s, "state", None), s.start_ms, s.duration_ms)
             for s in closed] == [("WindowSpan", None, 0, 1000), ("ActivitySpan", ACTIVE, 0, 1000),
-                                 ("ActivitySpan", LOCKED, 1000, 3800)]
+                                 ("ActivitySpan", LOCKED, 1000, 2000)]
 
 
 def test_sleep_gap_closes_spans_where_it_began_and_is_filled_with_asleep():

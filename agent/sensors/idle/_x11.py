@@ -35,7 +35,7 @@ class X11Idle(IdleBackend):
         self._conn = conn
         self._logind = logind
         lock = "logind LockedHint" if logind else "X screen saver state"
-        self.detail = f"display {conn.display_name or '$DISPLAY'}; lock from {lock}"
+        self.detail = f"display {conn.label}; lock from {lock}"
 
     def read(self) -> IdleReading:
         info = self._conn.call(_query)

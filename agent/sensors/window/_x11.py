@@ -42,7 +42,7 @@ class X11Window(WindowBackend):
         self._conn = conn
         self._cache: tuple[int, tuple[str, int, str, tuple[str, ...]]] | None = None
         self._fallback_logged = False
-        self.detail = f"display {conn.display_name or '$DISPLAY'}"
+        self.detail = f"display {conn.label}"
 
     def active_window(self) -> WindowInfo | None:
         return self._conn.call(self._read)
@@ -54,7 +54,7 @@ class X11Window(WindowBackend):
             window = self._focused(display)
             if window is None:
                 return None
-            title = self._title(display, window)
+            title = self._title(window)
             app, pid, exe, aliases = self._identity(display, window)
         except (Xlib.error.BadWindow, Xlib.error.BadMatch, Xlib.error.BadDrawable):
             return None  # the window closed while we read it: no window this sample
@@ -90,14 +90,16 @@ class X11Window(WindowBackend):
             window = window.query_tree().parent
         return None
 
-    def _title(self, display: Any, window: Any) -> str:
+    def _title(self, window: Any) -> str:
+        """``_NET_WM_NAME`` (normally UTF8_STRING, though some clients write STRING),
+        else the legacy ``WM_NAME``; any property type is accepted."""
         from Xlib import X, Xatom
 
-        prop = window.get_full_property(self._conn.atom("_NET_WM_NAME"),
-                                        self._conn.atom("UTF8_STRING"))
-        if prop is None:
-            prop = window.get_full_property(Xatom.WM_NAME, X.AnyPropertyType)
-        return _text(prop.value) if prop is not None else ""
+        for atom in (self._conn.atom("_NET_WM_NAME"), Xatom.WM_NAME):
+            prop = window.get_full_property(atom, X.AnyPropertyType)
+            if prop is not None and prop.format == 8 and len(prop.value):
+                return _text(prop.value)
+        return ""
 
     def _identity(self, display: Any, window: Any) -> tuple[str, int, str, tuple[str, ...]]:
         """App name, pid, exe and WM_CLASS names, cached per window id."""
