@@ -1,0 +1,109 @@
+"""Agent footprint: CPU and memory of the real ``worklens-agent run --print`` at
+default intervals on a real X desktop, while someone works.
+
+    python benchmarks/agent_footprint.py --duration 120
+
+Starts its own Xvfb + openbox desktop with a few xterms, runs the agent
+(stdout to a file, to count the spans it closed), switches focus every 5 s and
+types a few characters every second with xdotool, and samples the agent's CPU
+time and RSS with psutil. Prints progress; the last line is one JSON object:
+``{"cpu_percent": ..., "rss_mb": ..., "spans": ...}`` where cpu_percent is the
+average share of one core over the run (target <= 0.2) and rss_mb the peak
+resident memory (target <= 50).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from desktop import Desktop, missing_programs, wait_for  # noqa: E402
+
+AGENT = str(Path(sys.executable).with_name("worklens-agent"))
+WARMUP = 3.0   # start-up (imports) is not the steady-state footprint
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=120.0, help="seconds to measure")
+    parser.add_argument("--windows", type=int, default=3)
+    parser.add_argument("--no-typing", action="store_true",
+                        help="switch focus only (to tell sampling cost from input-event cost)")
+    args = parser.parse_args()
+    missing = missing_programs()
+    if missing:
+        print(f"needs {', '.join(missing)} (apt-get install xvfb openbox xdotool xterm)",
+              file=sys.stderr)
+        return 1
+    with Desktop.start() as desk, tempfile.TemporaryDirectory() as tmp:
+        windows = [desk.open_window(f"bench-window-{i}") for i in range(args.windows)]
+        desk.activate(windows[0])
+        out_path = Path(tmp) / "spans.jsonl"
+        env = {k: v for k, v in desk.env.items() if not k.startswith("WORKLENS_")}
+        with out_path.open("w") as out:
+            agent = subprocess.Popen([AGENT, "run", "--print", "--data-dir", str(Path(tmp) / "d")],
+                                     env=env, stdout=out, stderr=subprocess.PIPE, text=True)
+            try:
+                figures = measure(desk, windows, agent, args.duration, not args.no_typing)
+            finally:
+                agent.send_signal(signal.SIGTERM)
+                code = agent.wait(timeout=60)
+        if code != 0:
+            print(f"agent exited with {code}: {agent.stderr.read()}", file=sys.stderr)
+            return 1
+        records = [json.loads(line) for line in out_path.read_text().splitlines()]
+    figures["spans"] = sum(r["record"] in ("window", "activity") for r in records)
+    print(f"closed spans: {figures['spans']} ({len(records)} records in all); "
+          f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    print(json.dumps(figures))
+    return 0
+
+
+def measure(desk: Desktop, windows: list, agent: subprocess.Popen, duration: float,
+            typing: bool = True) -> dict:
+    proc = psutil.Process(agent.pid)
+    wait_for(lambda: agent.poll() is not None or "sampling every" in agent.stderr.readline(),
+             timeout=60, what="the agent to start")
+    if agent.poll() is not None:
+        raise SystemExit(f"agent exited early with {agent.returncode}")
+    print(f"agent pid {agent.pid} on display {desk.display}; warming up {WARMUP:g}s")
+    time.sleep(WARMUP)
+    cpu0, t0 = _cpu(proc), time.monotonic()
+    peak_rss, tick, focus = 0, 0, 0
+    while time.monotonic() - t0 < duration:
+        tick += 1
+        time.sleep(1.0)
+        if tick % 5 == 0:
+            focus = (focus + 1) % len(windows)
+            desk.activate(windows[focus])
+        if typing:
+            desk.type("ab c", delay_ms=30)
+        peak_rss = max(peak_rss, proc.memory_info().rss)
+        if tick % 15 == 0:
+            elapsed = time.monotonic() - t0
+            print(f"{elapsed:5.0f}s  cpu {100 * (_cpu(proc) - cpu0) / elapsed:.3f}% of one core"
+                  f"  rss {peak_rss / 2**20:.1f} MB  load {os.getloadavg()[0]:.2f}", flush=True)
+    elapsed = time.monotonic() - t0
+    return {"cpu_percent": round(100 * (_cpu(proc) - cpu0) / elapsed, 3),
+            "rss_mb": round(peak_rss / 2**20, 1)}
+
+
+def _cpu(proc: psutil.Process) -> float:
+    times = proc.cpu_times()
+    return times.user + times.system
+
+
+if __name__ == "__main__":
+    sys.exit(main())
