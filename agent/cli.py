@@ -10,7 +10,7 @@ from pathlib import Path
 
 from worklens import __version__
 from worklens.cli import run_main, setup_logging
-from worklens.config import system_config_file
+from worklens.config import default_data_dir, system_config_file
 
 from agent import config as agent_config
 
@@ -69,7 +69,7 @@ def _main(argv: list[str] | None) -> int:
     config_file = args.config or system_config_file("agent")
     cfg = agent_config.load(config_file, overrides=_overrides(args))
     setup_logging(cfg.log.level)
-    data_dir = args.data_dir.expanduser() if args.data_dir else agent_config.default_data_dir()
+    data_dir = args.data_dir.expanduser() if args.data_dir else default_data_dir("agent")
     module = importlib.import_module(COMMANDS[args.command])
     return module.command(args, cfg, data_dir)
 

@@ -3,14 +3,12 @@
 
 from __future__ import annotations
 
-import os
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from worklens import config as _config
-from worklens.config import duration, setting
+from worklens.config import LogSection, duration, setting
 
 
 def _valid_regexes(patterns: list[str]) -> bool:
@@ -60,13 +58,6 @@ class PrivacySection:
 
 
 @dataclass
-class LogSection:
-    level: str = setting("INFO", check=lambda s: s.upper() in
-                         ("DEBUG", "INFO", "WARNING", "ERROR"),
-                         expect="one of DEBUG, INFO, WARNING, ERROR")
-
-
-@dataclass
 class AgentConfig:
     collector: CollectorSection = field(default_factory=CollectorSection)
     sampling: SamplingSection = field(default_factory=SamplingSection)
@@ -77,16 +68,3 @@ class AgentConfig:
 
 def load(path: Path | None = None, overrides: dict | None = None) -> AgentConfig:
     return _config.load(AgentConfig, path, overrides=overrides)
-
-
-def default_data_dir() -> Path:
-    """The platform's per-user data directory, unless WORKLENS_DATA_DIR says otherwise."""
-    if os.environ.get("WORKLENS_DATA_DIR"):
-        return Path(os.environ["WORKLENS_DATA_DIR"]).expanduser()
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
-        return base / "Worklens" / "agent"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / "Worklens" / "agent"
-    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return base / "worklens" / "agent"

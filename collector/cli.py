@@ -11,7 +11,7 @@ from pathlib import Path
 
 from worklens import __version__
 from worklens.cli import run_main, setup_logging
-from worklens.config import system_config_file
+from worklens.config import default_data_dir, system_config_file
 
 from collector import config as collector_config
 
@@ -129,7 +129,7 @@ def _main(argv: list[str] | None) -> int:
     cfg = collector_config.load(config_file, overrides=_overrides(args))
     setup_logging(cfg.log.level)
     data_dir = getattr(args, "data_dir", None)
-    data_dir = data_dir.expanduser() if data_dir else collector_config.default_data_dir()
+    data_dir = data_dir.expanduser() if data_dir else default_data_dir("collector")
     module = importlib.import_module(COMMANDS[args.command])
     return module.command(args, cfg, data_dir)
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from worklens import config as _config
-from worklens.config import duration, setting
+from worklens.config import LogSection, duration, setting
 
 
 def _host_port(value: str) -> bool:
@@ -69,13 +67,6 @@ class SummarySection:
 
 
 @dataclass
-class LogSection:
-    level: str = setting("INFO", check=lambda s: s.upper() in
-                         ("DEBUG", "INFO", "WARNING", "ERROR"),
-                         expect="one of DEBUG, INFO, WARNING, ERROR")
-
-
-@dataclass
 class CollectorConfig:
     grpc: GrpcSection = field(default_factory=GrpcSection)
     http: HttpSection = field(default_factory=HttpSection)
@@ -87,18 +78,6 @@ class CollectorConfig:
 
 def load(path: Path | None = None, overrides: dict | None = None) -> CollectorConfig:
     return _config.load(CollectorConfig, path, overrides=overrides)
-
-
-def default_data_dir() -> Path:
-    if os.environ.get("WORKLENS_DATA_DIR"):
-        return Path(os.environ["WORKLENS_DATA_DIR"]).expanduser()
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
-        return base / "Worklens" / "collector"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / "Worklens" / "collector"
-    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return base / "worklens" / "collector"
 
 
 def store_url(cfg: CollectorConfig, data_dir: Path) -> str:

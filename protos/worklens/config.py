@@ -18,6 +18,7 @@ import tomllib
 import types
 import typing
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -226,3 +227,26 @@ def system_config_file(program: str) -> Path | None:
         base = Path("/etc/worklens")
     path = base / f"{program}.toml"
     return path if path.is_file() else None
+
+
+@dataclass
+class LogSection:
+    """``[log]``, the same in both programs."""
+
+    level: str = setting("INFO", check=lambda s: s.upper() in
+                         ("DEBUG", "INFO", "WARNING", "ERROR"),
+                         expect="one of DEBUG, INFO, WARNING, ERROR")
+
+
+def default_data_dir(program: str) -> Path:
+    """The platform's per-user data directory for ``program`` ("agent" or
+    "collector"), unless WORKLENS_DATA_DIR says otherwise."""
+    if os.environ.get("WORKLENS_DATA_DIR"):
+        return Path(os.environ["WORKLENS_DATA_DIR"]).expanduser()
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
+        return base / "Worklens" / program
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "Worklens" / program
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "worklens" / program

@@ -77,7 +77,7 @@ def collector_serve(root: DebianRoot):
 
 
 def admin(root: DebianRoot, *args: str) -> str:
-    """An operator command as README.md "Install" tells it: `sudo -u worklens worklens-collector ...`."""
+    """An operator command as the README "Install" says: `sudo -u worklens worklens-collector`."""
     return root.run("worklens-collector", *args, "--config", COLLECTOR_CONFIG, user="worklens",
                     env={"PATH": SESSION_PATH}).stdout
 
