@@ -13,10 +13,10 @@ the shipper owns them (see agent/shipper.py).
 from __future__ import annotations
 
 import collections
-import ipaddress
 from pathlib import Path
 
 import grpc
+from worklens.addresses import is_loopback
 from worklens.cli import UserError
 
 from agent.credential import Connection
@@ -57,17 +57,6 @@ def split_address(address: str) -> tuple[str, int]:
         raise UserError(f"collector address {address!r}: expected HOST:PORT, "
                         f"e.g. collector.example.com:50051")
     return host, int(port)
-
-
-def is_loopback(host: str) -> bool:
-    """Only names that cannot leave this machine; other names are not resolved
-    (a DNS answer is not a reason to send credentials in the clear)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def channel_options() -> list[tuple[str, int]]:

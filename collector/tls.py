@@ -10,26 +10,17 @@ network in the clear by accident.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+from worklens.addresses import is_loopback
 from worklens.cli import UserError
 
 
 def split_host_port(listen: str) -> tuple[str, int]:
     host, _, port = listen.rpartition(":")
     return host.strip("[]"), int(port)
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _read(section: str, key: str, path: Path) -> bytes:
