@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 from collector.rollup import ACTIVE, ASLEEP, BUCKET_MS, IDLE, LOCKED, bucket_of
 from collector.rules import PRODUCTIVITY, UNCLASSIFIED, app_key, classifier
+from collector.timezones import local_tz_name
 
 BY = ("app", "agent", "user", "day", "hour", "category")
 CLASSES = (*PRODUCTIVITY, UNCLASSIFIED)
@@ -47,7 +48,6 @@ def zone(tz: tzinfo | str | None) -> tzinfo:
     if isinstance(tz, tzinfo):
         return tz
     if not tz:
-        from collector.http.dates import local_tz_name
         return ZoneInfo(local_tz_name())
     return ZoneInfo(tz)
 

@@ -10,12 +10,12 @@ midnight after ``to``, in the given time zone (DST-aware).
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
-from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from collector.timezones import local_tz_name
 
 DATE_EXPECTED = "expected YYYY-MM-DD, today, yesterday or Nd (e.g. 7d)"
 _DAYS = re.compile(r"^(\d{1,4})d$")
@@ -33,36 +33,6 @@ def parse_tz(name: str | None, default: str = "") -> ZoneInfo:
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise DateError(f"unknown time zone {chosen!r}: expected an IANA name such as "
                         "Europe/Paris or UTC") from exc
-
-
-def local_tz_name() -> str:
-    """The host's IANA zone (TZ, /etc/timezone, /etc/localtime link), else UTC."""
-    env = os.environ.get("TZ", "").lstrip(":")
-    if env and _known(env):
-        return env
-    try:
-        text = Path("/etc/timezone").read_text().strip()
-        if _known(text):
-            return text
-    except OSError:
-        pass
-    try:
-        target = str(Path("/etc/localtime").resolve())
-        if "zoneinfo/" in target:
-            name = target.split("zoneinfo/", 1)[1]
-            if _known(name):
-                return name
-    except OSError:
-        pass
-    return "UTC"
-
-
-def _known(name: str) -> bool:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
 
 
 def today_in(tz: tzinfo) -> date:
