@@ -54,9 +54,16 @@ def build_scheduler(sampler: Sampler, cfg) -> Any:
 
 
 def _describe(sampler: Sampler) -> str:
-    return "; ".join(f"{s.name}: {s.backend if s.available else 'unavailable'}"
-                     + (f" ({s.reason})" if s.reason and not s.available else "")
-                     for s in sampler.statuses)
+    """One log line: each sensor's backend, or why it sees nothing (yet)."""
+    parts = []
+    for s in sampler.statuses:
+        if s.available:
+            parts.append(f"{s.name}: {s.backend}")
+        elif s.backend != "none":       # e.g. x11, waiting for the display to appear
+            parts.append(f"{s.name}: {s.backend}, {s.reason}")
+        else:
+            parts.append(f"{s.name}: unavailable" + (f" ({s.reason})" if s.reason else ""))
+    return "; ".join(parts)
 
 
 def command(args: Any, cfg, data_dir: Path) -> int:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from agent.privacy import Privacy
 from agent.sensors import idle as idle_sensors
 from agent.sensors import window as window_sensors
-from agent.sensors._select import SensorStatus
+from agent.sensors._select import SensorStatus, backend_status
 from agent.sensors.clock import Clock, SleepDetector, wall_ms
 from agent.sensors.idle._base import IdleReading
 from agent.sensors.input import InputCounter
@@ -75,13 +75,18 @@ class Sampler:
 
     @property
     def statuses(self) -> list[SensorStatus]:
-        """What each sensor does now (input listeners run only inside the schedule)."""
+        """What each sensor does now: a backend waiting for its X display says so
+        until it appears; input listeners run only inside the schedule."""
+        opened = [backend_status(status.name, backend) if hasattr(backend, "waiting")
+                  else status
+                  for backend, status in zip((self._window, self._idle), self._opened,
+                                             strict=False)]
         if self._in_schedule or self._stopped:
             input_status = self._input.status
         else:
-            input_status = SensorStatus("input", "pynput", False,
+            input_status = SensorStatus("input", self._input.backend_name, False,
                                         "starts inside the monitoring schedule")
-        return [*self._opened, input_status, describe_processes(self._cfg)]
+        return [*opened, input_status, describe_processes(self._cfg)]
 
     def sample(self) -> None:
         """The window_interval tick."""

@@ -43,6 +43,20 @@ def wait_for(predicate: Callable[[], T], timeout: float = 20.0, interval: float 
         time.sleep(interval)
 
 
+def unused_display(first: int = 300, last: int = 899) -> str:
+    """A display number no X server uses now, for tests that start X *after* a
+    client (Xvfb's own ``-displayfd`` choice takes the lowest free numbers, so a
+    random high one is unlikely to be taken by a parallel test meanwhile)."""
+    import random
+
+    numbers = list(range(first, last + 1))
+    random.shuffle(numbers)
+    for n in numbers:
+        if not (os.path.exists(f"/tmp/.X{n}-lock") or os.path.exists(f"/tmp/.X11-unix/X{n}")):
+            return f":{n}"
+    raise RuntimeError(f"no free X display number in :{first}..:{last}")
+
+
 @dataclass
 class Window:
     title: str
@@ -58,8 +72,10 @@ class Desktop:
     windows: list[Window] = field(default_factory=list)
 
     @classmethod
-    def start(cls, window_manager: bool = True, size: str = "1280x800x24") -> Desktop:
-        xvfb, number = _launch_xvfb(size=size)
+    def start(cls, window_manager: bool = True, size: str = "1280x800x24",
+              display: str | None = None) -> Desktop:
+        """A new desktop on a free display (or on ``display``, e.g. from ``unused_display``)."""
+        xvfb, number = _launch_xvfb(display, size=size)
         desk = cls(display=f":{number}", xvfb=xvfb)
         if window_manager:
             desk.start_window_manager()

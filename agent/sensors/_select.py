@@ -32,6 +32,13 @@ class SensorStatus:
     reason: str = ""   # why it is unavailable (with the fix), or a detail
 
 
+def backend_status(kind: str, backend: Any) -> SensorStatus:
+    """What an open backend does now. A backend may be ``waiting`` (e.g. for an X
+    display that is not up yet): named, but not available, and its detail says why."""
+    waiting = bool(getattr(backend, "waiting", False))
+    return SensorStatus(kind, backend.name, not waiting, getattr(backend, "detail", ""))
+
+
 def default_backends(kind: str, platform: str = sys.platform,
                      env: Mapping[str, str] | None = None) -> list[str]:
     """Backends to try, best first, for this platform and session."""
@@ -89,7 +96,7 @@ def open_backend(package: str, kind: str, configured: str = "",
         except BackendUnavailable as exc:
             reasons.append(f"{name}: {exc}")
             continue
-        return backend, SensorStatus(kind, name, True, getattr(backend, "detail", ""))
+        return backend, backend_status(kind, backend)
     none = importlib.import_module(f"{package}._none").open()
     reason = "; ".join(reasons) or "no backend for this platform"
     log.warning("%s sensor unavailable: %s", kind, reason)

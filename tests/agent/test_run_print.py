@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from desktop import wait_for
+from desktop import Desktop, unused_display, wait_for
 
 pytestmark = pytest.mark.system
 
@@ -206,3 +206,29 @@ def test_the_agent_survives_a_killed_x_server_and_picks_up_the_new_one(fresh_des
     stderr = "".join(agent.stderr)
     assert "lost the X display" in stderr and "reconnected" in stderr
     assert "Traceback" not in stderr
+
+
+def test_an_agent_started_before_the_x_server_waits_for_it_then_records(desktop, tmp_path):
+    """Under a systemd user unit the agent can start before the login's display."""
+    display = unused_display()
+    agent = RunningAgent(desktop, tmp_path / "data", DISPLAY=display)
+    agent.wait_started()
+    started = next(line for line in agent.stderr if "sampling every" in line)
+    for sensor in ("window", "idle", "input"):
+        assert f"{sensor}: x11, waiting for X display {display}" in started, started
+    desk = Desktop.start(display=display)
+    try:
+        win = desk.open_window("e2e-late-display-9a0c")
+        desk.activate(win)
+        wait_for(lambda: any("input counting started" in line for line in agent.stderr),
+                 timeout=30, what="the agent to pick up the display")
+        time.sleep(2 * INTERVAL)
+        desk.type("late")
+        time.sleep(1.0)
+        assert agent.stop() == 0
+    finally:
+        desk.stop()
+    stderr = "".join(agent.stderr)
+    assert [s["title"] for s in agent.records("window")] == ["e2e-late-display-9a0c"]
+    assert sum(a["key_presses"] for a in agent.records("activity")) == 4, stderr
+    assert f"connected to X display {display}" in stderr and "Traceback" not in stderr

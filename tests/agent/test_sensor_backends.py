@@ -43,11 +43,24 @@ def test_headless_linux_says_to_set_display():
     assert not status.available and "DISPLAY" in status.reason
 
 
-def test_unreachable_display_falls_back_with_the_fix(tmp_path):
-    _backend, status = window.open_sensor(env={"DISPLAY": ":987"}, platform="linux",
-                                          display=":987")
+def test_unreachable_display_is_waited_for_and_status_says_so():
+    """At login the agent may start before X: it waits for the display (tested on a
+    real late X server in test_x11_sensors.py) instead of giving up."""
+    backend, status = window.open_sensor(env={"DISPLAY": ":987"}, platform="linux",
+                                         display=":987")
+    try:
+        assert (status.backend, status.available) == ("x11", False)
+        assert status.reason.startswith("waiting for X display :987")
+        assert backend.active_window() is None
+    finally:
+        backend.close()
+
+
+def test_malformed_display_falls_back_with_the_fix():
+    _backend, status = window.open_sensor(env={"DISPLAY": "nonsense"}, platform="linux",
+                                          display="nonsense")
     assert (status.backend, status.available) == ("none", False)
-    assert "cannot open X display :987" in status.reason and "DISPLAY" in status.reason
+    assert "bad X display name 'nonsense'" in status.reason and "DISPLAY" in status.reason
 
 
 def test_env_variable_beats_config_and_none_disables():

@@ -5,9 +5,11 @@ from __future__ import annotations
 import time
 
 import pytest
-from desktop import Desktop, wait_for
+from desktop import Desktop, missing_programs, unused_display, wait_for
+from sensor_support import make_config
 
-from agent.sensors import _xconn
+from agent.sensors import _xconn, describe
+from agent.sensors._select import backend_status
 from agent.sensors.idle import _x11 as idle_x11
 from agent.sensors.window import _x11 as window_x11
 
@@ -124,3 +126,39 @@ def test_a_killed_x_server_means_no_window_then_reconnects(fresh_desktop, monkey
     finally:
         win_sensor.close()
         idle_sensor.close()
+
+
+def test_sensors_started_before_the_x_server_wait_for_it_and_pick_it_up(monkeypatch):
+    """At login the agent can start before the display accepts clients."""
+    if missing_programs():
+        pytest.skip(f"needs {', '.join(missing_programs())}")
+    monkeypatch.setattr(_xconn, "FIRST_BACKOFF", 0.2)
+    display = unused_display()
+    monkeypatch.setenv("DISPLAY", display)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    statuses = {s.name: s for s in describe(make_config())}
+    for name in ("window", "idle", "input"):
+        assert (statuses[name].backend, statuses[name].available) == ("x11", False), name
+        assert statuses[name].reason.startswith(f"waiting for X display {display}"), name
+    win_sensor = window_x11.open(display)
+    idle_sensor = idle_x11.open(display, use_logind=False)
+    desk = None
+    try:
+        assert backend_status("window", win_sensor).reason.startswith("waiting for X display")
+        assert win_sensor.active_window() is None
+        assert idle_sensor.read().idle_seconds is None
+        desk = Desktop.start(display=display)              # the X server comes up now
+        win = desk.open_window("x11-late-display-c4d2")
+        desk.activate(win)
+        info = wait_for(win_sensor.active_window, timeout=30, what="the late display")
+        assert info.title == "x11-late-display-c4d2"
+        assert wait_for(lambda: idle_sensor.read().idle_seconds is not None, timeout=30,
+                        what="idle time from the late display")
+        status = backend_status("window", win_sensor)
+        assert (status.available, status.reason) == (True, f"display {display}")
+        assert backend_status("idle", idle_sensor).available
+    finally:
+        win_sensor.close()
+        idle_sensor.close()
+        if desk is not None:
+            desk.stop()

@@ -9,6 +9,10 @@ top-level window that carries ``WM_CLASS``.
 
 Per sample this costs two round trips (active window, title); class and pid
 are read only when the focused window changes.
+
+When ``DISPLAY`` names an X server that is not up yet (the agent started
+before the login session's display), this backend waits for it: no window
+meanwhile, ``waiting`` True, and the display is picked up when it appears.
 """
 
 from __future__ import annotations
@@ -42,7 +46,14 @@ class X11Window(WindowBackend):
         self._conn = conn
         self._cache: tuple[int, tuple[str, int, str, tuple[str, ...]]] | None = None
         self._fallback_logged = False
-        self.detail = f"display {conn.label}"
+
+    @property
+    def waiting(self) -> bool:
+        return self._conn is not None and self._conn.waiting
+
+    @property
+    def detail(self) -> str:  # type: ignore[override]
+        return self._conn.describe()[1] if self._conn is not None else "closed"
 
     def active_window(self) -> WindowInfo | None:
         return self._conn.call(self._read)
