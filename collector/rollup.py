@@ -46,10 +46,15 @@ NEVER = -(2 ** 62)
 FOREVER = 2 ** 62
 REBUILD_CHUNK_MS = 7 * 86_400_000
 
-WINDOW_COLUMNS = "rowid, agent, start_ms, duration_ms, app, title, excluded, username"
-ACTIVITY_COLUMNS = ("rowid, agent, start_ms, duration_ms, state, key_presses, clicks, "
-                    "mouse_moves, scrolls, username")
-PROCESS_COLUMNS = "rowid, agent, time_ms, name, cpu_seconds, rss_bytes"
+# Raw rows are handled in the column order of ``collector.store.records`` (the INSERT
+# order), so the ingest hook works on the rows it was handed and rebuild on the same
+# columns read back.
+WINDOW_COLUMNS = "agent, start_ms, duration_ms, app, title, pid, exe, excluded, username"
+ACTIVITY_COLUMNS = ("agent, start_ms, duration_ms, state, key_presses, clicks, mouse_moves, "
+                    "scrolls, username")
+PROCESS_COLUMNS = ("agent, time_ms, pid, name, username, cpu_percent, rss_bytes, cpu_seconds, "
+                   "interval_ms")
+_RAW_TABLES = ("window_spans", "activity_spans", "process_samples")
 
 
 def bucket_of(ms: int) -> int:
@@ -96,25 +101,30 @@ def _spread(acc: defaultdict, key: tuple, column: int, lo: int, hi: int) -> None
 
 
 class _Windows:
-    """Window rows as (start, end, rollup key), for overlap sweeps."""
+    """Window rows (``records`` layout) as (start, end, rollup key), for overlap sweeps."""
 
     def __init__(self, rows: Iterable[tuple], clf: rules_mod.Classifier) -> None:
         classify, app_key = clf.classify, rules_mod.app_key
         keys: dict[tuple, tuple] = {}   # one key tuple per distinct (agent, user, app, title)
         items = []
-        for _rowid, agent, start, dur, app, title, excluded, user in rows:
+        append = items.append
+        for agent, start, dur, app, title, _pid, _exe, excluded, user in rows:
             raw = (agent, user, app, title, excluded)
             key = keys.get(raw)
             if key is None:
                 name = app_key(app, excluded)
                 key = keys[raw] = (agent, user, name, *classify(name, "" if excluded else title))
-            items.append((start, start + dur, key))
+            append((start, start + dur, key))
         self.items = items
 
 
 def add_windows(d: Deltas, windows: _Windows, lo: int = NEVER, hi: int = FOREVER) -> None:
     """Span counts (in the bucket where a span starts, if that is in [lo, hi))."""
     acc = d.window
+    if lo == NEVER and hi == FOREVER:
+        for start, _end, key in windows.items:
+            acc[(start - start % BUCKET_MS, key)][2] += 1
+        return
     for start, _end, key in windows.items:
         if lo <= start < hi:
             acc[(start - start % BUCKET_MS, key)][2] += 1
@@ -123,7 +133,7 @@ def add_windows(d: Deltas, windows: _Windows, lo: int = NEVER, hi: int = FOREVER
 def add_activity(d: Deltas, rows: Iterable[tuple], lo: int = NEVER, hi: int = FOREVER) -> None:
     """State time (split at buckets, clipped to [lo, hi)) and input counts (bucket of start)."""
     acc = d.activity
-    for _rowid, agent, start, dur, state, keys, clicks, moves, scrolls, user in rows:
+    for agent, start, dur, state, keys, clicks, moves, scrolls, user in rows:
         key = (agent, user)
         column = _STATE_COLUMN.get(state)
         end = start + dur
@@ -146,13 +156,14 @@ def add_activity(d: Deltas, rows: Iterable[tuple], lo: int = NEVER, hi: int = FO
 
 def add_pairs(d: Deltas, windows: _Windows, activity: Iterable[tuple], lo: int = NEVER,
               hi: int = FOREVER) -> None:
-    """Overlaps of windows with ACTIVE/IDLE activity (one agent), clipped to [lo, hi)."""
-    acts = sorted((a[2], a[2] + a[3], 0 if a[4] == ACTIVE else 1)
-                  for a in activity if a[4] == ACTIVE or a[4] == IDLE)
+    """Overlaps of windows with ACTIVE/IDLE activity (one agent, ``records`` layout),
+    clipped to [lo, hi)."""
+    acts = sorted([(a[1], a[1] + a[2], 0 if a[3] == ACTIVE else 1)
+                   for a in activity if a[3] == ACTIVE or a[3] == IDLE])
     if not acts:
         return
     starts = [a[0] for a in acts]
-    longest = max(a[1] - a[0] for a in acts)
+    longest = max([a[1] - a[0] for a in acts])
     n = len(acts)
     acc = d.window
     bisect_left = bisect.bisect_left
@@ -178,15 +189,17 @@ def add_pairs(d: Deltas, windows: _Windows, activity: Iterable[tuple], lo: int =
 
 
 def add_processes(d: Deltas, rows: Iterable[tuple], lo: int = NEVER, hi: int = FOREVER) -> None:
-    for _rowid, agent, time_ms, name, cpu_seconds, rss in rows:
+    process = d.process
+    for agent, time_ms, _pid, name, _user, _cpu, rss, cpu_seconds, _interval in rows:
         if lo <= time_ms < hi:
-            key = (agent, bucket_of(time_ms), name)
-            cur = d.process.get(key)
+            key = (agent, time_ms - time_ms % BUCKET_MS, name)
+            cur = process.get(key)
             if cur is None:
-                d.process[key] = [cpu_seconds, rss, 1]
+                process[key] = [cpu_seconds, rss, 1]
             else:
                 cur[0] += cpu_seconds
-                cur[1] = max(cur[1], rss)
+                if rss > cur[1]:
+                    cur[1] = rss
                 cur[2] += 1
 
 
@@ -260,7 +273,7 @@ def _set_cursor(conn: sqlite3.Connection, name: str, rowid: int) -> None:
 def _by_agent(rows: list[tuple]) -> dict[int, list[tuple]]:
     out: dict[int, list[tuple]] = defaultdict(list)
     for row in rows:
-        out[row[1]].append(row)
+        out[row[0]].append(row)
     return out
 
 
@@ -271,9 +284,10 @@ def _update_longest(conn: sqlite3.Connection, new_w: dict, new_a: dict) -> dict[
         row = conn.execute("SELECT max_window_ms, max_activity_ms, max_state_ms FROM "
                            "rollup_agent WHERE agent = ?", (agent,)).fetchone()
         old = list(row) if row else [0, 0, 0]
-        cur = [max([old[0], *(w[3] for w in new_w.get(agent, ()))]),
-               max([old[1], *(a[3] for a in new_a.get(agent, ()) if a[4] in (ACTIVE, IDLE))]),
-               max([old[2], *(a[3] for a in new_a.get(agent, ()))])]
+        windows, acts = new_w.get(agent, ()), new_a.get(agent, ())
+        cur = [max([old[0], *[w[2] for w in windows]]),
+               max([old[1], *[a[2] for a in acts if a[3] == ACTIVE or a[3] == IDLE]]),
+               max([old[2], *[a[2] for a in acts]])]
         if cur != old:
             conn.execute("INSERT INTO rollup_agent VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE "
                          "SET max_window_ms = excluded.max_window_ms, max_activity_ms = "
@@ -283,71 +297,117 @@ def _update_longest(conn: sqlite3.Connection, new_w: dict, new_a: dict) -> dict[
     return longest
 
 
-def catch_up(conn: sqlite3.Connection, clf: rules_mod.Classifier | None = None) -> int:
-    """Roll up every raw row stored since the cursors; return how many rows that was."""
-    clf = clf or rules_mod.classifier(conn)
-    cur = _cursors(conn)
-    new_w = conn.execute(f"SELECT {WINDOW_COLUMNS} FROM window_spans WHERE rowid > ?",
-                         (cur["window_spans"],)).fetchall()
-    new_a = conn.execute(f"SELECT {ACTIVITY_COLUMNS} FROM activity_spans WHERE rowid > ?",
-                         (cur["activity_spans"],)).fetchall()
-    new_p = conn.execute(f"SELECT {PROCESS_COLUMNS} FROM process_samples WHERE rowid > ?",
-                         (cur["process_samples"],)).fetchall()
-    if not (new_w or new_a or new_p):
-        return 0
+def roll_up(conn: sqlite3.Connection, clf: rules_mod.Classifier, cursors: dict[str, int],
+            new_w: list[tuple], new_a: list[tuple], new_p: list[tuple]) -> Deltas:
+    """Contributions of raw rows just stored (``records`` layout) that are not yet rolled
+    up, given the cursors that were current before them: new windows pair with all
+    activity, new activity with the windows stored before (at or below the cursor)."""
     d = Deltas()
     w_by_agent, a_by_agent = _by_agent(new_w), _by_agent(new_a)
     longest = _update_longest(conn, w_by_agent, a_by_agent)
+    old_acts, old_windows = cursors["activity_spans"], cursors["window_spans"]
     for agent, rows in w_by_agent.items():
         windows = _Windows(rows, clf)
         add_windows(d, windows)
-        acts = list(a_by_agent.get(agent, ()))   # new activity is in memory already
-        if cur["activity_spans"]:
-            lo = min(r[2] for r in rows) - longest[agent][1]
-            hi = max(r[2] + r[3] for r in rows)
-            acts += conn.execute(f"SELECT {ACTIVITY_COLUMNS} FROM activity_spans WHERE "
-                                 "agent = ? AND start_ms >= ? AND start_ms < ? AND "
-                                 "rowid <= ? AND state IN (1, 2)",
-                                 (agent, lo, hi, cur["activity_spans"])).fetchall()
+        acts = a_by_agent.get(agent, [])   # new activity is in memory already
+        if old_acts:
+            lo = min([r[1] for r in rows]) - longest[agent][1]
+            hi = max([r[1] + r[2] for r in rows])
+            acts = acts + conn.execute(
+                f"SELECT {ACTIVITY_COLUMNS} FROM activity_spans WHERE agent = ? AND "
+                "start_ms >= ? AND start_ms < ? AND rowid <= ? AND state IN (1, 2)",
+                (agent, lo, hi, old_acts)).fetchall()
         add_pairs(d, windows, acts)
     for agent, rows in a_by_agent.items():
         add_activity(d, rows)
-        timed = [r for r in rows if r[4] in (ACTIVE, IDLE)]
-        if not timed or not cur["window_spans"]:
+        if not old_windows:
             continue
-        lo = min(r[2] for r in timed) - longest[agent][0]
-        hi = max(r[2] + r[3] for r in timed)
+        timed = [r for r in rows if r[3] == ACTIVE or r[3] == IDLE]
+        if not timed:
+            continue
+        lo = min([r[1] for r in timed]) - longest[agent][0]
+        hi = max([r[1] + r[2] for r in timed])
         old = conn.execute(f"SELECT {WINDOW_COLUMNS} FROM window_spans WHERE agent = ? "
                            "AND start_ms >= ? AND start_ms < ? AND rowid <= ?",
-                           (agent, lo, hi, cur["window_spans"])).fetchall()
+                           (agent, lo, hi, old_windows)).fetchall()
         if old:
             add_pairs(d, _Windows(old, clf), timed)
     add_processes(d, new_p)
-    flush(conn, d)
-    for name, rows in (("window_spans", new_w), ("activity_spans", new_a),
-                       ("process_samples", new_p)):
+    return d
+
+
+def catch_up(conn: sqlite3.Connection, clf: rules_mod.Classifier | None = None) -> int:
+    """Roll up every raw row stored since the cursors (read back from the database);
+    return how many rows that was."""
+    clf = clf or rules_mod.classifier(conn)
+    cur = _cursors(conn)
+    new, tops = {}, {}
+    for table, columns in zip(_RAW_TABLES, (WINDOW_COLUMNS, ACTIVITY_COLUMNS, PROCESS_COLUMNS),
+                              strict=True):
+        rows = conn.execute(f"SELECT rowid, {columns} FROM {table} WHERE rowid > ?",
+                            (cur[table],)).fetchall()
         if rows:
-            _set_cursor(conn, name, max(r[0] for r in rows))
-    return len(new_w) + len(new_a) + len(new_p)
+            tops[table] = max(r[0] for r in rows)
+        new[table] = [r[1:] for r in rows]
+    if not tops:
+        return 0
+    flush(conn, roll_up(conn, clf, cur, *new.values()))
+    for table, top in tops.items():
+        _set_cursor(conn, table, top)
+    return sum(map(len, new.values()))
 
 
-def _add_dropped(conn: sqlite3.Connection, agent: int, sequence: int, dropped: int) -> None:
-    row = conn.execute("SELECT received_ms FROM batches WHERE agent = ? AND sequence = ?",
-                       (agent, sequence)).fetchone()
-    if row is not None:
-        conn.execute(_UPSERT_DROPPED, (agent, bucket_of(row[0]), dropped))
+def _stored_rows(conn: sqlite3.Connection, cur: dict[str, int],
+                 counts: dict[str, int]) -> dict[str, int] | None:
+    """The new top rowid of each raw table if the rows above the cursors are exactly the
+    ``counts`` rows just inserted (rowids of new rows exceed every older one), else None:
+    something was stored without the hook, and ``catch_up`` must read it all back."""
+    tops = {}
+    for table in _RAW_TABLES:
+        top = conn.execute(f"SELECT max(rowid) FROM {table}").fetchone()[0] or 0
+        if top - cur[table] != counts[table]:
+            return None
+        tops[table] = top
+    return tops
+
+
+def ingest_group(conn: sqlite3.Connection, group: list[Any], clf: rules_mod.Classifier) -> None:
+    """Roll up one group commit's new batches (``collector.store.StoredBatch``: key,
+    batch, records, received_ms) from the rows in memory, after their insertion."""
+    windows = [row for item in group for row in item.records.windows]
+    activity = [row for item in group for row in item.records.activity]
+    processes = [row for item in group for row in item.records.processes]
+    cur = _cursors(conn)
+    tops = _stored_rows(conn, cur, {"window_spans": len(windows),
+                                    "activity_spans": len(activity),
+                                    "process_samples": len(processes)})
+    if tops is None:
+        catch_up(conn, clf)
+    else:
+        d = roll_up(conn, clf, cur, windows, activity, processes)
+        for item in group:
+            if item.batch.dropped_events:
+                d.dropped[(item.key, bucket_of(item.received_ms))] += item.batch.dropped_events
+        flush(conn, d)
+        for table, top in tops.items():
+            if top != cur[table]:
+                _set_cursor(conn, table, top)
+        return
+    for item in group:
+        if item.batch.dropped_events:
+            conn.execute(_UPSERT_DROPPED, (item.key, bucket_of(item.received_ms),
+                                           item.batch.dropped_events))
 
 
 def install(store: Any) -> None:
-    """Register the ingest hook that keeps rollups current with every stored batch."""
+    """Register the group hook that keeps rollups current with every stored batch, in
+    the same transaction as the raw rows."""
     db_key = str(store.path)
 
-    def hook(conn: sqlite3.Connection, agent: Any, batch: Any) -> None:
-        catch_up(conn, rules_mod.classifier(conn, db_key))
-        if batch.dropped_events:
-            _add_dropped(conn, agent.key, batch.sequence, batch.dropped_events)
+    def hook(conn: sqlite3.Connection, group: list[Any]) -> None:
+        ingest_group(conn, group, rules_mod.classifier(conn, db_key))
 
-    store.add_ingest_hook(hook)
+    store.add_group_hook(hook)
 
 
 # -- rebuild ----------------------------------------------------------------------------------

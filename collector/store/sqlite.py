@@ -63,6 +63,19 @@ PAGE_SIZE = 32768
 CHECKPOINT_INTERVAL_S = 1.0
 
 IngestHook = Callable[[sqlite3.Connection, AgentRow, agent_pb2.Batch], None]
+
+
+@dataclass(frozen=True)
+class StoredBatch:
+    """A new batch of a group commit, as a group hook sees it (rows already inserted)."""
+
+    key: int
+    batch: agent_pb2.Batch
+    records: Records
+    received_ms: int
+
+
+GroupHook = Callable[[sqlite3.Connection, list[StoredBatch]], None]
 _STOP = object()
 # Errors that belong to one batch (its savepoint is rolled back, others commit).
 _PER_BATCH_ERRORS = (sqlite3.IntegrityError, sqlite3.DataError, OverflowError, ValueError,
@@ -129,6 +142,7 @@ class SqliteStore:
         self.path = path
         self.url = f"sqlite:///{path}"
         self._hooks: list[IngestHook] = []
+        self._group_hooks: list[GroupHook] = []
         self._lock_fd: int | None = None
         self._readers: list[sqlite3.Connection] = []
         self._local = threading.local()
@@ -256,7 +270,18 @@ class SqliteStore:
     # -- writing -------------------------------------------------------------------------
 
     def add_ingest_hook(self, hook: IngestHook) -> None:
+        """``hook(conn, agent, batch)``: called once per NEW batch, in the transaction
+        that stores it, after the rows of the whole group are inserted."""
         self._hooks.append(hook)
+
+    def add_group_hook(self, hook: GroupHook) -> None:
+        """``hook(conn, [StoredBatch...])``: called once per group commit with its NEW
+        batches (in order) after their rows are inserted, in the same transaction.
+        Cheaper than a per-batch hook for work that aggregates (rollups): it gets the
+        rows it needs in memory, with no per-batch call and nothing to read back. An
+        exception fails the group, which is then redone one batch per transaction so
+        that only the failing batch is refused."""
+        self._group_hooks.append(hook)
 
     def submit(self, fn: Callable[[sqlite3.Connection], Any]) -> concurrent.futures.Future:
         """Queue ``fn(conn)`` to run in its own write transaction; don't wait."""
@@ -451,6 +476,11 @@ class SqliteStore:
             if rows:
                 insert_rows(conn, sql, rows)
         self._update_agents(conn, new, received)
+        if self._group_hooks:
+            stored = [StoredBatch(_key(item), item.batch, item.records, received)
+                      for item in new]
+            for group_hook in self._group_hooks:
+                group_hook(conn, stored)
         if self._hooks:
             for item in new:
                 agent = item.agent if isinstance(item.agent, AgentRow) \

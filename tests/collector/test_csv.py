@@ -105,6 +105,16 @@ def test_spans_with_offsets_and_a_neutralised_title(store):
     assert sum(float(r["duration_seconds"]) for r in rows) == (150 + 75) * ds.MIN
 
 
+@pytest.mark.parametrize("kind", ["spans", "activity", "processes"])
+def test_raw_rows_come_agent_by_agent_in_time_order(store, kind):
+    rows = read(store, kind)
+    time_field = "time" if kind == "processes" else "start"
+    order = [(r["agent_id"], datetime.fromisoformat(r[time_field])) for r in rows]
+    assert rows and order == sorted(order)
+    if kind != "processes":
+        assert {r["agent_id"] for r in rows} == {ds.ALICE, ds.BOB}
+
+
 def test_activity_and_processes(store):
     activity = read(store, "activity")
     assert [r["state"] for r in activity if r["agent_id"] == ds.ALICE] == [

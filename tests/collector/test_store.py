@@ -197,6 +197,63 @@ def test_a_failing_hook_fails_only_its_batch(store):
         assert conn.execute("SELECT count(*) FROM window_spans").fetchone() == (12,)
 
 
+def test_a_group_hook_sees_each_new_batch_once_with_its_rows(store):
+    key = add_agent(store)
+    calls = []
+    store.add_group_hook(lambda conn, group: calls.append(
+        [(g.key, g.batch.sequence, len(g.records.windows), g.received_ms) for g in group]))
+
+    async def go():
+        batches = [make_batch("ag-test", s) for s in range(1, 41)]
+        return await asyncio.gather(*(store.ingest(key, b) for b in [*batches, batches[5]]))
+
+    results = asyncio.run(go())
+    assert [r.duplicate for r in results] == [False] * 40 + [True]
+    seen = [item for call in calls for item in call]
+    assert sorted(s for _k, s, _n, _t in seen) == list(range(1, 41))   # once each, no dup
+    assert {(k, n) for k, _s, n, _t in seen} == {(key, 3)}
+    assert len(calls) < 40 and all(len({t for *_x, t in call}) == 1 for call in calls)
+
+
+def test_a_failing_group_hook_fails_only_its_batch(store):
+    key = add_agent(store)
+
+    def hook(conn, group):
+        if any(g.batch.sequence == 3 for g in group):
+            raise RuntimeError("rollup exploded")
+
+    store.add_group_hook(hook)
+
+    async def go():
+        return await asyncio.gather(*(store.ingest(key, make_batch("ag-test", s))
+                                      for s in range(1, 6)), return_exceptions=True)
+
+    results = asyncio.run(go())
+    assert isinstance(results[2], StoreUnavailable)
+    assert [r.duplicate for i, r in enumerate(results) if i != 2] == [False] * 4
+    with store.reader() as conn:
+        assert [s for (s,) in conn.execute("SELECT sequence FROM batches ORDER BY 1")] == \
+            [1, 2, 4, 5]
+
+
+def test_raw_tables_keep_only_their_agent_time_index(store):
+    """Migration 0004: one time index per raw table (ingest pays a B-tree per index per
+    row); exports and purges walk agent by agent."""
+    with store.reader() as conn:
+        indexes = {}
+        for table in ("window_spans", "activity_spans", "process_samples", "system_totals"):
+            names = [n for (n,) in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?",
+                (table,))]
+            indexes[table] = [tuple(c for (_seq, _cid, c) in conn.execute(
+                "SELECT seqno, cid, name FROM pragma_index_info(?) ORDER BY seqno", (n,)))
+                for n in names]
+    assert indexes == {"window_spans": [("agent", "start_ms")],
+                       "activity_spans": [("agent", "start_ms")],
+                       "process_samples": [("agent", "time_ms")],
+                       "system_totals": [("agent", "time_ms")]}
+
+
 def test_a_full_disk_is_not_acknowledged_and_the_collector_keeps_running(collector):
     """SQLite's max_page_count makes the database 'full' exactly as a full disk does
     (SQLITE_FULL, "database or disk is full")."""
