@@ -59,14 +59,16 @@ class HelloRequest(_message.Message):
     def __init__(self, host: _Optional[_Union[HostInfo, _Mapping]] = ...) -> None: ...
 
 class HelloResponse(_message.Message):
-    __slots__ = ("agent_id", "server_time_ms", "last_sequence")
+    __slots__ = ("agent_id", "server_time_ms", "last_sequence", "batch_packing")
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     SERVER_TIME_MS_FIELD_NUMBER: _ClassVar[int]
     LAST_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    BATCH_PACKING_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     server_time_ms: int
     last_sequence: int
-    def __init__(self, agent_id: _Optional[str] = ..., server_time_ms: _Optional[int] = ..., last_sequence: _Optional[int] = ...) -> None: ...
+    batch_packing: str
+    def __init__(self, agent_id: _Optional[str] = ..., server_time_ms: _Optional[int] = ..., last_sequence: _Optional[int] = ..., batch_packing: _Optional[str] = ...) -> None: ...
 
 class WindowSpan(_message.Message):
     __slots__ = ("start_ms", "duration_ms", "app", "title", "pid", "exe", "excluded")
@@ -124,6 +126,36 @@ class ProcessSample(_message.Message):
     interval_ms: int
     def __init__(self, time_ms: _Optional[int] = ..., pid: _Optional[int] = ..., name: _Optional[str] = ..., user: _Optional[str] = ..., cpu_percent: _Optional[float] = ..., rss_bytes: _Optional[int] = ..., cpu_seconds: _Optional[float] = ..., interval_ms: _Optional[int] = ...) -> None: ...
 
+class ProcessSnapshot(_message.Message):
+    __slots__ = ("time_ms", "interval_ms", "rss_unit", "cpu_decimals", "entries")
+    TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    RSS_UNIT_FIELD_NUMBER: _ClassVar[int]
+    CPU_DECIMALS_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    time_ms: int
+    interval_ms: int
+    rss_unit: int
+    cpu_decimals: int
+    entries: _containers.RepeatedCompositeFieldContainer[ProcessEntry]
+    def __init__(self, time_ms: _Optional[int] = ..., interval_ms: _Optional[int] = ..., rss_unit: _Optional[int] = ..., cpu_decimals: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[ProcessEntry, _Mapping]]] = ...) -> None: ...
+
+class ProcessEntry(_message.Message):
+    __slots__ = ("pid", "name", "user", "rss", "cpu", "cpu_percent")
+    PID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    RSS_FIELD_NUMBER: _ClassVar[int]
+    CPU_FIELD_NUMBER: _ClassVar[int]
+    CPU_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    pid: int
+    name: str
+    user: str
+    rss: int
+    cpu: int
+    cpu_percent: float
+    def __init__(self, pid: _Optional[int] = ..., name: _Optional[str] = ..., user: _Optional[str] = ..., rss: _Optional[int] = ..., cpu: _Optional[int] = ..., cpu_percent: _Optional[float] = ...) -> None: ...
+
 class SystemTotals(_message.Message):
     __slots__ = ("time_ms", "cpu_percent", "mem_total_bytes", "mem_used_bytes", "process_count", "cpu_count")
     TIME_MS_FIELD_NUMBER: _ClassVar[int]
@@ -141,7 +173,7 @@ class SystemTotals(_message.Message):
     def __init__(self, time_ms: _Optional[int] = ..., cpu_percent: _Optional[float] = ..., mem_total_bytes: _Optional[int] = ..., mem_used_bytes: _Optional[int] = ..., process_count: _Optional[int] = ..., cpu_count: _Optional[int] = ...) -> None: ...
 
 class Batch(_message.Message):
-    __slots__ = ("agent_id", "sequence", "host", "created_ms", "windows", "activity", "processes", "system", "dropped_events")
+    __slots__ = ("agent_id", "sequence", "host", "created_ms", "windows", "activity", "processes", "system", "dropped_events", "packed", "process_snapshots")
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
@@ -151,6 +183,8 @@ class Batch(_message.Message):
     PROCESSES_FIELD_NUMBER: _ClassVar[int]
     SYSTEM_FIELD_NUMBER: _ClassVar[int]
     DROPPED_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    PACKED_FIELD_NUMBER: _ClassVar[int]
+    PROCESS_SNAPSHOTS_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     sequence: int
     host: HostInfo
@@ -160,7 +194,9 @@ class Batch(_message.Message):
     processes: _containers.RepeatedCompositeFieldContainer[ProcessSample]
     system: _containers.RepeatedCompositeFieldContainer[SystemTotals]
     dropped_events: int
-    def __init__(self, agent_id: _Optional[str] = ..., sequence: _Optional[int] = ..., host: _Optional[_Union[HostInfo, _Mapping]] = ..., created_ms: _Optional[int] = ..., windows: _Optional[_Iterable[_Union[WindowSpan, _Mapping]]] = ..., activity: _Optional[_Iterable[_Union[ActivitySpan, _Mapping]]] = ..., processes: _Optional[_Iterable[_Union[ProcessSample, _Mapping]]] = ..., system: _Optional[_Iterable[_Union[SystemTotals, _Mapping]]] = ..., dropped_events: _Optional[int] = ...) -> None: ...
+    packed: bytes
+    process_snapshots: _containers.RepeatedCompositeFieldContainer[ProcessSnapshot]
+    def __init__(self, agent_id: _Optional[str] = ..., sequence: _Optional[int] = ..., host: _Optional[_Union[HostInfo, _Mapping]] = ..., created_ms: _Optional[int] = ..., windows: _Optional[_Iterable[_Union[WindowSpan, _Mapping]]] = ..., activity: _Optional[_Iterable[_Union[ActivitySpan, _Mapping]]] = ..., processes: _Optional[_Iterable[_Union[ProcessSample, _Mapping]]] = ..., system: _Optional[_Iterable[_Union[SystemTotals, _Mapping]]] = ..., dropped_events: _Optional[int] = ..., packed: _Optional[bytes] = ..., process_snapshots: _Optional[_Iterable[_Union[ProcessSnapshot, _Mapping]]] = ...) -> None: ...
 
 class Ack(_message.Message):
     __slots__ = ("sequence", "duplicate")

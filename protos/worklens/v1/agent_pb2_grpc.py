@@ -75,7 +75,10 @@ class AgentServiceServicer:
         """Batches in, acks out. A batch that fails validation ends the call with
         INVALID_ARGUMENT and trailing metadata `worklens-rejected-sequence`;
         nothing of that batch is stored. RESOURCE_EXHAUSTED may carry
-        `retry-after-ms` in trailing metadata.
+        `retry-after-ms` in trailing metadata. The credential is checked again
+        while the stream is open: a revoked or re-enrolled agent's stream ends
+        with UNAUTHENTICATED. Batches may travel packed (Batch.packed) when the
+        collector's HelloResponse says it accepts that.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
