@@ -4,10 +4,16 @@ long-lived ``Upload`` stream and deletes each batch only when its ack arrives.
 It owns delivery policy the way OpenTelemetry's exporterhelper does: the
 generated stub knows nothing of retries, and nothing else in the agent knows
 about gRPC status codes. Several batches are in flight at once (up to
-``max_in_flight``), compressed with gzip (set on the channel, agent/channel.py);
-after any failure the unacknowledged ones are sent again, in order, on a new
-stream — the collector recognises a repeated (agent, sequence) and acks it as a
-duplicate, so nothing is stored twice.
+``max_in_flight``); after any failure the unacknowledged ones are sent again, in
+order, on a new stream — the collector recognises a repeated (agent, sequence)
+and acks it as a duplicate, so nothing is stored twice.
+
+Compression is a transport concern decided here, per stream: when the
+collector's Hello says it accepts packed batches, each batch goes out packed
+(worklens.packing: process samples as snapshots, then one DEFLATE context per
+stream carried over from batch to batch) and gRPC's per-message gzip is off for
+the stream; otherwise batches go out plain with the channel's gzip. The spool
+always keeps the plain batch, so a resend on a new stream packs it afresh.
 
 Retry policy (how the stream's final status is handled; the OTLP specification's
 table, adapted to a spool that keeps data rather than giving up):
@@ -55,6 +61,7 @@ from dataclasses import dataclass, field
 
 import grpc
 from worklens.cli import UserError
+from worklens.packing import PACKING, Deflater, pack_processes
 from worklens.v1 import agent_pb2, agent_pb2_grpc
 
 from agent.channel import explain, open_channel
@@ -192,7 +199,7 @@ class Shipper:
                          self.ack_timeout, self._stopping)
         try:
             stub = agent_pb2_grpc.AgentServiceStub(channel)
-            self._align(stub, cred.agent_id)
+            window.packed = self._hello(stub, cred.agent_id)
             self._window = window
             if self._stopping.is_set():
                 return 0.0
@@ -208,15 +215,18 @@ class Shipper:
             window.cancel()
             channel.close()
 
-    def _align(self, stub: agent_pb2_grpc.AgentServiceStub, agent_id: str) -> None:
-        """Once per agent id: number batches after what the collector already has."""
-        if self.spool.get("aligned_agent", "") == agent_id:
-            return
+    def _hello(self, stub: agent_pb2_grpc.AgentServiceStub, agent_id: str) -> bool:
+        """Each connection: may batches travel packed? Once per agent id: number
+        batches after what the collector already has."""
         hello = stub.Hello(agent_pb2.HelloRequest(host=self._host), timeout=HELLO_TIMEOUT_S)
-        self.spool.align_sequences(agent_id, hello.last_sequence)
+        if self.spool.get("aligned_agent", "") != agent_id:
+            self.spool.align_sequences(agent_id, hello.last_sequence)
+        return hello.batch_packing == PACKING
 
     def _stream(self, stub: agent_pb2_grpc.AgentServiceStub, window: _Window) -> None:
-        call = stub.Upload(window.requests())
+        # packed batches are already compressed: gzip on top would only add its header
+        call = stub.Upload(window.requests(), compression=(
+            grpc.Compression.NoCompression if window.packed else None))
         window.attach(call)
         for ack in call:
             if window.acked(ack.sequence):
@@ -301,6 +311,8 @@ class _Window:
         # the user names the spans). ~50 bytes less per batch, before compression.
         self._user_only = agent_pb2.HostInfo(user=host.user)
         self.timed_out = False
+        self.packed = False           # set before requests() runs: the collector accepts it
+        self._deflater = Deflater()   # this stream's context; a new stream starts afresh
 
     def attach(self, call: grpc.Call) -> None:
         with self._cond:
@@ -361,7 +373,15 @@ class _Window:
                 with self._cond:
                     self._in_flight[pending.sequence] = time.monotonic()
                     self._sent_upto = pending.sequence
-                yield batch
+                yield self._pack(batch) if self.packed else batch
+
+    def _pack(self, batch: agent_pb2.Batch) -> agent_pb2.Batch:
+        """The packed form: runs in send order, as the context requires."""
+        sequence = batch.sequence
+        batch.ClearField("sequence")
+        pack_processes(batch)
+        return agent_pb2.Batch(sequence=sequence,
+                               packed=self._deflater.pack(batch.SerializeToString()))
 
     def _overdue(self) -> bool:
         if not self._in_flight:

@@ -241,7 +241,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="worklens-wire-"))
     collector, address, secret = start_collector(work / "collector")
-    proxy = ByteCountingProxy(address)
+    proxy = ByteCountingProxy(address, frames=True)
     sink = None
     try:
         log(f"collector at {address}; agent talks to it through the byte counter at "
@@ -260,6 +260,7 @@ def main() -> None:
         flush_ms = int(args.flush * 1000)
         next_flush = start_ms + flush_ms
         events = batches = 0
+        raw_by_kind: dict[str, int] = {}
         started = time.monotonic()
         for t, records in workday.records():
             while t >= next_flush:
@@ -272,6 +273,9 @@ def main() -> None:
                         f"batches, {events} events, {proxy.total - enroll_bytes} bytes")
             sink.write(records)
             events += len(records)
+            for record in records:
+                kind = type(record).__name__
+                raw_by_kind[kind] = raw_by_kind.get(kind, 0) + record.ByteSize()
         batches += len(sink.flush())
         wait_drained(sink)
         elapsed = time.monotonic() - started
@@ -283,6 +287,10 @@ def main() -> None:
         log(f"{events} events in {batches} batches stored; {wire} bytes on the wire "
             f"({proxy.sent} up, {proxy.received} down) in {elapsed:.1f}s of real time; "
             f"enrollment took {enroll_bytes} bytes more")
+        log(f"records before encoding (serialized sizes): {raw_by_kind}")
+        for direction, kinds in proxy.frame_totals().items():
+            log(f"HTTP/2 {direction} (incl. enrollment): " + ", ".join(
+                f"{kind} {frames}x {size}B" for kind, (frames, size) in sorted(kinds.items())))
         print(json.dumps({"bytes_per_agent_day": round(per_day), "batches": batches,
                           "events": events, "bytes_up": proxy.sent,
                           "bytes_down": proxy.received,

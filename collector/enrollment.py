@@ -9,9 +9,11 @@ from a batch's payload.
 
 from __future__ import annotations
 
+import itertools
 import secrets
 import sqlite3
 import string
+import threading
 import time
 from dataclasses import dataclass
 
@@ -38,6 +40,25 @@ class Enrolled:
     agent: AgentRow
     credential: str
     new: bool
+
+
+# Bumped (after the commit) whenever this process revokes an agent or rotates its
+# credential, so that open Upload streams re-check their credential before their
+# next batch instead of waiting for the periodic re-check (collector.ingest).
+_changes = itertools.count(1)
+_changes_seen = 0
+_changes_lock = threading.Lock()
+
+
+def credential_changes() -> int:
+    """How many credential changes (revoke, re-enroll) this process has made."""
+    return _changes_seen
+
+
+def _credentials_changed() -> None:
+    global _changes_seen
+    with _changes_lock:
+        _changes_seen = next(_changes)
 
 
 def new_agent_id() -> str:
@@ -84,7 +105,10 @@ async def enroll(store: Store, secret: str, install_id: str,
                          host.os_version, host.user, host.agent_version, now)
         return Enrolled(agent, f"{agent_id}.{secret_part}", new=True)
 
-    return await store.write_async(upsert)
+    enrolled = await store.write_async(upsert)
+    if not enrolled.new:
+        _credentials_changed()   # the old credential stopped working just now
+    return enrolled
 
 
 def authenticate(store: Store, credential: str) -> AgentRow | None:
@@ -106,6 +130,9 @@ def authenticate(store: Store, credential: str) -> AgentRow | None:
 def revoke_agent(store: Store, agent_id: str) -> bool:
     """Make an agent's credential stop working (its data stays)."""
     now = _now_ms()
-    return store.write(lambda conn: conn.execute(
+    revoked = store.write(lambda conn: conn.execute(
         "UPDATE agents SET revoked_ms = ? WHERE agent_id = ? AND revoked_ms IS NULL",
         (now, agent_id)).rowcount > 0)
+    if revoked:
+        _credentials_changed()
+    return revoked

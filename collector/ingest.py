@@ -8,16 +8,21 @@ Status codes (the agent's retry table keys on them):
 
 ====================  =========================================================
 INVALID_ARGUMENT      malformed bytes, a batch breaking a limit (see
-                      collector.validate), too many events. Upload ends with
-                      trailing metadata ``worklens-rejected-sequence: <seq>``;
-                      nothing of that batch is stored. Do not resend it as is.
+                      collector.validate), too many events, packed bytes that
+                      do not inflate in the stream's context or do not parse.
+                      Upload ends with trailing metadata
+                      ``worklens-rejected-sequence: <seq>``; nothing of that
+                      batch is stored. Do not resend it as is.
 UNAUTHENTICATED       missing, unknown, wrong or revoked credential; unknown,
-                      revoked or expired enrollment secret.
+                      revoked or expired enrollment secret. Also ends an open
+                      Upload stream whose agent was revoked or re-enrolled
+                      meanwhile (see "Revocation" below).
 PERMISSION_DENIED     batch.agent_id is not the credential's agent; re-enroll
                       of a revoked agent.
-RESOURCE_EXHAUSTED    message over ``[grpc] max_message_mb`` (grpc itself), or
-                      the store is overloaded: trailing metadata
-                      ``retry-after-ms`` says when to retry.
+RESOURCE_EXHAUSTED    message over ``[grpc] max_message_mb`` (grpc itself), a
+                      packed batch expanding past that size (no retry-after:
+                      it never fits), or the store is overloaded: trailing
+                      metadata ``retry-after-ms`` says when to retry.
 UNAVAILABLE           the batch could not be made durable (disk full, shutting
                       down): retry later, nothing of it was stored.
 ====================  =========================================================
@@ -25,6 +30,20 @@ UNAVAILABLE           the batch could not be made durable (disk full, shutting
 Upload pipelines: a reader task parses, validates and queues each batch to the
 store as it arrives (several in flight per stream share group commits), and
 the handler yields acks in order as their commits complete.
+
+Packed batches (``Batch.packed``, worklens.packing): each Upload stream has its
+own inflate context, created with the stream and dropped with it. A packed
+batch is inflated (capped at the maximum message size), parsed, its process
+snapshots expanded, and from there it is an ordinary batch: the same agent id
+check, the same validation, the same store call.
+
+Revocation: a stream is authenticated when it opens and again, before the next
+batch is accepted, (a) at once when this process revoked or re-enrolled any
+agent since (collector.enrollment's change counter), and (b) at least every
+``CREDENTIAL_RECHECK_S`` seconds otherwise, which catches revocations written
+by another process (the ``token``/admin CLI, the HTTP API's own SQL, other
+collectors sharing a database). A stream whose credential no longer holds ends
+with UNAUTHENTICATED; batches accepted before that are stored and acked.
 """
 
 from __future__ import annotations
@@ -37,6 +56,7 @@ from dataclasses import dataclass
 
 import grpc
 from google.protobuf.message import DecodeError, Message
+from worklens.packing import PACKING, Inflater, PackedTooLarge, PackingError, expand_processes
 from worklens.v1 import agent_pb2
 
 from collector import metrics
@@ -45,6 +65,7 @@ from collector.enrollment import (
     AgentRevoked,
     EnrollmentRefused,
     authenticate,
+    credential_changes,
     enroll,
 )
 from collector.store import AgentRow, Store, StoreBusy, StoreError
@@ -58,6 +79,12 @@ REJECTED_SEQUENCE_KEY = "worklens-rejected-sequence"
 RETRY_AFTER_KEY = "retry-after-ms"
 # Batches of one stream parsed and queued ahead of their acks.
 MAX_IN_FLIGHT = 32
+# An open stream's credential is looked up again at least this often (when
+# batches arrive): the bound on how long a revocation made by another process
+# takes to reach an open stream.
+CREDENTIAL_RECHECK_S = 5.0
+REVOKED_ON_STREAM = ("agent credential revoked or replaced while the upload stream was open: "
+                     "re-enroll the agent")
 
 _STORED = metrics.BATCHES.labels(result="stored")
 _DUPLICATE = metrics.BATCHES.labels(result="duplicate")
@@ -79,6 +106,17 @@ class _Reject:
         if self.retry_after_ms is not None:
             out.append((RETRY_AFTER_KEY, str(self.retry_after_ms)))
         return tuple(out)
+
+
+@dataclass
+class _Stream:
+    """What one Upload stream keeps: who it is, when that was last confirmed,
+    and its inflate context."""
+    credential: str
+    agent: AgentRow
+    checked_at: float
+    checked_changes: int
+    inflater: Inflater | None = None
 
 
 @dataclass(frozen=True)
@@ -210,16 +248,19 @@ class AgentService:
         agent = await self._authenticate(context)
         return agent_pb2.HelloResponse(agent_id=agent.agent_id,
                                        server_time_ms=int(time.time() * 1000),
-                                       last_sequence=agent.last_sequence)
+                                       last_sequence=agent.last_sequence,
+                                       batch_packing=PACKING)
 
     # -- Upload --------------------------------------------------------------------------
 
     async def upload(self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
                      ) -> AsyncIterator[agent_pb2.Ack]:
+        changes = credential_changes()   # before the lookup: a change meanwhile re-checks
         agent = await self._authenticate(context)
+        stream = _Stream(_credential(context), agent, time.monotonic(), changes)
         pipeline: asyncio.Queue = asyncio.Queue()
         slots = asyncio.Semaphore(MAX_IN_FLIGHT)
-        reader = asyncio.create_task(self._read_batches(requests, agent, pipeline, slots))
+        reader = asyncio.create_task(self._read_batches(requests, stream, pipeline, slots))
         self._readers.add(reader)
         metrics.CONNECTED_AGENTS.inc()
         try:
@@ -261,17 +302,18 @@ class AgentService:
         for reader in list(self._readers):
             reader.cancel()
 
-    async def _read_batches(self, requests: AsyncIterator[bytes], agent: AgentRow,
+    async def _read_batches(self, requests: AsyncIterator[bytes], stream: _Stream,
                             pipeline: asyncio.Queue, slots: asyncio.Semaphore) -> None:
         """Parse, validate and queue each batch (at most MAX_IN_FLIGHT unacked); end
         with _END or one _Reject."""
+        agent = stream.agent
         try:
             while True:
                 await slots.acquire()
                 data = await anext(requests, None)
                 if data is None:
                     break
-                item = self._accept(data, agent)
+                item = self._still_valid(stream) or self._accept(data, stream)
                 pipeline.put_nowait(item)
                 if isinstance(item, _Reject):
                     return
@@ -285,13 +327,38 @@ class AgentService:
             log.debug("upload stream from %s ended: %r", agent.agent_id, exc)
         pipeline.put_nowait(_END)
 
-    def _accept(self, data: bytes, agent: AgentRow) -> _InFlight | _Reject:
+    def _still_valid(self, stream: _Stream) -> _Reject | None:
+        """Re-check the stream's credential when it may have changed (see the
+        module docstring); a _Reject ends the stream."""
+        changes = credential_changes()
+        now = time.monotonic()
+        if changes == stream.checked_changes and now - stream.checked_at < CREDENTIAL_RECHECK_S:
+            return None
+        stream.checked_changes, stream.checked_at = changes, now
+        if authenticate(self.store, stream.credential) is None:
+            log.info("agent %s: credential revoked or replaced; ending its upload stream",
+                     stream.agent.agent_id)
+            return _Reject(grpc.StatusCode.UNAUTHENTICATED, REVOKED_ON_STREAM,
+                           "unauthenticated")
+        return None
+
+    def _accept(self, data: bytes, stream: _Stream) -> _InFlight | _Reject:
         arrived = time.monotonic()
+        agent = stream.agent
         try:
             batch = _parse(agent_pb2.Batch, data)
         except DecodeError as exc:
             return _Reject(grpc.StatusCode.INVALID_ARGUMENT, f"malformed Batch message: {exc}",
                            "malformed")
+        if batch.packed:
+            batch = self._unpack(batch, stream)
+            if isinstance(batch, _Reject):
+                return batch
+        try:
+            expand_processes(batch)
+        except PackingError as exc:
+            return _Reject(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"batch {batch.sequence} rejected: {exc}", "invalid", batch.sequence)
         if batch.agent_id != agent.agent_id:
             return _Reject(grpc.StatusCode.PERMISSION_DENIED,
                            f"batch.agent_id {batch.agent_id[:64]!r} is not the agent of this "
@@ -307,3 +374,35 @@ class AgentService:
         except StoreError as exc:
             return _store_failure(exc, batch.sequence)
         return _InFlight(batch.sequence, future, arrived, records.count)
+
+    def _unpack(self, outer: agent_pb2.Batch, stream: _Stream) -> agent_pb2.Batch | _Reject:
+        """The batch a packed message carries, inflated in the stream's context."""
+        sequence = outer.sequence
+
+        def invalid(why: str) -> _Reject:
+            return _Reject(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"batch {sequence} rejected: {why}", "malformed", sequence)
+
+        extra = [f.name for f, _ in outer.ListFields() if f.name not in ("sequence", "packed")]
+        if extra:
+            return invalid(f"a packed batch carries only sequence and packed, not {extra}")
+        if stream.inflater is None:
+            stream.inflater = Inflater()
+        try:
+            data = stream.inflater.unpack(outer.packed, self.limits.max_message_bytes)
+        except PackedTooLarge as exc:
+            return _Reject(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                           f"batch {sequence} rejected: {exc} (the maximum message size)",
+                           "too_large", sequence)
+        except PackingError as exc:
+            return invalid(str(exc))
+        try:
+            batch = _parse(agent_pb2.Batch, data)
+        except DecodeError as exc:
+            return invalid(f"packed bytes inflate to a malformed Batch message: {exc}")
+        if batch.packed:
+            return invalid("packed bytes inflate to a batch that is packed again")
+        if batch.sequence not in (0, sequence):
+            return invalid(f"packed bytes carry sequence {batch.sequence}")
+        batch.sequence = sequence
+        return batch

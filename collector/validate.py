@@ -58,12 +58,15 @@ class Limits:
     max_events: int = 50_000
     max_age_ms: int = 400 * 86_400_000
     max_future_ms: int = 300_000
+    # what a packed batch may expand to: the same cap gRPC puts on a plain message
+    max_message_bytes: int = 16 * 1024 * 1024
 
     @classmethod
     def from_config(cls, cfg: CollectorConfig) -> Limits:
         return cls(max_events=cfg.grpc.max_events_per_batch,
                    max_age_ms=int(cfg.retention.keep * 1000),
-                   max_future_ms=int(cfg.grpc.max_future_skew * 1000))
+                   max_future_ms=int(cfg.grpc.max_future_skew * 1000),
+                   max_message_bytes=int(cfg.grpc.max_message_mb * 1024 * 1024))
 
 
 def check_host(host: agent_pb2.HostInfo) -> None:

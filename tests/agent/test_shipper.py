@@ -12,6 +12,7 @@ from concurrent import futures
 
 import grpc
 import pytest
+from byteproxy import ByteCountingProxy
 from collector_harness import InProcessCollector, make_batch
 from delivery_support import HOST, make_shipper, spool_with, wait_until, window
 from worklens.v1 import agent_pb2, agent_pb2_grpc
@@ -162,6 +163,77 @@ def test_fresh_spool_continues_after_the_collectors_last_sequence(tmp_path, coll
         shipper.stop()
 
 
+SAMPLED_FROM = int(time.time() * 1000) - 900_000
+
+
+def process_samples(i: int) -> list:
+    """One sampling point as the sensor reports it (pages, ticks, 3-decimal %),
+    one of them with values the compact form cannot hold (kept plain)."""
+    t = SAMPLED_FROM + i * 60_000
+    out = [agent_pb2.ProcessSample(time_ms=t, pid=100 + k, name=f"proc{k}", user="alice",
+                                   cpu_percent=round(100.0 * 0.07 * k / 60.0004, 3),
+                                   rss_bytes=(9000 + 17 * i + k) * 4096,
+                                   cpu_seconds=round(0.07 * k, 6), interval_ms=60_000)
+           for k in range(10)]
+    if i == 3:
+        out[4].cpu_seconds = 1 / 3
+    return out
+
+
+def stored_processes(collector, agent_id: str) -> list[tuple]:
+    return collector.query(
+        "SELECT time_ms, pid, name, username, cpu_percent, rss_bytes, cpu_seconds, interval_ms "
+        "FROM process_samples WHERE agent = (SELECT id FROM agents WHERE agent_id = ?) "
+        "ORDER BY time_ms, pid", (agent_id,))
+
+
+def test_packed_delivery_stores_the_exact_values_and_a_new_stream_starts_a_new_context(
+        tmp_path, collector, agent):
+    spool = spool_with(tmp_path / "agent", [[*process_samples(i), window(i)] for i in range(5)])
+    expected = sorted((s.time_ms, s.pid, s.name, s.user, s.cpu_percent, s.rss_bytes,
+                       s.cpu_seconds, s.interval_ms)
+                      for i in range(10) for s in process_samples(i))
+    network = ByteCountingProxy(collector.grpc_address)
+    shipper = run(make_shipper(spool, network.address, agent.agent_id, agent.credential))
+    try:
+        wait_until(lambda: spool.depth().batches == 0, what="the first batches acked")
+        network.cut()           # the next stream starts a fresh context on both sides
+        for i in range(5, 10):
+            spool.add([*process_samples(i), window(i)])
+            spool.seal()
+            shipper.wake()
+        wait_until(lambda: spool.depth().batches == 0, what="the later batches acked")
+        assert network.connections >= 2
+        assert stored_sequences(collector, agent.agent_id) == list(range(1, 11))
+        got = stored_processes(collector, agent.agent_id)
+        # cpu_percent travels as a 32-bit float either way
+        assert [(*row[:4], round(row[4], 3), *row[5:]) for row in got] == \
+            [(*row[:4], round(row[4], 3), *row[5:]) for row in expected]
+        assert spool.dead_letters() == []
+    finally:
+        shipper.stop()
+        network.close()
+
+
+def test_revocation_ends_an_open_stream_and_the_shipper_says_reenroll(tmp_path, collector,
+                                                                       agent):
+    spool = spool_with(tmp_path / "agent", [[window(1)]])
+    shipper = run(make_shipper(spool, collector.grpc_address, agent.agent_id, agent.credential))
+    try:
+        wait_until(lambda: spool.depth().batches == 0, what="delivery before revoking")
+        assert revoke_agent(collector.store, agent.agent_id)   # in this process: at once
+        spool.add([window(2, "after revocation")])
+        spool.seal()
+        shipper.wake()
+        wait_until(lambda: spool.get("auth_error"), what="the auth error")
+        assert "revoked or replaced while the upload stream was open" in spool.get("auth_error")
+        assert "re-enroll" in spool.get("auth_error")
+        assert stored_sequences(collector, agent.agent_id) == [1]
+        assert spool.depth().batches == 1
+    finally:
+        shipper.stop()
+
+
 def test_stop_while_idle_is_prompt(tmp_path, collector, agent):
     spool = Spool.open(tmp_path / "agent")
     shipper = run(make_shipper(spool, collector.grpc_address, agent.agent_id, agent.credential))
@@ -222,6 +294,19 @@ def scripted():
     yield start
     for server in servers:
         server.stop(0)
+
+
+def test_a_collector_that_does_not_offer_packing_gets_plain_gzip_batches(tmp_path, scripted):
+    servicer, address = scripted({})
+    spool = spool_with(tmp_path / "agent", [[window(1, "one")], [window(2, "two")]])
+    shipper = run(make_shipper(spool, address, "ag-scripted", "ag-scripted.x"))
+    try:
+        wait_until(lambda: spool.depth().batches == 0, what="delivery")
+        assert [(b.agent_id, b.windows[0].title, b.packed) for _, b in
+                sorted(servicer.stored.items())] == [("ag-scripted", "one", b""),
+                                                     ("ag-scripted", "two", b"")]
+    finally:
+        shipper.stop()
 
 
 def test_resource_exhausted_with_retry_after_waits_as_told_then_resends(tmp_path, scripted):

@@ -14,7 +14,6 @@ import socket
 import subprocess
 import time
 
-import pytest
 import requests
 from byteproxy import ByteCountingProxy
 from certs import make_pki
@@ -240,18 +239,28 @@ def test_revoked_credential_stops_the_agent_and_it_says_so(collector_proc_factor
         network.close()
 
 
-@pytest.mark.xfail(strict=True, reason="collector/ingest.py authenticates an Upload stream "
-                   "once, at its start: a revoked agent keeps delivering on an open stream "
-                   "until it reconnects (collector-side fix)")
 def test_revocation_reaches_an_agent_on_an_open_stream(collector_proc_factory, agents):
+    """Revoked over the HTTP API while the agent's Upload stream stays open (no
+    reconnect): the collector ends the stream and nothing more is stored."""
     col = collector_proc_factory()
     col.start()
-    data, agent_id = agents.enroll(col)
-    driver = agents.driver(data, "--prefix", "o", "--span", "0.1", env=FAST)
-    wait_until(lambda: titles(col, agent_id)["o 3"] == 1, what="delivery before revoking")
-    revoke(col, agent_id)
-    wait_until(lambda: "re-enroll" in driver.output, timeout=20,
-               what="the agent to say re-enroll")
+    network = ByteCountingProxy(col.grpc_address)     # counts the agent's connections
+    try:
+        data, agent_id = agents.enroll(col, address=network.address)
+        driver = agents.driver(data, "--prefix", "o", "--span", "0.1", env=FAST)
+        wait_until(lambda: titles(col, agent_id)["o 3"] == 1, what="delivery before revoking")
+        connections = network.connections
+        revoke(col, agent_id)
+        wait_until(lambda: "re-enroll" in driver.output, timeout=30,
+                   what="the agent to say re-enroll")
+        assert "revoked or replaced while the upload stream was open" in driver.output
+        assert network.connections == connections, "the stream was not the one open before"
+        stored_then = sum(titles(col, agent_id).values())
+        time.sleep(1.5)                               # it keeps recording, not sending
+        assert sum(titles(col, agent_id).values()) == stored_then
+        assert spool_state(data)[0].batches > 0
+    finally:
+        network.close()
 
 
 def enroll_cli(col, data, *extra: str):
