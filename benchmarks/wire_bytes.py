@@ -3,7 +3,8 @@
     python benchmarks/wire_bytes.py [--hours 8] [--flush 30] [--seed 7]
 
 Drives the REAL agent delivery pipeline — records -> spool (SQLite) -> seal
-every flush interval -> shipper (gzip, one long-lived Upload stream) -> a
+every flush interval -> shipper (one long-lived Upload stream, batches packed
+with one DEFLATE context per stream, see worklens/packing.py) -> a
 real `worklens-collector serve` child process — with a simulated workday at
 an accelerated clock: focus changes every 20-90 s across 25 apps with
 realistic window titles, active/idle/locked activity spans with input counts,
@@ -16,10 +17,11 @@ batches sent back to back would under-count it.
 
 A TCP relay on loopback between agent and collector counts every byte of the
 connection in both directions (TCP payload: TLS-less HTTP/2 framing, gRPC
-prefixes, gzip, acks, window updates, pings). The accelerated clock hides
-keepalive pings; gRPC only pings a connection that has been quiet for the
-keepalive time (60 s), and at the default flush interval batches and acks
-cross it at least that often during a workday.
+prefixes, compressed batches, acks, window updates, pings) and splits them by
+HTTP/2 frame type ("frame_bytes" in the result; they include enrollment).
+The accelerated clock hides keepalive pings; gRPC only pings a connection
+that has been quiet for the keepalive time (60 s), and at the default flush
+interval batches and acks cross it at least that often during a workday.
 
 Last line: {"bytes_per_agent_day": ..., "batches": ..., "events": ..., ...}
 """
@@ -288,7 +290,8 @@ def main() -> None:
             f"({proxy.sent} up, {proxy.received} down) in {elapsed:.1f}s of real time; "
             f"enrollment took {enroll_bytes} bytes more")
         log(f"records before encoding (serialized sizes): {raw_by_kind}")
-        for direction, kinds in proxy.frame_totals().items():
+        frames = proxy.frame_totals()
+        for direction, kinds in frames.items():
             log(f"HTTP/2 {direction} (incl. enrollment): " + ", ".join(
                 f"{kind} {frames}x {size}B" for kind, (frames, size) in sorted(kinds.items())))
         print(json.dumps({"bytes_per_agent_day": round(per_day), "batches": batches,
@@ -296,7 +299,10 @@ def main() -> None:
                           "bytes_down": proxy.received,
                           "bytes_per_batch": round(wire / max(batches, 1), 1),
                           "flush_s": args.flush, "hours": args.hours,
-                          "target_bytes": 100_000}))
+                          "target_bytes": 100_000,
+                          "frame_bytes": {direction: {kind: size for kind, (_, size)
+                                                      in sorted(kinds.items())}
+                                          for direction, kinds in frames.items()}}))
     finally:
         if sink is not None:
             sink.close()
