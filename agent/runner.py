@@ -85,8 +85,7 @@ def command(args: Any, cfg, data_dir: Path) -> int:
                  cfg.sampling.window_interval, cfg.sampling.process_interval, _describe(sampler))
         scheduler = build_scheduler(sampler, cfg)
         scheduler.start()
-        while not stop.wait(1.0):
-            pass
+        stop.wait()     # a signal interrupts the wait and runs on_signal in this thread
     finally:
         if scheduler is not None:
             scheduler.shutdown(wait=True)

@@ -7,9 +7,12 @@ Starts its own Xvfb + openbox desktop with a few xterms, runs the agent
 (stdout to a file, to count the spans it closed), switches focus every 5 s and
 types a few characters every second with xdotool, and samples the agent's CPU
 time and RSS with psutil. Prints progress; the last line is one JSON object:
-``{"cpu_percent": ..., "rss_mb": ..., "spans": ...}`` where cpu_percent is the
-average share of one core over the run (target <= 0.2) and rss_mb the peak
-resident memory (target <= 50).
+``{"cpu_percent": ..., "rss_mb": ..., "spans": ..., "load_1m": ...}`` where
+cpu_percent is the average share of one core over the run (target <= 0.2),
+rss_mb the peak resident memory (target <= 50) and load_1m the machine's load
+average at the end (other work on the machine inflates cpu_percent).
+``--no-typing`` isolates the sampling cost; ``--input-backend pynput`` measures
+pynput's X11 listeners instead of the agent's own X RECORD reader.
 """
 
 from __future__ import annotations
@@ -41,6 +44,9 @@ def main() -> int:
     parser.add_argument("--windows", type=int, default=3)
     parser.add_argument("--no-typing", action="store_true",
                         help="switch focus only (to tell sampling cost from input-event cost)")
+    parser.add_argument("--input-backend", choices=("x11", "pynput", "none"),
+                        help="force the input backend (WORKLENS_INPUT_BACKEND), e.g. pynput "
+                             "to compare with the X RECORD reader")
     args = parser.parse_args()
     missing = missing_programs()
     if missing:
@@ -52,6 +58,8 @@ def main() -> int:
         desk.activate(windows[0])
         out_path = Path(tmp) / "spans.jsonl"
         env = {k: v for k, v in desk.env.items() if not k.startswith("WORKLENS_")}
+        if args.input_backend:
+            env["WORKLENS_INPUT_BACKEND"] = args.input_backend
         with out_path.open("w") as out:
             agent = subprocess.Popen([AGENT, "run", "--print", "--data-dir", str(Path(tmp) / "d")],
                                      env=env, stdout=out, stderr=subprocess.PIPE, text=True)
@@ -65,8 +73,9 @@ def main() -> int:
             return 1
         records = [json.loads(line) for line in out_path.read_text().splitlines()]
     figures["spans"] = sum(r["record"] in ("window", "activity") for r in records)
+    figures["load_1m"] = round(os.getloadavg()[0], 2)   # a busy machine inflates cpu_percent
     print(f"closed spans: {figures['spans']} ({len(records)} records in all); "
-          f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+          f"load average {figures['load_1m']:.2f} on {os.cpu_count()} cores")
     print(json.dumps(figures))
     return 0
 

@@ -7,8 +7,10 @@ its process ``_NET_WM_PID``. Without a window manager the property is absent
 and we fall back to ``XGetInputFocus`` (logged once), walking up to the
 top-level window that carries ``WM_CLASS``.
 
-Per sample this costs two round trips (active window, title); class and pid
-are read only when the focused window changes.
+Per sample this costs two round trips (active window, title): titles are
+asked for in one piece of up to ``TITLE_WORDS`` * 4 bytes (python-xlib's
+default of 40 bytes would cost a second round trip for most real titles);
+class and pid are read only when the focused window changes.
 
 When ``DISPLAY`` names an X server that is not up yet (the agent started
 before the login session's display), this backend waits for it: no window
@@ -26,6 +28,7 @@ from agent.sensors.window._base import WindowBackend, WindowInfo
 
 log = logging.getLogger(__name__)
 MAX_TREE_DEPTH = 8
+TITLE_WORDS = 256          # 1 KiB: whole titles in one request; longer ones take two
 
 
 def _text(value: Any) -> str:
@@ -107,7 +110,7 @@ class X11Window(WindowBackend):
         from Xlib import X, Xatom
 
         for atom in (self._conn.atom("_NET_WM_NAME"), Xatom.WM_NAME):
-            prop = window.get_full_property(atom, X.AnyPropertyType)
+            prop = window.get_full_property(atom, X.AnyPropertyType, sizehint=TITLE_WORDS)
             if prop is not None and prop.format == 8 and len(prop.value):
                 return _text(prop.value)
         return ""
