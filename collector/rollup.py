@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import lru_cache
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -101,13 +102,17 @@ def _spread(acc: defaultdict, key: tuple, column: int, lo: int, hi: int) -> None
 
 
 class _Windows:
-    """Window rows (``records`` layout) as (start, end, rollup key), for overlap sweeps."""
+    """Window rows (``records`` layout) as (start, end, rollup key), for overlap sweeps.
+    With ``counts`` (a Deltas), each span is also counted in the bucket it starts in
+    (what ``add_windows`` does, fused into this pass for the ingest hook)."""
 
-    def __init__(self, rows: Iterable[tuple], clf: rules_mod.Classifier) -> None:
+    def __init__(self, rows: Iterable[tuple], clf: rules_mod.Classifier,
+                 counts: Deltas | None = None) -> None:
         classify, app_key = clf.classify, rules_mod.app_key
         keys: dict[tuple, tuple] = {}   # one key tuple per distinct (agent, user, app, title)
         items = []
         append = items.append
+        acc = counts.window if counts is not None else None
         for agent, start, dur, app, title, _pid, _exe, excluded, user in rows:
             raw = (agent, user, app, title, excluded)
             key = keys.get(raw)
@@ -115,16 +120,19 @@ class _Windows:
                 name = app_key(app, excluded)
                 key = keys[raw] = (agent, user, name, *classify(name, "" if excluded else title))
             append((start, start + dur, key))
+            if acc is not None:
+                slot = (start - start % BUCKET_MS, key)
+                cur = acc.get(slot)
+                if cur is None:
+                    acc[slot] = [0, 0, 1]
+                else:
+                    cur[2] += 1
         self.items = items
 
 
 def add_windows(d: Deltas, windows: _Windows, lo: int = NEVER, hi: int = FOREVER) -> None:
     """Span counts (in the bucket where a span starts, if that is in [lo, hi))."""
     acc = d.window
-    if lo == NEVER and hi == FOREVER:
-        for start, _end, key in windows.items:
-            acc[(start - start % BUCKET_MS, key)][2] += 1
-        return
     for start, _end, key in windows.items:
         if lo <= start < hi:
             acc[(start - start % BUCKET_MS, key)][2] += 1
@@ -133,8 +141,11 @@ def add_windows(d: Deltas, windows: _Windows, lo: int = NEVER, hi: int = FOREVER
 def add_activity(d: Deltas, rows: Iterable[tuple], lo: int = NEVER, hi: int = FOREVER) -> None:
     """State time (split at buckets, clipped to [lo, hi)) and input counts (bucket of start)."""
     acc = d.activity
+    users: dict[tuple, tuple] = {}
     for agent, start, dur, state, keys, clicks, moves, scrolls, user in rows:
-        key = (agent, user)
+        key = users.get((agent, user))
+        if key is None:
+            key = users[(agent, user)] = (agent, user)
         column = _STATE_COLUMN.get(state)
         end = start + dur
         if column is not None:
@@ -143,11 +154,18 @@ def add_activity(d: Deltas, rows: Iterable[tuple], lo: int = NEVER, hi: int = FO
             bucket = s - s % BUCKET_MS
             if e <= bucket + BUCKET_MS:
                 if e > s:
-                    acc[(bucket, key)][column] += e - s
+                    slot = (bucket, key)
+                    cur = acc.get(slot)
+                    if cur is None:
+                        cur = acc[slot] = [0] * 8
+                    cur[column] += e - s
             else:
                 _spread(acc, key, column, s, e)
         if (keys or clicks or moves or scrolls) and lo <= start < hi:
-            counts = acc[(start - start % BUCKET_MS, key)]
+            slot = (start - start % BUCKET_MS, key)
+            counts = acc.get(slot)
+            if counts is None:
+                counts = acc[slot] = [0] * 8
             counts[4] += keys
             counts[5] += clicks
             counts[6] += moves
@@ -183,7 +201,11 @@ def add_pairs(d: Deltas, windows: _Windows, activity: Iterable[tuple], lo: int =
             if e > s:
                 bucket = s - s % BUCKET_MS
                 if e <= bucket + BUCKET_MS:
-                    acc[(bucket, key)][column] += e - s
+                    slot = (bucket, key)
+                    cur = acc.get(slot)
+                    if cur is None:
+                        cur = acc[slot] = [0, 0, 0]
+                    cur[column] += e - s
                 else:
                     _spread(acc, key, column, s, e)
 
@@ -218,7 +240,7 @@ _UPSERT_ACTIVITY = _upsert_sql("rollup_activity", 11, "active_ms;idle_ms;locked_
 _UPSERT_PROCESS = _upsert_sql("rollup_process", 6, "cpu_seconds;samples;peak_rss_bytes = "
                               "max(peak_rss_bytes, excluded.peak_rss_bytes)")
 _UPSERT_DROPPED = _upsert_sql("rollup_dropped", 3, "dropped_events")
-CHUNK_ROWS = 128
+CHUNK_ROWS = 512
 
 
 @lru_cache(maxsize=64)
@@ -229,16 +251,15 @@ def _multi_row(sql: str, rows: int) -> str:
 
 
 def upsert(conn: sqlite3.Connection, sql: str, rows: list[tuple]) -> None:
-    """``executemany(sql, rows)`` in multi-row statements of CHUNK_ROWS rows (the rest
-    one by one): far fewer statement steps inside the ingest group commit, each of
-    which hands the GIL to the event loop thread and back."""
-    full = len(rows) - len(rows) % CHUNK_ROWS
-    if full:
-        statement = _multi_row(sql, CHUNK_ROWS)
-        for i in range(0, full, CHUNK_ROWS):
-            conn.execute(statement, [v for row in rows[i:i + CHUNK_ROWS] for v in row])
-    if full < len(rows):
-        conn.executemany(sql, rows[full:])
+    """``executemany(sql, rows)`` in few multi-row statements (CHUNK_ROWS rows, the rest
+    in power-of-two chunks): far fewer statement steps inside the ingest group commit,
+    each of which hands the GIL to the event loop thread and back."""
+    done, total = 0, len(rows)
+    while done < total:
+        left = total - done
+        size = CHUNK_ROWS if left >= CHUNK_ROWS else 1 << (left.bit_length() - 1)
+        conn.execute(_multi_row(sql, size), list(chain.from_iterable(rows[done:done + size])))
+        done += size
 
 
 def flush(conn: sqlite3.Connection, d: Deltas) -> None:
@@ -298,17 +319,17 @@ def _update_longest(conn: sqlite3.Connection, new_w: dict, new_a: dict) -> dict[
 
 
 def roll_up(conn: sqlite3.Connection, clf: rules_mod.Classifier, cursors: dict[str, int],
-            new_w: list[tuple], new_a: list[tuple], new_p: list[tuple]) -> Deltas:
-    """Contributions of raw rows just stored (``records`` layout) that are not yet rolled
-    up, given the cursors that were current before them: new windows pair with all
-    activity, new activity with the windows stored before (at or below the cursor)."""
+            w_by_agent: dict[int, list[tuple]], a_by_agent: dict[int, list[tuple]],
+            new_p: list[tuple]) -> Deltas:
+    """Contributions of raw rows just stored (``records`` layout, windows and activity
+    by agent) that are not yet rolled up, given the cursors that were current before
+    them: new windows pair with all activity, new activity with the windows stored
+    before (at or below the cursor)."""
     d = Deltas()
-    w_by_agent, a_by_agent = _by_agent(new_w), _by_agent(new_a)
     longest = _update_longest(conn, w_by_agent, a_by_agent)
     old_acts, old_windows = cursors["activity_spans"], cursors["window_spans"]
     for agent, rows in w_by_agent.items():
-        windows = _Windows(rows, clf)
-        add_windows(d, windows)
+        windows = _Windows(rows, clf, counts=d)
         acts = a_by_agent.get(agent, [])   # new activity is in memory already
         if old_acts:
             lo = min([r[1] for r in rows]) - longest[agent][1]
@@ -351,7 +372,8 @@ def catch_up(conn: sqlite3.Connection, clf: rules_mod.Classifier | None = None) 
         new[table] = [r[1:] for r in rows]
     if not tops:
         return 0
-    flush(conn, roll_up(conn, clf, cur, *new.values()))
+    flush(conn, roll_up(conn, clf, cur, _by_agent(new["window_spans"]),
+                        _by_agent(new["activity_spans"]), new["process_samples"]))
     for table, top in tops.items():
         _set_cursor(conn, table, top)
     return sum(map(len, new.values()))
@@ -374,12 +396,27 @@ def _stored_rows(conn: sqlite3.Connection, cur: dict[str, int],
 def ingest_group(conn: sqlite3.Connection, group: list[Any], clf: rules_mod.Classifier) -> None:
     """Roll up one group commit's new batches (``collector.store.StoredBatch``: key,
     batch, records, received_ms) from the rows in memory, after their insertion."""
-    windows = [row for item in group for row in item.records.windows]
-    activity = [row for item in group for row in item.records.activity]
-    processes = [row for item in group for row in item.records.processes]
+    windows: dict[int, list[tuple]] = {}
+    activity: dict[int, list[tuple]] = {}
+    processes: list[tuple] = []
+    for item in group:   # each batch holds one agent's rows
+        records = item.records
+        if records.windows:
+            rows = windows.get(item.key)
+            if rows is None:
+                windows[item.key] = list(records.windows)
+            else:
+                rows += records.windows
+        if records.activity:
+            rows = activity.get(item.key)
+            if rows is None:
+                activity[item.key] = list(records.activity)
+            else:
+                rows += records.activity
+        processes += records.processes
     cur = _cursors(conn)
-    tops = _stored_rows(conn, cur, {"window_spans": len(windows),
-                                    "activity_spans": len(activity),
+    tops = _stored_rows(conn, cur, {"window_spans": sum(map(len, windows.values())),
+                                    "activity_spans": sum(map(len, activity.values())),
                                     "process_samples": len(processes)})
     if tops is None:
         catch_up(conn, clf)

@@ -70,7 +70,7 @@ def extract(agent_key: int, batch: agent_pb2.Batch) -> Records:
     )
 
 
-CHUNK_ROWS = 256
+CHUNK_ROWS = 1024
 
 
 @lru_cache(maxsize=256)
