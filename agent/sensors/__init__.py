@@ -1,11 +1,13 @@
 """The agent's sensors: what it can observe on this machine, and what it cannot.
 
-Each kind of sensor (``window``, ``idle``) is a small package in the psutil
-mould: one public face in ``__init__``, one module per platform behind it, and
-a ``_none`` backend so that the agent still runs where a sensor cannot work
-(a server, Wayland without XWayland). ``input`` counts key presses and mouse
-events (counts only), ``processes`` samples CPU/memory per process and
-``clock`` notices when the machine slept.
+Each kind of sensor (``window``, ``idle``, ``input``) is a small package in
+the psutil mould: one public face in ``__init__``, one module per platform
+behind it, and a ``none`` fallback so that the agent still runs where a sensor
+cannot work (a server, Wayland without XWayland). ``input`` counts key presses
+and mouse events (counts only: on X11 from the RECORD extension directly,
+elsewhere through pynput), ``processes`` samples CPU/memory per process and
+``clock`` notices when the machine slept. On X11 a display that is not up yet
+is waited for, so an agent started before the login's X server picks it up.
 
 ``describe(cfg)`` tells a person which sensors would run and why the others
 cannot; ``worklens-agent status`` prints it.

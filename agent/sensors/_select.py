@@ -22,6 +22,25 @@ class BackendUnavailable(Exception):
     """A backend cannot run here; the message says why and how to fix it."""
 
 
+class DisplayNotReady(BackendUnavailable):
+    """The X display cannot be reached now; it may be later (retry)."""
+
+    def __init__(self, message: str, problem: str = "") -> None:
+        super().__init__(message)
+        self.problem = problem   # python-xlib's own words, e.g. "[Errno 2] No such file..."
+
+
+def display_label(display_name: str | None) -> str:
+    """The display's name for people: ``:0`` rather than None."""
+    return display_name or os.environ.get("DISPLAY") or "$DISPLAY"
+
+
+def waiting_reason(label: str, problem: str = "") -> str:
+    """The status line of a sensor waiting for its display."""
+    why = f" ({problem})" if problem else ""
+    return f"waiting for X display {label}{why}; it is picked up when it appears"
+
+
 @dataclass(frozen=True)
 class SensorStatus:
     """What one sensor does on this machine, for ``worklens-agent status``."""

@@ -17,13 +17,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from agent.sensors._select import BackendUnavailable
+from agent.sensors._select import (
+    BackendUnavailable,
+    DisplayNotReady,
+    display_label,
+    waiting_reason,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -31,14 +35,6 @@ T = TypeVar("T")
 FIRST_BACKOFF = 1.0
 MAX_BACKOFF = 10.0      # a failed connect costs ~0.1 ms: pick a display up within 10 s
 DRAIN_EVERY = 64        # calls between draining stray events (e.g. MappingNotify)
-
-
-class DisplayNotReady(BackendUnavailable):
-    """The X display cannot be reached now; it may be later (retry)."""
-
-    def __init__(self, message: str, problem: str = "") -> None:
-        super().__init__(message)
-        self.problem = problem   # python-xlib's own words, e.g. "[Errno 2] No such file..."
 
 
 def _xlib():
@@ -49,11 +45,6 @@ def _xlib():
         raise BackendUnavailable("python-xlib is not installed: pip install python-xlib") \
             from None
     return Xlib
-
-
-def display_label(display_name: str | None) -> str:
-    """The display's name for people: ``:0`` rather than None."""
-    return display_name or os.environ.get("DISPLAY") or "$DISPLAY"
 
 
 def open_display(display_name: str | None) -> Any:
@@ -71,12 +62,6 @@ def open_display(display_name: str | None) -> Any:
             f"cannot open X display {label} ({exc}): set DISPLAY to the user's X "
             "session and run the agent as that user (on Wayland enable XWayland)",
             problem=str(exc).strip()) from None
-
-
-def waiting_reason(label: str, problem: str = "") -> str:
-    """The status line of a sensor waiting for its display."""
-    why = f" ({problem})" if problem else ""
-    return f"waiting for X display {label}{why}; it is picked up when it appears"
 
 
 class XConnection:

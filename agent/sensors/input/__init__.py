@@ -29,8 +29,14 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 
-from agent.sensors._select import BackendUnavailable, SensorStatus, no_display_reason
-from agent.sensors._xconn import DisplayNotReady, display_label, waiting_reason
+from agent.sensors._select import (
+    BackendUnavailable,
+    DisplayNotReady,
+    SensorStatus,
+    display_label,
+    no_display_reason,
+    waiting_reason,
+)
 from agent.sensors.input._base import NO_INPUT, InputCounts, InputListener, Tally
 
 __all__ = ["NO_INPUT", "InputCounter", "InputCounts", "choose_backend", "probe"]

@@ -4,8 +4,9 @@ Why not pynput here (it is what Windows and macOS use): pynput's X11
 listeners decode every press *and* release into Key/Button objects (keysym
 lookups included) through python-xlib's generic reply parser, two connections
 per listener. We only count, and that decoding was most of the agent's CPU
-while someone typed (benchmarks/agent_footprint.py: 0.32 % of a core instead
-of 0.13 %). This reader instead:
+while someone typed: ``benchmarks/agent_footprint.py --duration 120`` (a few
+keys a second) measured 0.32 % of a core and 37 MB with pynput, 0.14 % and
+34 MB with this reader (0.12 % without typing at all). This reader instead:
 
 - asks the server (one connection) to record only KeyPress, ButtonPress and
   MotionNotify device events: releases are never even sent to us;
