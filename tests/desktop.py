@@ -18,9 +18,10 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
+
+from polling import wait_for
 
 PROGRAMS = ("Xvfb", "openbox", "xdotool", "xterm")
 T = TypeVar("T")
@@ -28,19 +29,6 @@ T = TypeVar("T")
 
 def missing_programs(programs: tuple[str, ...] = PROGRAMS) -> list[str]:
     return [p for p in programs if shutil.which(p) is None]
-
-
-def wait_for(predicate: Callable[[], T], timeout: float = 20.0, interval: float = 0.05,
-             what: str = "condition") -> T:
-    """Poll until ``predicate()`` is truthy (and return it); generous for loaded machines."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
 
 
 def unused_display(first: int = 300, last: int = 899) -> str:

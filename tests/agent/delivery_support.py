@@ -30,19 +30,6 @@ def window(i: int, title: str | None = None, start_ms: int | None = None
                                 exe=f"/usr/bin/app{i % 7}")
 
 
-def wait_until(predicate: Callable[[], object], timeout: float = 60.0,
-               what: str = "condition") -> object:
-    """Poll (the machine is shared and slow at times); fail with ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.05)
-
-
 def fast_backoff() -> Backoff:
     return Backoff(initial=0.05, maximum=0.5)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 from collector_harness import InProcessCollector, collector_config
-from delivery_support import fast_backoff, free_port, wait_until, window
+from delivery_support import fast_backoff, free_port, window
+from polling import wait_for
 from worklens import config as wl_config
 from worklens.cli import UserError
 
@@ -47,7 +48,7 @@ def test_records_flow_every_flush_interval_and_close_drains(tmp_path, collector)
                          backoff=fast_backoff())   # address comes from the enrollment
     try:
         sink.write([window(1, "first")])
-        wait_until(lambda: titles(collector) == ["first"], what="the flusher to ship")
+        wait_for(lambda: titles(collector) == ["first"], what="the flusher to ship")
         sink.write([window(2, "second")])
         sink.checkpoint([window(3, "open at close")])
         sink.checkpoint([])
@@ -85,10 +86,10 @@ def test_self_enrolls_with_the_secret_once_the_collector_comes_up(tmp_path):
     col = None
     try:
         sink.write([window(1, "recorded while the collector was down")])
-        wait_until(lambda: sink.spool.depth().batches >= 1, what="a sealed batch")
+        wait_for(lambda: sink.spool.depth().batches >= 1, what="a sealed batch")
         assert not (data / "credential.json").exists()
         col = InProcessCollector(tmp_path / "collector", col_cfg)
-        wait_until(lambda: titles(col) == ["recorded while the collector was down"],
+        wait_for(lambda: titles(col) == ["recorded while the collector was down"],
                    what="self-enrollment and delivery")
         assert (data / "credential.json").exists()
     finally:

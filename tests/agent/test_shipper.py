@@ -14,7 +14,8 @@ import grpc
 import pytest
 from byteproxy import ByteCountingProxy
 from collector_harness import InProcessCollector, make_batch
-from delivery_support import HOST, make_shipper, spool_with, wait_until, window
+from delivery_support import HOST, make_shipper, spool_with, window
+from polling import wait_for
 from worklens.v1 import agent_pb2, agent_pb2_grpc
 
 from agent.credential import Connection, Credential
@@ -70,14 +71,14 @@ def test_delivers_every_batch_once_in_order_and_deletes_it_on_ack(tmp_path, coll
     shipper = run(make_shipper(spool, collector.grpc_address, agent.agent_id, agent.credential,
                                max_in_flight=8))
     try:
-        wait_until(lambda: spool.depth().batches == 0, what="all batches acked")
+        wait_for(lambda: spool.depth().batches == 0, what="all batches acked")
         assert stored_sequences(collector, agent.agent_id) == list(range(1, 31))
         assert stored_titles(collector, agent.agent_id) == [f"span {i}" for i in range(90)]
         # the stream stays open: later batches go out without a reconnect
         spool.add([window(500, "later")])
         spool.seal()
         shipper.wake()
-        wait_until(lambda: spool.depth().batches == 0, what="the later batch acked")
+        wait_for(lambda: spool.depth().batches == 0, what="the later batch acked")
         assert stored_titles(collector, agent.agent_id)[-1] == "later"
         assert spool.get("last_ack_sequence") == 31
         assert spool.get("last_error") is None
@@ -92,7 +93,7 @@ def test_poisoned_batch_is_dead_lettered_and_later_batches_still_flow(tmp_path, 
     spool = spool_with(tmp_path / "agent", batches)
     shipper = run(make_shipper(spool, collector.grpc_address, agent.agent_id, agent.credential))
     try:
-        wait_until(lambda: spool.depth().batches == 0, what="the other batches acked")
+        wait_for(lambda: spool.depth().batches == 0, what="the other batches acked")
         assert stored_sequences(collector, agent.agent_id) == [1, 2, 4, 5, 6]
         [(sequence, events, reason)] = spool.dead_letters()
         assert (sequence, events) == (3, 1)
@@ -101,7 +102,7 @@ def test_poisoned_batch_is_dead_lettered_and_later_batches_still_flow(tmp_path, 
         spool.add([window(99, "after the poison")])
         spool.seal()
         shipper.wake()
-        wait_until(lambda: "after the poison" in stored_titles(collector, agent.agent_id),
+        wait_for(lambda: "after the poison" in stored_titles(collector, agent.agent_id),
                    what="a batch after the dead letter")
     finally:
         shipper.stop()
@@ -120,7 +121,7 @@ def test_rejected_credential_stops_sending_says_reenroll_and_resumes_after_enrol
     shipper = run(Shipper(spool, identity, HOST, backoff=Backoff(initial=0.05, maximum=0.2),
                           credential_stamp=lambda: state["stamp"]))
     try:
-        wait_until(lambda: spool.get("auth_error"), what="the auth error")
+        wait_for(lambda: spool.get("auth_error"), what="the auth error")
         assert "re-enroll" in spool.get("auth_error")
         assert "re-enroll" in caplog.text and "stopped sending" in caplog.text
         attempts = state["attempts"]
@@ -131,7 +132,7 @@ def test_rejected_credential_stops_sending_says_reenroll_and_resumes_after_enrol
 
         state["credential"] = agent.credential                # `enroll` wrote a new file
         state["stamp"] = 2.0
-        wait_until(lambda: spool.depth().batches == 0, timeout=60, what="delivery resumed")
+        wait_for(lambda: spool.depth().batches == 0, timeout=60, what="delivery resumed")
         assert stored_sequences(collector, agent.agent_id) == [1, 2]
         assert spool.get("auth_error") is None
     finally:
@@ -143,7 +144,7 @@ def test_revoked_agent_is_stopped(tmp_path, collector, agent):
     spool = spool_with(tmp_path / "agent", [[window(1)]])
     shipper = run(make_shipper(spool, collector.grpc_address, agent.agent_id, agent.credential))
     try:
-        wait_until(lambda: spool.get("auth_error"), what="the auth error")
+        wait_for(lambda: spool.get("auth_error"), what="the auth error")
         assert "rejected this agent's credential" in spool.get("auth_error")
         assert spool.depth().batches == 1
     finally:
@@ -156,7 +157,7 @@ def test_fresh_spool_continues_after_the_collectors_last_sequence(tmp_path, coll
     spool = spool_with(tmp_path / "agent", [[window(1, "new a")], [window(2, "new b")]])
     shipper = run(make_shipper(spool, collector.grpc_address, agent.agent_id, agent.credential))
     try:
-        wait_until(lambda: spool.depth().batches == 0, what="delivery")
+        wait_for(lambda: spool.depth().batches == 0, what="delivery")
         assert stored_sequences(collector, agent.agent_id) == [1, 2, 3, 4, 5, 6, 7]
         assert {"new a", "new b"} <= set(stored_titles(collector, agent.agent_id))
     finally:
@@ -196,13 +197,13 @@ def test_packed_delivery_stores_the_exact_values_and_a_new_stream_starts_a_new_c
     network = ByteCountingProxy(collector.grpc_address)
     shipper = run(make_shipper(spool, network.address, agent.agent_id, agent.credential))
     try:
-        wait_until(lambda: spool.depth().batches == 0, what="the first batches acked")
+        wait_for(lambda: spool.depth().batches == 0, what="the first batches acked")
         network.cut()           # the next stream starts a fresh context on both sides
         for i in range(5, 10):
             spool.add([*process_samples(i), window(i)])
             spool.seal()
             shipper.wake()
-        wait_until(lambda: spool.depth().batches == 0, what="the later batches acked")
+        wait_for(lambda: spool.depth().batches == 0, what="the later batches acked")
         assert network.connections >= 2
         assert stored_sequences(collector, agent.agent_id) == list(range(1, 11))
         got = stored_processes(collector, agent.agent_id)
@@ -220,12 +221,12 @@ def test_revocation_ends_an_open_stream_and_the_shipper_says_reenroll(tmp_path, 
     spool = spool_with(tmp_path / "agent", [[window(1)]])
     shipper = run(make_shipper(spool, collector.grpc_address, agent.agent_id, agent.credential))
     try:
-        wait_until(lambda: spool.depth().batches == 0, what="delivery before revoking")
+        wait_for(lambda: spool.depth().batches == 0, what="delivery before revoking")
         assert revoke_agent(collector.store, agent.agent_id)   # in this process: at once
         spool.add([window(2, "after revocation")])
         spool.seal()
         shipper.wake()
-        wait_until(lambda: spool.get("auth_error"), what="the auth error")
+        wait_for(lambda: spool.get("auth_error"), what="the auth error")
         assert "revoked or replaced while the upload stream was open" in spool.get("auth_error")
         assert "re-enroll" in spool.get("auth_error")
         assert stored_sequences(collector, agent.agent_id) == [1]
@@ -301,7 +302,7 @@ def test_a_collector_that_does_not_offer_packing_gets_plain_gzip_batches(tmp_pat
     spool = spool_with(tmp_path / "agent", [[window(1, "one")], [window(2, "two")]])
     shipper = run(make_shipper(spool, address, "ag-scripted", "ag-scripted.x"))
     try:
-        wait_until(lambda: spool.depth().batches == 0, what="delivery")
+        wait_for(lambda: spool.depth().batches == 0, what="delivery")
         assert [(b.agent_id, b.windows[0].title, b.packed) for _, b in
                 sorted(servicer.stored.items())] == [("ag-scripted", "one", b""),
                                                      ("ag-scripted", "two", b"")]
@@ -315,7 +316,7 @@ def test_resource_exhausted_with_retry_after_waits_as_told_then_resends(tmp_path
     spool = spool_with(tmp_path / "agent", [[window(1)], [window(2)]])
     shipper = run(make_shipper(spool, address, "ag-scripted", "ag-scripted.x"))
     try:
-        wait_until(lambda: spool.depth().batches == 0, what="delivery after the retry-after")
+        wait_for(lambda: spool.depth().batches == 0, what="delivery after the retry-after")
         assert sorted(servicer.stored) == [1, 2]
         assert servicer.call_times[1] - servicer.call_times[0] >= 0.65
         assert spool.dead_letters() == []
@@ -329,7 +330,7 @@ def test_resource_exhausted_without_retry_after_is_dead_lettered(tmp_path, scrip
     spool = spool_with(tmp_path / "agent", [[window(1)], [window(2)]])
     shipper = run(make_shipper(spool, address, "ag-scripted", "ag-scripted.x"))
     try:
-        wait_until(lambda: spool.depth().batches == 0, what="the rest delivered")
+        wait_for(lambda: spool.depth().batches == 0, what="the rest delivered")
         assert sorted(servicer.stored) == [2]
         assert [letter[0] for letter in spool.dead_letters()] == [1]
     finally:
@@ -345,7 +346,7 @@ def test_retryable_failures_are_retried_with_backoff_and_nothing_is_lost(tmp_pat
     spool = spool_with(tmp_path / "agent", [[window(1)], [window(2)], [window(3)]])
     shipper = run(make_shipper(spool, address, "ag-scripted", "ag-scripted.x"))
     try:
-        wait_until(lambda: spool.depth().batches == 0, what="delivery after retries")
+        wait_for(lambda: spool.depth().batches == 0, what="delivery after retries")
         assert sorted(servicer.stored) == [1, 2, 3]
         assert servicer.calls == 3
         assert spool.dead_letters() == []
@@ -360,7 +361,7 @@ def test_collector_that_stops_acking_is_abandoned_after_ack_timeout(tmp_path, sc
     shipper = run(make_shipper(spool, address, "ag-scripted", "ag-scripted.x",
                                ack_timeout=0.5))
     try:
-        wait_until(lambda: spool.depth().batches == 0, what="delivery on a second stream")
+        wait_for(lambda: spool.depth().batches == 0, what="delivery on a second stream")
         assert servicer.calls == 2 and sorted(servicer.stored) == [1, 2]
     finally:
         shipper.stop()

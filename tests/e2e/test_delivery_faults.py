@@ -17,7 +17,8 @@ import time
 import requests
 from byteproxy import ByteCountingProxy
 from certs import make_pki
-from conftest import agent_command, clean_env, wait_until
+from e2e_support import agent_command, clean_env
+from polling import wait_for
 
 from agent.spool import Spool
 
@@ -87,14 +88,14 @@ def test_agent_started_before_the_collector_delivers_everything_once_it_starts(
         "WORKLENS_WINDOW_BACKEND": "none", "WORKLENS_IDLE_BACKEND": "none",
         "WORKLENS_SAMPLING_PROCESS_INTERVAL": "1s", "WORKLENS_DELIVERY_FLUSH_INTERVAL": "1s",
         "DISPLAY": ""})
-    wait_until(lambda: (data / "spool.db").exists() and spool_state(data)[0].batches >= 3,
+    wait_for(lambda: (data / "spool.db").exists() and spool_state(data)[0].batches >= 3,
                what="batches spooled while the collector is down")
     assert not (data / "credential.json").exists()
     collector_started_ms = int(time.time() * 1000)
     col.start(grpc_listen=address)
-    wait_until(lambda: (data / "credential.json").exists(), what="self-enrollment")
+    wait_for(lambda: (data / "credential.json").exists(), what="self-enrollment")
     agent_id = json.loads((data / "credential.json").read_text())["agent_id"]
-    wait_until(lambda: spool_state(data)[0].batches == 0, timeout=120, what="the backlog acked")
+    wait_for(lambda: spool_state(data)[0].batches == 0, timeout=120, what="the backlog acked")
     assert agent.terminate() == 0, agent.output
     depth, meta = spool_state(data)
     assert (depth.batches, depth.unsealed) == (0, 0), agent.output   # nothing left behind
@@ -117,7 +118,7 @@ def test_collector_killed_repeatedly_every_span_stored_exactly_once(
                            env=FAST)
     for _ in range(4):
         closed_before = len(driver.events("closed"))
-        wait_until(lambda: len(driver.events("closed")) > closed_before + 40,  # noqa: B023
+        wait_for(lambda: len(driver.events("closed")) > closed_before + 40,  # noqa: B023
                    what="the stream to progress")
         col.restart(kill=True)                     # SIGKILL, then the same ports again
     assert driver.wait() == 0, driver.output
@@ -138,7 +139,7 @@ def test_agent_killed_loses_nothing_closed_and_at_most_a_flush_of_the_open_span(
         closed = first.events("closed")
         points = [c for c in first.events("checkpoint") if c[2] >= 700]
         return closed and len(closed) >= 3 and points and points[-1][0] == closed[-1][0] + 1
-    wait_until(mid_span_checkpoint, what="three closed spans and one well under way")
+    wait_for(mid_span_checkpoint, what="three closed spans and one well under way")
     first.kill()
     killed_ms = int(time.time() * 1000)
     closed = first.events("closed")
@@ -220,10 +221,10 @@ def test_revoked_credential_stops_the_agent_and_it_says_so(collector_proc_factor
     try:
         data, agent_id = agents.enroll(col, address=network.address)
         driver = agents.driver(data, "--prefix", "r", "--span", "0.1", env=FAST)
-        wait_until(lambda: titles(col, agent_id)["r 3"] == 1, what="delivery before revoking")
+        wait_for(lambda: titles(col, agent_id)["r 3"] == 1, what="delivery before revoking")
         revoke(col, agent_id)
         network.cut()         # the agent's next connection meets the revocation
-        wait_until(lambda: "re-enroll" in driver.output, what="the agent to say re-enroll")
+        wait_for(lambda: "re-enroll" in driver.output, what="the agent to say re-enroll")
         assert "stopped sending" in driver.output
         facts = agent_status(data)
         assert "re-enroll" in facts["spool"]["sending_stopped"]
@@ -248,10 +249,10 @@ def test_revocation_reaches_an_agent_on_an_open_stream(collector_proc_factory, a
     try:
         data, agent_id = agents.enroll(col, address=network.address)
         driver = agents.driver(data, "--prefix", "o", "--span", "0.1", env=FAST)
-        wait_until(lambda: titles(col, agent_id)["o 3"] == 1, what="delivery before revoking")
+        wait_for(lambda: titles(col, agent_id)["o 3"] == 1, what="delivery before revoking")
         connections = network.connections
         revoke(col, agent_id)
-        wait_until(lambda: "re-enroll" in driver.output, timeout=30,
+        wait_for(lambda: "re-enroll" in driver.output, timeout=30,
                    what="the agent to say re-enroll")
         assert "revoked or replaced while the upload stream was open" in driver.output
         assert network.connections == connections, "the stream was not the one open before"

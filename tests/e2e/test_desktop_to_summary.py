@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 from collector_harness import collector_command
-from conftest import agent_command, clean_env, wait_until
 from desktop import Desktop, missing_programs
+from e2e_support import agent_command, clean_env
+from polling import wait_for
 
 pytestmark = pytest.mark.system
 
@@ -64,7 +65,7 @@ def test_focus_and_typing_on_a_desktop_become_the_summary_and_csv(
         "WORKLENS_SAMPLING_WINDOW_INTERVAL": f"{int(INTERVAL * 1000)}ms",
         "WORKLENS_SAMPLING_IDLE_THRESHOLD": f"{IDLE_THRESHOLD:g}s",
         "WORKLENS_DELIVERY_FLUSH_INTERVAL": f"{FLUSH:g}s"})
-    wait_until(lambda: ("enrolled as" in agent.output and "sampling every" in agent.output)
+    wait_for(lambda: ("enrolled as" in agent.output and "sampling every" in agent.output)
                or agent.proc.poll() is not None, what="the agent to enroll itself and sample")
     assert agent.proc.poll() is None, agent.output
     assert "window: x11; idle: x11; input: x11" in agent.output

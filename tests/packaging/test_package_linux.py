@@ -18,7 +18,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from packaging_support import SESSION_PATH, DebianRoot, Packages, wait_for
+from packaging_support import SESSION_PATH, DebianRoot, Packages
+from polling import wait_for
 
 # The first test's setup runs `make package` (PyInstaller) and debootstrap: minutes
 # on a cold machine, more than the suite's default per-test timeout.
