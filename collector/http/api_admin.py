@@ -3,7 +3,6 @@ change is written to the audit log before the response goes out."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
@@ -12,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from worklens.durations import parse_duration
 
+from collector import enrollment
 from collector.http import audit
 from collector.http.auth import Principal, require
 from collector.http.context import client_address, store_of
@@ -71,17 +71,19 @@ def revoke_token(request: Request, token_id: str, who: Admin) -> dict[str, Any]:
 
 @router.post("/agents/{agent_id}/revoke", summary="Revoke an agent's credential")
 def revoke_agent(request: Request, agent_id: str, who: Admin) -> dict[str, Any]:
-    now = int(time.time() * 1000)
-
-    def revoke(conn) -> int:
-        return conn.execute("UPDATE agents SET revoked_ms = COALESCE(revoked_ms, ?)"
-                            " WHERE agent_id = ?", (now, agent_id)).rowcount
-
-    if not store_of(request).write(revoke):
+    # Through collector.enrollment, so that an upload stream the agent has open
+    # right now is refused at its next batch, not only at its next connection.
+    store = store_of(request)
+    if not enrollment.revoke_agent(store, agent_id) and not _agent_exists(store, agent_id):
         raise ApiError(404, f"no agent with id {agent_id!r}")
-    audit.record(store_of(request), who, "agent.revoke", {"agent_id": agent_id},
-                 client_address(request))
+    audit.record(store, who, "agent.revoke", {"agent_id": agent_id}, client_address(request))
     return {"revoked": agent_id}
+
+
+def _agent_exists(store, agent_id: str) -> bool:
+    with store.reader() as conn:
+        return conn.execute("SELECT 1 FROM agents WHERE agent_id = ?",
+                            (agent_id,)).fetchone() is not None
 
 
 @router.get("/audit", summary="The audit log, newest first")
