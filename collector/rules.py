@@ -25,6 +25,8 @@ from typing import Any
 
 from worklens.cli import UserError
 
+from collector import audit
+
 PRODUCTIVITY = ("productive", "neutral", "unproductive")
 UNCLASSIFIED = "unclassified"
 UNCLASSIFIED_CATEGORY = "(unclassified)"
@@ -246,6 +248,8 @@ def command(args: Any, cfg: Any, data_dir: Path) -> int:
             print(to_toml(get_rules(store)), end="")
             return 0
         set_rules(store, rules)
+        audit.record(store, audit.local_operator(), "rules.load",
+                     {"file": str(args.file), "rules": [r.to_dict() for r in rules]})
         print(f"loaded {len(rules)} rule(s); history re-categorised")
         return 0
     finally:

@@ -29,6 +29,7 @@ from pathlib import Path
 from worklens.cli import UserError
 from worklens.durations import parse_duration
 
+from collector import audit
 from collector.config import CollectorConfig, store_url
 from collector.store import Store, open_store
 
@@ -181,6 +182,9 @@ def command(args: argparse.Namespace, cfg: CollectorConfig, data_dir: Path) -> i
     try:
         if args.action == "create":
             info, secret = create_token(store, args.role, args.name or "", expires)
+            audit.record(store, audit.local_operator(), "token.create",
+                         {"id": info.id, "role": info.role, "name": info.name,
+                          "expires_ms": info.expires_ms})
             print(secret)
             until = f", expires {_when(info.expires_ms)}" if info.expires_ms else ""
             print(f"created {info.role} token {info.id}{until}. The secret above is shown only "
@@ -191,6 +195,7 @@ def command(args: argparse.Namespace, cfg: CollectorConfig, data_dir: Path) -> i
             if not revoke_token(store, args.id):
                 raise UserError(f"no active token with id {args.id!r} (see: worklens-collector "
                                 "token list)")
+            audit.record(store, audit.local_operator(), "token.revoke", {"id": args.id})
             print(f"revoked token {args.id}")
         else:  # argparse restricts the choices; this is a programming error
             raise UserError(f"unknown token action {args.action!r}")

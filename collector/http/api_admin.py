@@ -11,8 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from worklens.durations import parse_duration
 
-from collector import enrollment
-from collector.http import audit
+from collector import audit, enrollment
 from collector.http.auth import Principal, require
 from collector.http.context import client_address, store_of
 from collector.http.errors import ApiError

@@ -10,7 +10,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
-from collector.http import audit, queries
+from collector import audit
+from collector.http import queries
 from collector.http.api_query import DATE_HELP
 from collector.http.auth import Principal, require
 from collector.http.context import client_address, range_params, store_of

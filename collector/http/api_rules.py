@@ -9,7 +9,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request
 
-from collector.http import audit, queries
+from collector import audit
+from collector.http import queries
 from collector.http.auth import Principal, require
 from collector.http.context import client_address, store_of
 

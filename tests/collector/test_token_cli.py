@@ -75,3 +75,27 @@ def test_usage_errors_exit_2(cli):
     done = subprocess.run(collector_command("token", "create", "--role", "root"),
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "invalid choice" in done.stderr
+
+
+def test_store_direct_changes_are_audited_with_the_local_operator(cli, tmp_path):
+    """Token and rules changes made on the collector's machine leave the same
+    trail as those made over the API: who (login@host), what, when."""
+    import getpass
+    import json
+    import sqlite3
+
+    secret = cli.cli("token", "create", "--role", "viewer", "--name", "bi").stdout.strip()
+    token_id = secret.split("_")[1]
+    assert cli.cli("token", "revoke", token_id).returncode == 0
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[[rules]]\napp = "^code$"\ncategory = "Development"\n'
+                     'productivity = "productive"\n')
+    assert cli.cli("rules", "load", str(rules)).returncode == 0
+    with sqlite3.connect(cli.data_dir / "worklens.db") as db:
+        rows = db.execute("SELECT action, token_name, role, params FROM audit_log"
+                          " ORDER BY id").fetchall()
+    assert [r[0] for r in rows] == ["token.create", "token.revoke", "rules.load"]
+    assert all(r[1].startswith(f"{getpass.getuser()}@") and r[2] == "admin" for r in rows)
+    assert json.loads(rows[0][3])["id"] == token_id and "secret" not in rows[0][3]
+    assert json.loads(rows[2][3])["rules"][0]["category"] == "Development"
+    assert secret.split("_", 2)[2] not in json.dumps(rows)

@@ -1,16 +1,46 @@
 """The audit trail (table ``audit_log``, migration 0003): who exported what and
-who changed tokens, agents or rules. Written before the action's response is
-sent so that an export cannot leave without its record."""
+who changed tokens, agents or rules — over the HTTP API (the bearer token's
+identity) or with the store-direct CLI (the local operator's login). Written
+before the action's response is sent so that an export cannot leave without
+its record."""
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
+import socket
 import sqlite3
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from collector.http.auth import Principal
+
+class Actor(Protocol):
+    """Who did it: an API principal (collector.http.auth.Principal) or the
+    local operator of a CLI command."""
+
+    token_id: str
+    name: str
+    role: str
+
+
+@dataclass(frozen=True)
+class LocalOperator:
+    """A person running a store-direct command on the collector's machine:
+    no token, full rights, identified by login and host."""
+
+    token_id: str = "-"
+    name: str = ""
+    role: str = "admin"
+
+
+def local_operator() -> LocalOperator:
+    try:
+        login = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry, e.g. an arbitrary container uid
+        login = f"uid {os.getuid()}" if hasattr(os, "getuid") else "unknown"
+    return LocalOperator(name=f"{login}@{socket.gethostname()} (cli)")
 
 
 @dataclass
@@ -28,7 +58,7 @@ class AuditEntry:
         return asdict(self)
 
 
-def record(store: Any, who: Principal, action: str, params: dict[str, Any],
+def record(store: Any, who: Actor, action: str, params: dict[str, Any],
            client: str = "") -> None:
     """Append one audit row in its own write transaction (durable on return)."""
     row = (int(time.time() * 1000), who.token_id, who.name, who.role, action,
