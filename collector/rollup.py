@@ -6,17 +6,26 @@ agent contribute their overlap. Both kinds usually arrive in one batch but
 either may come late, so each (window, activity) pair is counted exactly once,
 when the later of the two is stored:
 
-* the hook reads the raw rows stored since its cursor (``rollup_cursor``, by
-  rowid — robust to how the store groups batches into one commit);
+* ``rollup_cursor`` (by rowid) says which raw rows are rolled up: all rows at
+  or below it;
 * new windows are intersected with ALL stored activity overlapping them;
 * new activity is intersected with the windows stored before (rowid <= the old
   cursor), so a pair of two new rows is not counted twice.
 
+The ingest hook is a GROUP hook (``Store.add_group_hook``): called once per
+group commit, right after the group's rows are inserted, it works on the rows
+it is handed in memory (re-reading rows just written cost as much as the rest
+of the hook). It checks that the rows above the cursors are exactly those rows
+(rowids of new rows exceed all older ones); if not — rows stored by a writer
+without the hook — it falls back to ``catch_up``, which reads everything above
+the cursors back. Either way the cursors end at the top.
+
 Contributions are additive and split exactly at 15-minute UTC bucket
 boundaries, so ``rebuild`` (delete a bucket range, recompute it from raw rows,
 clipped to the range) gives the same rows as ingest did. Aggregation happens
-in Python per batch and a few rows are upserted: the hook runs inside the
-ingest group commit.
+in Python per group and few rows are upserted: the hook runs inside the ingest
+group commit, on the writer thread, and its cost is taken from ingest
+throughput one for one.
 """
 
 from __future__ import annotations
