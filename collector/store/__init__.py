@@ -19,12 +19,12 @@ from collector.store.base import (
     StoreError,
     StoreUnavailable,
 )
-from collector.store.sqlite import SqliteStore
+from collector.store.sqlite import SqliteStore, StoredBatch
 
 Store = SqliteStore
 
 __all__ = ["AgentRow", "IngestResult", "Store", "StoreBusy", "StoreError", "StoreUnavailable",
-           "open_store", "sqlite_path"]
+           "StoredBatch", "open_store", "sqlite_path"]
 
 
 def sqlite_path(url: str) -> Path:
