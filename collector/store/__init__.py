@@ -1,5 +1,5 @@
 """The collector's store: one small interface the gRPC and HTTP layers use,
-without seeing SQL. See notes/store-contract.md.
+without seeing SQL. See collector/store/STORE.md.
 
 ``open_store(url)`` picks the backend from the URL scheme. Pass
 ``serving=True`` from ``serve`` only: it takes the exclusive lock that makes

@@ -136,7 +136,7 @@ def describe_sqlite_error(exc: sqlite3.Error, path: Path) -> str:
 
 
 class SqliteStore:
-    """See notes/store-contract.md for the interface other layers use."""
+    """See collector/store/STORE.md for the interface other layers use."""
 
     def __init__(self, path: Path, *, serving: bool = False) -> None:
         self.path = path
