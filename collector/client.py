@@ -1,7 +1,7 @@
 """``worklens-collector summary`` and ``export``: the operator's client for the
 collector's HTTP API (``requests``). Arguments are parsed in collector/cli.py.
 
-Dates are checked here with the server's own rules (collector.http.dates) so a
+Dates are checked here with the server's own rules (collector.dates) so a
 typo fails at once, but relative words (``today``, ``7d``) are sent as typed
 and resolved by the collector in the requested (or its default) time zone.
 Every expected failure is one line and exit code 1 (worklens.cli.UserError).
@@ -24,7 +24,7 @@ import requests
 from worklens.cli import UserError
 
 from collector.csvexport import safe
-from collector.http.dates import DateError, parse_date, parse_tz
+from collector.dates import DateError, parse_date, parse_tz
 
 CONNECT_TIMEOUT_S = 10
 READ_TIMEOUT_S = 300

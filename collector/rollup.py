@@ -585,7 +585,7 @@ def reapply_rules(conn: sqlite3.Connection, old: rules_mod.Classifier,
 def command(args: Any, cfg: Any, data_dir: Path) -> int:
     """``rollups rebuild [--from DATE] [--to DATE]`` (dates in [summary] timezone)."""
     from collector.config import store_url
-    from collector.http.dates import DateError, midnight_ms, parse_date, parse_tz
+    from collector.dates import DateError, midnight_ms, parse_date, parse_tz
     from collector.store import open_store
 
     try:

@@ -8,10 +8,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from collector.dates import DateError, parse_date
 from collector.http import queries
 from collector.http.auth import Principal, require
 from collector.http.context import range_params, store_of, tz_param
-from collector.http.dates import DateError, parse_date
 from collector.http.errors import ApiError, bad_param
 from collector.http.jsonresp import FastJSONResponse
 

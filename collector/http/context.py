@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import Request
 
-from collector.http.dates import DateError, DateRange, parse_range, parse_tz
+from collector.dates import DateError, DateRange, parse_range, parse_tz
 from collector.http.errors import ApiError
 
 

@@ -10,7 +10,7 @@ from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from collector.http.dates import DateRange
+from collector.dates import DateRange
 from collector.http.errors import ApiError
 
 EXPORT_KINDS = ("spans", "activity", "processes", "daily", "apps")
