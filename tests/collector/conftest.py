@@ -58,3 +58,13 @@ def collector_proc(collector_proc_factory) -> CollectorProcess:
     proc = collector_proc_factory()
     proc.start()
     return proc
+
+
+@pytest.fixture(scope="module")
+def col(tmp_path_factory):
+    """One real `serve` process (gRPC + HTTP) shared by a test module's API tests."""
+    from http_support import start_collector
+
+    c = start_collector(tmp_path_factory.mktemp("collector"))
+    yield c
+    assert c.terminate() == 0, c.output

@@ -15,18 +15,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from collector_harness import collector_command
-from http_support import IDLE, activity, start_collector, window
+from http_support import IDLE, activity, window
 
 DAY = (datetime.now(UTC) - timedelta(days=1)).date()
 T0 = int(datetime(DAY.year, DAY.month, DAY.day, 8, tzinfo=UTC).timestamp() * 1000)
 MIN = 60_000
-
-
-@pytest.fixture(scope="module")
-def col(tmp_path_factory):
-    c = start_collector(tmp_path_factory.mktemp("collector"))
-    yield c
-    assert c.terminate() == 0, c.output
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from http_support import IDLE, activity, start_collector, window
+from http_support import IDLE, activity, window
 
 pytestmark = pytest.mark.system
 
@@ -20,13 +20,6 @@ T0 = int(datetime(DAY.year, DAY.month, DAY.day, 9, tzinfo=UTC).timestamp() * 100
 MIN = 60_000
 EVIL_TITLE = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script> =cmd|calc'
 EVIL_APP = "<b>bold</b>"
-
-
-@pytest.fixture(scope="module")
-def col(tmp_path_factory):
-    c = start_collector(tmp_path_factory.mktemp("collector"))
-    yield c
-    assert c.terminate() == 0, c.output
 
 
 @pytest.fixture(scope="module")

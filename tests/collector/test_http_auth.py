@@ -7,15 +7,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from http_support import activity, start_collector, window
+from http_support import activity, window
 from prometheus_client.parser import text_string_to_metric_families
-
-
-@pytest.fixture(scope="module")
-def col(tmp_path_factory):
-    c = start_collector(tmp_path_factory.mktemp("collector"))
-    yield c
-    assert c.terminate() == 0, c.output
 
 
 @pytest.fixture(scope="module")

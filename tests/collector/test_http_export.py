@@ -11,20 +11,13 @@ from datetime import UTC, datetime, timedelta
 
 import psutil
 import pytest
-from http_support import IDLE, activity, start_collector, window
+from http_support import IDLE, activity, window
 from worklens.v1 import agent_pb2
 
 DAY = (datetime.now(UTC) - timedelta(days=3)).date()
 T0 = int(datetime(DAY.year, DAY.month, DAY.day, 8, tzinfo=UTC).timestamp() * 1000)
 MIN = 60_000
 FORMULA = '=HYPERLINK("http://x")'
-
-
-@pytest.fixture(scope="module")
-def col(tmp_path_factory):
-    c = start_collector(tmp_path_factory.mktemp("collector"))
-    yield c
-    assert c.terminate() == 0, c.output
 
 
 @pytest.fixture(scope="module")

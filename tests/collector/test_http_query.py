@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from http_support import IDLE, activity, start_collector, window
+from http_support import IDLE, activity, window
 
 DAY = (datetime.now(UTC) - timedelta(days=2)).date()
 T0 = int(datetime(DAY.year, DAY.month, DAY.day, 9, tzinfo=UTC).timestamp() * 1000)
@@ -14,13 +14,6 @@ MIN = 60_000
 EVIL = '<img src=x onerror=alert(1)> =HYPERLINK("http://x")'
 RULES = [{"app": "^code$", "category": "Development", "productivity": "productive"},
          {"app": "slack", "category": "Chat", "productivity": "neutral"}]
-
-
-@pytest.fixture(scope="module")
-def col(tmp_path_factory):
-    c = start_collector(tmp_path_factory.mktemp("collector"))
-    yield c
-    assert c.terminate() == 0, c.output
 
 
 @pytest.fixture(scope="module")
