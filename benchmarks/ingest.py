@@ -54,9 +54,10 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
+
+from _collector import WITHOUT_ROLLUPS, Collector, create_token, start_collector
 
 APPS = [("code", "/usr/bin/code", "{} - worklens - Visual Studio Code"),
         ("firefox", "/usr/lib/firefox/firefox", "{} — Mozilla Firefox"),
@@ -74,47 +75,8 @@ def log(message: str) -> None:
 
 # -- the collector -------------------------------------------------------------------------
 
-WITHOUT_ROLLUPS = ("import collector.rollup as r; r.install = lambda store: None; ")
-
-
-def collector_cmd(*args: str, without_rollups: bool = False) -> list[str]:
-    prelude = WITHOUT_ROLLUPS if without_rollups else ""
-    return [sys.executable, "-c", prelude + "from collector.cli import main; main()", *args]
-
-
-def start_collector(data_dir: Path, without_rollups: bool
-                    ) -> tuple[subprocess.Popen, str, list[str]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKLENS_")}
-    env["WORKLENS_LOG_LEVEL"] = "WARNING"
-    proc = subprocess.Popen(collector_cmd("serve", "--data-dir", str(data_dir), "--grpc-listen",
-                                          "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
-                                          without_rollups=without_rollups),
-                            env={**env, "WORKLENS_LOG_LEVEL": "INFO"}, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    lines: list[str] = []
-    ready = threading.Event()
-
-    def pump() -> None:
-        for line in proc.stdout:
-            lines.append(line)
-            if "collector ready" in line:
-                ready.set()
-        ready.set()
-
-    threading.Thread(target=pump, daemon=True).start()
-    if not ready.wait(60) or proc.poll() is not None:
-        proc.kill()
-        raise SystemExit("collector did not start:\n" + "".join(lines))
-    address = next(line.split("gRPC listening on ")[1].split()[0]
-                   for line in lines if "gRPC listening on " in line)
-    return proc, address, lines
-
-
-def enroll_secret(data_dir: Path) -> str:
-    done = subprocess.run(collector_cmd("token", "create", "--role", "enroll", "--data-dir",
-                                        str(data_dir), "--name", "benchmark"),
-                          capture_output=True, text=True, check=True)
-    return done.stdout.split()[0]
+def start(data_dir: Path, without_rollups: bool) -> Collector:
+    return start_collector(data_dir, prelude=WITHOUT_ROLLUPS if without_rollups else "")
 
 
 # -- the simulated agents (run in worker processes) ----------------------------------------
@@ -343,9 +305,10 @@ def main() -> None:
     args = parser.parse_args()
 
     data_dir = Path(tempfile.mkdtemp(prefix="worklens-bench-"))
-    proc, address, _ = start_collector(data_dir, args.without_rollups)
+    collector = start(data_dir, args.without_rollups)
+    proc, address = collector.proc, collector.grpc_address
     try:
-        secret = enroll_secret(data_dir)
+        secret = create_token(data_dir, "enroll")
         log(f"collector at {address}, store {data_dir / 'worklens.db'}; "
             f"{args.agents} agents in {args.workers} processes, {args.batch_events} events per "
             f"batch, {args.in_flight} in flight each")

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import shutil
 import statistics
@@ -47,6 +46,7 @@ from pathlib import Path
 
 import psutil
 import requests
+from _collector import start_collector
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "protos")]
@@ -199,31 +199,6 @@ def fill(db_url: str, args, first_day: date) -> None:
 
 # -- 2. the collector -----------------------------------------------------------------------
 
-def start_collector(data_dir: Path) -> tuple[subprocess.Popen, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKLENS_")}
-    proc = subprocess.Popen([sys.executable, "-c", "from collector.cli import main; main()",
-                             "serve", "--data-dir", str(data_dir), "--grpc-listen",
-                             "127.0.0.1:0", "--http-listen", "127.0.0.1:0"],
-                            env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    lines: list[str] = []
-    ready = threading.Event()
-
-    def pump() -> None:
-        for line in proc.stdout:
-            lines.append(line)
-            if "collector ready" in line:
-                ready.set()
-        ready.set()
-
-    threading.Thread(target=pump, daemon=True).start()
-    if not ready.wait(120) or proc.poll() is not None:
-        proc.kill()
-        raise SystemExit("collector did not start:\n" + "".join(lines))
-    url = next(line.split("HTTP listening on ")[1].split()[0] for line in lines
-               if "HTTP listening on " in line)
-    return proc, url.rstrip("/")
-
-
 def make_token(db_url: str, role: str) -> str:
     from collector.store import open_store
     from collector.tokens import create_token
@@ -364,7 +339,8 @@ def main() -> None:
         db_mb = sum(p.stat().st_size for p in data_dir.glob("worklens.db*")) / 1e6
         log(f"store size {db_mb:,.0f} MB")
 
-        proc, url = start_collector(data_dir)
+        collector = start_collector(data_dir)
+        proc, url = collector.proc, collector.http_url
         try:
             viewer, exporter = make_token(db_url, "viewer"), make_token(db_url, "exporter")
             agents = agent_ids(db_url)

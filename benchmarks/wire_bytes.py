@@ -30,16 +30,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from _collector import create_token, start_collector
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -100,35 +100,10 @@ def log(message: str) -> None:
 
 # -- the collector -------------------------------------------------------------------------
 
-def collector_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-c", "from collector.cli import main; main()", *args]
-
-
-def start_collector(data_dir: Path) -> tuple[subprocess.Popen, str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKLENS_")}
-    token = subprocess.run(collector_cmd("token", "create", "--role", "enroll", "--data-dir",
-                                         str(data_dir)), env=env, capture_output=True,
-                           text=True, check=True).stdout.split()[0]
-    proc = subprocess.Popen(collector_cmd("serve", "--data-dir", str(data_dir), "--grpc-listen",
-                                          "127.0.0.1:0", "--http-listen", "127.0.0.1:0"),
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    address = ""
-    ready = threading.Event()
-
-    def pump() -> None:
-        nonlocal address
-        for line in proc.stdout:
-            if "gRPC listening on " in line:
-                address = line.split("gRPC listening on ")[1].split()[0]
-            if "collector ready" in line:
-                ready.set()
-        ready.set()
-
-    threading.Thread(target=pump, daemon=True).start()
-    if not ready.wait(60) or not address:
-        proc.kill()
-        raise SystemExit("collector did not start")
-    return proc, address, token
+def start(data_dir: Path) -> tuple[subprocess.Popen, str, str]:
+    secret = create_token(data_dir, "enroll")
+    collector = start_collector(data_dir)
+    return collector.proc, collector.grpc_address, secret
 
 
 # -- the simulated workday -----------------------------------------------------------------
@@ -242,7 +217,7 @@ def main() -> None:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="worklens-wire-"))
-    collector, address, secret = start_collector(work / "collector")
+    collector, address, secret = start(work / "collector")
     proxy = ByteCountingProxy(address, frames=True)
     sink = None
     try:

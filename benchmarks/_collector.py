@@ -1,0 +1,71 @@
+"""Starting a real `worklens-collector serve` process for a benchmark: its own
+data dir, free ports on loopback, and the addresses it reports once ready."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Disables the summaries' rollup hook in the collector process, to measure the
+# ingest path alone (benchmarks/ingest.py --without-rollups).
+WITHOUT_ROLLUPS = "import collector.rollup as r; r.install = lambda store: None; "
+
+
+def collector_cmd(*args: str, prelude: str = "") -> list[str]:
+    return [sys.executable, "-c", prelude + "from collector.cli import main; main()", *args]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This environment without WORKLENS_* settings that would change the run."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKLENS_")}
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Collector:
+    proc: subprocess.Popen
+    grpc_address: str
+    http_url: str
+    lines: list[str] = field(default_factory=list)
+
+
+def start_collector(data_dir: Path, *, prelude: str = "", timeout: float = 120.0) -> Collector:
+    """Start `serve` on 127.0.0.1 with OS-chosen ports; wait for "collector ready"."""
+    proc = subprocess.Popen(
+        collector_cmd("serve", "--data-dir", str(data_dir), "--grpc-listen", "127.0.0.1:0",
+                      "--http-listen", "127.0.0.1:0", prelude=prelude),
+        env=clean_env(WORKLENS_LOG_LEVEL="INFO"), text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def pump() -> None:
+        for line in proc.stdout:
+            lines.append(line)
+            if "collector ready" in line:
+                ready.set()
+        ready.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    if not ready.wait(timeout) or proc.poll() is not None:
+        proc.kill()
+        raise SystemExit("collector did not start:\n" + "".join(lines))
+
+    def after(marker: str) -> str:
+        return next(line.split(marker)[1].split()[0] for line in lines if marker in line)
+
+    return Collector(proc, after("gRPC listening on "), after("HTTP listening on ").rstrip("/"),
+                     lines)
+
+
+def create_token(data_dir: Path, role: str, name: str = "benchmark") -> str:
+    """A new secret from `worklens-collector token create` on that data dir."""
+    done = subprocess.run(collector_cmd("token", "create", "--role", role, "--data-dir",
+                                        str(data_dir), "--name", name),
+                          env=clean_env(), capture_output=True, text=True, check=True)
+    return done.stdout.split()[0]
