@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint protos bench clean package
+.PHONY: run test lint protos clean package
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/python -m collector.devrun
 
-## test: the whole suite (real gRPC, X server, PostgreSQL, browser)
+## test: ruff, then the whole suite (real gRPC, X server, browser, packages)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
