@@ -4,7 +4,9 @@ module only parses parameters and shapes JSON."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request
 
@@ -47,12 +49,30 @@ def timeline(request: Request, _who: Viewer,
              agent: Annotated[str, Query(description="agent id")],
              date: Annotated[str, Query(description=DATE_HELP)] = "today",
              tz: Annotated[str | None, TzParam] = None) -> FastJSONResponse:
-    zone = tz_param(request, tz)
-    try:
-        day = parse_date(date, zone)
-    except DateError as exc:
-        raise bad_param("date", str(exc)) from exc
+    zone, day = day_params(request, date, tz)
     result = queries.timeline(store_of(request), agent, day, zone)
     if result is None:
         raise ApiError(404, f"agent: no agent with id {agent!r}")
     return FastJSONResponse({"agent": agent, "date": day.isoformat(), "tz": zone.key, **result})
+
+
+@router.get("/processes", summary="One agent's day: top processes by CPU time and peak memory")
+def processes(request: Request, _who: Viewer,
+              agent: Annotated[str, Query(description="agent id")],
+              date: Annotated[str, Query(description=DATE_HELP)] = "today",
+              tz: Annotated[str | None, TzParam] = None) -> FastJSONResponse:
+    """``by_cpu`` and ``by_memory``: name, user, cpu_seconds, peak_rss_bytes, samples."""
+    zone, day = day_params(request, date, tz)
+    result = queries.processes(store_of(request), agent, day, zone)
+    if result is None:
+        raise ApiError(404, f"agent: no agent with id {agent!r}")
+    return FastJSONResponse({"agent": agent, "date": day.isoformat(), "tz": zone.key, **result})
+
+
+def day_params(request: Request, date: str, tz: str | None) -> tuple[ZoneInfo, dt.date]:
+    """The ``tz`` and one-day ``date`` parameters; a bad one is a 400 naming it."""
+    zone = tz_param(request, tz)
+    try:
+        return zone, parse_date(date, zone)
+    except DateError as exc:
+        raise bad_param("date", str(exc)) from exc

@@ -55,6 +55,48 @@ def timeline(store: Any, agent_id: str, day: date, tz: ZoneInfo) -> dict[str, An
             "idle_seconds": result.idle_seconds}   # dataclasses: serialised by orjson
 
 
+def processes(store: Any, agent_id: str, day: date, tz: ZoneInfo) -> dict[str, Any] | None:
+    """The agent's top processes of one local day by CPU time and by peak memory, each
+    with the user(s) it ran as; None when there is no such agent. The rollups keep no
+    user, so it is read from the raw samples ("" once retention has dropped them)."""
+    from collector import summary as summaries
+
+    try:
+        days = summaries.top_processes(store, day, day, tz, agent=agent_id)
+        lo, hi = summaries.day_range_ms(day, day, tz)
+    except summaries.UnknownAgent:
+        return None
+    except summaries.SummaryError as exc:
+        raise ApiError(400, str(exc)) from None
+    by_cpu, by_memory = (days[0].by_cpu, days[0].by_memory) if days else ([], [])
+    users = _process_users(store, agent_id, lo, hi, {p.name for p in (*by_cpu, *by_memory)})
+
+    def shape(uses: list) -> list[dict[str, Any]]:
+        return [{**asdict(u), "user": users.get(u.name, "")} for u in uses]
+
+    return {"by_cpu": shape(by_cpu), "by_memory": shape(by_memory)}
+
+
+def _process_users(store: Any, agent_id: str, lo: int, hi: int, names: set[str]
+                   ) -> dict[str, str]:
+    """Process name -> its distinct users in [lo, hi), comma-separated, sorted."""
+    if not names:
+        return {}
+    from collector import summary as summaries
+
+    marks = ", ".join("?" * len(names))
+    with store.reader() as conn:
+        key = summaries.agent_key(conn, agent_id)
+        rows = conn.execute(
+            f"SELECT DISTINCT name, username FROM process_samples WHERE agent = ? AND "
+            f"time_ms >= ? AND time_ms < ? AND name IN ({marks})",
+            (key, lo, hi, *sorted(names))).fetchall()
+    users: dict[str, set[str]] = {}
+    for name, user in rows:
+        users.setdefault(name, set()).add(user)
+    return {name: ", ".join(sorted(u for u in found if u)) for name, found in users.items()}
+
+
 def agents(store: Any) -> list[dict[str, Any]]:
     from collector import summary as summaries
 

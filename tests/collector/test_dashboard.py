@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from http_support import IDLE, activity, window
+from worklens.v1 import agent_pb2
 
 pytestmark = pytest.mark.system
 
@@ -20,6 +21,7 @@ T0 = int(datetime(DAY.year, DAY.month, DAY.day, 9, tzinfo=UTC).timestamp() * 100
 MIN = 60_000
 EVIL_TITLE = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script> =cmd|calc'
 EVIL_APP = "<b>bold</b>"
+EVIL_PROC = "<img src=x onerror=alert(1)>"
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +39,18 @@ def data(col):
               activity(T0 + 180 * MIN, 75 * 60, clicks=40)], hostname="ws-design")
     col.send(b, "bob", [window(T0 + 60 * MIN, 2 * 3600, "slack", "general")],
              [activity(T0 + 60 * MIN, 2 * 3600)], hostname="ws-ops")
+    col.send(a, "alice", processes=[
+        proc(T0 + MIN, "code", "alice", 3000.0, 400 << 20),
+        proc(T0 + 2 * MIN, "code", "alice", 723.0, 512 << 20),
+        proc(T0 + MIN, "firefox", "alice", 42.5, 1536 << 20),
+        proc(T0 + MIN, EVIL_PROC, "root", 1.0, 10 << 20)], hostname="ws-design")
     return {"a": a.agent_id, "viewer": col.token("viewer", "dashboard")}
+
+
+def proc(at_ms: int, name: str, user: str, cpu_seconds: float, rss: int
+         ) -> agent_pb2.ProcessSample:
+    return agent_pb2.ProcessSample(time_ms=at_ms, pid=42, name=name, user=user, rss_bytes=rss,
+                                   cpu_seconds=cpu_seconds, interval_ms=60_000)
 
 
 @pytest.fixture(scope="module")
@@ -131,6 +144,11 @@ def test_dashboard_shows_summary_timeline_and_renders_data_as_text(col, data, br
     assert spans[0][:2] == ["09:00:00", "3:00"]
     assert spans[1][3] == EVIL_TITLE                      # shown as text...
     assert browser.execute_script("return window.__xss") is None   # ...never run
+
+    # code: 3000 + 723 s = 1:02:03 of CPU, peak 512 MiB; firefox peaks at 1.5 GiB.
+    assert table(browser, "tl-procs") == [["code", "alice", "1:02:03", "512.0 MB"],
+                                          ["firefox", "alice", "42.5 s", "1536.0 MB"],
+                                          [EVIL_PROC, "root", "1.0 s", "10.0 MB"]]
     assert not browser.find_elements(By.CSS_SELECTOR, "main img, main b, main script")
     SCREENSHOT.unlink(missing_ok=True)
     browser.save_screenshot(str(SCREENSHOT))

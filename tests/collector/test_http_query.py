@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from http_support import IDLE, activity, window
+from worklens.v1 import agent_pb2
 
 DAY = (datetime.now(UTC) - timedelta(days=2)).date()
 T0 = int(datetime(DAY.year, DAY.month, DAY.day, 9, tzinfo=UTC).timestamp() * 1000)
@@ -30,7 +31,19 @@ def data(col):
               activity(T0 + 30 * MIN, 600, clicks=12)], hostname="ws-a")
     col.send(b, "bob", [window(T0 + 60 * MIN, 900, "slack")], [activity(T0 + 60 * MIN, 900)],
              hostname="ws-b")
+    col.send(a, "alice", processes=[
+        proc(T0 + MIN, "code", "alice", 12.5, 300 << 20),
+        proc(T0 + 2 * MIN, "code", "alice", 7.5, 500 << 20),
+        proc(T0 + MIN, "postgres", "postgres", 3.0, 900 << 20),
+        proc(T0 + 2 * MIN, EVIL, "root", 1.0, 10 << 20),
+        proc(T0 + 26 * 60 * MIN, "tomorrow", "alice", 99.0, 1 << 30)], hostname="ws-a")
     return {"a": a.agent_id, "b": b.agent_id, "viewer": col.token("viewer"), "admin": admin}
+
+
+def proc(at_ms: int, name: str, user: str, cpu_seconds: float, rss: int
+         ) -> agent_pb2.ProcessSample:
+    return agent_pb2.ProcessSample(time_ms=at_ms, pid=7, name=name, user=user, rss_bytes=rss,
+                                   cpu_seconds=cpu_seconds, interval_ms=60_000)
 
 
 def summary(col, data, **params):
@@ -139,3 +152,32 @@ def test_bad_rules_are_400_naming_the_rule_and_change_nothing(col, data, body, w
     for word in words:
         assert word in resp.json()["error"]
     assert col.get("/api/v1/rules", data["viewer"]).json()["rules"] == RULES
+
+
+def test_processes_top_by_cpu_and_memory_for_one_agent_and_day(col, data):
+    params = {"agent": data["a"], "date": DAY.isoformat(), "tz": "UTC"}
+    resp = col.get("/api/v1/processes", data["viewer"], params=params)
+    assert resp.status_code == 200, resp.text
+    got = resp.json()
+    assert got["agent"] == data["a"] and got["date"] == DAY.isoformat() and got["tz"] == "UTC"
+    # code: 12.5 + 7.5 s CPU, peak 500 MiB; "tomorrow" is on the next day, not listed.
+    assert [(p["name"], p["user"], p["cpu_seconds"], p["peak_rss_bytes"], p["samples"])
+            for p in got["by_cpu"]] == [("code", "alice", 20.0, 500 << 20, 2),
+                                        ("postgres", "postgres", 3.0, 900 << 20, 1),
+                                        (EVIL, "root", 1.0, 10 << 20, 1)]
+    assert [p["name"] for p in got["by_memory"]] == ["postgres", "code", EVIL]
+    other = col.get("/api/v1/processes", data["viewer"], params={**params, "agent": data["b"]})
+    assert other.status_code == 200 and other.json()["by_cpu"] == []
+
+
+def test_processes_refuses_no_token_bad_date_and_unknown_agent(col, data):
+    params = {"agent": data["a"], "date": DAY.isoformat()}
+    assert col.get("/api/v1/processes", params=params).status_code == 401
+    bad = col.get("/api/v1/processes", data["viewer"], params={**params, "date": "2024-13-45"})
+    assert bad.status_code == 400 and bad.json()["error"].startswith("date:")
+    bad_tz = col.get("/api/v1/processes", data["viewer"], params={**params, "tz": "Mars/Base"})
+    assert bad_tz.status_code == 400 and bad_tz.json()["error"].startswith("tz:")
+    missing = col.get("/api/v1/processes", data["viewer"], params={"agent": "ag-nope"})
+    assert missing.status_code == 404 and "ag-nope" in missing.json()["error"]
+    doc = col.get("/api/v1/openapi.json").json()["paths"]["/api/v1/processes"]["get"]
+    assert {p["name"] for p in doc["parameters"]} == {"agent", "date", "tz"}

@@ -23,6 +23,18 @@ function hmm(seconds) {
   return `${Math.floor(minutes / 60)}:${String(minutes % 60).padStart(2, "0")}`;
 }
 
+// CPU time: seconds under a minute ("3.5 s"), else h:mm:ss.
+function cpuTime(seconds) {
+  const s = seconds || 0;
+  if (s < 60) return `${s.toFixed(1)} s`;
+  const whole = Math.round(s);
+  const mm = String(Math.floor(whole / 60) % 60).padStart(2, "0");
+  const ss = String(whole % 60).padStart(2, "0");
+  return `${Math.floor(whole / 3600)}:${mm}:${ss}`;
+}
+
+function megabytes(bytes) { return `${((bytes || 0) / 1048576).toFixed(1)} MB`; }
+
 function pct(share) { return `${Math.round((share || 0) * 100)}%`; }
 
 function isoDay(date) {
@@ -89,12 +101,12 @@ function shareBar(parts) {
   return bar;
 }
 
-function fillBody(table, rows) {
+function fillBody(table, rows, emptyText = "No activity in this range.") {
   const body = table.tBodies[0];
   body.replaceChildren(...rows);
   if (!rows.length) {
     const tr = el("tr");
-    const td = cell("No activity in this range.", "hint");
+    const td = cell(emptyText, "hint");
     td.colSpan = table.tHead.rows[0].cells.length;
     tr.append(td);
     body.append(tr);
@@ -240,12 +252,27 @@ function renderTimeline(data) {
   $("tl-empty").textContent = empty ? `No spans for this agent on ${data.date}.` : "";
 }
 
+// The top by CPU first, then those only in the top by peak memory.
+function renderProcesses(data) {
+  const seen = new Set(data.by_cpu.map((p) => p.name));
+  const procs = [...data.by_cpu, ...data.by_memory.filter((p) => !seen.has(p.name))];
+  fillBody($("tl-procs"), procs.map((p) => {
+    const tr = el("tr");
+    tr.append(cell(p.name), cell(p.user || "—"), cell(cpuTime(p.cpu_seconds), "num"),
+              cell(megabytes(p.peak_rss_bytes), "num"));
+    return tr;
+  }), `No process samples for this agent on ${data.date}.`);
+}
+
 async function loadTimeline() {
   const agent = $("tl-agent").value;
   if (!agent) return;
+  const params = { agent, date: $("tl-date").value, tz: $("tz").value.trim() };
   try {
-    renderTimeline(await api("/api/v1/timeline", { agent, date: $("tl-date").value,
-                                                   tz: $("tz").value.trim() }));
+    const [timeline, procs] = await Promise.all([api("/api/v1/timeline", params),
+                                                 api("/api/v1/processes", params)]);
+    renderTimeline(timeline);
+    renderProcesses(procs);
   } catch (err) {
     failed(err);
   }
