@@ -5,7 +5,8 @@ module only parses parameters and shapes JSON."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -49,11 +50,7 @@ def timeline(request: Request, _who: Viewer,
              agent: Annotated[str, Query(description="agent id")],
              date: Annotated[str, Query(description=DATE_HELP)] = "today",
              tz: Annotated[str | None, TzParam] = None) -> FastJSONResponse:
-    zone, day = day_params(request, date, tz)
-    result = queries.timeline(store_of(request), agent, day, zone)
-    if result is None:
-        raise ApiError(404, f"agent: no agent with id {agent!r}")
-    return FastJSONResponse({"agent": agent, "date": day.isoformat(), "tz": zone.key, **result})
+    return agent_day(request, agent, date, tz, queries.timeline)
 
 
 @router.get("/processes", summary="One agent's day: top processes by CPU time and peak memory")
@@ -62,8 +59,15 @@ def processes(request: Request, _who: Viewer,
               date: Annotated[str, Query(description=DATE_HELP)] = "today",
               tz: Annotated[str | None, TzParam] = None) -> FastJSONResponse:
     """``by_cpu`` and ``by_memory``: name, user, cpu_seconds, peak_rss_bytes, samples."""
+    return agent_day(request, agent, date, tz, queries.processes)
+
+
+def agent_day(request: Request, agent: str, date: str, tz: str | None,
+              query: Callable[..., dict[str, Any] | None]) -> FastJSONResponse:
+    """One agent's local day through ``query(store, agent, day, zone)``; 404 when
+    the agent is unknown."""
     zone, day = day_params(request, date, tz)
-    result = queries.processes(store_of(request), agent, day, zone)
+    result = query(store_of(request), agent, day, zone)
     if result is None:
         raise ApiError(404, f"agent: no agent with id {agent!r}")
     return FastJSONResponse({"agent": agent, "date": day.isoformat(), "tz": zone.key, **result})
