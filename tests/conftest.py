@@ -9,8 +9,11 @@ having really exercised them.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from collector_harness import CollectorProcess
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -23,3 +26,21 @@ def pytest_runtest_makereport(item, call):
         report.outcome = "failed"
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.longrepr = f"system test skipped under CI (must run for real): {reason}"
+
+
+@pytest.fixture
+def collector_proc_factory(tmp_path: Path) -> Iterator:
+    """``make(extra_args=None, config_path=None, data_dir=None)``: unstarted
+    `worklens-collector serve` processes (call ``.start()``), all killed at teardown."""
+    made: list[CollectorProcess] = []
+
+    def make(extra_args: list[str] | None = None, config_path: Path | None = None,
+             data_dir: Path | None = None) -> CollectorProcess:
+        proc = CollectorProcess(data_dir or tmp_path / f"proc-{len(made)}",
+                                extra_args=list(extra_args or []), config_path=config_path)
+        made.append(proc)
+        return proc
+
+    yield make
+    for proc in made:
+        proc.kill()

@@ -5,8 +5,7 @@
   (TLS configs, small limits...); all stopped at teardown.
 - ``collector_proc``: `worklens-collector serve` as a subprocess (gRPC + HTTP),
   with ``kill()``, ``terminate()``, ``restart()``, ``cli(...)``.
-- ``collector_proc_factory(extra_args=[], config_path=None)``: unstarted
-  CollectorProcess objects (call ``.start()``), all stopped at teardown.
+- ``collector_proc_factory`` (tests/conftest.py, shared with the e2e tests).
 """
 
 from __future__ import annotations
@@ -38,22 +37,6 @@ def collector(collector_factory) -> InProcessCollector:
 
 
 @pytest.fixture
-def collector_proc_factory(tmp_path: Path) -> Iterator:
-    made: list[CollectorProcess] = []
-
-    def make(extra_args: list[str] | None = None, config_path: Path | None = None,
-             data_dir: Path | None = None) -> CollectorProcess:
-        proc = CollectorProcess(data_dir or tmp_path / f"proc-{len(made)}",
-                                extra_args=list(extra_args or []), config_path=config_path)
-        made.append(proc)
-        return proc
-
-    yield make
-    for proc in made:
-        proc.kill()
-
-
-@pytest.fixture
 def collector_proc(collector_proc_factory) -> CollectorProcess:
     proc = collector_proc_factory()
     proc.start()
@@ -68,3 +51,17 @@ def col(tmp_path_factory):
     c = start_collector(tmp_path_factory.mktemp("collector"))
     yield c
     assert c.terminate() == 0, c.output
+
+
+@pytest.fixture
+def bystander(collector):
+    """Another agent streaming on the same collector throughout a test: it must
+    still be served after whatever the test did."""
+    from ingest_support import Bystander
+
+    other = Bystander(collector)
+    other.roundtrip()
+    yield other
+    other.roundtrip()
+    other.close()
+

@@ -12,7 +12,7 @@ import zlib
 import grpc
 import pytest
 from collector_harness import collector_config, make_batch, now_ms
-from test_ingest_bad_input import NOTHING, Bystander, rejected_sequence, stored, upload_error
+from ingest_support import NOTHING, Bystander, rejected_sequence, stored, upload_error
 from worklens.packing import (
     PACKING,
     Deflater,
@@ -22,15 +22,6 @@ from worklens.packing import (
     pack_processes,
 )
 from worklens.v1 import agent_pb2
-
-
-@pytest.fixture
-def bystander(collector):
-    other = Bystander(collector)
-    other.roundtrip()
-    yield other
-    other.roundtrip()  # still served after whatever the test did
-    other.close()
 
 
 def packed(batches: list[agent_pb2.Batch], deflater: Deflater | None = None

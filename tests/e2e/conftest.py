@@ -71,22 +71,6 @@ class AgentProcess:
 
 
 @pytest.fixture
-def collector_proc_factory(tmp_path: Path) -> Iterator:
-    made: list[CollectorProcess] = []
-
-    def make(extra_args: list[str] | None = None, config_path: Path | None = None
-             ) -> CollectorProcess:
-        proc = CollectorProcess(tmp_path / f"collector-{len(made)}",
-                                extra_args=list(extra_args or []), config_path=config_path)
-        made.append(proc)
-        return proc
-
-    yield make
-    for proc in made:
-        proc.kill()
-
-
-@pytest.fixture
 def agents(tmp_path: Path) -> Iterator:
     """``agents.enroll(collector, name)`` -> (data_dir, agent_id);
     ``agents.driver(data_dir, *args, env=...)`` / ``agents.run(data_dir, env=...)`` start
