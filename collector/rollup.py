@@ -307,24 +307,62 @@ def _by_agent(rows: list[tuple]) -> dict[int, list[tuple]]:
     return out
 
 
+# Agents (or agent ranges) per statement in the set-based lookups below; well under
+# SQLite's limit on bound variables.
+LOOKUP_CHUNK = 300
+_UPSERT_LONGEST = ("INSERT INTO rollup_agent VALUES (?,?,?,?) ON CONFLICT DO UPDATE SET "
+                   "max_window_ms = excluded.max_window_ms, max_activity_ms = "
+                   "excluded.max_activity_ms, max_state_ms = excluded.max_state_ms")
+
+
+def _chunks(items: list, size: int = LOOKUP_CHUNK) -> Iterable[list]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
 def _update_longest(conn: sqlite3.Connection, new_w: dict, new_a: dict) -> dict[int, list[int]]:
-    """Per agent [max window ms, max ACTIVE/IDLE ms, max any-state ms], raised by new rows."""
-    longest = {}
-    for agent in set(new_w) | set(new_a):
-        row = conn.execute("SELECT max_window_ms, max_activity_ms, max_state_ms FROM "
-                           "rollup_agent WHERE agent = ?", (agent,)).fetchone()
-        old = list(row) if row else [0, 0, 0]
+    """Per agent [max window ms, max ACTIVE/IDLE ms, max any-state ms], raised by new rows.
+
+    One SELECT and at most one upsert per LOOKUP_CHUNK agents, not one per agent: every
+    statement the writer thread runs hands the GIL to the event loop thread and must
+    win it back, and a group commit holds batches of hundreds of agents."""
+    agents = sorted(set(new_w) | set(new_a))
+    stored: dict[int, list[int]] = {}
+    for chunk in _chunks(agents):
+        for agent, *old in conn.execute(
+                "SELECT agent, max_window_ms, max_activity_ms, max_state_ms FROM rollup_agent "
+                f"WHERE agent IN ({','.join('?' * len(chunk))})", chunk):
+            stored[agent] = old
+    longest, changed = {}, []
+    for agent in agents:
+        old = stored.get(agent, [0, 0, 0])
         windows, acts = new_w.get(agent, ()), new_a.get(agent, ())
         cur = [max([old[0], *[w[2] for w in windows]]),
                max([old[1], *[a[2] for a in acts if a[3] == ACTIVE or a[3] == IDLE]]),
                max([old[2], *[a[2] for a in acts]])]
         if cur != old:
-            conn.execute("INSERT INTO rollup_agent VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE "
-                         "SET max_window_ms = excluded.max_window_ms, max_activity_ms = "
-                         "excluded.max_activity_ms, max_state_ms = excluded.max_state_ms",
-                         (agent, *cur))
+            changed.append((agent, *cur))
         longest[agent] = cur
+    if changed:
+        upsert(conn, _UPSERT_LONGEST, changed)
     return longest
+
+
+def _stored_overlaps(conn: sqlite3.Connection, table: str, columns: str,
+                     ranges: list[tuple[int, int, int]], cursor: int,
+                     where: str = "") -> dict[int, list[tuple]]:
+    """Rows of ``table`` at or below rowid ``cursor`` whose start lies in [lo, hi) of
+    their agent's (agent, lo, hi) range, by agent: a few statements per group (see
+    _update_longest), each walking the (agent, start) index once per range."""
+    out: dict[int, list[tuple]] = defaultdict(list)
+    picked = ", ".join(f"t.{c.strip()}" for c in columns.split(","))
+    for chunk in _chunks(ranges):
+        sql = (f"WITH q(agent, lo, hi) AS (VALUES {','.join(['(?,?,?)'] * len(chunk))}) "
+               f"SELECT {picked} FROM q JOIN {table} t ON t.agent = q.agent "
+               f"AND t.start_ms >= q.lo AND t.start_ms < q.hi WHERE t.rowid <= ?{where}")
+        for row in conn.execute(sql, [*chain.from_iterable(chunk), cursor]):
+            out[row[0]].append(row)
+    return out
 
 
 def roll_up(conn: sqlite3.Connection, clf: rules_mod.Classifier, cursors: dict[str, int],
@@ -337,31 +375,30 @@ def roll_up(conn: sqlite3.Connection, clf: rules_mod.Classifier, cursors: dict[s
     d = Deltas()
     longest = _update_longest(conn, w_by_agent, a_by_agent)
     old_acts, old_windows = cursors["activity_spans"], cursors["window_spans"]
+    stored_acts: dict[int, list[tuple]] = {}
+    if old_acts and w_by_agent:
+        stored_acts = _stored_overlaps(conn, "activity_spans", ACTIVITY_COLUMNS, [
+            (agent, min([r[1] for r in rows]) - longest[agent][1],
+             max([r[1] + r[2] for r in rows])) for agent, rows in w_by_agent.items()],
+            old_acts, " AND t.state IN (1, 2)")
     for agent, rows in w_by_agent.items():
         windows = _Windows(rows, clf, counts=d)
         acts = a_by_agent.get(agent, [])   # new activity is in memory already
-        if old_acts:
-            lo = min([r[1] for r in rows]) - longest[agent][1]
-            hi = max([r[1] + r[2] for r in rows])
-            acts = acts + conn.execute(
-                f"SELECT {ACTIVITY_COLUMNS} FROM activity_spans WHERE agent = ? AND "
-                "start_ms >= ? AND start_ms < ? AND rowid <= ? AND state IN (1, 2)",
-                (agent, lo, hi, old_acts)).fetchall()
-        add_pairs(d, windows, acts)
+        old = stored_acts.get(agent)
+        add_pairs(d, windows, acts + old if old else acts)
+    timed_by_agent = {}
     for agent, rows in a_by_agent.items():
         add_activity(d, rows)
-        if not old_windows:
-            continue
         timed = [r for r in rows if r[3] == ACTIVE or r[3] == IDLE]
-        if not timed:
-            continue
-        lo = min([r[1] for r in timed]) - longest[agent][0]
-        hi = max([r[1] + r[2] for r in timed])
-        old = conn.execute(f"SELECT {WINDOW_COLUMNS} FROM window_spans WHERE agent = ? "
-                           "AND start_ms >= ? AND start_ms < ? AND rowid <= ?",
-                           (agent, lo, hi, old_windows)).fetchall()
-        if old:
-            add_pairs(d, _Windows(old, clf), timed)
+        if timed and old_windows:
+            timed_by_agent[agent] = timed
+    if timed_by_agent:
+        stored_windows = _stored_overlaps(conn, "window_spans", WINDOW_COLUMNS, [
+            (agent, min([r[1] for r in timed]) - longest[agent][0],
+             max([r[1] + r[2] for r in timed])) for agent, timed in timed_by_agent.items()],
+            old_windows)
+        for agent, old in stored_windows.items():
+            add_pairs(d, _Windows(old, clf), timed_by_agent[agent])
     add_processes(d, new_p)
     return d
 

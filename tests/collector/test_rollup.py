@@ -117,6 +117,42 @@ def test_many_batches_in_one_group_commit(store):
     assert snapshot(store) == ingested
 
 
+def test_late_records_of_many_agents_sharing_group_commits(store):
+    """Stored rows are looked up for all agents of a group commit at once: each agent's
+    late activity (or late windows) must pair with its own stored rows only."""
+    base = ds.ms("2026-03-29T08:00")
+    agents = [f"{n:032x}" for n in range(1, 7)]
+    keys = [ds.add_agent(store, agent, f"user{n}") for n, agent in enumerate(agents)]
+
+    def batch(agent: str, seq: int, n: int, kind: str) -> agent_pb2.Batch:
+        b = agent_pb2.Batch(agent_id=agent, sequence=seq, host=agent_pb2.HostInfo(user="u"))
+        for i in range(10):   # agent n's spans are offset by n minutes: overlaps differ
+            start = base + n * 60_000 + i * 300_000
+            if kind == "windows":
+                b.windows.append(agent_pb2.WindowSpan(start_ms=start, duration_ms=240_000,
+                                                      app=f"app{n}", title="t"))
+            else:
+                b.activity.append(agent_pb2.ActivitySpan(
+                    start_ms=start + 60_000, duration_ms=(n + 1) * 30_000,
+                    state=(agent_pb2.ACTIVITY_STATE_ACTIVE if n % 2 else
+                           agent_pb2.ACTIVITY_STATE_IDLE), key_presses=n))
+        return b
+
+    async def group(kinds: list[str], seq: int) -> None:
+        await asyncio.gather(*(store.ingest(key, batch(agent, seq, n, kinds[n % 2]))
+                               for n, (agent, key) in enumerate(zip(agents, keys))))
+    # first group: even agents send windows, odd ones activity; then the other half
+    asyncio.run(group(["windows", "activity"], 1))
+    asyncio.run(group(["activity", "windows"], 2))
+    ingested = snapshot(store)
+    paired = {}   # agent -> window time during ACTIVE or IDLE activity
+    for agent, *_rest, active_ms, idle_ms, _spans in ingested["rollup_window"]:
+        paired[agent] = paired.get(agent, 0) + active_ms + idle_ms
+    assert sorted(paired) == sorted(keys) and all(paired.values())
+    rollup.rebuild(store)
+    assert snapshot(store) == ingested
+
+
 def test_rows_stored_without_the_hook_are_caught_up_by_the_next_group(tmp_path, store):
     """The hook rolls up the rows it is handed in memory only when nothing is pending
     below them; rows some other writer stored without rollups (here: a store opened
