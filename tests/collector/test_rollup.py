@@ -140,7 +140,7 @@ def test_late_records_of_many_agents_sharing_group_commits(store):
 
     async def group(kinds: list[str], seq: int) -> None:
         await asyncio.gather(*(store.ingest(key, batch(agent, seq, n, kinds[n % 2]))
-                               for n, (agent, key) in enumerate(zip(agents, keys))))
+                               for n, (agent, key) in enumerate(zip(agents, keys, strict=True))))
     # first group: even agents send windows, odd ones activity; then the other half
     asyncio.run(group(["windows", "activity"], 1))
     asyncio.run(group(["activity", "windows"], 2))
