@@ -59,6 +59,10 @@ def split_address(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
+# The agent's per-stream receive window (acks are a few bytes each).
+RECEIVE_WINDOW_BYTES = 16 * 1024
+
+
 def channel_options() -> list[tuple[str, int]]:
     return [
         ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
@@ -71,6 +75,10 @@ def channel_options() -> list[tuple[str, int]]:
         # bandwidth-delay probing pings tune the window for bulk downloads; the agent
         # only receives small acks, so they would be pure overhead on every batch
         ("grpc.http2.bdp_probe", 0),
+        # the agent only receives acks of a few bytes: with a small stream window
+        # grpc-core tops up the connection window only now and then, not next to
+        # every ack's stream WINDOW_UPDATE (13 bytes a batch; benchmarks/wire_bytes.py)
+        ("grpc.http2.lookahead_bytes", RECEIVE_WINDOW_BYTES),
     ]
 
 

@@ -49,6 +49,7 @@ AGENT_KEEPALIVE_OPTIONS = (            # what worklens-agent sets on its channel
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),
 )
+STREAM_WINDOW_BYTES = 8 * 1024        # per-stream receive window (see server_options)
 SHUTDOWN_GRACE_S = 10.0
 GC_THRESHOLD = 50_000
 
@@ -64,6 +65,15 @@ def server_options(cfg: CollectorConfig) -> list[tuple[str, Any]]:
         ("grpc.http2.min_ping_interval_without_data_ms", MIN_CLIENT_PING_INTERVAL_MS),
         ("grpc.http2.max_ping_strikes", MAX_PING_STRIKES),
         ("grpc.http2.max_pings_without_data", 0),
+        # Agents send a small batch every flush interval, ~700 a day. Bandwidth-delay
+        # probing would ping after batches (34 bytes with the answer), and with
+        # grpc's default windows every batch also cost a connection WINDOW_UPDATE
+        # next to the stream one (13 bytes each): the connection window's target
+        # follows the stream window, and one of 8 KiB is only topped up now and then.
+        # Large batches still flow: grpc opens a stream's window as far as a pending
+        # message needs (benchmarks/wire_bytes.py and ingest.py measure both).
+        ("grpc.http2.bdp_probe", 0),
+        ("grpc.http2.lookahead_bytes", STREAM_WINDOW_BYTES),
         # Without this, Linux grpc sets SO_REUSEPORT and a second collector could
         # silently share the port instead of failing.
         ("grpc.so_reuseport", 0),

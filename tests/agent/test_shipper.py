@@ -216,6 +216,35 @@ def test_packed_delivery_stores_the_exact_values_and_a_new_stream_starts_a_new_c
         network.close()
 
 
+def test_flow_control_costs_at_most_one_window_update_per_batch_each_way(tmp_path, collector,
+                                                                         agent):
+    """Agents send ~700 small batches a day: the HTTP/2 chatter around each one (pings,
+    window updates) is most of the bytes on the wire, so it is held to the minimum
+    grpc allows: no bandwidth probing pings, one WINDOW_UPDATE per message."""
+    spool = spool_with(tmp_path / "agent", [[window(0)]])
+    network = ByteCountingProxy(collector.grpc_address, frames=True)
+    shipper = run(make_shipper(spool, network.address, agent.agent_id, agent.credential))
+    batches = 30
+    try:
+        for i in range(1, batches):   # one at a time, as every flush interval does
+            wait_for(lambda: spool.depth().batches == 0, what=f"batch {i} acked")
+            spool.add([window(i, f"title {i}")])
+            spool.seal()
+            shipper.wake()
+        wait_for(lambda: spool.depth().batches == 0, what="the last batch acked")
+        assert stored_sequences(collector, agent.agent_id) == list(range(1, batches + 1))
+    finally:
+        shipper.stop()
+        network.close()
+    frames = network.frame_totals()
+    up, down = frames["up"], frames["down"]
+    assert "PING" not in down and "PING_ACK" not in up, frames
+    # Hello + Upload carry a few fixed frames; each batch may cost one stream update
+    # each way, and the connection window is topped up only rarely
+    assert up.get("WINDOW_UPDATE", [0])[0] <= batches + 5, frames
+    assert down.get("WINDOW_UPDATE", [0])[0] <= batches + 5, frames
+
+
 def test_revocation_ends_an_open_stream_and_the_shipper_says_reenroll(tmp_path, collector,
                                                                        agent):
     spool = spool_with(tmp_path / "agent", [[window(1)]])
