@@ -6,10 +6,17 @@ Starts `worklens-collector serve` on a fresh SQLite store (a child process),
 creates an enrollment secret with `worklens-collector token create`, then runs
 the simulated agents from ``--workers`` separate processes. Each agent enrolls
 (its own credential), opens its own channel and one Upload stream, and keeps
-``--in-flight`` batches outstanding. A batch is ``--batch-events`` realistic
-records (window spans with real-looking titles, activity spans with input
-counts, process samples, system totals), i.e. what an agent sends after a
-few minutes of backlog (each batch covers ~77 minutes of one machine's time).
+``--in-flight`` batches outstanding. A batch is ~``--batch-events`` records
+(window spans with real-looking titles, activity spans with input counts,
+process samples, system totals) in one of two mixes:
+
+* ``agent`` (default): what a real agent sends — per minute of a machine's
+  time about one window span, one activity span, the top 10 processes and the
+  system totals (the mix benchmarks/wire_bytes.py gets from the real agent
+  pipeline; ~80 % of the events are process rows). A 250-event batch is the
+  backlog of ~19 minutes.
+* ``spans``: 40 % window spans and 40 % activity spans, the rollups' worst
+  case (windows pair with activity); a batch covers ~77 minutes.
 
 Load model (changed; ``--repeat-ranges`` keeps the old one for comparison):
 like a real agent, each batch covers the stretch of time AFTER the previous
@@ -86,55 +93,118 @@ HISTORY_MS = 90 * 86_400_000
 TEMPLATES = 8   # distinct batches per agent, re-used with their times moved on
 
 
-def stride(batch_events: int) -> int:
-    """ms between the starts of two successive batches (spans last <= 90 s, so
-    successive batches never overlap)."""
+# What one minute of a real agent's time holds (see benchmarks/wire_bytes.py, which
+# drives the real agent pipeline: focus changes every 20-90 s, an activity span
+# per state change, the top 10 processes and the system totals every 60 s).
+AGENT_EVENTS_PER_MINUTE = 1.1 + 1.0 + 10 + 1
+MIXES = ("agent", "spans")
+
+
+def stride(batch_events: int, mix: str) -> int:
+    """ms between the starts of two successive batches (their spans never overlap)."""
+    if mix == "agent":
+        return minutes_per_batch(batch_events) * 60_000
     return max(batch_events * 2 // 5, 1) * 91_000
 
 
-def batch_templates(agent_id: str, batch_events: int, count: int, rng: random.Random,
-                    origin_ms: int) -> list:
-    """``count`` batches covering successive stretches of time from ``origin_ms``."""
+def minutes_per_batch(batch_events: int) -> int:
+    return max(1, round(batch_events / AGENT_EVENTS_PER_MINUTE))
+
+
+def _new_batch(agent_id: str, now: int):
     from worklens.v1 import agent_pb2
 
-    batches = []
-    windows = batch_events * 2 // 5
+    return agent_pb2.Batch(agent_id=agent_id, created_ms=now, host=agent_pb2.HostInfo(
+        hostname=f"ws-{agent_id[-4:]}", os="linux", os_version="6.1.0-18-amd64",
+        user=f"user{agent_id[-3:]}", agent_version="0.1.0"))
+
+
+def _window(batch, rng: random.Random, start: int, duration: int) -> None:
+    app, exe, title = rng.choice(APPS)
+    batch.windows.add(start_ms=start, duration_ms=duration, app=app, exe=exe,
+                      title=title.format(rng.choice(WORDS)), pid=rng.randint(300, 60000))
+
+
+def _activity(batch, rng: random.Random, start: int, duration: int) -> None:
+    batch.activity.add(start_ms=start, duration_ms=duration, state=rng.choice((1, 1, 1, 2)),
+                       key_presses=rng.randint(0, 400), clicks=rng.randint(0, 40),
+                       mouse_moves=rng.randint(0, 3000), scrolls=rng.randint(0, 90))
+
+
+def _process(batch, rng: random.Random, time_ms: int, pid: int) -> None:
+    batch.processes.add(time_ms=time_ms, pid=pid,
+                        name=rng.choice(("firefox", "code", "slack", "Xorg", "python3")),
+                        user="alice", cpu_percent=rng.random() * 100,
+                        rss_bytes=rng.randint(10 << 20, 2 << 30),
+                        cpu_seconds=rng.random() * 60, interval_ms=60_000)
+
+
+def _system(batch, rng: random.Random, time_ms: int) -> None:
+    batch.system.add(time_ms=time_ms, cpu_percent=rng.random() * 100,
+                     mem_total_bytes=16 << 30, mem_used_bytes=rng.randint(2 << 30, 15 << 30),
+                     process_count=rng.randint(200, 400), cpu_count=8)
+
+
+def _tile(start: int, end: int, low: int, high: int, rng: random.Random):
+    """(start, duration) of spans following each other over [start, end)."""
+    t = start
+    while t < end:
+        duration = min(rng.randint(low, high), end - t)
+        yield t, duration
+        t += duration
+
+
+def _agent_mix(batch, rng: random.Random, start: int, batch_events: int) -> None:
+    """A real agent's backlog: per minute ~1 window span, ~1 activity span, the top
+    10 processes and the system totals (~80 % of the events are process rows)."""
+    minutes = minutes_per_batch(batch_events)
+    end = start + minutes * 60_000
+    for t, duration in _tile(start, end, 20_000, 90_000, rng):
+        _window(batch, rng, t, duration)
+    for t, duration in _tile(start, end, 15_000, 105_000, rng):
+        _activity(batch, rng, t, duration)
+    for minute in range(minutes):
+        at = start + minute * 60_000 + 30_000
+        for i in range(10):
+            _process(batch, rng, at, 1000 + i)
+        _system(batch, rng, at)
+
+
+def _spans_mix(batch, rng: random.Random, start: int, batch_events: int) -> None:
+    """Span-heavy batches (40 % windows, 40 % activity): the rollups' worst case."""
+    windows = activity = batch_events * 2 // 5
+    system = max(1, batch_events // 100)
+    t = start
+    for _ in range(windows):
+        duration = rng.randint(2_000, 90_000)
+        _window(batch, rng, t, duration)
+        t += duration  # one focused window at a time: spans follow each other
+    t = start
+    for _ in range(activity):
+        duration = rng.randint(1_000, 60_000)
+        _activity(batch, rng, t, duration)
+        t += duration
+    for i in range(batch_events - windows - activity - system):
+        _process(batch, rng, start + (i // 10) * 1000, 1000 + i % 10)
+    for i in range(system):
+        _system(batch, rng, start + i * 1000)
+
+
+def batch_templates(agent_id: str, batch_events: int, count: int, rng: random.Random,
+                    origin_ms: int, mix: str) -> list:
+    """``count`` batches covering successive stretches of time from ``origin_ms``."""
+    fill = _agent_mix if mix == "agent" else _spans_mix
     now = int(time.time() * 1000)
+    batches = []
     for n in range(count):
-        start = origin_ms + n * stride(batch_events)
-        batch = agent_pb2.Batch(agent_id=agent_id, created_ms=now, host=agent_pb2.HostInfo(
-            hostname=f"ws-{agent_id[-4:]}", os="linux", os_version="6.1.0-18-amd64",
-            user=f"user{agent_id[-3:]}", agent_version="0.1.0"))
-        activity = batch_events * 2 // 5
-        system = max(1, batch_events // 100)
-        processes = batch_events - windows - activity - system
-        t = start
-        for _ in range(windows):
-            app, exe, title = rng.choice(APPS)
-            duration = rng.randint(2_000, 90_000)
-            batch.windows.add(start_ms=t, duration_ms=duration, app=app, exe=exe,
-                              title=title.format(rng.choice(WORDS)), pid=rng.randint(300, 60000))
-            t += duration  # one focused window at a time: spans follow each other
-        t = start
-        for _ in range(activity):
-            duration = rng.randint(1_000, 60_000)
-            batch.activity.add(start_ms=t, duration_ms=duration, state=rng.choice((1, 1, 1, 2)),
-                               key_presses=rng.randint(0, 400), clicks=rng.randint(0, 40),
-                               mouse_moves=rng.randint(0, 3000), scrolls=rng.randint(0, 90))
-            t += duration
-        for i in range(processes):
-            batch.processes.add(time_ms=start + (i // 10) * 1000, pid=1000 + i % 10,
-                                name=rng.choice(("firefox", "code", "slack", "Xorg", "python3")),
-                                user="alice", cpu_percent=rng.random() * 100,
-                                rss_bytes=rng.randint(10 << 20, 2 << 30),
-                                cpu_seconds=rng.random() * 60, interval_ms=60_000)
-        for i in range(system):
-            batch.system.add(time_ms=start + i * 1000, cpu_percent=rng.random() * 100,
-                             mem_total_bytes=16 << 30,
-                             mem_used_bytes=rng.randint(2 << 30, 15 << 30),
-                             process_count=rng.randint(200, 400), cpu_count=8)
+        batch = _new_batch(agent_id, now)
+        fill(batch, rng, origin_ms + n * stride(batch_events, mix), batch_events)
         batches.append(batch)
     return batches
+
+
+def events_in(batch) -> int:
+    return len(batch.windows) + len(batch.activity) + len(batch.processes) + len(batch.system)
 
 
 def _shift(batch, delta_ms: int) -> None:
@@ -160,15 +230,19 @@ class BatchStream:
     real agent never makes the collector do)."""
 
     def __init__(self, agent_id: str, batch_events: int, rng: random.Random,
-                 repeat_ranges: bool) -> None:
+                 repeat_ranges: bool, mix: str) -> None:
         now = int(time.time() * 1000)
-        self.cycle_ms = stride(batch_events) * TEMPLATES
+        self.cycle_ms = stride(batch_events, mix) * TEMPLATES
         origin = now - (self.cycle_ms if repeat_ranges
                         else max(HISTORY_MS, self.cycle_ms + 3_600_000))
-        self.templates = batch_templates(agent_id, batch_events, TEMPLATES, rng, origin)
+        self.templates = batch_templates(agent_id, batch_events, TEMPLATES, rng, origin, mix)
+        self.counts = [events_in(b) for b in self.templates]
         self.cycles = max(1, (now - 3_600_000 - origin) // self.cycle_ms)   # stay in the past
         self.repeat = repeat_ranges
         self.fixed = [b.SerializeToString() for b in self.templates] if repeat_ranges else None
+
+    def events(self, seq: int) -> int:
+        return self.counts[(seq - 1) % TEMPLATES]
 
     def body(self, seq: int) -> bytes:
         index, cycle = (seq - 1) % TEMPLATES, (seq - 1) // TEMPLATES
@@ -208,7 +282,8 @@ async def run_agent(index: int, address: str, secret: str, opts: dict, start_at:
         reply = await enroll(agent_pb2.EnrollRequest(
             secret=secret, install_id=f"bench-{index}-{os.getpid()}-{time.time()}",
             host=agent_pb2.HostInfo(hostname=f"ws-{index}", os="linux")), timeout=120)
-        stream = BatchStream(reply.agent_id, opts["batch_events"], rng, opts["repeat_ranges"])
+        stream = BatchStream(reply.agent_id, opts["batch_events"], rng, opts["repeat_ranges"],
+                             opts["mix"])
         upload = channel.stream_stream("/worklens.v1.AgentService/Upload",
                                        request_serializer=None,
                                        response_deserializer=agent_pb2.Ack.FromString)
@@ -216,7 +291,6 @@ async def run_agent(index: int, address: str, secret: str, opts: dict, start_at:
         call = upload(metadata=(("authorization", f"Bearer {reply.credential}"),))
         slots = asyncio.Semaphore(opts["in_flight"])
         sent: dict[int, float] = {}
-        events = opts["batch_events"]
 
         interval = opts["interval_s"]
         next_at = start_at + rng.random() * interval  # spread agents over the interval
@@ -241,7 +315,7 @@ async def run_agent(index: int, address: str, secret: str, opts: dict, start_at:
                 wall = time.time()
                 if start_at + opts["warmup"] <= wall <= stop_at:
                     stats["latencies"].append(now - sent.pop(ack.sequence))
-                    stats["events"] += events
+                    stats["events"] += stream.events(ack.sequence)
                 else:
                     sent.pop(ack.sequence, None)
 
@@ -292,6 +366,11 @@ def main() -> None:
     parser.add_argument("--store", choices=("sqlite",), default="sqlite")
     parser.add_argument("--workers", type=int, default=3, help="client processes")
     parser.add_argument("--batch-events", type=int, default=250)
+    parser.add_argument("--mix", choices=MIXES, default="agent",
+                        help="what batches hold: 'agent' = what a real agent sends per "
+                             "minute (1 window, 1 activity span, top 10 processes, system "
+                             "totals); 'spans' = 40%% windows + 40%% activity, the rollups' "
+                             "worst case")
     parser.add_argument("--in-flight", type=int, default=2, help="unacked batches per agent")
     parser.add_argument("--rate", type=float, default=0.0,
                         help="offered load in events/s over all agents (open loop); default 0 "
@@ -313,7 +392,7 @@ def main() -> None:
             f"{args.agents} agents in {args.workers} processes, {args.batch_events} events per "
             f"batch, {args.in_flight} in flight each")
         opts = {"batch_events": args.batch_events, "in_flight": args.in_flight,
-                "repeat_ranges": args.repeat_ranges,
+                "repeat_ranges": args.repeat_ranges, "mix": args.mix,
                 "warmup": args.warmup,
                 "interval_s": args.agents * args.batch_events / args.rate if args.rate else 0}
         start_at = time.time() + 5 + args.agents * 0.02
@@ -352,6 +431,7 @@ def main() -> None:
         "agents": args.agents,
         "batches": len(latencies),
         "batch_events": args.batch_events,
+        "mix": args.mix,
         "in_flight": args.in_flight,
         "offered_events_per_s": args.rate or None,
         "agent_errors": errors,
