@@ -130,10 +130,18 @@ class Collector:
         self._http: Any = None
         self._http_task: asyncio.Task | None = None
         self._retention: Any = None
+        # set when the store's writer died: serve() exits non-zero (see on_writer_failure)
+        self.failed = asyncio.Event()
 
     async def start(self) -> None:
         grpc_tls, http_tls = _check_listeners(self.cfg)
         self.store = open_store(self.url, serving=True)
+        loop = asyncio.get_running_loop()
+
+        def writer_failed(_exc: BaseException) -> None:
+            with contextlib.suppress(RuntimeError):   # the loop is already closed
+                loop.call_soon_threadsafe(self.failed.set)
+        self.store.on_writer_failure(writer_failed)
         try:
             from collector.retention import schedule_retention  # [retention] keep, hourly
             self._retention = schedule_retention(asyncio.get_running_loop(), self.store,
@@ -229,11 +237,19 @@ async def serve(cfg: CollectorConfig, url: str) -> int:
     collector = Collector(cfg, url)
     await collector.start()
     tune_garbage_collector()
-    await stopping.wait()
-    log.info("shutting down: finishing in-flight batches")
+    waits = [asyncio.create_task(stopping.wait()), asyncio.create_task(collector.failed.wait())]
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for task in waits:
+        task.cancel()
+    if collector.failed.is_set():
+        log.critical("the store writer stopped (see above); exiting so that the service "
+                     "manager restarts the collector; agents keep their unacknowledged "
+                     "batches and send them again")
+    else:
+        log.info("shutting down: finishing in-flight batches")
     await collector.stop()
     log.info("stopped")
-    return 0
+    return 1 if collector.failed.is_set() else 0
 
 
 def command(args: argparse.Namespace, cfg: CollectorConfig, data_dir: Path) -> int:

@@ -143,6 +143,7 @@ class SqliteStore:
         self.url = f"sqlite:///{path}"
         self._hooks: list[IngestHook] = []
         self._group_hooks: list[GroupHook] = []
+        self._failure_callbacks: list[Callable[[BaseException], None]] = []
         self._lock_fd: int | None = None
         self._readers: list[sqlite3.Connection] = []
         self._local = threading.local()
@@ -283,6 +284,13 @@ class SqliteStore:
         that only the failing batch is refused."""
         self._group_hooks.append(hook)
 
+
+    def on_writer_failure(self, callback: Callable[[BaseException], None]) -> None:
+        """Call ``callback(exc)`` (on the writer thread) if the writer stops for an
+        unexpected reason. The store then refuses every write (StoreUnavailable: agents
+        keep their batches and retry), so a serving process should exit and let its
+        service manager start it again rather than keep running without a writer."""
+        self._failure_callbacks.append(callback)
     def submit(self, fn: Callable[[sqlite3.Connection], Any]) -> concurrent.futures.Future:
         """Queue ``fn(conn)`` to run in its own write transaction; don't wait."""
         future: concurrent.futures.Future = concurrent.futures.Future()
@@ -338,7 +346,7 @@ class SqliteStore:
     # -- the writer thread ---------------------------------------------------------------
 
     def _run(self) -> None:
-        carry = None
+        carry, failure = None, None
         try:
             while True:
                 item = carry if carry is not None else self._queue.get()
@@ -362,10 +370,14 @@ class SqliteStore:
                     events += nxt.records.count
                 self._commit_group(group, events)
                 self._checkpoint()
-        except BaseException:
+        except BaseException as exc:
             log.exception("the store writer stopped unexpectedly")
+            failure = exc
         finally:
             self._fail_leftovers()
+        if failure is not None:
+            for callback in self._failure_callbacks:
+                callback(failure)
 
     def _fail_leftovers(self) -> None:
         with self._state:

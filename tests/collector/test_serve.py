@@ -129,3 +129,49 @@ def test_sigterm_during_a_busy_stream_loses_nothing_that_was_acked(collector_pro
     stored = {s for (s,) in collector_proc.query("SELECT sequence FROM batches")}
     assert set(acked) <= stored
     assert collector_proc.count("window_spans") == 50 * len(stored)
+
+
+# Loaded into the collector process through PYTHONPATH: the writer thread dies at its
+# first WAL checkpoint after a group commit, i.e. right after that commit's acks.
+WRITER_FAULT = """
+import collector.store.sqlite as sqlite_store
+
+_commit_group = sqlite_store.SqliteStore._commit_group
+
+
+def commit_group(self, group, events):
+    _commit_group(self, group, events)
+    self.injected_fault = True
+
+
+def checkpoint(self):
+    if getattr(self, "injected_fault", False):
+        raise RuntimeError("injected writer fault")
+
+
+sqlite_store.SqliteStore._commit_group = commit_group
+sqlite_store.SqliteStore._checkpoint = checkpoint
+"""
+
+
+def test_a_dead_store_writer_makes_the_collector_exit_and_loses_nothing(
+        tmp_path, collector_proc_factory):
+    fault = tmp_path / "fault"
+    fault.mkdir()
+    (fault / "sitecustomize.py").write_text(WRITER_FAULT)
+    proc = collector_proc_factory()
+    proc.env["PYTHONPATH"] = str(fault)
+    proc.start()
+    agent = proc.enroll_agent()
+    acks = proc.upload(agent, [make_batch(agent.agent_id, 1)])
+    assert [(a.sequence, a.duplicate) for a in acks] == [(1, False)]
+    # a collector without a writer would refuse every batch forever: it exits instead,
+    # non-zero, for systemd (Restart=on-failure) to start it again
+    assert proc.proc.wait(60) == 1
+    assert "store writer stopped unexpectedly" in proc.output
+    assert "exiting so that the service manager restarts the collector" in proc.output
+    del proc.env["PYTHONPATH"]
+    proc.start()
+    acks = proc.upload(agent, [make_batch(agent.agent_id, s) for s in (1, 2)])
+    assert [(a.sequence, a.duplicate) for a in acks] == [(1, True), (2, False)]
+    assert proc.count("window_spans", agent.agent_id) == 6
