@@ -10,8 +10,9 @@ and acks it as a duplicate, so nothing is stored twice.
 
 Compression is a transport concern decided here, per stream: when the
 collector's Hello says it accepts packed batches, each batch goes out packed
-(worklens.packing: process samples as snapshots, then one DEFLATE context per
-stream carried over from batch to batch) and gRPC's per-message gzip is off for
+(worklens.packing: process samples as snapshots, times and memory as differences
+from what the stream said before, then one DEFLATE context per stream carried
+over from batch to batch) and gRPC's per-message gzip is off for
 the stream; otherwise batches go out plain with the channel's gzip. The spool
 always keeps the plain batch, so a resend on a new stream packs it afresh.
 
@@ -61,7 +62,7 @@ from dataclasses import dataclass, field
 
 import grpc
 from worklens.cli import UserError
-from worklens.packing import PACKING, Deflater, pack_processes
+from worklens.packing import PACKING, Packer
 from worklens.v1 import agent_pb2, agent_pb2_grpc
 
 from agent.channel import explain, open_channel
@@ -312,7 +313,7 @@ class _Window:
         self._user_only = agent_pb2.HostInfo(user=host.user)
         self.timed_out = False
         self.packed = False           # set before requests() runs: the collector accepts it
-        self._deflater = Deflater()   # this stream's context; a new stream starts afresh
+        self._packer = Packer()       # this stream's context; a new stream starts afresh
 
     def attach(self, call: grpc.Call) -> None:
         with self._cond:
@@ -373,15 +374,7 @@ class _Window:
                 with self._cond:
                     self._in_flight[pending.sequence] = time.monotonic()
                     self._sent_upto = pending.sequence
-                yield self._pack(batch) if self.packed else batch
-
-    def _pack(self, batch: agent_pb2.Batch) -> agent_pb2.Batch:
-        """The packed form: runs in send order, as the context requires."""
-        sequence = batch.sequence
-        batch.ClearField("sequence")
-        pack_processes(batch)
-        return agent_pb2.Batch(sequence=sequence,
-                               packed=self._deflater.pack(batch.SerializeToString()))
+                yield self._packer.pack(batch) if self.packed else batch
 
     def _overdue(self) -> bool:
         if not self._in_flight:

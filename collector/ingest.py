@@ -32,8 +32,9 @@ store as it arrives (several in flight per stream share group commits), and
 the handler yields acks in order as their commits complete.
 
 Packed batches (``Batch.packed``, worklens.packing): each Upload stream has its
-own inflate context, created with the stream and dropped with it. A packed
-batch is inflated (capped at the maximum message size), parsed, its process
+own inflate context and difference state, created with the stream and dropped
+with it. A packed batch is inflated (capped at the maximum message size),
+parsed, its differences turned back into times and memory, its process
 snapshots expanded, and from there it is an ordinary batch: the same agent id
 check, the same validation, the same store call.
 
@@ -56,7 +57,14 @@ from dataclasses import dataclass
 
 import grpc
 from google.protobuf.message import DecodeError, Message
-from worklens.packing import PACKING, Inflater, PackedTooLarge, PackingError, expand_processes
+from worklens.packing import (
+    PACKING,
+    Inflater,
+    PackedTooLarge,
+    PackingError,
+    StreamDeltas,
+    expand_processes,
+)
 from worklens.v1 import agent_pb2
 
 from collector import metrics
@@ -117,6 +125,7 @@ class _Stream:
     checked_at: float
     checked_changes: int
     inflater: Inflater | None = None
+    deltas: StreamDeltas | None = None
 
 
 @dataclass(frozen=True)
@@ -405,4 +414,10 @@ class AgentService:
         if batch.sequence not in (0, sequence):
             return invalid(f"packed bytes carry sequence {batch.sequence}")
         batch.sequence = sequence
+        if stream.deltas is None:
+            stream.deltas = StreamDeltas()
+        try:
+            stream.deltas.decode(batch)
+        except PackingError as exc:
+            return invalid(str(exc))
         return batch

@@ -14,7 +14,13 @@ the batch they expand to):
 * process samples as ``ProcessSnapshot``: the shared time and interval once,
   memory in pages, CPU time as an integer in its coarsest exact decimal unit,
   and cpu_percent only when it is not the value derived from the rest.
-  A batch is packed this way only when every sample expands back exactly.
+  A batch is packed this way only when every sample expands back exactly;
+* times and memory as differences from what the stream said before
+  (``StreamDeltas``): a span starts where the previous one ended, a snapshot a
+  sampling interval after the previous one, a process's memory moves a little
+  from minute to minute. Absolute milliseconds since 1970 cost ~4 bytes of
+  entropy each, these differences mostly one; together with not sending the
+  unused ``created_ms`` that is ~14 KB of an agent-day's ~64 KB of payload.
 
 See the ``Batch.packed`` and ``ProcessSnapshot`` comments in agent.proto for
 the wire contract.
@@ -22,18 +28,25 @@ the wire contract.
 
 from __future__ import annotations
 
+import logging
 import math
 import struct
 import zlib
+from dataclasses import dataclass, field
 
 from worklens.v1 import agent_pb2
 
-PACKING = "deflate-stream-v1"
+log = logging.getLogger(__name__)
+
+PACKING = "deflate-stream-v2"
 SYNC_TAIL = b"\x00\x00\xff\xff"   # ends every sync flush; not sent
 WINDOW_BITS = 15                  # 32 KiB window, raw deflate (no zlib/gzip header)
 MAX_CPU_DECIMALS = 9
 PAGE = 4096
 MAX_UINT64 = 2**64 - 1
+INT64_MIN, INT64_MAX = -2**63, 2**63 - 1
+# Processes whose last rss a stream remembers (see StreamDeltas._remember).
+REMEMBERED_PROCESSES = 256
 
 
 class PackingError(ValueError):
@@ -155,6 +168,8 @@ def expand_processes(batch: agent_pb2.Batch) -> None:
     if not batch.process_snapshots:
         return
     for snap in batch.process_snapshots:
+        if any(entry.HasField("rss_change") for entry in snap.entries):
+            raise PackingError("process snapshot rss_change outside a packed batch's stream")
         if snap.cpu_decimals > MAX_CPU_DECIMALS:
             raise PackingError(f"process snapshot cpu_decimals {snap.cpu_decimals} > "
                                f"{MAX_CPU_DECIMALS}")
@@ -171,3 +186,140 @@ def expand_processes(batch: agent_pb2.Batch) -> None:
                                 user=entry.user, cpu_percent=cpu_percent, rss_bytes=rss,
                                 cpu_seconds=cpu_seconds, interval_ms=snap.interval_ms)
     batch.ClearField("process_snapshots")
+
+
+# -- differences from what the stream said before ------------------------------------------
+
+def _int64(value: int, what: str) -> int:
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise PackingError(f"{what} {value} is out of range")
+    return value
+
+
+@dataclass
+class StreamDeltas:
+    """What one end of an Upload stream remembers so that times and memory travel
+    as differences (the rules are in agent.proto, Batch.packed). The agent's
+    shipper encodes each batch after ``pack_processes``; the collector decodes it
+    right after inflating, before anything else looks at it. Each side keeps one
+    per stream, updated with the absolute values in send order."""
+
+    window_end: int = 0
+    activity_end: int = 0
+    snapshot_next: int = 0
+    system_time: int = 0
+    rss: dict[tuple[int, str], int] = field(default_factory=dict)   # bytes
+
+    def _remember(self, key: tuple[int, str], rss_bytes: int) -> None:
+        """Both ends forget the same processes: the least recently listed beyond
+        REMEMBERED_PROCESSES (a stream may last for weeks of changing pids)."""
+        self.rss.pop(key, None)
+        self.rss[key] = rss_bytes
+        if len(self.rss) > REMEMBERED_PROCESSES:
+            del self.rss[next(iter(self.rss))]
+
+    def encode(self, batch: agent_pb2.Batch) -> None:
+        """Turn ``batch`` (absolute values) into differences, in place. Raises
+        PackingError (leaving batch and state untouched) for times whose differences
+        would not fit in int64."""
+        self._check_encodable(batch)
+        batch.ClearField("created_ms")
+        for span in batch.windows:
+            start, span.start_ms = span.start_ms, span.start_ms - self.window_end
+            self.window_end = start + span.duration_ms
+        for span in batch.activity:
+            start, span.start_ms = span.start_ms, span.start_ms - self.activity_end
+            self.activity_end = start + span.duration_ms
+        for snap in batch.process_snapshots:
+            time_ms, snap.time_ms = snap.time_ms, snap.time_ms - self.snapshot_next
+            self.snapshot_next = time_ms + snap.interval_ms
+            unit = snap.rss_unit or 1
+            for entry in snap.entries:
+                key, rss = (entry.pid, entry.name), entry.rss
+                old = self.rss.get(key)
+                if old is not None and old % unit == 0 and \
+                        INT64_MIN <= rss - old // unit <= INT64_MAX:
+                    entry.rss_change = rss - old // unit
+                    entry.ClearField("rss")
+                self._remember(key, rss * unit)
+        for totals in batch.system:
+            time_ms, totals.time_ms = totals.time_ms, totals.time_ms - self.system_time
+            self.system_time = time_ms
+
+    def _check_encodable(self, batch: agent_pb2.Batch) -> None:
+        ends = {"windows": self.window_end, "activity": self.activity_end}
+        for kind in ("windows", "activity"):
+            end = ends[kind]
+            for span in getattr(batch, kind):
+                _int64(span.start_ms - end, f"{kind} start difference")
+                end = _int64(span.start_ms + span.duration_ms, f"{kind} end")
+        following = self.snapshot_next
+        for snap in batch.process_snapshots:
+            _int64(snap.time_ms - following, "process snapshot time difference")
+            following = _int64(snap.time_ms + snap.interval_ms, "process snapshot end")
+        previous = self.system_time
+        for totals in batch.system:
+            _int64(totals.time_ms - previous, "system totals time difference")
+            previous = totals.time_ms
+
+    def decode(self, batch: agent_pb2.Batch) -> None:
+        """Turn the differences in ``batch`` back into absolute values, in place.
+        Raises PackingError for differences that lead nowhere (then the stream ends:
+        the state is no longer the sender's)."""
+        for span in batch.windows:
+            span.start_ms = _int64(span.start_ms + self.window_end, "window start")
+            self.window_end = _int64(span.start_ms + span.duration_ms, "window end")
+        for span in batch.activity:
+            span.start_ms = _int64(span.start_ms + self.activity_end, "activity start")
+            self.activity_end = _int64(span.start_ms + span.duration_ms, "activity end")
+        for snap in batch.process_snapshots:
+            snap.time_ms = _int64(snap.time_ms + self.snapshot_next, "process snapshot time")
+            self.snapshot_next = _int64(snap.time_ms + snap.interval_ms,
+                                        "process snapshot end")
+            unit = snap.rss_unit or 1
+            for entry in snap.entries:
+                key = (entry.pid, entry.name)
+                if entry.HasField("rss_change"):
+                    entry.rss = self._changed_rss(key, unit, entry.rss_change, entry.rss)
+                    entry.ClearField("rss_change")
+                self._remember(key, entry.rss * unit)
+        for totals in batch.system:
+            totals.time_ms = _int64(totals.time_ms + self.system_time, "system totals time")
+            self.system_time = totals.time_ms
+
+    def _changed_rss(self, key: tuple[int, str], unit: int, change: int, rss: int) -> int:
+        old = self.rss.get(key)
+        if old is None or old % unit or rss:
+            raise PackingError(f"rss_change for process {key[0]} ({key[1][:64]!r}) that "
+                               "this stream did not list before in this unit (or with rss)")
+        value = old // unit + change
+        if not 0 <= value <= MAX_UINT64:
+            raise PackingError(f"rss_change {change} takes process {key[0]}'s rss out of "
+                               "range")
+        return value
+
+
+class Packer:
+    """The sending side of one Upload stream: process snapshots, differences from
+    what the stream said before, then its DEFLATE context. One per stream; batches
+    must be packed in send order."""
+
+    def __init__(self) -> None:
+        self._deflater = Deflater()
+        self._deltas = StreamDeltas()
+
+    def pack(self, batch: agent_pb2.Batch) -> agent_pb2.Batch:
+        """The message that carries ``batch`` (which is changed in place): packed, or
+        for a batch whose times cannot be stated as differences, the batch itself
+        (with its process snapshots, which the collector expands as well)."""
+        sequence = batch.sequence
+        batch.ClearField("sequence")
+        pack_processes(batch)
+        try:
+            self._deltas.encode(batch)
+        except PackingError as exc:
+            log.warning("batch %d sent unpacked: %s", sequence, exc)
+            batch.sequence = sequence
+            return batch
+        return agent_pb2.Batch(sequence=sequence,
+                               packed=self._deflater.pack(batch.SerializeToString()))

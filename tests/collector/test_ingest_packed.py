@@ -1,6 +1,7 @@
 """Packed batches (Batch.packed: one DEFLATE context per Upload stream, process
-samples as snapshots) against a real collector over a socket: they are stored
-exactly as the plain batches they stand for, and bad packed input gets the
+samples as snapshots, times and memory as differences within the stream)
+against a real collector over a socket: they are stored exactly as the plain
+batches they stand for, and bad packed input gets the
 right status naming the batch, stores nothing of it, and leaves everyone else
 served."""
 
@@ -17,25 +18,24 @@ from worklens.packing import (
     PACKING,
     Deflater,
     Inflater,
+    Packer,
     PackingError,
+    StreamDeltas,
     expand_processes,
     pack_processes,
 )
 from worklens.v1 import agent_pb2
 
 
-def packed(batches: list[agent_pb2.Batch], deflater: Deflater | None = None
+def packed(batches: list[agent_pb2.Batch], packer: Packer | None = None
            ) -> list[agent_pb2.Batch]:
-    """What the shipper sends: each batch packed, in order, in one context."""
-    deflater = deflater or Deflater()
+    """What the shipper sends: each batch packed, in order, in one stream's context."""
+    packer = packer or Packer()
     out = []
     for batch in batches:
         inner = agent_pb2.Batch()
         inner.CopyFrom(batch)
-        inner.ClearField("sequence")
-        pack_processes(inner)
-        out.append(agent_pb2.Batch(sequence=batch.sequence,
-                                   packed=deflater.pack(inner.SerializeToString())))
+        out.append(packer.pack(inner))
     return out
 
 
@@ -100,6 +100,119 @@ def test_one_context_per_stream_and_nothing_more_than_the_limit_is_inflated():
     assert sizes[-1] < sizes[0] / 5           # later messages lean on the earlier ones
     with pytest.raises(PackingError, match="expand to more than 100 bytes"):
         Inflater().unpack(Deflater().pack(bytes(1000)), 100)
+
+
+def an_hour_of_batches(agent_id: str) -> list[agent_pb2.Batch]:
+    """What one agent sends in an hour at a 5-minute flush: spans that follow each
+    other, a snapshot a minute with the same processes' memory moving a little (one
+    of them reported in bytes, not pages, for a while), system totals a minute."""
+    out, t0 = [], now_ms() - 3_600_000
+    end = activity_end = t0
+    for n in range(12):
+        batch = psutil_like(agent_id, n + 1, samples=0)
+        batch.created_ms = t0 + n * 300_000
+        del batch.windows[:]
+        del batch.activity[:]
+        del batch.system[:]
+        for k in range(3):
+            duration = 40_000 + 1000 * k + n
+            batch.windows.add(start_ms=end, duration_ms=duration, app="code", title=f"f{k}.py")
+            end += duration
+        batch.activity.add(start_ms=activity_end, duration_ms=290_000, state=1, key_presses=n)
+        activity_end += 290_000
+        for minute in range(5):
+            at = t0 + (n * 5 + minute) * 60_000
+            for pid in range(10):
+                rss = (9000 + 37 * pid + (n * 5 + minute) * (pid - 4)) * 4096
+                if pid == 3 and 4 <= n <= 6:
+                    rss += 1          # not page-aligned: that snapshot goes in bytes
+                batch.processes.add(time_ms=at, pid=400 + pid, name=f"proc{pid}",
+                                    user="alice", cpu_percent=0.5, rss_bytes=rss,
+                                    cpu_seconds=0.3, interval_ms=60_000)
+            batch.system.add(time_ms=at, cpu_percent=12.5, mem_total_bytes=16 << 30,
+                             mem_used_bytes=(6 << 30) + n, process_count=300, cpu_count=8)
+        out.append(batch)
+    return out
+
+
+def test_differences_from_the_stream_round_trip_exactly_and_are_small():
+    sender, receiver = StreamDeltas(), StreamDeltas()
+    as_absolute, as_differences = Deflater(), Deflater()   # the wire: after DEFLATE
+    absolute_bytes = encoded_bytes = 0
+    for original in an_hour_of_batches("ag-x"):
+        assert pack_processes(original)
+        sent = agent_pb2.Batch()
+        sent.CopyFrom(original)
+        sender.encode(sent)
+        absolute_bytes += len(as_absolute.pack(original.SerializeToString()))
+        encoded_bytes += len(as_differences.pack(sent.SerializeToString()))
+        if original.sequence > 1:   # spans and snapshots follow what came before
+            assert {w.start_ms for w in sent.windows} == {0}
+            assert {s.time_ms for s in sent.process_snapshots} == {0}
+            assert {s.time_ms for s in sent.system} == {60_000}
+        received = agent_pb2.Batch.FromString(sent.SerializeToString())
+        receiver.decode(received)
+        original.ClearField("created_ms")   # not sent: the collector never reads it
+        assert received == original
+    assert encoded_bytes < 0.5 * absolute_bytes   # this regular hour: ~0.27
+
+
+def test_both_ends_forget_the_same_processes():
+    """A stream may last for weeks of new pids: both ends keep the last 256 listed."""
+    sender, receiver = StreamDeltas(), StreamDeltas()
+
+    def snapshot(pids: range) -> agent_pb2.Batch:
+        batch = agent_pb2.Batch()
+        snap = batch.process_snapshots.add(time_ms=1, interval_ms=60_000, rss_unit=4096)
+        for pid in pids:
+            snap.entries.add(pid=pid, name="p", rss=1000 + pid)
+        return batch
+
+    for pids in (range(300), range(0, 300, 50)):   # 0..43 are forgotten, 44.. are not
+        batch = snapshot(pids)
+        sender.encode(batch)
+        if pids.step == 50:
+            assert [e.HasField("rss_change") for e in batch.process_snapshots[0].entries] == \
+                [False, True, True, True, True, True]
+        receiver.decode(batch)
+        assert [e.rss for e in batch.process_snapshots[0].entries] == [1000 + p for p in pids]
+    assert sender.rss == receiver.rss and len(receiver.rss) == 256
+
+
+def test_a_difference_that_leads_nowhere_is_a_packing_error():
+    batch = agent_pb2.Batch()
+    batch.process_snapshots.add(time_ms=1, interval_ms=60_000).entries.add(
+        pid=7, name="ghost", rss_change=-3)
+    with pytest.raises(PackingError, match="rss_change for process 7"):
+        StreamDeltas().decode(batch)
+    far = agent_pb2.Batch()
+    far.windows.add(start_ms=2**63 - 10, duration_ms=60_000)
+    with pytest.raises(PackingError, match="window end"):
+        StreamDeltas().decode(far)
+    with pytest.raises(PackingError, match="outside a packed batch"):
+        expand_processes(batch)
+
+
+def test_times_that_cannot_be_differences_go_plain_and_leave_the_stream_alone():
+    packer, inflater, receiver = Packer(), Inflater(), StreamDeltas()
+    batches = [make_batch("ag-x", seq, processes=0, system=0) for seq in (1, 2, 3)]
+    batches[0].windows[-1].start_ms = 2**62            # the stream's last end: far ahead
+    batches[1].windows[0].start_ms = -2**62            # a difference beyond int64
+    messages = [packer.pack(_copy(b)) for b in batches]
+    assert messages[0].packed and messages[2].packed
+    assert not messages[1].packed and messages[1].sequence == 2   # sent as it is
+    for message, original in ((messages[0], batches[0]), (messages[2], batches[2])):
+        received = agent_pb2.Batch.FromString(inflater.unpack(message.packed, 1 << 20))
+        receiver.decode(received)
+        received.sequence = original.sequence
+        original.ClearField("created_ms")
+        assert received == original
+
+
+def _copy(batch: agent_pb2.Batch) -> agent_pb2.Batch:
+    out = agent_pb2.Batch()
+    out.CopyFrom(batch)
+    return out
 
 
 # -- against the real collector ---------------------------------------------------------------
@@ -236,4 +349,22 @@ def test_bad_process_snapshot_is_invalid_argument(collector, bystander):
     acks, error = upload_error(collector, agent, packed([batch]))
     assert acks == [] and error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "cpu_decimals" in error.details() and rejected_sequence(error) == "1"
+    assert stored(collector, agent) == NOTHING
+
+
+def test_an_rss_change_the_stream_cannot_follow_is_invalid_argument(collector, bystander):
+    agent = collector.enroll_agent()
+    batch = make_batch(agent.agent_id, 1, processes=0)
+    batch.ClearField("sequence")
+    batch.process_snapshots.add(time_ms=now_ms() - 60_000, interval_ms=60_000).entries.add(
+        pid=7, name="ghost", cpu=5, rss_change=-3)
+    message = agent_pb2.Batch(sequence=1, packed=Deflater().pack(batch.SerializeToString()))
+    acks, error = upload_error(collector, agent, [message])
+    assert acks == [] and error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "rss_change for process 7" in error.details() and rejected_sequence(error) == "1"
+    # the same snapshot in a plain batch is refused too: differences only live in streams
+    batch.sequence = 1
+    acks, error = upload_error(collector, agent, [batch])
+    assert acks == [] and error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "outside a packed batch" in error.details()
     assert stored(collector, agent) == NOTHING

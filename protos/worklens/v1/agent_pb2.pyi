@@ -141,20 +141,22 @@ class ProcessSnapshot(_message.Message):
     def __init__(self, time_ms: _Optional[int] = ..., interval_ms: _Optional[int] = ..., rss_unit: _Optional[int] = ..., cpu_decimals: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[ProcessEntry, _Mapping]]] = ...) -> None: ...
 
 class ProcessEntry(_message.Message):
-    __slots__ = ("pid", "name", "user", "rss", "cpu", "cpu_percent")
+    __slots__ = ("pid", "name", "user", "rss", "cpu", "cpu_percent", "rss_change")
     PID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     USER_FIELD_NUMBER: _ClassVar[int]
     RSS_FIELD_NUMBER: _ClassVar[int]
     CPU_FIELD_NUMBER: _ClassVar[int]
     CPU_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    RSS_CHANGE_FIELD_NUMBER: _ClassVar[int]
     pid: int
     name: str
     user: str
     rss: int
     cpu: int
     cpu_percent: float
-    def __init__(self, pid: _Optional[int] = ..., name: _Optional[str] = ..., user: _Optional[str] = ..., rss: _Optional[int] = ..., cpu: _Optional[int] = ..., cpu_percent: _Optional[float] = ...) -> None: ...
+    rss_change: int
+    def __init__(self, pid: _Optional[int] = ..., name: _Optional[str] = ..., user: _Optional[str] = ..., rss: _Optional[int] = ..., cpu: _Optional[int] = ..., cpu_percent: _Optional[float] = ..., rss_change: _Optional[int] = ...) -> None: ...
 
 class SystemTotals(_message.Message):
     __slots__ = ("time_ms", "cpu_percent", "mem_total_bytes", "mem_used_bytes", "process_count", "cpu_count")
