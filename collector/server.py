@@ -51,6 +51,7 @@ AGENT_KEEPALIVE_OPTIONS = (            # what worklens-agent sets on its channel
 )
 STREAM_WINDOW_BYTES = 8 * 1024        # per-stream receive window (see server_options)
 SHUTDOWN_GRACE_S = 10.0
+OPEN_FILES_CEILING = 1 << 20          # Linux's default nr_open, when the hard limit is infinite
 GC_THRESHOLD = 50_000
 
 
@@ -220,6 +221,27 @@ class Collector:
             self.store = None
 
 
+def raise_open_files_limit() -> None:
+    """Each agent holds a connection, i.e. an open file: lift the soft limit (often
+    1024 in a login shell, which would refuse the 1,000th agent) to the hard limit.
+    The packaged unit sets LimitNOFILE itself; this covers every other way to run."""
+    try:
+        import resource
+    except ImportError:  # not a POSIX system: nothing to raise
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = OPEN_FILES_CEILING if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("open files limit stays at %d (%s): at most about that many agents "
+                        "can be connected", soft, exc)
+            return
+        log.info("open files limit raised from %d to %d (one per connected agent)", soft,
+                 target)
+
+
 def tune_garbage_collector() -> None:
     """Ingest allocates a tuple per record, which triggers the cyclic collector every
     few hundred rows; rows never form cycles, so collect far less often and leave
@@ -230,6 +252,7 @@ def tune_garbage_collector() -> None:
 
 
 async def serve(cfg: CollectorConfig, url: str) -> int:
+    raise_open_files_limit()
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):  # before "ready": a signal then is handled

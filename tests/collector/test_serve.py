@@ -6,8 +6,10 @@ from __future__ import annotations
 import signal
 import socket
 import time
+from pathlib import Path
 
 import grpc
+import pytest
 from collector_harness import make_batch
 
 
@@ -175,3 +177,35 @@ def test_a_dead_store_writer_makes_the_collector_exit_and_loses_nothing(
     acks = proc.upload(agent, [make_batch(agent.agent_id, s) for s in (1, 2)])
     assert [(a.sequence, a.duplicate) for a in acks] == [(1, True), (2, False)]
     assert proc.count("window_spans", agent.agent_id) == 6
+
+
+def test_serve_lifts_a_low_open_files_limit_for_thousands_of_agents(tmp_path):
+    """A login shell's soft limit of 1024 open files would refuse the 1,000th agent."""
+    import resource
+    import subprocess
+
+    from collector_harness import collector_command
+
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard <= 256:
+        pytest.skip(f"the hard limit on open files is only {hard}")
+    proc = subprocess.Popen(
+        collector_command("serve", "--data-dir", str(tmp_path), "--grpc-listen", "127.0.0.1:0",
+                          "--http-listen", "127.0.0.1:0"),
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard)),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "collector ready" in line:
+                break
+        limits = Path(f"/proc/{proc.pid}/limits").read_text()
+        soft = next(line.split()[3] for line in limits.splitlines()
+                    if line.startswith("Max open files"))
+        expected = 1 << 20 if hard == resource.RLIM_INFINITY else hard
+        assert soft == str(expected), limits
+        assert any("open files limit raised from 256" in line for line in lines), lines
+    finally:
+        proc.terminate()
+        proc.wait(60)
