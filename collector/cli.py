@@ -84,13 +84,16 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = token_sub.add_parser("revoke", parents=[store], help="revoke a token")
     revoke.add_argument("id")
 
-    summary = sub.add_parser("summary", parents=[client], help="active/idle time summaries")
+    scope = argparse.ArgumentParser(add_help=False)
+    scope.add_argument("--agent", help="only this agent id")
+    scope.add_argument("--user", help="only this user")
+
+    summary = sub.add_parser("summary", parents=[client, scope],
+                             help="active/idle time summaries")
     summary.add_argument("--by", required=True, choices=SUMMARY_BY)
-    summary.add_argument("--agent", help="only this agent id")
-    summary.add_argument("--user", help="only this user")
     summary.add_argument("--format", choices=("table", "json", "csv"), default="table")
 
-    export = sub.add_parser("export", parents=[client], help="CSV export")
+    export = sub.add_parser("export", parents=[client, scope], help="CSV export")
     export.add_argument("kind", choices=EXPORT_KINDS)
     export.add_argument("-o", "--output", type=Path, metavar="FILE",
                         help="write to FILE (default: stdout)")

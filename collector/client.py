@@ -97,7 +97,8 @@ def _reason(exc: BaseException) -> str:
 
 
 def _query(args: argparse.Namespace) -> dict[str, str]:
-    """The date/tz parameters, checked locally with the server's rules."""
+    """The date/tz parameters, checked locally with the server's rules, and the
+    --agent/--user scope."""
     try:
         zone = parse_tz(args.tz) if args.tz else parse_tz("UTC")
     except DateError as exc:
@@ -108,8 +109,9 @@ def _query(args: argparse.Namespace) -> dict[str, str]:
         except DateError as exc:
             raise UserError(f"{flag}: {exc}") from None
     params = {"from": args.date_from, "to": args.date_to}
-    if args.tz:
-        params["tz"] = args.tz
+    for name in ("tz", "agent", "user"):
+        if getattr(args, name, None):
+            params[name] = getattr(args, name)
     return params
 
 
@@ -197,10 +199,6 @@ def render_csv(rows: list[dict[str, Any]]) -> str:
 def run_summary(args: argparse.Namespace) -> int:
     params = _query(args)
     params["by"] = args.by
-    if args.agent:
-        params["agent"] = args.agent
-    if args.user:
-        params["user"] = args.user
     session = _session(args)
     data = _get(session, args.url, "/api/v1/summary", params, "summary").json()
     rows = data.get("rows", [])

@@ -170,3 +170,23 @@ def test_bad_dates_zones_and_agents(col, data):
                        "app", token=data["viewer"]), "after")
     one_line_error(run(col, "summary", *day_args("--by", "app", "--agent", "ag-none"),
                        token=data["viewer"]), "ag-none")
+
+
+def test_export_of_one_agent_or_one_user(col, data):
+    """Kept last and on another day: it adds agents the tests above do not expect."""
+    day = DAY - timedelta(days=1)
+    t0 = T0 - 86_400_000
+    carol, dave = col.enroll_agent(hostname="ws-carol"), col.enroll_agent(hostname="ws-dave")
+    col.send(carol, "carol", [window(t0, 600, "code", "carol.py")], [activity(t0, 600)])
+    col.send(dave, "dave", [window(t0, 900, "slack", "#general")], [activity(t0, 900)])
+    span = ["--from", day.isoformat(), "--to", day.isoformat(), "--tz", "UTC"]
+
+    def titles(*scope: str) -> list[str]:
+        done = run(col, "export", "spans", *span, *scope, token=data["exporter"])
+        assert done.returncode == 0, done.stderr
+        return [r["title"] for r in csv.DictReader(io.StringIO(done.stdout.decode(),
+                                                               newline=""))]
+    assert sorted(titles()) == ["#general", "carol.py"]
+    assert titles("--agent", carol.agent_id) == ["carol.py"]
+    assert titles("--user", "dave") == ["#general"]
+    assert titles("--user", "dave", "--agent", carol.agent_id) == []
