@@ -4,6 +4,8 @@ data dir, free ports on loopback, and the addresses it reports once ready."""
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -69,3 +71,13 @@ def create_token(data_dir: Path, role: str, name: str = "benchmark") -> str:
                                         str(data_dir), "--name", name),
                           env=clean_env(), capture_output=True, text=True, check=True)
     return done.stdout.split()[0]
+
+
+def stop_collector(proc: subprocess.Popen, data_dir: Path) -> None:
+    """SIGTERM (a clean shutdown, as systemd does), kill if it hangs, drop its data."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    shutil.rmtree(data_dir, ignore_errors=True)

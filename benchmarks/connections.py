@@ -30,15 +30,12 @@ import multiprocessing as mp
 import os
 import random
 import resource
-import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _collector import create_token, start_collector
+from _collector import create_token, start_collector, stop_collector
 from ingest import BatchStream, log, percentile, process_cpu_seconds
 from worklens.packing import Packer
 from worklens.v1 import agent_pb2
@@ -191,12 +188,7 @@ def main() -> None:
         for w in workers:
             w.join(60)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(data_dir, ignore_errors=True)
+        stop_collector(proc, data_dir)
     latencies = [x for s in stats for x in s["latencies"]]
     figures = {
         "agents_connected": connected,

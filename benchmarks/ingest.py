@@ -56,15 +56,18 @@ import json
 import multiprocessing as mp
 import os
 import random
-import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _collector import WITHOUT_ROLLUPS, Collector, create_token, start_collector
+from _collector import (
+    WITHOUT_ROLLUPS,
+    Collector,
+    create_token,
+    start_collector,
+    stop_collector,
+)
 
 APPS = [("code", "/usr/bin/code", "{} - worklens - Visual Studio Code"),
         ("firefox", "/usr/lib/firefox/firefox", "{} — Mozilla Firefox"),
@@ -418,12 +421,7 @@ def main() -> None:
         server_cpu_s = process_cpu_seconds(proc.pid)
         db_bytes = sum(p.stat().st_size for p in data_dir.glob("worklens.db*"))
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(data_dir, ignore_errors=True)
+        stop_collector(proc, data_dir)
     figures = {
         "events_per_s": round(events / args.duration),
         "p50_ack_ms": round(percentile(latencies, 50) * 1000, 1),
