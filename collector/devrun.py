@@ -9,7 +9,10 @@ the agent enrolls itself afresh each time (safe: the same agent id comes
 back) and runs with the desktop it finds (``DISPLAY`` as it is — without one
 it still records processes and system totals). After about one flush
 interval a first summary is printed. Ctrl-C stops the agent first (so its
-last spans are delivered), then the collector.
+last spans are delivered), then the collector — and so do SIGTERM, SIGHUP (a
+closed terminal) and the end of the ``make`` that started us: the children run
+in sessions of their own and would otherwise be left running, holding the
+ports and the store.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DEV_DIR = ROOT / ".worklens-dev"
+DEV_DIR = Path(os.environ.get("WORKLENS_DEV_DIR") or ROOT / ".worklens-dev")
 FLUSH_INTERVAL = "10s"   # fresher than the 30 s default, so the first summary comes quickly
 START_TIMEOUT_S = 60.0
 FIRST_SUMMARY_WAIT_S = 90.0
@@ -87,13 +90,17 @@ class Child:
 
     def wait_for(self, text: str, timeout: float = START_TIMEOUT_S) -> str:
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                if text in line:
-                    return line
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.1)
+        try:
+            while time.monotonic() < deadline:
+                for line in list(self.lines):
+                    if text in line:
+                        return line
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.1)
+        except BaseException:   # Ctrl-C or a signal while starting: nobody else stops it
+            self.stop()
+            raise
         self.stop()
         tail = "".join(self.lines[-15:])
         raise SystemExit(f"make run: the {self.name} did not start (log: {self.log_path}):\n"
@@ -153,13 +160,23 @@ def first_summary(http_url: str, viewer: str) -> str:
     return f"(summary not available yet: {done.stderr.strip()})"
 
 
+class Stop(Exception):
+    """Time to stop both children (a signal, or our parent is gone)."""
+
+
+def _stop_on_signal(signum: int, _frame: object) -> None:
+    raise Stop(signal.Signals(signum).name)
+
+
 def main() -> int:
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _stop_on_signal)
     DEV_DIR.mkdir(parents=True, exist_ok=True)
     display = os.environ.get("DISPLAY") or "none (processes and system totals only)"
     say(f"Worklens dev run — data and logs in {DEV_DIR}")
-    collector, grpc_address, http_url = start_collector()
-    agent = None
+    collector = agent = None
     try:
+        collector, grpc_address, http_url = start_collector()
         say(f"  collector: gRPC {grpc_address}, HTTP {http_url}")
         agent, agent_id = start_agent(grpc_address)
         viewer = token("viewer")
@@ -189,22 +206,24 @@ def main() -> int:
                 "and run the `try:` command above)")
         while True:
             _sleep_watching(3600.0, collector, agent)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Stop):
         say()
         say("stopping the agent (delivering its last spans), then the collector...")
     finally:
-        codes = []
-        if agent is not None:
-            codes.append(agent.stop())
-        codes.append(collector.stop())
+        codes = [child.stop() for child in (agent, collector) if child is not None]
     say("stopped." if all(code == 0 for code in codes) else
         f"stopped (exit codes {codes}; logs in {DEV_DIR})")
     return 0
 
 
+PARENT = os.getppid()
+
+
 def _sleep_watching(seconds: float, *children: Child) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
+        if os.getppid() != PARENT:
+            raise Stop("the make that started us has gone")
         for child in children:
             if child.proc.poll() is not None:
                 raise SystemExit(f"make run: the {child.name} exited unexpectedly "

@@ -1,0 +1,83 @@
+"""`make run` (collector.devrun) as a newcomer runs it: a collector and an enrolled
+agent come up, and however the run ends - Ctrl-C, SIGTERM, a closed terminal - both
+children are stopped with it, not left holding the ports and the store."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from polling import wait_for
+
+
+def dev_processes(dev_dir: Path) -> list[int]:
+    """Processes whose command line names this run's dev directory."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if str(dev_dir) in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP],
+                         ids=["ctrl-c", "sigterm", "sighup"])
+def test_make_run_starts_both_and_stops_both(tmp_path, sig):
+    dev_dir = tmp_path / "dev"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKLENS_")}
+    env.pop("DISPLAY", None)   # no desktop: the agent records processes only
+    env["WORKLENS_DEV_DIR"] = str(dev_dir)
+    proc = subprocess.Popen([sys.executable, "-m", "collector.devrun"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
+    try:
+        wait_for(lambda: any("Recording;" in line for line in lines) or proc.poll() is not None,
+                 timeout=120, what="make run to start the collector and the agent")
+        output = "".join(lines)
+        assert "dashboard: http://127.0.0.1:" in output and "token:     wl_" in output, output
+        assert len(dev_processes(dev_dir)) == 2   # the collector and the agent
+        proc.send_signal(sig)
+        assert proc.wait(90) == 0
+        wait_for(lambda: dev_processes(dev_dir) == [], timeout=30,
+                 what="the collector and the agent to stop")
+        assert "stopped." in "".join(lines)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for pid in dev_processes(dev_dir):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_make_run_stops_both_when_make_itself_is_killed(tmp_path):
+    """`timeout 60 make run` kills make only: the run notices its parent is gone."""
+    dev_dir = tmp_path / "dev"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKLENS_")}
+    env.pop("DISPLAY", None)
+    env["WORKLENS_DEV_DIR"] = str(dev_dir)
+    # a shell stands in for make: `; true` keeps it from exec-ing python in its place
+    make = subprocess.Popen(["sh", "-c", f"{sys.executable} -m collector.devrun; true"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(make.stdout), daemon=True).start()
+    try:
+        wait_for(lambda: len(dev_processes(dev_dir)) == 2 and
+                 any("Recording;" in line for line in lines), timeout=120,
+                 what="make run to start the collector and the agent")
+        make.kill()
+        make.wait(30)
+        wait_for(lambda: dev_processes(dev_dir) == [], timeout=60,
+                 what="the collector and the agent to stop after make is gone")
+    finally:
+        for pid in dev_processes(dev_dir):
+            os.kill(pid, signal.SIGKILL)
