@@ -442,23 +442,15 @@ def _stored_rows(conn: sqlite3.Connection, cur: dict[str, int],
 def ingest_group(conn: sqlite3.Connection, group: list[Any], clf: rules_mod.Classifier) -> None:
     """Roll up one group commit's new batches (``collector.store.StoredBatch``: key,
     batch, records, received_ms) from the rows in memory, after their insertion."""
-    windows: dict[int, list[tuple]] = {}
-    activity: dict[int, list[tuple]] = {}
+    windows: dict[int, list[tuple]] = defaultdict(list)
+    activity: dict[int, list[tuple]] = defaultdict(list)
     processes: list[tuple] = []
     for item in group:   # each batch holds one agent's rows
         records = item.records
         if records.windows:
-            rows = windows.get(item.key)
-            if rows is None:
-                windows[item.key] = list(records.windows)
-            else:
-                rows += records.windows
+            windows[item.key] += records.windows
         if records.activity:
-            rows = activity.get(item.key)
-            if rows is None:
-                activity[item.key] = list(records.activity)
-            else:
-                rows += records.activity
+            activity[item.key] += records.activity
         processes += records.processes
     cur = _cursors(conn)
     tops = _stored_rows(conn, cur, {"window_spans": sum(map(len, windows.values())),
