@@ -196,6 +196,23 @@ def _int64(value: int, what: str) -> int:
     return value
 
 
+def _spans_as_differences(spans, end: int) -> int:
+    """Each span's start as the difference from where the one before ended (``end``
+    for the first); returns where the last one ends."""
+    for span in spans:
+        start, span.start_ms = span.start_ms, span.start_ms - end
+        end = start + span.duration_ms
+    return end
+
+
+def _spans_from_differences(spans, end: int, kind: str) -> int:
+    """The inverse of _spans_as_differences, checking every value stays in int64."""
+    for span in spans:
+        span.start_ms = _int64(span.start_ms + end, f"{kind} start")
+        end = _int64(span.start_ms + span.duration_ms, f"{kind} end")
+    return end
+
+
 @dataclass
 class StreamDeltas:
     """What one end of an Upload stream remembers so that times and memory travel
@@ -224,12 +241,8 @@ class StreamDeltas:
         would not fit in int64."""
         self._check_encodable(batch)
         batch.ClearField("created_ms")
-        for span in batch.windows:
-            start, span.start_ms = span.start_ms, span.start_ms - self.window_end
-            self.window_end = start + span.duration_ms
-        for span in batch.activity:
-            start, span.start_ms = span.start_ms, span.start_ms - self.activity_end
-            self.activity_end = start + span.duration_ms
+        self.window_end = _spans_as_differences(batch.windows, self.window_end)
+        self.activity_end = _spans_as_differences(batch.activity, self.activity_end)
         for snap in batch.process_snapshots:
             time_ms, snap.time_ms = snap.time_ms, snap.time_ms - self.snapshot_next
             self.snapshot_next = time_ms + snap.interval_ms
@@ -266,12 +279,9 @@ class StreamDeltas:
         """Turn the differences in ``batch`` back into absolute values, in place.
         Raises PackingError for differences that lead nowhere (then the stream ends:
         the state is no longer the sender's)."""
-        for span in batch.windows:
-            span.start_ms = _int64(span.start_ms + self.window_end, "window start")
-            self.window_end = _int64(span.start_ms + span.duration_ms, "window end")
-        for span in batch.activity:
-            span.start_ms = _int64(span.start_ms + self.activity_end, "activity start")
-            self.activity_end = _int64(span.start_ms + span.duration_ms, "activity end")
+        self.window_end = _spans_from_differences(batch.windows, self.window_end, "window")
+        self.activity_end = _spans_from_differences(batch.activity, self.activity_end,
+                                                    "activity")
         for snap in batch.process_snapshots:
             snap.time_ms = _int64(snap.time_ms + self.snapshot_next, "process snapshot time")
             self.snapshot_next = _int64(snap.time_ms + snap.interval_ms,
