@@ -29,7 +29,6 @@ import json
 import multiprocessing as mp
 import os
 import random
-import resource
 import sys
 import tempfile
 import time
@@ -40,13 +39,9 @@ from ingest import BatchStream, log, percentile, process_cpu_seconds
 from worklens.packing import Packer
 from worklens.v1 import agent_pb2
 
+from collector.server import raise_open_files_limit
+
 ONE_MINUTE_OF_EVENTS = 13   # ingest.py's agent mix: one minute of a machine's time
-
-
-def raise_fd_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 async def run_agent(index: int, address: str, secret: str, opts: dict, stats: dict,
@@ -102,7 +97,7 @@ async def run_agent(index: int, address: str, secret: str, opts: dict, stats: di
 def worker(indices: list[int], address: str, secret: str, interval: float, plain: bool,
            ready: mp.Queue, go: mp.Queue, results: mp.Queue) -> None:
     """Runs its agents until told the measured window (from, until) on ``go``."""
-    raise_fd_limit()
+    raise_open_files_limit()
     stats = {"latencies": [], "events": 0, "errors": 0}
     connected = [0]
 
@@ -145,7 +140,7 @@ def main() -> None:
                         help="send plain batches; default: packed, as agents do once the "
                              "collector's Hello accepts it (a DEFLATE context per stream)")
     args = parser.parse_args()
-    raise_fd_limit()
+    raise_open_files_limit()
 
     data_dir = Path(tempfile.mkdtemp(prefix="worklens-conn-"))
     collector = start_collector(data_dir)
