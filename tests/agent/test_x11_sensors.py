@@ -104,6 +104,16 @@ def test_without_a_window_manager_the_input_focus_is_used(caplog):
         desk.stop()
 
 
+def assert_sensors_find(desk, win_sensor, idle_sensor, title: str) -> None:
+    """A display the sensors could not use before: once a window of ``title`` has the
+    focus there, both sensors read it (they reconnect on their own)."""
+    desk.activate(desk.open_window(title))
+    info = wait_for(win_sensor.active_window, timeout=30, what=f"the window {title}")
+    assert info.title == title
+    assert wait_for(lambda: idle_sensor.read().idle_seconds is not None, timeout=30,
+                    what=f"idle time on the display of {title}")
+
+
 def test_a_killed_x_server_means_no_window_then_reconnects(fresh_desktop, monkeypatch):
     monkeypatch.setattr(_xconn, "FIRST_BACKOFF", 0.2)
     win_sensor = window_x11.open(fresh_desktop.display)
@@ -117,12 +127,7 @@ def test_a_killed_x_server_means_no_window_then_reconnects(fresh_desktop, monkey
         assert idle_sensor.read().idle_seconds is None
         # a new X server on the same display number: the sensors find it again
         fresh_desktop.restart_x()
-        win = fresh_desktop.open_window("x11-after-restart-a1")
-        fresh_desktop.activate(win)
-        info = wait_for(win_sensor.active_window, timeout=30, what="reconnection")
-        assert info.title == "x11-after-restart-a1"
-        assert wait_for(lambda: idle_sensor.read().idle_seconds is not None, timeout=30,
-                        what="idle after reconnection")
+        assert_sensors_find(fresh_desktop, win_sensor, idle_sensor, "x11-after-restart-a1")
     finally:
         win_sensor.close()
         idle_sensor.close()
@@ -148,12 +153,7 @@ def test_sensors_started_before_the_x_server_wait_for_it_and_pick_it_up(monkeypa
         assert win_sensor.active_window() is None
         assert idle_sensor.read().idle_seconds is None
         desk = Desktop.start(display=display)              # the X server comes up now
-        win = desk.open_window("x11-late-display-c4d2")
-        desk.activate(win)
-        info = wait_for(win_sensor.active_window, timeout=30, what="the late display")
-        assert info.title == "x11-late-display-c4d2"
-        assert wait_for(lambda: idle_sensor.read().idle_seconds is not None, timeout=30,
-                        what="idle time from the late display")
+        assert_sensors_find(desk, win_sensor, idle_sensor, "x11-late-display-c4d2")
         status = backend_status("window", win_sensor)
         assert (status.available, status.reason) == (True, f"display {display}")
         assert backend_status("idle", idle_sensor).available

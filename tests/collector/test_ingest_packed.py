@@ -31,11 +31,12 @@ def packed(batches: list[agent_pb2.Batch], packer: Packer | None = None
            ) -> list[agent_pb2.Batch]:
     """What the shipper sends: each batch packed, in order, in one stream's context."""
     packer = packer or Packer()
-    out = []
-    for batch in batches:
-        inner = agent_pb2.Batch()
-        inner.CopyFrom(batch)
-        out.append(packer.pack(inner))
+    return [packer.pack(copy_of(batch)) for batch in batches]
+
+
+def copy_of(batch: agent_pb2.Batch) -> agent_pb2.Batch:
+    out = agent_pb2.Batch()
+    out.CopyFrom(batch)
     return out
 
 
@@ -141,8 +142,7 @@ def test_differences_from_the_stream_round_trip_exactly_and_are_small():
     absolute_bytes = encoded_bytes = 0
     for original in an_hour_of_batches("ag-x"):
         assert pack_processes(original)
-        sent = agent_pb2.Batch()
-        sent.CopyFrom(original)
+        sent = copy_of(original)
         sender.encode(sent)
         absolute_bytes += len(as_absolute.pack(original.SerializeToString()))
         encoded_bytes += len(as_differences.pack(sent.SerializeToString()))
@@ -198,7 +198,7 @@ def test_times_that_cannot_be_differences_go_plain_and_leave_the_stream_alone():
     batches = [make_batch("ag-x", seq, processes=0, system=0) for seq in (1, 2, 3)]
     batches[0].windows[-1].start_ms = 2**62            # the stream's last end: far ahead
     batches[1].windows[0].start_ms = -2**62            # a difference beyond int64
-    messages = [packer.pack(_copy(b)) for b in batches]
+    messages = packed(batches, packer)
     assert messages[0].packed and messages[2].packed
     assert not messages[1].packed and messages[1].sequence == 2   # sent as it is
     for message, original in ((messages[0], batches[0]), (messages[2], batches[2])):
@@ -207,12 +207,6 @@ def test_times_that_cannot_be_differences_go_plain_and_leave_the_stream_alone():
         received.sequence = original.sequence
         original.ClearField("created_ms")
         assert received == original
-
-
-def _copy(batch: agent_pb2.Batch) -> agent_pb2.Batch:
-    out = agent_pb2.Batch()
-    out.CopyFrom(batch)
-    return out
 
 
 # -- against the real collector ---------------------------------------------------------------
@@ -232,8 +226,7 @@ def test_packed_batches_are_stored_exactly_like_the_plain_ones(collector, bystan
     def for_agent(agent):
         out = []
         for batch in batches:
-            copy = agent_pb2.Batch()
-            copy.CopyFrom(batch)
+            copy = copy_of(batch)
             copy.agent_id = agent.agent_id
             out.append(copy)
         return out
