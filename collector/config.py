@@ -81,4 +81,6 @@ def load(path: Path | None = None, overrides: dict | None = None) -> CollectorCo
 
 
 def store_url(cfg: CollectorConfig, data_dir: Path) -> str:
-    return cfg.store.url or f"sqlite:///{data_dir / 'worklens.db'}"
+    """The configured store, else SQLite in ``data_dir``. The path is made absolute
+    first: ``sqlite:///`` + a relative path would name a directory under ``/``."""
+    return cfg.store.url or f"sqlite:///{(data_dir / 'worklens.db').absolute()}"

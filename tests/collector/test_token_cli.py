@@ -99,3 +99,17 @@ def test_store_direct_changes_are_audited_with_the_local_operator(cli, tmp_path)
     assert json.loads(rows[0][3])["id"] == token_id and "secret" not in rows[0][3]
     assert json.loads(rows[2][3])["rules"][0]["category"] == "Development"
     assert secret.split("_", 2)[2] not in json.dumps(rows)
+
+
+def test_a_relative_data_dir_is_relative_to_the_working_directory(tmp_path):
+    """`--data-dir data` from a shell in tmp_path means tmp_path/data, for every
+    subcommand alike (it once became /data: sqlite:/// + a relative path)."""
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(collector_command(*args, "--data-dir", "data"), cwd=tmp_path,
+                              capture_output=True, text=True, timeout=60)
+
+    created = run("token", "create", "--role", "viewer")
+    assert created.returncode == 0, created.stderr
+    assert (tmp_path / "data" / "worklens.db").exists()
+    listed = CollectorProcess(tmp_path / "data").cli("token", "list")
+    assert created.stdout.split("_")[1] in listed.stdout
