@@ -346,12 +346,23 @@ def worker(indices: list[int], address: str, secret: str, opts: dict, start_at: 
 # -- main -------------------------------------------------------------------------------
 
 def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a running process (Linux /proc)."""
+    """User + system CPU seconds of a running process and its children (the store's
+    writer process)."""
+    import psutil
+
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
         return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for proc in procs:
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def percentile(values: list[float], p: float) -> float:

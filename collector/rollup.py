@@ -31,6 +31,7 @@ throughput one for one.
 from __future__ import annotations
 
 import bisect
+import functools
 import logging
 import sqlite3
 import time
@@ -476,13 +477,13 @@ def ingest_group(conn: sqlite3.Connection, group: list[Any], clf: rules_mod.Clas
 
 def install(store: Any) -> None:
     """Register the group hook that keeps rollups current with every stored batch, in
-    the same transaction as the raw rows."""
-    db_key = str(store.path)
+    the same transaction as the raw rows (a partial, so that it pickles for the
+    store's writer process)."""
+    store.add_group_hook(functools.partial(group_hook, str(store.path)))
 
-    def hook(conn: sqlite3.Connection, group: list[Any]) -> None:
-        ingest_group(conn, group, rules_mod.classifier(conn, db_key))
 
-    store.add_group_hook(hook)
+def group_hook(db_key: str, conn: sqlite3.Connection, group: list[Any]) -> None:
+    ingest_group(conn, group, rules_mod.classifier(conn, db_key))
 
 
 # -- rebuild ----------------------------------------------------------------------------------

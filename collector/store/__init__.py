@@ -46,7 +46,8 @@ def open_store(url: str, *, serving: bool = False) -> Store:
     """
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     if scheme == "sqlite":
-        store = SqliteStore(sqlite_path(url), serving=serving)
+        # serving: group commits in a writer process of their own (collector.store.writerproc)
+        store = SqliteStore(sqlite_path(url), serving=serving, writer_process=serving)
         from collector import rollup  # summaries: rollups kept in the ingest transaction
         rollup.install(store)
         return store

@@ -1,13 +1,23 @@
-"""The embedded SQLite store: WAL mode, one writer thread doing group commit,
-readers on their own read-only connections.
+"""The embedded SQLite store: WAL mode, one writer doing group commit, readers on
+their own read-only connections.
 
-Why a writer thread: SQLite allows one writer at a time and every durable
-commit costs an fsync. Batches from many concurrent streams are queued to the
-writer, which drains whatever is waiting (up to ``GROUP_MAX_EVENTS``) into ONE
-transaction, gives each batch its own SAVEPOINT (so a failing batch or hook
-undoes only that batch) and commits once. Each ``ingest`` coroutine resumes
-only after the commit that contains its batch returned: an ack always means
-durable (``synchronous=FULL``).
+Why one writer: SQLite allows one writer at a time and every durable commit
+costs an fsync. Batches from many concurrent streams are queued to the
+writer thread, which drains whatever is waiting (up to ``GROUP_MAX_EVENTS``)
+into ONE transaction (``collector.store.commit``; a failing batch or hook is
+redone on its own so that only it fails) and commits once. Each ``ingest``
+coroutine resumes only after the commit that contains its batch returned: an
+ack always means durable (``synchronous=FULL``).
+
+Why a writer process for ``serve`` (``writer_process=True``): there the group
+commits run in a child process (``collector.store.writerproc``) instead of on
+the writer thread, so that binding rows and computing rollups no longer take
+turns with the event loop for one interpreter lock (measured: the writer thread
+waited for the lock a third of its time). The writer thread still orders the
+work: it sends a group while the child commits the one before (at most
+``PIPE_GROUPS`` unanswered), runs every other write itself only once the child
+answered everything, and a ``store-answers`` thread settles the futures as the
+answers come back.
 
 Why an exclusive lock file for ``serving=True``: two collector processes
 serving one database would each believe they own the writer; the second one
@@ -19,18 +29,18 @@ database safely through SQLite's own locking (busy timeout).
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import fcntl
 import logging
 import os
+import pickle
 import queue
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from itertools import chain
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -45,7 +55,20 @@ from collector.store.base import (
     StoreError,
     StoreUnavailable,
 )
-from collector.store.records import Records, extract, insert_rows
+from collector.store.commit import (
+    GroupCommitter,
+    GroupHook,
+    GroupItem,
+    IngestHook,
+    StoredBatch,
+    describe_sqlite_error,
+    now_ms,
+    rollback,
+)
+from collector.store.records import Records, extract
+from collector.store.writerproc import WriterDied, WriterProcess
+
+__all__ = ["SqliteStore", "StoredBatch", "connect_writer", "describe_sqlite_error"]
 
 log = logging.getLogger(__name__)
 
@@ -57,63 +80,17 @@ MAX_PENDING_EVENTS = 1_000_000
 RETRY_AFTER_MS = 1_000
 CACHE_KIB = 64 * 1024
 PAGE_SIZE = 32768
-# The writer checkpoints the WAL itself, at most this often, AFTER a group's acks
-# went out (SQLite's auto-checkpoint would run inside COMMIT, before them). It is
-# the only writer, so each checkpoint completes and the WAL is reused, not grown.
-CHECKPOINT_INTERVAL_S = 1.0
 
-IngestHook = Callable[[sqlite3.Connection, AgentRow, agent_pb2.Batch], None]
-
-
-@dataclass(frozen=True)
-class StoredBatch:
-    """A new batch of a group commit, as a group hook sees it (rows already inserted)."""
-
-    key: int
-    batch: agent_pb2.Batch
-    records: Records
-    received_ms: int
-
-
-GroupHook = Callable[[sqlite3.Connection, list[StoredBatch]], None]
 _STOP = object()
-# Errors that belong to one batch (its savepoint is rolled back, others commit).
-_PER_BATCH_ERRORS = (sqlite3.IntegrityError, sqlite3.DataError, OverflowError, ValueError,
-                     TypeError)
-
-
-INSERT_BATCHES = ("INSERT OR IGNORE INTO batches (agent, sequence, received_ms, events, "
-                  "dropped_events) VALUES (?, ?, ?, ?, ?)")
-UPDATE_AGENT = (
-    "UPDATE agents SET last_seen_ms = ?, last_sequence = max(last_sequence, ?), "
-    "dropped_events = dropped_events + ?, hostname = coalesce(nullif(?, ''), hostname), "
-    "os = coalesce(nullif(?, ''), os), os_version = coalesce(nullif(?, ''), os_version), "
-    "username = coalesce(nullif(?, ''), username), "
-    "agent_version = coalesce(nullif(?, ''), agent_version) WHERE id = ?")
-_NEW = IngestResult(duplicate=False)
-_DUPLICATE = IngestResult(duplicate=True)
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
+_DIED = object()   # the writer process is gone: the writer thread stops
+# With a writer process: groups sent ahead while it commits (it never waits for us).
+PIPE_GROUPS = 2
 
 
 @dataclass
-class _Ingest:
-    agent: AgentRow | int
-    batch: agent_pb2.Batch
-    records: Records
+class _Ingest(GroupItem):
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
-
-
-def _store_failure(exc: BaseException) -> bool:
-    """The database itself failed (disk full, I/O, corrupt), not one batch's values."""
-    return isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, _PER_BATCH_ERRORS)
-
-
-def _key(item: _Ingest) -> int:
-    return item.agent.key if isinstance(item.agent, AgentRow) else item.agent
 
 
 @dataclass
@@ -122,34 +99,50 @@ class _Write:
     future: concurrent.futures.Future
 
 
-def describe_sqlite_error(exc: sqlite3.Error, path: Path) -> str:
-    text = str(exc)
-    if "disk is full" in text or "disk I/O error" in text:
-        return f"cannot write to {path}: {text} (free some space; nothing of this batch was stored)"
-    if "readonly" in text or "read-only" in text:
-        return f"{path} is read-only: {text}"
-    if "not a database" in text or "malformed" in text:
-        return f"{path} is not a usable SQLite database (corrupt?): {text}"
-    if "locked" in text or "busy" in text:
-        return f"{path} is locked by another program: {text}"
-    return f"{path}: {text}"
+def connect_writer(path: Path, *, migrate_schema: bool = True) -> sqlite3.Connection:
+    """The writer connection: WAL, ``synchronous=FULL`` (an ack means durable), the
+    schema migrated. Raises StoreError with one line."""
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                               timeout=BUSY_TIMEOUT_MS / 1000)
+    except sqlite3.Error as exc:
+        raise StoreError(describe_sqlite_error(exc, path)) from None
+    try:
+        # Only takes effect when the file is created. Large pages measured ~1.5x faster
+        # for ingest (fewer page splits across the three b-trees each row touches).
+        conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise StoreError(f"{path}: cannot switch to WAL mode (got {mode})")
+        for pragma in ("synchronous=FULL", "foreign_keys=ON",
+                       f"busy_timeout={BUSY_TIMEOUT_MS}", f"cache_size=-{CACHE_KIB}",
+                       "temp_store=MEMORY"):
+            conn.execute(f"PRAGMA {pragma}")
+        if migrate_schema:
+            migrate.apply(conn)
+        conn.execute("PRAGMA wal_autocheckpoint=0")  # see GroupCommitter.checkpoint()
+    except sqlite3.Error as exc:
+        conn.close()
+        raise StoreError(describe_sqlite_error(exc, path)) from None
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 class SqliteStore:
     """See collector/store/STORE.md for the interface other layers use."""
 
-    def __init__(self, path: Path, *, serving: bool = False) -> None:
+    def __init__(self, path: Path, *, serving: bool = False,
+                 writer_process: bool = False) -> None:
         self.path = path
         self.url = f"sqlite:///{path}"
-        self._hooks: list[IngestHook] = []
-        self._group_hooks: list[GroupHook] = []
         self._failure_callbacks: list[Callable[[BaseException], None]] = []
         self._lock_fd: int | None = None
         self._readers: list[sqlite3.Connection] = []
         self._local = threading.local()
         self._state = threading.Lock()
         self._pending_events = 0
-        self._last_checkpoint = time.monotonic()
         self._serving = serving
         self._closed = False   # no new work accepted
         self._shut = False     # close() ran
@@ -157,11 +150,25 @@ class SqliteStore:
         self._prepare_directory()
         if serving:
             self._take_lock()
+        self._process: WriterProcess | None = None
         try:
-            self._conn = self._connect_writer()
+            self._conn = connect_writer(self.path)
+            if writer_process:
+                self._process = WriterProcess(self.path)
         except BaseException:
+            if hasattr(self, "_conn"):
+                self._conn.close()
             self._release_lock()
             raise
+        self._committer = GroupCommitter(self._conn, self.path)
+        # writer process: groups sent and not yet answered, oldest first
+        self._in_pipe: collections.deque[tuple[list[_Ingest], int]] = collections.deque()
+        self._pipe_state = threading.Condition()
+        self._died: WriterDied | None = None
+        if self._process is not None:
+            self._answers = threading.Thread(target=self._receive_answers,
+                                             name="store-answers", daemon=True)
+            self._answers.start()
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
         self._thread.start()
 
@@ -202,33 +209,6 @@ class SqliteStore:
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # closing the descriptor releases the flock
             self._lock_fd = None
-
-    def _connect_writer(self) -> sqlite3.Connection:
-        try:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                                   timeout=BUSY_TIMEOUT_MS / 1000)
-        except sqlite3.Error as exc:
-            raise StoreError(describe_sqlite_error(exc, self.path)) from None
-        try:
-            # Only takes effect when the file is created. Large pages measured ~1.5x faster
-            # for ingest (fewer page splits across the three b-trees each row touches).
-            conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if mode.lower() != "wal":
-                raise StoreError(f"{self.path}: cannot switch to WAL mode (got {mode})")
-            for pragma in ("synchronous=FULL", "foreign_keys=ON",
-                           f"busy_timeout={BUSY_TIMEOUT_MS}", f"cache_size=-{CACHE_KIB}",
-                           "temp_store=MEMORY"):
-                conn.execute(f"PRAGMA {pragma}")
-            migrate.apply(conn)
-            conn.execute("PRAGMA wal_autocheckpoint=0")  # see _checkpoint()
-        except sqlite3.Error as exc:
-            conn.close()
-            raise StoreError(describe_sqlite_error(exc, self.path)) from None
-        except BaseException:
-            conn.close()
-            raise
-        return conn
 
     # -- reading -------------------------------------------------------------------------
 
@@ -272,8 +252,11 @@ class SqliteStore:
 
     def add_ingest_hook(self, hook: IngestHook) -> None:
         """``hook(conn, agent, batch)``: called once per NEW batch, in the transaction
-        that stores it, after the rows of the whole group are inserted."""
-        self._hooks.append(hook)
+        that stores it, after the rows of the whole group are inserted. Not with a
+        writer process (it gets only the batch's head there): use a group hook."""
+        if self._process is not None:
+            raise StoreError("per-batch ingest hooks need the in-process writer")
+        self._committer.hooks.append(hook)
 
     def add_group_hook(self, hook: GroupHook) -> None:
         """``hook(conn, [StoredBatch...])``: called once per group commit with its NEW
@@ -281,9 +264,17 @@ class SqliteStore:
         Cheaper than a per-batch hook for work that aggregates (rollups): it gets the
         rows it needs in memory, with no per-batch call and nothing to read back. An
         exception fails the group, which is then redone one batch per transaction so
-        that only the failing batch is refused."""
-        self._group_hooks.append(hook)
-
+        that only the failing batch is refused. With a writer process the hook runs
+        there, so it must pickle (a module-level function or a partial of one), and
+        ``StoredBatch.batch`` holds only the batch's head (sequence, host, dropped
+        events): the rows are in ``StoredBatch.records``."""
+        if self._process is not None:
+            try:
+                pickle.dumps(hook)
+            except Exception as exc:
+                raise StoreError(f"a group hook for the writer process must pickle: "
+                                 f"{exc}") from None
+        self._committer.group_hooks.append(hook)
 
     def on_writer_failure(self, callback: Callable[[BaseException], None]) -> None:
         """Call ``callback(exc)`` (on the writer thread) if the writer stops for an
@@ -352,8 +343,12 @@ class SqliteStore:
                 item = carry if carry is not None else self._queue.get()
                 carry = None
                 if item is _STOP:
+                    self._wait_for_pipe(0)
                     break
+                if item is _DIED:
+                    raise self._died or WriterDied("the store writer process is gone")
                 if isinstance(item, _Write):
+                    self._wait_for_pipe(0)  # the child holds no transaction from here on
                     self._run_write(item)
                     self._checkpoint()
                     continue
@@ -370,10 +365,17 @@ class SqliteStore:
                     events += nxt.records.count
                 self._commit_group(group, events)
                 self._checkpoint()
+        except WriterDied as exc:  # killed (OOM killer, kill -9): no traceback of ours
+            log.error("the store writer stopped unexpectedly: %s", exc)
+            failure = exc
         except BaseException as exc:
             log.exception("the store writer stopped unexpectedly")
             failure = exc
         finally:
+            # what the writer process already has is committed and answered before the
+            # failure callbacks shut the collector down (those acks still go out)
+            with contextlib.suppress(WriterDied):
+                self._wait_for_pipe(0)
             self._fail_leftovers()
         if failure is not None:
             for callback in self._failure_callbacks:
@@ -402,7 +404,7 @@ class SqliteStore:
             result = item.fn(conn)
             conn.execute("COMMIT")
         except BaseException as exc:
-            self._rollback()
+            rollback(conn)
             if isinstance(exc, sqlite3.OperationalError):
                 exc = StoreUnavailable(describe_sqlite_error(exc, self.path))
             item.future.set_exception(exc)
@@ -410,23 +412,51 @@ class SqliteStore:
             item.future.set_result(result)
 
     def _commit_group(self, group: list[_Ingest], events: int) -> None:
-        """Commit ``group`` in one transaction and settle every batch's future.
-
-        Fast path: the whole group is written with a handful of multi-row statements.
-        If one batch cannot be stored (a value SQLite refuses, a failing ingest hook),
-        the group is retried one batch per transaction so that only that batch fails.
-        """
+        """Commit ``group`` and settle every batch's future; with a writer process, send
+        it there (``_receive_answers`` settles it) once fewer than PIPE_GROUPS wait."""
         received = now_ms()
-        try:
-            outcomes: list[Any] = self._transaction(lambda c: self._insert_group(c, group,
-                                                                                received))
-        except Exception as exc:
-            if _store_failure(exc):
-                outcomes = [self._unavailable(exc, len(group))] * len(group)
-            elif len(group) == 1:
-                outcomes = [self._batch_failure(group[0], exc)]
-            else:
-                outcomes = [self._commit_alone(item, received) for item in group]
+        if self._process is None:
+            self._answer(group, events, self._committer.commit(group, received))
+            return
+        self._wait_for_pipe(PIPE_GROUPS - 1)
+        with self._pipe_state:
+            self._in_pipe.append((group, events))
+        self._process.send(group, received, self._committer.group_hooks)
+
+    def _wait_for_pipe(self, most: int) -> None:
+        """Block until at most ``most`` groups are unanswered; raise if the child died."""
+        with self._pipe_state:
+            while len(self._in_pipe) > most and self._died is None:
+                self._pipe_state.wait()
+            if self._died is not None:
+                raise self._died
+
+    def _receive_answers(self) -> None:
+        """Settle groups as the writer process answers them. If it dies, nobody knows
+        whether its unanswered groups were committed: each batch gets StoreUnavailable
+        (the agent resends it; a stored one is then a duplicate) and the writer thread
+        stops, which makes a serving collector exit for a restart."""
+        while True:
+            try:
+                outcomes = self._process.receive()
+            except WriterDied as exc:
+                with self._pipe_state:
+                    lost, self._died = list(self._in_pipe), exc
+                    self._in_pipe.clear()
+                    self._pipe_state.notify_all()
+                if self._shut and not lost:
+                    return  # stopped on purpose
+                unavailable = StoreUnavailable("the store writer stopped; send it again")
+                for group, events in lost:
+                    self._answer(group, events, [unavailable] * len(group))
+                self._queue.put(_DIED)
+                return
+            with self._pipe_state:
+                group, events = self._in_pipe.popleft()
+                self._pipe_state.notify_all()
+            self._answer(group, events, outcomes)
+
+    def _answer(self, group: list[_Ingest], events: int, outcomes: list[Any]) -> None:
         with self._state:
             self._pending_events -= events
         by_loop: dict[asyncio.AbstractEventLoop, list] = {}
@@ -434,100 +464,6 @@ class SqliteStore:
             by_loop.setdefault(item.loop, []).append((item.future, outcome))
         for loop, pairs in by_loop.items():
             self._settle(loop, pairs)
-
-    def _commit_alone(self, item: _Ingest, received: int) -> Any:
-        try:
-            return self._transaction(lambda c: self._insert_group(c, [item], received))[0]
-        except Exception as exc:
-            if _store_failure(exc):
-                return self._unavailable(exc, 1)
-            return self._batch_failure(item, exc)
-
-    def _unavailable(self, exc: sqlite3.Error, batches: int) -> StoreUnavailable:
-        message = describe_sqlite_error(exc, self.path)
-        log.error("commit of %d batches failed: %s", batches, message)
-        return StoreUnavailable(message)
-
-    @staticmethod
-    def _batch_failure(item: _Ingest, exc: Exception) -> Exception:
-        if isinstance(exc, _PER_BATCH_ERRORS):
-            return exc  # a value the validation let through but SQLite refuses
-        log.error("ingest hook failed; batch %s not stored: %r", item.batch.sequence, exc)
-        return StoreUnavailable(f"batch not stored: {exc}")
-
-    def _transaction(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
-        conn = self._conn
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            result = fn(conn)
-            conn.execute("COMMIT")
-        except BaseException:
-            self._rollback()
-            raise
-        return result
-
-    def _insert_group(self, conn: sqlite3.Connection, group: list[_Ingest],
-                      received: int) -> list[IngestResult]:
-        """Insert the new batches of ``group``; one IngestResult per item, in order."""
-        ledger = [(_key(item), item.batch.sequence, received, item.records.count,
-                   item.batch.dropped_events) for item in group]
-        stored = set(insert_rows(conn, INSERT_BATCHES, ledger, returning="agent, sequence"))
-        results, new, seen = [], [], set()
-        for item, row in zip(group, ledger, strict=True):
-            key = row[:2]
-            if key in stored and key not in seen:
-                seen.add(key)
-                new.append(item)
-                results.append(_NEW)
-            else:
-                results.append(_DUPLICATE)
-        if not new:
-            return results
-        for index, (sql, _) in enumerate(new[0].records.tables()):
-            rows = list(chain.from_iterable(item.records.tables()[index][1] for item in new))
-            if rows:
-                insert_rows(conn, sql, rows)
-        self._update_agents(conn, new, received)
-        if self._group_hooks:
-            stored = [StoredBatch(_key(item), item.batch, item.records, received)
-                      for item in new]
-            for group_hook in self._group_hooks:
-                group_hook(conn, stored)
-        if self._hooks:
-            for item in new:
-                agent = item.agent if isinstance(item.agent, AgentRow) \
-                    else self._agent_row(conn, item.agent)
-                for hook in self._hooks:
-                    hook(conn, agent, item.batch)
-        return results
-
-    @staticmethod
-    def _update_agents(conn: sqlite3.Connection, items: list[_Ingest], received: int) -> None:
-        """One row per agent: last seen, highest sequence, dropped total, latest host facts."""
-        per_agent: dict[int, list] = {}
-        for item in items:
-            batch, host = item.batch, item.batch.host
-            row = per_agent.get(_key(item))
-            if row is None:
-                per_agent[_key(item)] = [_key(item), batch.sequence, batch.dropped_events,
-                                         host.hostname, host.os, host.os_version, host.user,
-                                         host.agent_version]
-            else:
-                row[1] = max(row[1], batch.sequence)
-                row[2] += batch.dropped_events
-                for i, value in enumerate((host.hostname, host.os, host.os_version, host.user,
-                                           host.agent_version), start=3):
-                    row[i] = value or row[i]
-        conn.executemany(UPDATE_AGENT, [(received, *row[1:], row[0])
-                                        for row in per_agent.values()])
-
-    @staticmethod
-    def _agent_row(conn: sqlite3.Connection, key: int) -> AgentRow:
-        row = conn.execute(f"SELECT {AgentRow.COLUMNS} FROM agents WHERE id = ?",
-                           (key,)).fetchone()
-        if row is None:
-            raise ValueError(f"no agent with key {key}")
-        return AgentRow.from_row(row)
 
     @staticmethod
     def _settle(loop: asyncio.AbstractEventLoop, pairs: list) -> None:
@@ -543,20 +479,9 @@ class SqliteStore:
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(settle)
 
-    def _rollback(self) -> None:
-        if self._conn.in_transaction:
-            with contextlib.suppress(sqlite3.Error):
-                self._conn.execute("ROLLBACK")
-
     def _checkpoint(self) -> None:
-        now = time.monotonic()
-        if now - self._last_checkpoint < CHECKPOINT_INTERVAL_S:
-            return
-        self._last_checkpoint = now
-        try:
-            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        except sqlite3.Error as exc:
-            log.warning("WAL checkpoint failed (will retry): %s", exc)
+        if self._process is None:  # the writer process checkpoints between its commits
+            self._committer.checkpoint()
 
     # -- closing -------------------------------------------------------------------------
 
@@ -568,6 +493,9 @@ class SqliteStore:
             self._shut = self._closed = True
             self._queue.put(_STOP)
         self._thread.join()
+        if self._process is not None:
+            self._process.close()
+            self._answers.join()
         with self._state:
             readers, self._readers = self._readers, []
         for conn in readers:

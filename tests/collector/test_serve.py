@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import grpc
+import psutil
 import pytest
 from collector_harness import make_batch
 
@@ -179,6 +180,54 @@ def test_a_dead_store_writer_makes_the_collector_exit_and_loses_nothing(
     assert proc.count("window_spans", agent.agent_id) == 6
 
 
+# Loaded into the collector's processes through PYTHONPATH: before each group commit
+# the writer applies the page limit written in LIMIT_FILE. SQLite's max_page_count
+# makes the database full exactly as a full disk does (SQLITE_FULL, "database or
+# disk is full"); it is a setting of one connection, the one in the writer process.
+DISK_LIMIT = """
+from pathlib import Path
+
+import collector.store.commit as commit
+
+_commit = commit.GroupCommitter.commit
+LIMIT_FILE = Path({limit_file!r})
+
+
+def commit_with_limit(self, group, received):
+    if LIMIT_FILE.exists():
+        self.conn.execute(f"PRAGMA max_page_count = {{LIMIT_FILE.read_text().strip()}}")
+    return _commit(self, group, received)
+
+
+commit.GroupCommitter.commit = commit_with_limit
+"""
+
+
+def test_a_full_disk_is_not_acknowledged_and_the_collector_keeps_running(
+        tmp_path, collector_proc_factory):
+    fault, limit = tmp_path / "fault", tmp_path / "max_pages"
+    fault.mkdir()
+    (fault / "sitecustomize.py").write_text(DISK_LIMIT.format(limit_file=str(limit)))
+    proc = collector_proc_factory()
+    proc.env["PYTHONPATH"] = str(fault)
+    proc.start()
+    agent = proc.enroll_agent()
+    proc.upload(agent, [make_batch(agent.agent_id, 1)])
+    limit.write_text(str(proc.query("PRAGMA page_count")[0][0]))
+    big = make_batch(agent.agent_id, 2, windows=2000, activity=2000, title="t" * 500)
+    with pytest.raises(grpc.RpcError) as error:
+        proc.upload(agent, [big])
+    assert error.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "full" in error.value.details()
+    assert proc.count("batches", agent.agent_id) == 1
+    assert proc.count("window_spans", agent.agent_id) == 3
+    limit.write_text("1073741823")
+    acks = proc.upload(agent, [big])  # space again: the agent's retry succeeds
+    assert [(a.sequence, a.duplicate) for a in acks] == [(2, False)]
+    assert proc.count("window_spans", agent.agent_id) == 2003
+    assert proc.terminate() == 0
+
+
 def test_serve_lifts_a_low_open_files_limit_for_thousands_of_agents(tmp_path):
     """A login shell's soft limit of 1024 open files would refuse the 1,000th agent."""
     import resource
@@ -209,3 +258,50 @@ def test_serve_lifts_a_low_open_files_limit_for_thousands_of_agents(tmp_path):
     finally:
         proc.terminate()
         proc.wait(60)
+
+
+def _writer_process(proc) -> psutil.Process:
+    """The store's writer process of a serving collector (multiprocessing spawn)."""
+    children = psutil.Process(proc.proc.pid).children()
+    writers = [c for c in children if "spawn_main" in " ".join(c.cmdline())]
+    assert len(writers) == 1, [c.cmdline() for c in children]
+    return writers[0]
+
+
+def test_group_commits_run_in_a_writer_process_that_leaves_with_the_collector(
+        collector_proc_factory):
+    proc = collector_proc_factory()
+    proc.start()
+    agent = proc.enroll_agent()
+    writer = _writer_process(proc)
+    acks = proc.upload(agent, [make_batch(agent.agent_id, s) for s in (1, 2)])
+    assert [(a.sequence, a.duplicate) for a in acks] == [(1, False), (2, False)]
+    # a service manager signals every process of the service: the writer leaves the
+    # shutdown to the collector, which finishes its commits first
+    writer.send_signal(signal.SIGTERM)
+    acks = proc.upload(agent, [make_batch(agent.agent_id, 3)])
+    assert [(a.sequence, a.duplicate) for a in acks] == [(3, False)]
+    assert proc.terminate() == 0
+    assert writer.wait(30) is not None or not writer.is_running()
+    proc.start()
+    writer = _writer_process(proc)
+    proc.kill()  # kill -9 of the collector: the writer must not linger holding the store
+    writer.wait(30)
+    assert proc.count("window_spans", agent.agent_id) == 9
+
+
+def test_a_killed_writer_process_makes_the_collector_exit_and_loses_nothing(
+        collector_proc_factory):
+    proc = collector_proc_factory()
+    proc.start()
+    agent = proc.enroll_agent()
+    acks = proc.upload(agent, [make_batch(agent.agent_id, 1)])
+    assert [(a.sequence, a.duplicate) for a in acks] == [(1, False)]
+    _writer_process(proc).kill()
+    assert proc.proc.wait(60) == 1   # systemd (Restart=on-failure) starts it again
+    assert "store writer" in proc.output
+    assert "Traceback" not in proc.output
+    proc.start()
+    acks = proc.upload(agent, [make_batch(agent.agent_id, s) for s in (1, 2)])
+    assert [(a.sequence, a.duplicate) for a in acks] == [(1, True), (2, False)]
+    assert proc.count("window_spans", agent.agent_id) == 6

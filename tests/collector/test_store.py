@@ -252,26 +252,6 @@ def test_raw_tables_keep_only_their_agent_time_index(store):
                        "system_totals": [("agent", "time_ms")]}
 
 
-def test_a_full_disk_is_not_acknowledged_and_the_collector_keeps_running(collector):
-    """SQLite's max_page_count makes the database 'full' exactly as a full disk does
-    (SQLITE_FULL, "database or disk is full")."""
-    agent = collector.enroll_agent()
-    collector.upload(agent, [make_batch(agent.agent_id, 1)])
-    pages = collector.store.write(lambda c: c.execute("PRAGMA page_count").fetchone()[0])
-    collector.store.write(lambda c: c.execute(f"PRAGMA max_page_count = {pages}"))
-    big = make_batch(agent.agent_id, 2, windows=2000, activity=2000, title="t" * 500)
-    with pytest.raises(grpc.RpcError) as error:
-        collector.upload(agent, [big])
-    assert error.value.code() == grpc.StatusCode.UNAVAILABLE
-    assert "full" in error.value.details()
-    assert collector.count("batches", agent.agent_id) == 1
-    assert collector.count("window_spans", agent.agent_id) == 3
-    collector.store.write(lambda c: c.execute("PRAGMA max_page_count = 1073741823"))
-    acks = collector.upload(agent, [big])  # space again: the agent's retry succeeds
-    assert [(a.sequence, a.duplicate) for a in acks] == [(2, False)]
-    assert collector.count("window_spans", agent.agent_id) == 2003
-
-
 def test_records_extract_keeps_column_order(store):
     batch = make_batch("ag-x", 1, user="eve")
     records = extract(7, batch)
@@ -300,3 +280,16 @@ def test_sqlite_url_forms(tmp_path):
     assert sqlite_path("sqlite:///abs/w.db") == Path("/abs/w.db")
     assert sqlite_path("sqlite:////abs/w.db") == Path("/abs/w.db")
     assert sqlite_path("sqlite:rel.db") == Path.cwd() / "rel.db"
+
+
+def test_a_writer_process_store_takes_only_hooks_that_can_travel(tmp_path):
+    from collector.store import SqliteStore
+
+    store = SqliteStore(tmp_path / "w.db", writer_process=True)
+    try:
+        with pytest.raises(StoreError, match="must pickle"):
+            store.add_group_hook(lambda conn, group: None)
+        with pytest.raises(StoreError, match="in-process writer"):
+            store.add_ingest_hook(lambda conn, agent, batch: None)
+    finally:
+        store.close()
