@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import logging
 import signal
 import socket
@@ -32,6 +31,7 @@ from worklens.cli import UserError
 from collector.config import CollectorConfig, store_url
 from collector.ingest import AgentService
 from collector.store import Store, open_store
+from collector.store.records import tune_garbage_collector
 from collector.tls import TlsFiles, check_plaintext, grpc_credentials, split_host_port, tls_files
 from collector.validate import Limits
 
@@ -52,7 +52,6 @@ AGENT_KEEPALIVE_OPTIONS = (            # what worklens-agent sets on its channel
 STREAM_WINDOW_BYTES = 8 * 1024        # per-stream receive window (see server_options)
 SHUTDOWN_GRACE_S = 10.0
 OPEN_FILES_CEILING = 1 << 20          # Linux's default nr_open, when the hard limit is infinite
-GC_THRESHOLD = 50_000
 
 
 def server_options(cfg: CollectorConfig) -> list[tuple[str, Any]]:
@@ -240,15 +239,6 @@ def raise_open_files_limit() -> None:
             return
         log.info("open files limit raised from %d to %d (one per connected agent)", soft,
                  target)
-
-
-def tune_garbage_collector() -> None:
-    """Ingest allocates a tuple per record, which triggers the cyclic collector every
-    few hundred rows; rows never form cycles, so collect far less often and leave
-    the long-lived startup objects out of every pass."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(GC_THRESHOLD, 50, 100)
 
 
 async def serve(cfg: CollectorConfig, url: str) -> int:

@@ -37,7 +37,7 @@ from worklens.v1 import agent_pb2
 
 from collector.store.base import StoreError
 from collector.store.commit import BatchHead, GroupCommitter, GroupHook, GroupItem
-from collector.store.records import Records
+from collector.store.records import Records, tune_garbage_collector
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +142,7 @@ def child_main(path: str, pipe: Any) -> None:
         pipe.send_bytes(pickle.dumps(str(exc), _PROTOCOL))
         return
     committer = GroupCommitter(conn, Path(path))
+    tune_garbage_collector()
     pipe.send_bytes(pickle.dumps("ready", _PROTOCOL))
     try:
         _serve(pipe, committer)
