@@ -19,6 +19,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from agent import runstate
 from agent.printsink import PrintSink
 from agent.privacy import load_schedule
 from agent.sampler import Sampler
@@ -35,7 +36,7 @@ def open_sink(args: Any, cfg, data_dir: Path) -> Sink:
     return open_delivery(cfg, data_dir)
 
 
-def build_scheduler(sampler: Sampler, cfg) -> Any:
+def build_scheduler(sampler: Sampler, cfg, data_dir: Path | None = None) -> Any:
     from apscheduler.executors.pool import ThreadPoolExecutor
     from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -50,6 +51,9 @@ def build_scheduler(sampler: Sampler, cfg) -> Any:
                       id="processes")
     scheduler.add_job(sampler.checkpoint, "interval", seconds=cfg.delivery.flush_interval,
                       id="checkpoint")
+    if data_dir is not None:   # what `status` shows, kept current (a display may appear)
+        scheduler.add_job(lambda: runstate.write(data_dir, sampler.statuses), "interval",
+                          seconds=cfg.delivery.flush_interval, id="runstate")
     return scheduler
 
 
@@ -70,6 +74,8 @@ def command(args: Any, cfg, data_dir: Path) -> int:
     load_schedule(cfg.privacy.schedule)          # a bad schedule stops us before anything runs
     sink = open_sink(args, cfg, data_dir)
     sampler = Sampler(cfg, sink)
+    # --print is a try-out beside the real agent: it must not speak for that one
+    state_dir = None if getattr(args, "print_only", False) else data_dir
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -83,12 +89,16 @@ def command(args: Any, cfg, data_dir: Path) -> int:
         sampler.sample()                             # the first spans start now, not in 1s
         log.info("sampling every %gs (processes every %gs): %s",
                  cfg.sampling.window_interval, cfg.sampling.process_interval, _describe(sampler))
-        scheduler = build_scheduler(sampler, cfg)
+        if state_dir is not None:
+            runstate.write(state_dir, sampler.statuses)
+        scheduler = build_scheduler(sampler, cfg, state_dir)
         scheduler.start()
         stop.wait()     # a signal interrupts the wait and runs on_signal in this thread
     finally:
         if scheduler is not None:
             scheduler.shutdown(wait=True)
+        if state_dir is not None:
+            runstate.clear(state_dir)
         sampler.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

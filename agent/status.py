@@ -3,9 +3,11 @@ know — is this agent enrolled, can it reach its collector, how much is waiting
 to be sent and since when, what was lost, and above all what is being
 collected about them.
 
-It reads the spool read-only (a running agent keeps working undisturbed) and
-asks the collector one short ``Hello``. ``--json`` prints the same facts for
-machines.
+It reads the spool read-only (a running agent keeps working undisturbed),
+asks the collector one short ``Hello`` and shows what the RUNNING agent's
+sensors do (``agent.runstate``); only when no agent runs does it probe them
+itself, and says that this describes the calling shell's session. ``--json``
+prints the same facts for machines.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from worklens.cli import UserError
 from worklens.durations import format_duration
 from worklens.v1 import agent_pb2, agent_pb2_grpc
 
-from agent import credential
+from agent import credential, runstate
 from agent.channel import ENROLL_HINT, connection, explain, open_channel
 from agent.credential import Connection
 from agent.hostinfo import host_info
@@ -74,6 +76,11 @@ class Status:
     will_self_enroll: bool = False
     collector: CollectorReport = field(default_factory=CollectorReport)
     spool: SpoolReport = field(default_factory=SpoolReport)
+    # the running agent (pid, since_ms, updated_ms) when one is; None: not running
+    running: dict | None = None
+    # "agent": what the running agent's sensors do; "probe": what they would do in
+    # THIS shell's session (no agent running)
+    sensors_from: str = "probe"
     sensors: list[dict] = field(default_factory=list)
     collected: dict = field(default_factory=dict)
 
@@ -89,7 +96,13 @@ def gather(cfg, data_dir: Path) -> Status:
     else:
         status.will_self_enroll = bool(cfg.collector.enroll_secret)
     status.spool = _read_spool(data_dir)
-    status.sensors = _sensors(cfg)
+    running = runstate.read(data_dir)
+    if running is not None:
+        status.running = {"pid": running.pid, "since_ms": running.started_ms,
+                          "updated_ms": running.updated_ms}
+        status.sensors, status.sensors_from = running.sensors, "agent"
+    else:
+        status.sensors = _sensors(cfg)
     status.collected = _collected(cfg)
     return status
 
@@ -221,9 +234,16 @@ def render(status: Status) -> str:
     if status.collector.problem:
         add(f"                  {status.collector.problem}")
     add(f"  data dir:       {status.data_dir}")
+    if status.running:
+        add(f"  agent:          running (pid {status.running['pid']}) since "
+            f"{_when(status.running['since_ms']).split(' (')[0]}")
+    else:
+        add("  agent:          not running")
     lines += _spool_lines(status.spool)
     add("")
     add("What is collected")
+    if status.sensors and status.sensors_from == "probe":
+        add("  (no agent running: the sensors as they would work in this shell's session)")
     if status.sensors:
         for sensor in status.sensors:
             state = sensor["backend"] if sensor["available"] else "not available"

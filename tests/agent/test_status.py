@@ -5,10 +5,15 @@ and since when, what was lost, and what is collected about them."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 
 import pytest
 from collector_harness import InProcessCollector
 from delivery_support import agent_cli, free_port, window
+from desktop import wait_for
 
 from agent.spool import Spool
 from collector.enrollment import revoke_agent
@@ -131,3 +136,44 @@ def test_status_does_not_disturb_a_running_agents_checkpoint(tmp_path, enrolled)
     reopened = Spool.open(data)       # the checkpoint is still there to recover
     reopened.seal()
     assert [w.title for p in reopened.pending() for w in p.batch.windows] == ["open span"]
+
+
+def _status_without_display(data) -> tuple[str, dict]:
+    """`status` as IT runs it over ssh: no X display in that shell."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("WORKLENS_") and k not in ("DISPLAY", "XAUTHORITY",
+                                                          "WAYLAND_DISPLAY")}
+    runs = [subprocess.run([sys.executable, "-c", "from agent.cli import main; main()",
+                            "status", "--data-dir", str(data), *extra], env=env,
+                           capture_output=True, text=True, timeout=60)
+            for extra in ((), ("--json",))]
+    for done in runs:
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    return runs[0].stdout, json.loads(runs[1].stdout)
+
+
+@pytest.mark.system
+def test_status_from_another_shell_shows_what_the_running_agent_sees(tmp_path, enrolled,
+                                                                     desktop):
+    data, _ = enrolled
+    env = {k: v for k, v in desktop.env.items() if not k.startswith("WORKLENS_")}
+    env["WORKLENS_DELIVERY_FLUSH_INTERVAL"] = "1s"
+    agent = subprocess.Popen([sys.executable, "-c", "from agent.cli import main; main()", "run",
+                              "--data-dir", str(data)], env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: (data / "running.json").exists() or agent.poll() is not None,
+                 timeout=60, what="the agent to start")
+        assert agent.poll() is None, agent.stderr.read()
+        out, facts = _status_without_display(data)
+        assert f"agent:          running (pid {agent.pid})" in out
+        assert "window:         x11" in out and "idle:           x11" in out
+        assert facts["running"]["pid"] == agent.pid and facts["sensors_from"] == "agent"
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        assert agent.wait(60) == 0
+    out, facts = _status_without_display(data)
+    assert "agent:          not running" in out
+    assert "no agent running: the sensors as they would work in this shell" in out
+    window_sensor = next(s for s in facts["sensors"] if s["name"] == "window")
+    assert facts["running"] is None and not window_sensor["available"]
