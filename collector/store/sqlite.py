@@ -348,7 +348,11 @@ class SqliteStore:
                 if item is _DIED:
                     raise self._died or WriterDied("the store writer process is gone")
                 if isinstance(item, _Write):
-                    self._wait_for_pipe(0)  # the child holds no transaction from here on
+                    try:
+                        self._wait_for_pipe(0)  # the child holds no transaction from here on
+                    except WriterDied:
+                        carry = item            # refused below with the rest of the queue
+                        raise
                     self._run_write(item)
                     self._checkpoint()
                     continue
@@ -376,20 +380,22 @@ class SqliteStore:
             # failure callbacks shut the collector down (those acks still go out)
             with contextlib.suppress(WriterDied):
                 self._wait_for_pipe(0)
-            self._fail_leftovers()
+            self._fail_leftovers(carry)
         if failure is not None:
             for callback in self._failure_callbacks:
                 callback(failure)
 
-    def _fail_leftovers(self) -> None:
+    def _fail_leftovers(self, carry: Any = None) -> None:
+        """Refuse what is still queued (and ``carry``, taken from the queue but not done)."""
         with self._state:
             self._closed = True
         error = StoreUnavailable("the collector is shutting down")
         while True:
             try:
-                item = self._queue.get_nowait()
+                item = carry if carry is not None else self._queue.get_nowait()
             except queue.Empty:
                 return
+            carry = None
             if isinstance(item, _Ingest):
                 self._settle(item.loop, [(item.future, error)])
             elif isinstance(item, _Write) and item.future.set_running_or_notify_cancel():
@@ -416,9 +422,20 @@ class SqliteStore:
         it there (``_receive_answers`` settles it) once fewer than PIPE_GROUPS wait."""
         received = now_ms()
         if self._process is None:
-            self._answer(group, events, self._committer.commit(group, received))
+            try:
+                outcomes = self._committer.commit(group, received)
+            except BaseException:
+                self._answer(group, events, [StoreUnavailable("the store writer stopped; send "
+                                                              "it again")] * len(group))
+                raise
+            self._answer(group, events, outcomes)
             return
-        self._wait_for_pipe(PIPE_GROUPS - 1)
+        try:
+            self._wait_for_pipe(PIPE_GROUPS - 1)
+        except WriterDied:
+            self._answer(group, events, [StoreUnavailable("the store writer stopped; send it "
+                                                          "again")] * len(group))
+            raise
         with self._pipe_state:
             self._in_pipe.append((group, events))
         self._process.send(group, received, self._committer.group_hooks)

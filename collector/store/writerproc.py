@@ -33,6 +33,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from worklens.cli import setup_logging
 from worklens.v1 import agent_pb2
 
 from collector.store.base import StoreError
@@ -68,7 +69,8 @@ class WriterProcess:
     def __init__(self, path: Path) -> None:
         context = multiprocessing.get_context("spawn")
         self._pipe, child_end = context.Pipe(duplex=True)
-        self._process = context.Process(target=child_main, args=(str(path), child_end),
+        level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
+        self._process = context.Process(target=child_main, args=(str(path), child_end, level),
                                         name="worklens-store-writer", daemon=True)
         self._process.start()
         child_end.close()
@@ -130,10 +132,11 @@ class WriterProcess:
 
 # -- the child ------------------------------------------------------------------------------
 
-def child_main(path: str, pipe: Any) -> None:
+def child_main(path: str, pipe: Any, log_level: str = "WARNING") -> None:
     """Entry point of the writer process (``multiprocessing`` spawn)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    setup_logging(log_level)   # its errors (a full disk) read like the collector's
     from collector.store.sqlite import connect_writer  # the parent's pragmas, no migrations
 
     try:

@@ -293,3 +293,23 @@ def test_a_writer_process_store_takes_only_hooks_that_can_travel(tmp_path):
             store.add_ingest_hook(lambda conn, agent, batch: None)
     finally:
         store.close()
+
+
+def test_when_the_writer_process_dies_the_store_stops_taking_writes(tmp_path):
+    import time
+
+    from collector.store import SqliteStore
+
+    store = SqliteStore(tmp_path / "w.db", writer_process=True)
+    died = []
+    store.on_writer_failure(died.append)
+    try:
+        store._process._process.kill()   # what the OOM killer would do
+        deadline = time.monotonic() + 30
+        while not died and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert died and "writer process is gone" in str(died[0])
+        with pytest.raises(StoreError):  # refused at once, not queued for nobody
+            store.write(lambda conn: None)
+    finally:
+        store.close()
