@@ -169,7 +169,9 @@ def _stop_on_signal(signum: int, _frame: object) -> None:
 
 
 def main() -> int:
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    # SIGINT too: a background job (`make run &` in a script) starts with it ignored,
+    # and then `kill -INT` would not stop us
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _stop_on_signal)
     DEV_DIR.mkdir(parents=True, exist_ok=True)
     display = os.environ.get("DISPLAY") or "none (processes and system totals only)"

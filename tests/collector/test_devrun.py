@@ -30,15 +30,23 @@ def dev_processes(dev_dir: Path) -> list[int]:
     return found
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP],
-                         ids=["ctrl-c", "sigterm", "sighup"])
-def test_make_run_starts_both_and_stops_both(tmp_path, sig):
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize(("sig", "started_as"), [
+    (signal.SIGINT, None), (signal.SIGTERM, None), (signal.SIGHUP, None),
+    # `make run &` from a script: the shell starts background jobs with SIGINT ignored
+    (signal.SIGINT, _ignore_sigint)],
+    ids=["ctrl-c", "sigterm", "sighup", "sigint-to-a-background-job"])
+def test_make_run_starts_both_and_stops_both(tmp_path, sig, started_as):
     dev_dir = tmp_path / "dev"
     env = {k: v for k, v in os.environ.items() if not k.startswith("WORKLENS_")}
     env.pop("DISPLAY", None)   # no desktop: the agent records processes only
     env["WORKLENS_DEV_DIR"] = str(dev_dir)
     proc = subprocess.Popen([sys.executable, "-m", "collector.devrun"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=started_as)
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
     try:
