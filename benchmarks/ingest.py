@@ -26,7 +26,14 @@ each batch's spans met every earlier copy of their time range in the rollup
 hook (which pairs new windows with stored activity and vice versa) — work that
 grew with the run's length and that no real agent causes. The forward model
 costs the clients ~70 us of CPU per batch to move the times on (reported as
-clients_cpu_s; clients share this machine with the collector).
+clients_cpu_s, from the start of the run; clients share this machine with the
+collector; enrolling and preparing before it is clients_setup_cpu_s).
+
+``--packed``: batches travel as real agents send them (deflate-stream-v2:
+process snapshots, times and memory as differences, one DEFLATE context per
+stream), so the collector also inflates and expands them. Each agent packs its
+first ``--prepack`` batches before the run: packing is the agents' work, done
+on their machines, not the collector's.
 
 Two figures, both honest, neither the other:
 
@@ -233,7 +240,7 @@ class BatchStream:
     real agent never makes the collector do)."""
 
     def __init__(self, agent_id: str, batch_events: int, rng: random.Random,
-                 repeat_ranges: bool, mix: str) -> None:
+                 repeat_ranges: bool, mix: str, packed: bool = False) -> None:
         now = int(time.time() * 1000)
         self.cycle_ms = stride(batch_events, mix) * TEMPLATES
         origin = now - (self.cycle_ms if repeat_ranges
@@ -243,11 +250,36 @@ class BatchStream:
         self.cycles = max(1, (now - 3_600_000 - origin) // self.cycle_ms)   # stay in the past
         self.repeat = repeat_ranges
         self.fixed = [b.SerializeToString() for b in self.templates] if repeat_ranges else None
+        self.packer = None
+        self.ready: list[bytes] = []   # packed bodies made before the run, seq 1, 2, ...
+        if packed:
+            from worklens.packing import Packer
+
+            self.packer = Packer()
+
+    def prepack(self, count: int) -> None:
+        """Pack the first ``count`` bodies now (in order: the stream's DEFLATE context and
+        differences carry from batch to batch), so that packing — an agent's work, on
+        the agents' machines — does not take the collector's CPU during the run."""
+        while len(self.ready) < count:
+            self.ready.append(self._next_packed(len(self.ready) + 1))
 
     def events(self, seq: int) -> int:
         return self.counts[(seq - 1) % TEMPLATES]
 
     def body(self, seq: int) -> bytes:
+        if self.packer is not None:
+            return self.ready[seq - 1] if seq <= len(self.ready) else self._next_packed(seq)
+        return self._plain(seq)
+
+    def _next_packed(self, seq: int) -> bytes:
+        from worklens.v1 import agent_pb2
+
+        batch = agent_pb2.Batch()
+        batch.ParseFromString(self._plain(seq))
+        return self.packer.pack(batch).SerializeToString()
+
+    def _plain(self, seq: int) -> bytes:
         index, cycle = (seq - 1) % TEMPLATES, (seq - 1) // TEMPLATES
         if self.repeat:
             return b"\x10" + varint(seq) + self.fixed[index]
@@ -286,7 +318,10 @@ async def run_agent(index: int, address: str, secret: str, opts: dict, start_at:
             secret=secret, install_id=f"bench-{index}-{os.getpid()}-{time.time()}",
             host=agent_pb2.HostInfo(hostname=f"ws-{index}", os="linux")), timeout=120)
         stream = BatchStream(reply.agent_id, opts["batch_events"], rng, opts["repeat_ranges"],
-                             opts["mix"])
+                             opts["mix"], opts["packed"])
+        if opts["packed"]:
+            stream.prepack(opts["prepack"])
+            await asyncio.sleep(0)   # let the other agents of this process enroll meanwhile
         upload = channel.stream_stream("/worklens.v1.AgentService/Upload",
                                        request_serializer=None,
                                        response_deserializer=agent_pb2.Ack.FromString)
@@ -329,17 +364,21 @@ def worker(indices: list[int], address: str, secret: str, opts: dict, start_at: 
            stop_at: float, results: mp.Queue) -> None:
     stats = {"latencies": [], "events": 0, "errors": 0}
 
+    async def note_start() -> None:
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+        stats["setup_cpu_s"] = time.process_time()   # enrolling, templates, pre-packing
+
     async def main() -> None:
-        outcomes = await asyncio.gather(*(run_agent(i, address, secret, opts, start_at, stop_at,
-                                                    stats) for i in indices),
-                                        return_exceptions=True)
+        outcomes = await asyncio.gather(note_start(), *(
+            run_agent(i, address, secret, opts, start_at, stop_at, stats) for i in indices),
+            return_exceptions=True)
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 stats["errors"] += 1
                 print(f"agent error: {outcome!r}", file=sys.stderr, flush=True)
 
     asyncio.run(main())
-    stats["cpu_s"] = time.process_time()
+    stats["cpu_s"] = time.process_time() - stats.get("setup_cpu_s", 0.0)
     results.put(stats)
 
 
@@ -392,6 +431,12 @@ def main() -> None:
     parser.add_argument("--repeat-ranges", action="store_true",
                         help="the old load model: each agent re-sends the same 8 time ranges "
                              "(see BatchStream); default: every batch covers new time")
+    parser.add_argument("--packed", action="store_true",
+                        help="send batches as real agents do: packed (deflate-stream-v2, "
+                             "process snapshots, differences), made before the run")
+    parser.add_argument("--prepack", type=int, default=150,
+                        help="with --packed: batches each agent packs before the run (more "
+                             "are packed as they are sent, on the clients' CPU)")
     parser.add_argument("--without-rollups", action="store_true",
                         help="measure the ingest path alone: the collector runs with the "
                              "summaries' rollup ingest hook disabled")
@@ -407,9 +452,11 @@ def main() -> None:
             f"batch, {args.in_flight} in flight each")
         opts = {"batch_events": args.batch_events, "in_flight": args.in_flight,
                 "repeat_ranges": args.repeat_ranges, "mix": args.mix,
-                "warmup": args.warmup,
+                "warmup": args.warmup, "packed": args.packed, "prepack": args.prepack,
                 "interval_s": args.agents * args.batch_events / args.rate if args.rate else 0}
-        start_at = time.time() + 5 + args.agents * 0.02
+        # packing ~1 ms a batch before the run, spread over the client processes
+        prepack_s = args.agents * args.prepack * 0.0012 / args.workers if args.packed else 0
+        start_at = time.time() + 5 + args.agents * 0.02 + prepack_s
         stop_at = start_at + args.warmup + args.duration
         ctx = mp.get_context("spawn")
         results: mp.Queue = ctx.Queue()
@@ -441,6 +488,7 @@ def main() -> None:
         "batches": len(latencies),
         "batch_events": args.batch_events,
         "mix": args.mix,
+        "packed": args.packed,
         "in_flight": args.in_flight,
         "offered_events_per_s": args.rate or None,
         "agent_errors": errors,
@@ -450,6 +498,7 @@ def main() -> None:
         "time_ranges": "repeated" if args.repeat_ranges else "forward",
         "collector_cpu_s": round(server_cpu_s, 1),
         "clients_cpu_s": round(sum(s["cpu_s"] for s in stats), 1),
+        "clients_setup_cpu_s": round(sum(s.get("setup_cpu_s", 0.0) for s in stats), 1),
     }
     log(f"acked {events} events in {len(latencies)} batches over {args.duration:g}s")
     print(json.dumps(figures), flush=True)
