@@ -79,7 +79,7 @@ GROUP_MAX_EVENTS = 200_000
 MAX_PENDING_EVENTS = 1_000_000
 RETRY_AFTER_MS = 1_000
 CACHE_KIB = 64 * 1024
-PAGE_SIZE = 32768
+PAGE_SIZE = 8192
 
 _STOP = object()
 _DIED = object()   # the writer process is gone: the writer thread stops
@@ -108,8 +108,10 @@ def connect_writer(path: Path, *, migrate_schema: bool = True) -> sqlite3.Connec
     except sqlite3.Error as exc:
         raise StoreError(describe_sqlite_error(exc, path)) from None
     try:
-        # Only takes effect when the file is created. Large pages measured ~1.5x faster
-        # for ingest (fewer page splits across the three b-trees each row touches).
+        # Only takes effect when the file is created. Each group commit dirties about one
+        # index page per agent and table, all of which go to the WAL (and again to the
+        # file at the checkpoint): 32 KiB pages made the writer process write ~1.3 KB per
+        # event; 8 KiB measured 5-10 % more events/s, summaries and exports no slower.
         conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if mode.lower() != "wal":
