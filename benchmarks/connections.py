@@ -122,11 +122,24 @@ def worker(indices: list[int], address: str, secret: str, interval: float, plain
 
 
 def proc_status(pid: int) -> dict[str, float]:
-    """Resident memory (MB), threads and open descriptors of a running process."""
+    """Resident memory (MB, with the store's writer process and any other child),
+    threads and open descriptors of the running collector."""
     fields = dict(line.split(":", 1) for line in
                   Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
-    return {"rss_mb": int(fields["VmRSS"].split()[0]) / 1024,
+    return {"rss_mb": (int(fields["VmRSS"].split()[0]) + _children_rss_kb(pid)) / 1024,
             "threads": int(fields["Threads"]), "fds": len(os.listdir(f"/proc/{pid}/fd"))}
+
+
+def _children_rss_kb(pid: int) -> int:
+    import psutil
+
+    total = 0
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            total += child.memory_info().rss // 1024
+        except psutil.Error:
+            continue
+    return total
 
 
 def main() -> None:
