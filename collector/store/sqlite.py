@@ -62,8 +62,8 @@ from collector.store.commit import (
     IngestHook,
     StoredBatch,
     describe_sqlite_error,
+    in_transaction,
     now_ms,
-    rollback,
 )
 from collector.store.records import Records, extract
 from collector.store.writerproc import WriterDied, WriterProcess
@@ -406,13 +406,9 @@ class SqliteStore:
     def _run_write(self, item: _Write) -> None:
         if not item.future.set_running_or_notify_cancel():
             return
-        conn = self._conn
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            result = item.fn(conn)
-            conn.execute("COMMIT")
+            result = in_transaction(self._conn, item.fn)
         except BaseException as exc:
-            rollback(conn)
             if isinstance(exc, sqlite3.OperationalError):
                 exc = StoreUnavailable(describe_sqlite_error(exc, self.path))
             item.future.set_exception(exc)
@@ -423,21 +419,17 @@ class SqliteStore:
         """Commit ``group`` and settle every batch's future; with a writer process, send
         it there (``_receive_answers`` settles it) once fewer than PIPE_GROUPS wait."""
         received = now_ms()
-        if self._process is None:
-            try:
+        try:
+            if self._process is None:
                 outcomes = self._committer.commit(group, received)
-            except BaseException:
-                self._answer(group, events, [StoreUnavailable("the store writer stopped; send "
-                                                              "it again")] * len(group))
-                raise
+            else:
+                self._wait_for_pipe(PIPE_GROUPS - 1)
+        except BaseException:
+            self._refuse(group, events)
+            raise
+        if self._process is None:
             self._answer(group, events, outcomes)
             return
-        try:
-            self._wait_for_pipe(PIPE_GROUPS - 1)
-        except WriterDied:
-            self._answer(group, events, [StoreUnavailable("the store writer stopped; send it "
-                                                          "again")] * len(group))
-            raise
         with self._pipe_state:
             self._in_pipe.append((group, events))
         self._process.send(group, received, self._committer.group_hooks)
@@ -465,15 +457,19 @@ class SqliteStore:
                     self._pipe_state.notify_all()
                 if self._shut and not lost:
                     return  # stopped on purpose
-                unavailable = StoreUnavailable("the store writer stopped; send it again")
                 for group, events in lost:
-                    self._answer(group, events, [unavailable] * len(group))
+                    self._refuse(group, events)
                 self._queue.put(_DIED)
                 return
             with self._pipe_state:
                 group, events = self._in_pipe.popleft()
                 self._pipe_state.notify_all()
             self._answer(group, events, outcomes)
+
+    def _refuse(self, group: list[_Ingest], events: int) -> None:
+        """The writer stopped before ``group``'s outcome was known: the agents resend."""
+        unavailable = StoreUnavailable("the store writer stopped; send it again")
+        self._answer(group, events, [unavailable] * len(group))
 
     def _answer(self, group: list[_Ingest], events: int, outcomes: list[Any]) -> None:
         with self._state:

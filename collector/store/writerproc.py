@@ -8,13 +8,14 @@ a child process both run at once.
 
 What crosses the pipe, and nothing else: the group (each batch's agent key,
 head — sequence, host, dropped events — and its rows, pickled) one way, the
-outcomes (``IngestResult`` or the exception each batch gets) the other. The
-parent keeps the queue, the futures, the exclusive lock, its own writer
-connection for every other write and the WAL checkpoints; it sends the next
-group only after the child answered the last one, so the child's transactions
-never meet the parent's (one writer at a time, as before). Group hooks go to the
-child too and must therefore pickle (module-level functions or partials of
-them).
+outcomes (``IngestResult`` or the exception each batch gets) the other, in the
+order the groups were sent. The parent keeps the queue, the futures, the
+exclusive lock and its own writer connection for every other write; it sends
+the next group while the child commits the one before, and runs a write of its
+own only once the child answered everything, so the child's transactions never
+meet the parent's (one writer at a time, as before). The child checkpoints the
+WAL between its own transactions. Group hooks go to the child too and must
+therefore pickle (module-level functions or partials of them).
 
 The child ignores SIGINT and SIGTERM: a service manager's or a terminal's
 signal is the parent's to handle, which finishes the in-flight commit and then
@@ -54,10 +55,11 @@ def _wire(items: list[GroupItem]) -> list[tuple]:
     """Tuples (the head a NamedTuple): pickling dataclasses and protobuf messages costs
     several times more."""
     return [(item.key, BatchHead.of(item.batch) if isinstance(item.batch, agent_pb2.Batch)
-             else item.batch, astuple_records(item.records)) for item in items]
+             else item.batch, _rows(item.records)) for item in items]
 
 
-def astuple_records(records: Records) -> tuple[list, list, list, list]:
+def _rows(records: Records) -> tuple[list, list, list, list]:
+    """``Records`` as the plain tuple of its lists (``Records(*rows)`` in the child)."""
     return records.windows, records.activity, records.processes, records.system
 
 

@@ -282,7 +282,7 @@ def test_group_commits_run_in_a_writer_process_that_leaves_with_the_collector(
     acks = proc.upload(agent, [make_batch(agent.agent_id, 3)])
     assert [(a.sequence, a.duplicate) for a in acks] == [(3, False)]
     assert proc.terminate() == 0
-    assert writer.wait(30) is not None or not writer.is_running()
+    writer.wait(30)   # gone with the collector (raises if it lingers)
     proc.start()
     writer = _writer_process(proc)
     proc.kill()  # kill -9 of the collector: the writer must not linger holding the store

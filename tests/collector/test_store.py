@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -304,7 +305,7 @@ def test_when_the_writer_process_dies_the_store_stops_taking_writes(tmp_path):
     died = []
     store.on_writer_failure(died.append)
     try:
-        store._process._process.kill()   # what the OOM killer would do
+        os.kill(store._process.pid, signal.SIGKILL)   # what the OOM killer would do
         deadline = time.monotonic() + 30
         while not died and time.monotonic() < deadline:
             time.sleep(0.05)
