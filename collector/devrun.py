@@ -208,7 +208,7 @@ def main() -> int:
                 "and run the `try:` command above)")
         while True:
             _sleep_watching(3600.0, collector, agent)
-    except (KeyboardInterrupt, Stop):
+    except Stop:   # Ctrl-C too: SIGINT raises Stop, not KeyboardInterrupt
         say()
         say("stopping the agent (delivering its last spans), then the collector...")
     finally:
