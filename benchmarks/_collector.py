@@ -81,3 +81,15 @@ def stop_collector(proc: subprocess.Popen, data_dir: Path) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
     shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def collector_processes(pid: int) -> list:
+    """The collector and its children (the store's writer process): what its CPU and
+    memory figures must add up. Empty when it is gone."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []

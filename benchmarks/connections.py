@@ -34,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _collector import create_token, start_collector, stop_collector
+from _collector import collector_processes, create_token, start_collector, stop_collector
 from ingest import BatchStream, log, percentile, process_cpu_seconds
 from worklens.packing import Packer
 from worklens.v1 import agent_pb2
@@ -134,7 +134,7 @@ def _children_rss_kb(pid: int) -> int:
     import psutil
 
     total = 0
-    for child in psutil.Process(pid).children(recursive=True):
+    for child in collector_processes(pid)[1:]:
         try:
             total += child.memory_info().rss // 1024
         except psutil.Error:

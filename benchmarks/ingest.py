@@ -71,6 +71,7 @@ from pathlib import Path
 from _collector import (
     WITHOUT_ROLLUPS,
     Collector,
+    collector_processes,
     create_token,
     start_collector,
     stop_collector,
@@ -385,15 +386,10 @@ def worker(indices: list[int], address: str, secret: str, opts: dict, start_at: 
 # -- main -------------------------------------------------------------------------------
 
 def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a running process and its children (the store's
-    writer process)."""
+    """User + system CPU seconds of the running collector and its writer process."""
     import psutil
 
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return float("nan")
+    procs = collector_processes(pid)
     total = 0.0
     for proc in procs:
         try:
@@ -401,7 +397,7 @@ def process_cpu_seconds(pid: int) -> float:
         except psutil.Error:
             continue
         total += times.user + times.system
-    return total
+    return total if procs else float("nan")
 
 
 def percentile(values: list[float], p: float) -> float:
