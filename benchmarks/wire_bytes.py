@@ -300,9 +300,11 @@ def collector_count(db: Path, agent_id: str) -> int:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         total = 0
-        for table in ("window_spans", "activity_spans", "process_samples", "system_totals"):
-            total += conn.execute(f"SELECT count(*) FROM {table} WHERE agent = (SELECT id FROM "
-                                  f"agents WHERE agent_id = ?)", (agent_id,)).fetchone()[0]
+        for table, rows in (("window_spans", "count(*)"), ("activity_spans", "count(*)"),
+                            ("process_blocks", "sum(samples)"), ("system_totals", "count(*)")):
+            total += conn.execute(f"SELECT coalesce({rows}, 0) FROM {table} WHERE agent = "
+                                  f"(SELECT id FROM agents WHERE agent_id = ?)",
+                                  (agent_id,)).fetchone()[0]
         return total
     finally:
         conn.close()

@@ -39,6 +39,7 @@ from typing import Any
 from urllib.parse import quote
 
 from collector.rules import app_key, classifier
+from collector.store import blocks
 from collector.summary import (
     CLASSES,
     STATE_NAMES,
@@ -277,11 +278,10 @@ def _activity(conn, start, end, tz, agent, user) -> Iterator[list[tuple]]:
 
 def _processes(conn, start, end, tz, agent, user) -> Iterator[list[tuple]]:
     iso = IsoTime(tz)
-    for agent_id, rows in _raw_rows(conn, "process_samples", "time_ms",
-                                    "time_ms, pid, name, username, cpu_percent, rss_bytes, "
-                                    "cpu_seconds, interval_ms", start, end, agent, user):
-        yield [(agent_id, iso(t), pid, safe(n), safe(u), round(cpu, 3), rss,
-                round(cs, 3), iv / 1000) for t, pid, n, u, cpu, rss, cs, iv in rows]
+    for key, agent_id in _agents(conn, agent):
+        for rows in blocks.read(conn, key, start, end, user):
+            yield [(agent_id, iso(t), pid, safe(n), safe(u), round(cpu, 3), rss,
+                    round(cs, 3), iv / 1000) for _a, t, pid, n, u, cpu, rss, cs, iv in rows]
 
 
 # -- rollup kinds: per agent, aggregated to local days ----------------------------------------

@@ -378,11 +378,12 @@ class AgentService:
         except InvalidBatch as exc:
             return _Reject(grpc.StatusCode.INVALID_ARGUMENT,
                            f"batch {batch.sequence} rejected: {exc}", "invalid", batch.sequence)
+        sequence = batch.sequence
         try:
-            future = self.store.ingest_nowait(agent, batch, records)
+            future = self.store.ingest_nowait(agent, batch, records, consume=True)
         except StoreError as exc:
-            return _store_failure(exc, batch.sequence)
-        return _InFlight(batch.sequence, future, arrived, records.count)
+            return _store_failure(exc, sequence)
+        return _InFlight(sequence, future, arrived, records.count)
 
     def _unpack(self, outer: agent_pb2.Batch, stream: _Stream) -> agent_pb2.Batch | _Reject:
         """The batch a packed message carries, inflated in the stream's context."""

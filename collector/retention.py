@@ -37,10 +37,10 @@ PURGE_EVERY_S = 3600.0
 # The first scheduled purge waits a little: not while the collector is starting up.
 FIRST_RUN_S = 60.0
 _RAW = (("window_spans", "start_ms"), ("activity_spans", "start_ms"),
-        ("process_samples", "time_ms"), ("system_totals", "time_ms"))
+        ("process_blocks", "bucket"), ("system_totals", "time_ms"))
 _ROLLUPS = ("rollup_window", "rollup_window_all", "rollup_activity", "rollup_dropped",
             "rollup_process")
-_CURSORS = ("window_spans", "activity_spans", "process_samples")
+_CURSORS = ("window_spans", "activity_spans", "process_blocks")
 
 
 @dataclass(frozen=True)

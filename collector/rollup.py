@@ -47,10 +47,11 @@ from typing import Any
 from worklens.cli import UserError
 
 from collector import rules as rules_mod
+from collector.store import blocks
 
 log = logging.getLogger(__name__)
 
-BUCKET_MS = 15 * 60 * 1000
+BUCKET_MS = blocks.BUCKET_MS   # the store computes process totals per bucket
 ACTIVE, IDLE, LOCKED, ASLEEP = 1, 2, 3, 4
 _STATE_COLUMN = {ACTIVE: 0, IDLE: 1, LOCKED: 2, ASLEEP: 3}
 NEVER = -(2 ** 62)
@@ -63,9 +64,9 @@ REBUILD_CHUNK_MS = 7 * 86_400_000
 WINDOW_COLUMNS = "agent, start_ms, duration_ms, app, title, pid, exe, excluded, username"
 ACTIVITY_COLUMNS = ("agent, start_ms, duration_ms, state, key_presses, clicks, mouse_moves, "
                     "scrolls, username")
-PROCESS_COLUMNS = ("agent, time_ms, pid, name, username, cpu_percent, rss_bytes, cpu_seconds, "
-                   "interval_ms")
-_RAW_TABLES = ("window_spans", "activity_spans", "process_samples")
+# Process samples are stored in blocks (collector.store.blocks): the ingest hook gets
+# their per-bucket totals, rebuild decodes the blocks.
+_RAW_TABLES = ("window_spans", "activity_spans", "process_blocks")
 
 
 def bucket_of(ms: int) -> int:
@@ -220,19 +221,19 @@ def add_pairs(d: Deltas, windows: _Windows, activity: Iterable[tuple], lo: int =
                     _spread(acc, key, column, s, e)
 
 
-def add_processes(d: Deltas, rows: Iterable[tuple], lo: int = NEVER, hi: int = FOREVER) -> None:
+def add_process_totals(d: Deltas, totals: Iterable[tuple]) -> None:
+    """Per-bucket totals as ``blocks.totals`` made them."""
     process = d.process
-    for agent, time_ms, _pid, name, _user, _cpu, rss, cpu_seconds, _interval in rows:
-        if lo <= time_ms < hi:
-            key = (agent, time_ms - time_ms % BUCKET_MS, name)
-            cur = process.get(key)
-            if cur is None:
-                process[key] = [cpu_seconds, rss, 1]
-            else:
-                cur[0] += cpu_seconds
-                if rss > cur[1]:
-                    cur[1] = rss
-                cur[2] += 1
+    for agent, bucket, name, cpu_seconds, rss, samples in totals:
+        key = (agent, bucket, name)
+        cur = process.get(key)
+        if cur is None:
+            process[key] = [cpu_seconds, rss, samples]
+        else:
+            cur[0] += cpu_seconds
+            if rss > cur[1]:
+                cur[1] = rss
+            cur[2] += samples
 
 
 # -- writing contributions --------------------------------------------------------------------
@@ -368,11 +369,11 @@ def _stored_overlaps(conn: sqlite3.Connection, table: str, columns: str,
 
 def roll_up(conn: sqlite3.Connection, clf: rules_mod.Classifier, cursors: dict[str, int],
             w_by_agent: dict[int, list[tuple]], a_by_agent: dict[int, list[tuple]],
-            new_p: list[tuple]) -> Deltas:
+            process_totals: list[tuple]) -> Deltas:
     """Contributions of raw rows just stored (``records`` layout, windows and activity
-    by agent) that are not yet rolled up, given the cursors that were current before
-    them: new windows pair with all activity, new activity with the windows stored
-    before (at or below the cursor)."""
+    by agent; processes as per-bucket totals) that are not yet rolled up, given the
+    cursors that were current before them: new windows pair with all activity, new
+    activity with the windows stored before (at or below the cursor)."""
     d = Deltas()
     longest = _update_longest(conn, w_by_agent, a_by_agent)
     old_acts, old_windows = cursors["activity_spans"], cursors["window_spans"]
@@ -400,7 +401,7 @@ def roll_up(conn: sqlite3.Connection, clf: rules_mod.Classifier, cursors: dict[s
             old_windows)
         for agent, old in stored_windows.items():
             add_pairs(d, _Windows(old, clf), timed_by_agent[agent])
-    add_processes(d, new_p)
+    add_process_totals(d, process_totals)
     return d
 
 
@@ -410,7 +411,7 @@ def catch_up(conn: sqlite3.Connection, clf: rules_mod.Classifier | None = None) 
     clf = clf or rules_mod.classifier(conn)
     cur = _cursors(conn)
     new, tops = {}, {}
-    for table, columns in zip(_RAW_TABLES, (WINDOW_COLUMNS, ACTIVITY_COLUMNS, PROCESS_COLUMNS),
+    for table, columns in zip(_RAW_TABLES, (WINDOW_COLUMNS, ACTIVITY_COLUMNS, "agent, data"),
                               strict=True):
         rows = conn.execute(f"SELECT rowid, {columns} FROM {table} WHERE rowid > ?",
                             (cur[table],)).fetchall()
@@ -419,11 +420,13 @@ def catch_up(conn: sqlite3.Connection, clf: rules_mod.Classifier | None = None) 
         new[table] = [r[1:] for r in rows]
     if not tops:
         return 0
+    samples = [s for agent, data in new.pop("process_blocks") for s in blocks.unpack(agent, data)]
+    totals = [t for agent, rows in _by_agent(samples).items() for t in blocks.totals(agent, rows)]
     flush(conn, roll_up(conn, clf, cur, _by_agent(new["window_spans"]),
-                        _by_agent(new["activity_spans"]), new["process_samples"]))
+                        _by_agent(new["activity_spans"]), totals))
     for table, top in tops.items():
         _set_cursor(conn, table, top)
-    return sum(map(len, new.values()))
+    return sum(map(len, new.values())) + len(samples)
 
 
 def _stored_rows(conn: sqlite3.Connection, cur: dict[str, int],
@@ -445,22 +448,24 @@ def ingest_group(conn: sqlite3.Connection, group: list[Any], clf: rules_mod.Clas
     batch, records, received_ms) from the rows in memory, after their insertion."""
     windows: dict[int, list[tuple]] = defaultdict(list)
     activity: dict[int, list[tuple]] = defaultdict(list)
-    processes: list[tuple] = []
+    totals: list[tuple] = []
+    process_blocks = 0
     for item in group:   # each batch holds one agent's rows
         records = item.records
         if records.windows:
             windows[item.key] += records.windows
         if records.activity:
             activity[item.key] += records.activity
-        processes += records.processes
+        totals += records.process_totals
+        process_blocks += len(records.process_blocks)
     cur = _cursors(conn)
     tops = _stored_rows(conn, cur, {"window_spans": sum(map(len, windows.values())),
                                     "activity_spans": sum(map(len, activity.values())),
-                                    "process_samples": len(processes)})
+                                    "process_blocks": process_blocks})
     if tops is None:
         catch_up(conn, clf)
     else:
-        d = roll_up(conn, clf, cur, windows, activity, processes)
+        d = roll_up(conn, clf, cur, windows, activity, totals)
         for item in group:
             if item.batch.dropped_events:
                 d.dropped[(item.key, bucket_of(item.received_ms))] += item.batch.dropped_events
@@ -496,13 +501,14 @@ _PART_TABLES = {"window": ("rollup_window", "rollup_window_all"), "activity": ("
 def _agent_extent(conn: sqlite3.Connection, agent: int) -> tuple[int, int] | None:
     lows, highs = [], []
     for table, column in (("window_spans", "start_ms"), ("activity_spans", "start_ms"),
-                          ("process_samples", "time_ms")):
+                          ("process_blocks", "bucket")):
         lo = conn.execute(f"SELECT min({column}) FROM {table} WHERE agent = ?",
                           (agent,)).fetchone()[0]
         if lo is not None:
             lows.append(lo)
-            highs.append(conn.execute(f"SELECT max({column}) FROM {table} WHERE agent = ?",
-                                      (agent,)).fetchone()[0])
+            high = conn.execute(f"SELECT max({column}) FROM {table} WHERE agent = ?",
+                                (agent,)).fetchone()[0]
+            highs.append(high + BUCKET_MS - 1 if table == "process_blocks" else high)
     if not lows:
         return None
     return lows[0] if len(lows) == 1 else min(lows), max(highs)
@@ -529,9 +535,8 @@ def _rebuild_chunk(conn: sqlite3.Connection, agent: int, lo: int, hi: int,
             f"SELECT {ACTIVITY_COLUMNS} FROM activity_spans WHERE agent = ? AND start_ms >= ? "
             "AND start_ms < ?", (agent, lo - longest[2], hi)).fetchall(), lo, hi)
     if "process" in parts:
-        add_processes(d, conn.execute(
-            f"SELECT {PROCESS_COLUMNS} FROM process_samples WHERE agent = ? AND time_ms >= ? "
-            "AND time_ms < ?", (agent, lo, hi)).fetchall(), lo, hi)
+        for samples in blocks.read(conn, agent, lo, hi):
+            add_process_totals(d, blocks.totals(agent, samples))
     return d
 
 

@@ -28,6 +28,7 @@ from worklens.v1 import agent_pb2, agent_pb2_grpc
 
 from collector.config import CollectorConfig
 from collector.server import Collector
+from collector.store import blocks
 
 START_TIMEOUT_S = 60.0
 
@@ -127,7 +128,20 @@ class _Client:
         finally:
             conn.close()
 
+    def process_samples(self, agent_id: str | None = None) -> list[tuple]:
+        """Stored process samples (their blocks decoded), in time order, as rows
+        ``blocks.SAMPLE_COLUMNS`` without the agent key."""
+        where, params = "", ()
+        if agent_id is not None:
+            where, params = "WHERE agent = (SELECT id FROM agents WHERE agent_id = ?)", (agent_id,)
+        out = [s[1:] for agent, data in self.query(f"SELECT agent, data FROM process_blocks "
+                                                   f"{where}", params)
+               for s in blocks.unpack(agent, data)]
+        return sorted(out, key=lambda s: s[0])
+
     def count(self, table: str, agent_id: str | None = None) -> int:
+        if table == "process_samples":
+            return len(self.process_samples(agent_id))
         if agent_id is None:
             return self.query(f"SELECT count(*) FROM {table}")[0][0]
         column = "agent" if table != "agents" else "id"

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from collector.dates import DateRange
 from collector.http.errors import ApiError
+from collector.store import blocks
 
 EXPORT_KINDS = ("spans", "activity", "processes", "daily", "apps")
 
@@ -84,16 +85,13 @@ def _process_users(store: Any, agent_id: str, lo: int, hi: int, names: set[str]
         return {}
     from collector import summary as summaries
 
-    marks = ", ".join("?" * len(names))
+    users: dict[str, set[str]] = {}
     with store.reader() as conn:
         key = summaries.agent_key(conn, agent_id)
-        rows = conn.execute(
-            f"SELECT DISTINCT name, username FROM process_samples WHERE agent = ? AND "
-            f"time_ms >= ? AND time_ms < ? AND name IN ({marks})",
-            (key, lo, hi, *sorted(names))).fetchall()
-    users: dict[str, set[str]] = {}
-    for name, user in rows:
-        users.setdefault(name, set()).add(user)
+        for samples in blocks.read(conn, key, lo, hi):
+            for sample in samples:
+                if sample[3] in names:
+                    users.setdefault(sample[3], set()).add(sample[4])
     return {name: ", ".join(sorted(u for u in found if u)) for name, found in users.items()}
 
 

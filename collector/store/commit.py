@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 from worklens.v1 import agent_pb2
 
 from collector.store.base import AgentRow, IngestResult, StoreUnavailable
-from collector.store.records import Records, insert_rows
+from collector.store.records import Rows, insert_rows
 
 log = logging.getLogger(__name__)
 
@@ -81,12 +81,12 @@ class BatchHead(NamedTuple):
 
 @dataclass
 class GroupItem:
-    """One queued batch as the committer needs it. ``batch`` may be only the batch's
-    head (sequence, host, dropped_events): the rows are in ``records``."""
+    """One queued batch as the committer needs it: the batch's head (sequence, host,
+    dropped_events) and its rows."""
 
     agent: AgentRow | int
-    batch: agent_pb2.Batch | BatchHead
-    records: Records
+    batch: BatchHead
+    records: Rows
 
     @property
     def key(self) -> int:
@@ -98,12 +98,12 @@ class StoredBatch:
     """A new batch of a group commit, as a group hook sees it (rows already inserted)."""
 
     key: int
-    batch: agent_pb2.Batch | BatchHead
-    records: Records
+    batch: BatchHead
+    records: Rows
     received_ms: int
 
 
-IngestHook = Callable[[sqlite3.Connection, AgentRow, agent_pb2.Batch], None]
+IngestHook = Callable[[sqlite3.Connection, AgentRow, BatchHead], None]
 GroupHook = Callable[[sqlite3.Connection, list[StoredBatch]], None]
 
 

@@ -1,5 +1,7 @@
 """Versioned schema migrations: ``migrations/NNNN_name.sql`` applied in order,
-each in its own transaction, recorded in ``schema_migrations``.
+each in its own transaction, recorded in ``schema_migrations``. A version may
+also have a data step (``DATA_STEPS``): Python run in the same transaction after
+its statements, for conversions SQL cannot express.
 
 Statements are executed one by one (not ``executescript``, which commits
 first) so a failing migration leaves nothing half-applied. Two processes
@@ -13,12 +15,18 @@ import logging
 import re
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from collector.store import blocks
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+DATA_STEPS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    5: blocks.convert_samples,
+}
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 
@@ -71,6 +79,8 @@ def apply(conn: sqlite3.Connection, directory: Path = MIGRATIONS_DIR) -> list[in
             if not done:
                 for statement in statements(migration.path.read_text(encoding="utf-8")):
                     conn.execute(statement)
+                if migration.version in DATA_STEPS and directory == MIGRATIONS_DIR:
+                    DATA_STEPS[migration.version](conn)
                 conn.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)",
                              (migration.version, migration.name, int(time.time() * 1000)))
                 applied_now.append(migration.version)

@@ -1,5 +1,7 @@
 """A batch turned into rows, one list of tuples per record table, in the
-column order of the INSERT statements below.
+column order of the INSERT statements below: ``Records`` as extracted (what
+validation checks, one tuple per process sample), then ``Rows`` as stored (the
+process samples packed into blocks, ``collector.store.blocks``).
 
 Rows are inserted with multi-row ``INSERT ... VALUES (...), (...)`` statements
 of ``CHUNK_ROWS`` rows (the remainder in power-of-two chunks, so a handful of
@@ -11,7 +13,7 @@ run in parallel with the event loop.
 
 Built once per batch: validation checks the columns (``zip(*rows)`` runs at C
 speed, far cheaper than walking protobuf messages again) and the writer
-inserts the same tuples with ``executemany``.
+inserts the same tuples.
 """
 
 from __future__ import annotations
@@ -23,19 +25,20 @@ from itertools import chain
 
 from worklens.v1 import agent_pb2
 
+from collector.store import blocks
+
 INSERT_WINDOWS = ("INSERT INTO window_spans (agent, start_ms, duration_ms, app, title, pid, exe, "
                   "excluded, username) VALUES (?,?,?,?,?,?,?,?,?)")
 INSERT_ACTIVITY = ("INSERT INTO activity_spans (agent, start_ms, duration_ms, state, key_presses, "
                    "clicks, mouse_moves, scrolls, username) VALUES (?,?,?,?,?,?,?,?,?)")
-INSERT_PROCESSES = ("INSERT INTO process_samples (agent, time_ms, pid, name, username, "
-                    "cpu_percent, rss_bytes, cpu_seconds, interval_ms) "
-                    "VALUES (?,?,?,?,?,?,?,?,?)")
 INSERT_SYSTEM = ("INSERT INTO system_totals (agent, time_ms, cpu_percent, mem_total_bytes, "
                  "mem_used_bytes, process_count, cpu_count) VALUES (?,?,?,?,?,?,?)")
 
 
 @dataclass(frozen=True)
 class Records:
+    """A batch's records as extracted: what validation checks."""
+
     windows: list[tuple]
     activity: list[tuple]
     processes: list[tuple]
@@ -45,6 +48,20 @@ class Records:
     def count(self) -> int:
         return len(self.windows) + len(self.activity) + len(self.processes) + len(self.system)
 
+
+@dataclass(frozen=True)
+class Rows:
+    """A batch's rows as the writer stores them: the process samples are blocks
+    (``collector.store.blocks``) with their per-bucket ``process_totals`` for the
+    rollups. ``count`` is still the batch's number of records."""
+
+    windows: list[tuple]
+    activity: list[tuple]
+    process_blocks: list[tuple]
+    system: list[tuple]
+    process_totals: list[tuple]
+    count: int
+
     def insert(self, conn) -> None:
         """Insert all rows on ``conn`` (inside the caller's transaction)."""
         for sql, rows in self.tables():
@@ -53,7 +70,7 @@ class Records:
 
     def tables(self) -> tuple[tuple[str, list[tuple]], ...]:
         return ((INSERT_WINDOWS, self.windows), (INSERT_ACTIVITY, self.activity),
-                (INSERT_PROCESSES, self.processes), (INSERT_SYSTEM, self.system))
+                (blocks.INSERT_BLOCKS, self.process_blocks), (INSERT_SYSTEM, self.system))
 
 
 def extract(agent_key: int, batch: agent_pb2.Batch) -> Records:
@@ -69,6 +86,14 @@ def extract(agent_key: int, batch: agent_pb2.Batch) -> Records:
         system=[(agent_key, s.time_ms, s.cpu_percent, s.mem_total_bytes, s.mem_used_bytes,
                  s.process_count, s.cpu_count) for s in batch.system],
     )
+
+
+def seal(agent_key: int, batch: agent_pb2.Batch, records: Records) -> Rows:
+    """The rows to store for ``batch`` (extracted as ``records``). Consumes ``batch``
+    (see ``blocks.pack``): take what else is needed of it first."""
+    samples = records.processes
+    return Rows(records.windows, records.activity, blocks.pack(agent_key, batch, samples),
+                records.system, blocks.totals(agent_key, samples), records.count)
 
 
 CHUNK_ROWS = 1024

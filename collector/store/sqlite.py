@@ -56,6 +56,7 @@ from collector.store.base import (
     StoreUnavailable,
 )
 from collector.store.commit import (
+    BatchHead,
     GroupCommitter,
     GroupHook,
     GroupItem,
@@ -65,7 +66,7 @@ from collector.store.commit import (
     in_transaction,
     now_ms,
 )
-from collector.store.records import Records, extract
+from collector.store.records import Records, extract, seal
 from collector.store.writerproc import WriterDied, WriterProcess
 
 __all__ = ["SqliteStore", "StoredBatch", "connect_writer", "describe_sqlite_error"]
@@ -310,19 +311,28 @@ class SqliteStore:
         return await asyncio.wrap_future(self.submit(fn))
 
     async def ingest(self, agent: AgentRow | int, batch: agent_pb2.Batch,
-                     records: Records | None = None) -> IngestResult:
+                     records: Records | None = None, *, consume: bool = False) -> IngestResult:
         """Store ``batch`` for ``agent`` (its AgentRow or internal key); return after the
-        group commit holding it is durable. ``records`` may be passed when the caller
-        already extracted them (validation does)."""
-        return await self.ingest_nowait(agent, batch, records)
+        group commit holding it is durable. See ``ingest_nowait``."""
+        return await self.ingest_nowait(agent, batch, records, consume=consume)
 
     def ingest_nowait(self, agent: AgentRow | int, batch: agent_pb2.Batch,
-                      records: Records | None = None) -> asyncio.Future:
+                      records: Records | None = None, *, consume: bool = False
+                      ) -> asyncio.Future:
         """Queue ``batch`` now (so batches of one stream keep their order) and return the
-        future of its IngestResult. Raises StoreBusy (back off) or StoreUnavailable."""
+        future of its IngestResult. Raises StoreBusy (back off) or StoreUnavailable.
+
+        ``records`` may be passed when the caller already extracted them (validation
+        does). With ``consume`` the store may take ``batch`` apart (its process samples'
+        bytes become the stored blocks, see ``collector.store.blocks``) instead of
+        working on a copy: for a caller that is done with the message."""
         key = agent.key if isinstance(agent, AgentRow) else int(agent)
         if records is None:
             records = extract(key, batch)
+        head = BatchHead.of(batch)
+        if not consume and records.processes:
+            batch = agent_pb2.Batch(processes=batch.processes)
+        rows = seal(key, batch, records)
         events = records.count
         loop = asyncio.get_running_loop()
         future = loop.create_future()
@@ -333,7 +343,7 @@ class SqliteStore:
                 raise StoreBusy(f"the store is busy ({self._pending_events} events waiting)",
                                 RETRY_AFTER_MS)
             self._pending_events += events
-            self._queue.put(_Ingest(agent, batch, records, future, loop))
+            self._queue.put(_Ingest(agent, head, rows, future, loop))
         return future
 
     # -- the writer thread ---------------------------------------------------------------

@@ -35,11 +35,10 @@ from pathlib import Path
 from typing import Any
 
 from worklens.cli import setup_logging
-from worklens.v1 import agent_pb2
 
 from collector.store.base import StoreError
-from collector.store.commit import BatchHead, GroupCommitter, GroupHook, GroupItem
-from collector.store.records import Records, tune_garbage_collector
+from collector.store.commit import GroupCommitter, GroupHook, GroupItem
+from collector.store.records import Rows, tune_garbage_collector
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +51,14 @@ class WriterDied(RuntimeError):
 
 
 def _wire(items: list[GroupItem]) -> list[tuple]:
-    """Tuples (the head a NamedTuple): pickling dataclasses and protobuf messages costs
-    several times more."""
-    return [(item.key, BatchHead.of(item.batch) if isinstance(item.batch, agent_pb2.Batch)
-             else item.batch, _rows(item.records)) for item in items]
+    """Tuples (the head a NamedTuple): pickling dataclasses costs several times more."""
+    return [(item.key, item.batch, _rows(item.records)) for item in items]
 
 
-def _rows(records: Records) -> tuple[list, list, list, list]:
-    """``Records`` as the plain tuple of its lists (``Records(*rows)`` in the child)."""
-    return records.windows, records.activity, records.processes, records.system
+def _rows(rows: Rows) -> tuple:
+    """``Rows`` as the plain tuple of its fields (``Rows(*fields)`` in the child)."""
+    return (rows.windows, rows.activity, rows.process_blocks, rows.system, rows.process_totals,
+            rows.count)
 
 
 class WriterProcess:
@@ -168,7 +166,7 @@ def _serve(pipe: Any, committer: GroupCommitter) -> None:
             committer.group_hooks = list(message[1])
             continue
         _, wire, received = message
-        items = [GroupItem(key, head, Records(*rows)) for key, head, rows in wire]
+        items = [GroupItem(key, head, Rows(*rows)) for key, head, rows in wire]
         outcomes = committer.commit(items, received)
         pipe.send_bytes(_dump_outcomes(outcomes))
         committer.checkpoint()  # between our transactions, so that the WAL is reused

@@ -182,10 +182,7 @@ def process_samples(i: int) -> list:
 
 
 def stored_processes(collector, agent_id: str) -> list[tuple]:
-    return collector.query(
-        "SELECT time_ms, pid, name, username, cpu_percent, rss_bytes, cpu_seconds, interval_ms "
-        "FROM process_samples WHERE agent = (SELECT id FROM agents WHERE agent_id = ?) "
-        "ORDER BY time_ms, pid", (agent_id,))
+    return sorted(collector.process_samples(agent_id))
 
 
 def test_packed_delivery_stores_the_exact_values_and_a_new_stream_starts_a_new_context(

@@ -70,8 +70,7 @@ def test_records_are_stored_under_the_credentials_agent_with_the_batch_user(coll
     assert rows == expected
     assert collector.query("SELECT state, key_presses, username FROM activity_spans "
                            "ORDER BY start_ms LIMIT 1") == [(1, 40, "bob")]
-    (proc,) = collector.query("SELECT name, username, cpu_percent, rss_bytes, cpu_seconds, "
-                              "interval_ms FROM process_samples WHERE pid = 1000")
+    (proc,) = [s[2:] for s in collector.process_samples() if s[1] == 1000]
     assert proc == ("proc0", "bob", 12.5, 200 << 20, 7.5, 60_000)
     assert collector.query("SELECT mem_total_bytes, cpu_count FROM system_totals") == \
         [(16 << 30, 8)]

@@ -55,10 +55,6 @@ def psutil_like(agent_id: str, sequence: int, samples: int = 12) -> agent_pb2.Ba
     return batch
 
 
-PROCESS_COLUMNS = ("time_ms, pid, name, username, cpu_percent, rss_bytes, cpu_seconds, "
-                   "interval_ms")
-
-
 def rows(collector, agent, table: str, columns: str) -> list[tuple]:
     return sorted(collector.query(
         f"SELECT {columns} FROM {table} WHERE agent = (SELECT id FROM agents WHERE "
@@ -236,8 +232,9 @@ def test_packed_batches_are_stored_exactly_like_the_plain_ones(collector, bystan
     acks = collector.upload(packed_agent, packed(for_agent(packed_agent)))
     assert [(a.sequence, a.duplicate) for a in acks] == [(s, False) for s in range(1, 6)]
     assert stored(collector, packed_agent) == stored(collector, plain_agent) == (5, 15, 15, 60, 5)
-    for table, columns in (("process_samples", PROCESS_COLUMNS),
-                           ("window_spans", "start_ms, duration_ms, app, title, pid, exe, "
+    assert sorted(collector.process_samples(packed_agent.agent_id)) == \
+        sorted(collector.process_samples(plain_agent.agent_id))
+    for table, columns in (("window_spans", "start_ms, duration_ms, app, title, pid, exe, "
                                             "username"),
                            ("system_totals", "time_ms, cpu_percent, mem_used_bytes")):
         assert rows(collector, packed_agent, table, columns) == \

@@ -240,7 +240,7 @@ def test_raw_tables_keep_only_their_agent_time_index(store):
     row); exports and purges walk agent by agent."""
     with store.reader() as conn:
         indexes = {}
-        for table in ("window_spans", "activity_spans", "process_samples", "system_totals"):
+        for table in ("window_spans", "activity_spans", "process_blocks", "system_totals"):
             names = [n for (n,) in conn.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?",
                 (table,))]
@@ -249,7 +249,7 @@ def test_raw_tables_keep_only_their_agent_time_index(store):
                 for n in names]
     assert indexes == {"window_spans": [("agent", "start_ms")],
                        "activity_spans": [("agent", "start_ms")],
-                       "process_samples": [("agent", "time_ms")],
+                       "process_blocks": [("agent", "bucket")],
                        "system_totals": [("agent", "time_ms")]}
 
 

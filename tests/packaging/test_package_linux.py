@@ -287,7 +287,7 @@ def test_installed_agent_enrolls_from_seeded_config_and_delivers(packages: Packa
         agents = db.execute("SELECT id, agent_id, username FROM agents").fetchall()
         assert [a[1:] for a in agents] == [(status["agent_id"], "alice")]
         batches = db.execute("SELECT count(*) FROM batches WHERE agent = ?", (agents[0][0],))
-        samples = db.execute("SELECT count(*) FROM process_samples WHERE agent = ?",
+        samples = db.execute("SELECT sum(samples) FROM process_blocks WHERE agent = ?",
                              (agents[0][0],))
         assert batches.fetchone()[0] >= 1 and samples.fetchone()[0] >= 1
 
