@@ -25,15 +25,16 @@ The old model re-sent the same 8 pre-serialised time ranges over and over, so
 each batch's spans met every earlier copy of their time range in the rollup
 hook (which pairs new windows with stored activity and vice versa) — work that
 grew with the run's length and that no real agent causes. The forward model
-costs the clients ~70 us of CPU per batch to move the times on (reported as
-clients_cpu_s, from the start of the run; clients share this machine with the
-collector; enrolling and preparing before it is clients_setup_cpu_s).
+costs ~70 us of CPU per batch to move the times on; each agent makes its first
+``--prepack`` batch bodies before the run (serialising, like packing, is the
+agents' work, done on their machines, not the collector's), and more as it
+sends them if the run outlasts those (clients_cpu_s counts the clients' CPU from
+the start of the run; clients share this machine with the collector; enrolling
+and preparing before it is clients_setup_cpu_s).
 
 ``--packed``: batches travel as real agents send them (deflate-stream-v2:
 process snapshots, times and memory as differences, one DEFLATE context per
-stream), so the collector also inflates and expands them. Each agent packs its
-first ``--prepack`` batches before the run: packing is the agents' work, done
-on their machines, not the collector's.
+stream), so the collector also inflates and expands them.
 
 Two figures, both honest, neither the other:
 
@@ -252,26 +253,28 @@ class BatchStream:
         self.repeat = repeat_ranges
         self.fixed = [b.SerializeToString() for b in self.templates] if repeat_ranges else None
         self.packer = None
-        self.ready: list[bytes] = []   # packed bodies made before the run, seq 1, 2, ...
+        self.ready: list[bytes] = []   # bodies made before the run, seq 1, 2, ...
         if packed:
             from worklens.packing import Packer
 
             self.packer = Packer()
 
     def prepack(self, count: int) -> None:
-        """Pack the first ``count`` bodies now (in order: the stream's DEFLATE context and
-        differences carry from batch to batch), so that packing — an agent's work, on
-        the agents' machines — does not take the collector's CPU during the run."""
-        while len(self.ready) < count:
-            self.ready.append(self._next_packed(len(self.ready) + 1))
+        """Make the first ``count`` bodies now (in order: times move on, and a packed
+        stream's DEFLATE context and differences carry from batch to batch), so that
+        this agent work — on the agents' machines — does not take the collector's CPU
+        during the run."""
+        make = self._next_packed if self.packer is not None else self._plain
+        while len(self.ready) < count and (self.packer is not None or not self.repeat):
+            self.ready.append(make(len(self.ready) + 1))
 
     def events(self, seq: int) -> int:
         return self.counts[(seq - 1) % TEMPLATES]
 
     def body(self, seq: int) -> bytes:
-        if self.packer is not None:
-            return self.ready[seq - 1] if seq <= len(self.ready) else self._next_packed(seq)
-        return self._plain(seq)
+        if seq <= len(self.ready):
+            return self.ready[seq - 1]
+        return self._next_packed(seq) if self.packer is not None else self._plain(seq)
 
     def _next_packed(self, seq: int) -> bytes:
         from worklens.v1 import agent_pb2
@@ -320,9 +323,8 @@ async def run_agent(index: int, address: str, secret: str, opts: dict, start_at:
             host=agent_pb2.HostInfo(hostname=f"ws-{index}", os="linux")), timeout=120)
         stream = BatchStream(reply.agent_id, opts["batch_events"], rng, opts["repeat_ranges"],
                              opts["mix"], opts["packed"])
-        if opts["packed"]:
-            stream.prepack(opts["prepack"])
-            await asyncio.sleep(0)   # let the other agents of this process enroll meanwhile
+        stream.prepack(opts["prepack"])
+        await asyncio.sleep(0)   # let the other agents of this process enroll meanwhile
         upload = channel.stream_stream("/worklens.v1.AgentService/Upload",
                                        request_serializer=None,
                                        response_deserializer=agent_pb2.Ack.FromString)
@@ -430,9 +432,10 @@ def main() -> None:
     parser.add_argument("--packed", action="store_true",
                         help="send batches as real agents do: packed (deflate-stream-v2, "
                              "process snapshots, differences), made before the run")
-    parser.add_argument("--prepack", type=int, default=150,
-                        help="with --packed: batches each agent packs before the run (more "
-                             "are packed as they are sent, on the clients' CPU)")
+    parser.add_argument("--prepack", type=int, default=200,
+                        help="batch bodies each agent makes (serialises, or packs with "
+                             "--packed) before the run; more are made as they are sent, on "
+                             "the clients' CPU")
     parser.add_argument("--without-rollups", action="store_true",
                         help="measure the ingest path alone: the collector runs with the "
                              "summaries' rollup ingest hook disabled")
@@ -450,8 +453,8 @@ def main() -> None:
                 "repeat_ranges": args.repeat_ranges, "mix": args.mix,
                 "warmup": args.warmup, "packed": args.packed, "prepack": args.prepack,
                 "interval_s": args.agents * args.batch_events / args.rate if args.rate else 0}
-        # packing ~1 ms a batch before the run, spread over the client processes
-        prepack_s = args.agents * args.prepack * 0.0012 / args.workers if args.packed else 0
+        # packing ~1 ms a batch before the run (serialising ~0.1), over the client processes
+        prepack_s = args.agents * args.prepack * (0.0012 if args.packed else 0.00015) / args.workers
         start_at = time.time() + 5 + args.agents * 0.02 + prepack_s
         stop_at = start_at + args.warmup + args.duration
         ctx = mp.get_context("spawn")
