@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from itertools import groupby
+from operator import itemgetter
 
 from worklens.v1 import agent_pb2
 
@@ -30,6 +31,8 @@ BUCKET_MS = 15 * 60 * 1000
 MAX_TAIL_CUTS = 8
 _NOT_PROCESSES = tuple(f.name for f in agent_pb2.Batch.DESCRIPTOR.fields
                        if f.name != "processes")
+
+_TIME = itemgetter(1)   # time_ms of a sample row
 
 INSERT_BLOCKS = "INSERT INTO process_blocks (agent, bucket, samples, data) VALUES (?,?,?,?)"
 SAMPLE_COLUMNS = ("agent, time_ms, pid, name, username, cpu_percent, rss_bytes, cpu_seconds, "
@@ -51,13 +54,14 @@ def pack(key: int, batch: agent_pb2.Batch, samples: list[tuple]) -> list[tuple]:
     """
     if not samples:
         return []
-    buckets = [t - t % BUCKET_MS for t in [row[1] for row in samples]]
+    first, last = min(map(_TIME, samples)), max(map(_TIME, samples))
     for name in _NOT_PROCESSES:
         batch.ClearField(name)
     batch.DiscardUnknownFields()
+    if first - first % BUCKET_MS == last - last % BUCKET_MS:   # the usual case
+        return [(key, first - first % BUCKET_MS, len(samples), batch.SerializeToString())]
+    buckets = [t - t % BUCKET_MS for t in map(_TIME, samples)]
     runs = [(bucket, len(list(run))) for bucket, run in groupby(buckets)]
-    if len(runs) == 1:
-        return [(key, runs[0][0], len(samples), batch.SerializeToString())]
     if len(runs) > MAX_TAIL_CUTS + 1 or len(runs) != len(set(buckets)):
         return _copied(key, batch, buckets)
     blocks, whole = [], batch.SerializeToString()
@@ -84,6 +88,20 @@ def _copied(key: int, batch: agent_pb2.Batch, buckets: list[int]) -> list[tuple]
 def totals(key: int, samples: list[tuple]) -> list[tuple]:
     """Per (bucket, process name): ``(agent, bucket, name, cpu_seconds, peak_rss_bytes,
     samples)`` — what the process rollup adds up."""
+    first, last = min(map(_TIME, samples)), max(map(_TIME, samples))
+    bucket = first - first % BUCKET_MS
+    if bucket == last - last % BUCKET_MS:   # the usual case: by name alone, no key tuples
+        by_name: dict[str, list] = {}
+        for _agent, _time, _pid, name, _user, _cpu, rss, cpu_seconds, _interval in samples:
+            cur = by_name.get(name)
+            if cur is None:
+                by_name[name] = [cpu_seconds, rss, 1]
+            else:
+                cur[0] += cpu_seconds
+                if rss > cur[1]:
+                    cur[1] = rss
+                cur[2] += 1
+        return [(key, bucket, name, *v) for name, v in by_name.items()]
     acc: dict[tuple, list] = {}
     for _agent, time_ms, _pid, name, _user, _cpu, rss, cpu_seconds, _interval in samples:
         slot = (time_ms - time_ms % BUCKET_MS, name)

@@ -84,6 +84,9 @@ def test_totals_sum_cpu_keep_the_peak_and_count_per_bucket_and_name():
     assert sorted(blocks.totals(5, rows)) == [(5, T0, "code", 3.5, 300, 2),
                                              (5, T0, "sh", 0.25, 50, 1),
                                              (5, T0 + B, "code", 4.0, 200, 1)]
+    one_bucket = rows[:3]   # the usual batch: all in one bucket
+    assert sorted(blocks.totals(5, one_bucket)) == [(5, T0, "code", 3.5, 300, 2),
+                                                   (5, T0, "sh", 0.25, 50, 1)]
 
 
 @pytest.fixture
