@@ -88,20 +88,6 @@ def _copied(key: int, batch: agent_pb2.Batch, buckets: list[int]) -> list[tuple]
 def totals(key: int, samples: list[tuple]) -> list[tuple]:
     """Per (bucket, process name): ``(agent, bucket, name, cpu_seconds, peak_rss_bytes,
     samples)`` — what the process rollup adds up."""
-    first, last = min(map(_TIME, samples)), max(map(_TIME, samples))
-    bucket = first - first % BUCKET_MS
-    if bucket == last - last % BUCKET_MS:   # the usual case: by name alone, no key tuples
-        by_name: dict[str, list] = {}
-        for _agent, _time, _pid, name, _user, _cpu, rss, cpu_seconds, _interval in samples:
-            cur = by_name.get(name)
-            if cur is None:
-                by_name[name] = [cpu_seconds, rss, 1]
-            else:
-                cur[0] += cpu_seconds
-                if rss > cur[1]:
-                    cur[1] = rss
-                cur[2] += 1
-        return [(key, bucket, name, *v) for name, v in by_name.items()]
     acc: dict[tuple, list] = {}
     for _agent, time_ms, _pid, name, _user, _cpu, rss, cpu_seconds, _interval in samples:
         slot = (time_ms - time_ms % BUCKET_MS, name)
