@@ -322,7 +322,7 @@ class AgentService:
                 data = await anext(requests, None)
                 if data is None:
                     break
-                item = self._still_valid(stream) or self._accept(data, stream)
+                item = self._still_valid(stream) or self._handle(data, stream)
                 pipeline.put_nowait(item)
                 if isinstance(item, _Reject):
                     return
@@ -335,6 +335,17 @@ class AgentService:
         except Exception as exc:  # the client went away mid-stream
             log.debug("upload stream from %s ended: %r", agent.agent_id, exc)
         pipeline.put_nowait(_END)
+
+    def _handle(self, data: bytes, stream: _Stream) -> _InFlight | _Reject:
+        """``_accept``, with a failure of the collector's own code told apart from a
+        client going away: logged with its traceback, and INTERNAL for the stream (the
+        agent keeps the batch and retries) instead of a silent end of stream."""
+        try:
+            return self._accept(data, stream)
+        except Exception:
+            log.exception("could not handle a batch from %s", stream.agent.agent_id)
+            return _Reject(grpc.StatusCode.INTERNAL, "the collector failed to handle this "
+                           "batch (its log says why); retry later", "internal")
 
     def _still_valid(self, stream: _Stream) -> _Reject | None:
         """Re-check the stream's credential when it may have changed (see the

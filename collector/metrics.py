@@ -11,7 +11,7 @@ BATCHES = Counter("worklens_batches", "Batches received, by outcome",
 EVENTS = Counter("worklens_events", "Events (spans, samples, totals) stored")
 REJECTS = Counter("worklens_rejects", "Rejected calls or batches, by reason",
                   ["reason"])  # invalid | malformed | unauthenticated | permission | too_large |
-                               # busy | unavailable
+                               # busy | unavailable | internal
 ACK_LATENCY = Histogram("worklens_ack_latency_seconds",
                         "From a batch's arrival to its ack (includes the group commit)",
                         buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,

@@ -191,3 +191,24 @@ def test_client_disconnecting_mid_stream_loses_nothing_acked(collector, bystande
     # The agent comes back and resends what it is unsure of.
     acks = collector.upload(agent, [make_batch(agent.agent_id, 2), make_batch(agent.agent_id, 3)])
     assert [(a.sequence, a.duplicate) for a in acks] == [(2, True), (3, False)]
+
+
+def test_a_failure_of_the_collectors_own_code_is_internal_and_logged_not_a_silent_hangup(
+        collector, bystander, monkeypatch, caplog):
+    """A bug met while handling one batch must not look like the agent hanging up
+    (the agent would reconnect and resend forever with nothing in the log)."""
+    import collector.ingest as ingest
+
+    agent = collector.enroll_agent()
+
+    def broken(*args):
+        raise RuntimeError("a bug in the collector")
+
+    monkeypatch.setattr(ingest, "extract", broken)
+    acks, error = upload_error(collector, agent, [make_batch(agent.agent_id, 1)])
+    assert error.code() == grpc.StatusCode.INTERNAL and "retry" in error.details()
+    assert acks == [] and stored(collector, agent) == NOTHING
+    assert any(r.exc_info and "a bug in the collector" in str(r.exc_info[1])
+               for r in caplog.records if "could not handle a batch" in r.getMessage())
+    monkeypatch.undo()
+    assert [a.sequence for a in collector.upload(agent, [make_batch(agent.agent_id, 1)])] == [1]
