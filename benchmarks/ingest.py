@@ -308,8 +308,8 @@ def varint(value: int) -> bytes:
             return bytes(out)
 
 
-async def run_agent(index: int, address: str, secret: str, opts: dict, start_at: float,
-                    stop_at: float, stats: dict) -> None:
+async def run_agent(index: int, address: str, secret: str, opts: dict, prepared: asyncio.Queue,
+                    clock: asyncio.Future, stats: dict) -> None:
     import grpc
     from worklens.v1 import agent_pb2
 
@@ -324,10 +324,12 @@ async def run_agent(index: int, address: str, secret: str, opts: dict, start_at:
         stream = BatchStream(reply.agent_id, opts["batch_events"], rng, opts["repeat_ranges"],
                              opts["mix"], opts["packed"])
         stream.prepack(opts["prepack"])
-        await asyncio.sleep(0)   # let the other agents of this process enroll meanwhile
+        prepared.put_nowait(index)
+        stats["prepared"].add(index)
         upload = channel.stream_stream("/worklens.v1.AgentService/Upload",
                                        request_serializer=None,
                                        response_deserializer=agent_pb2.Ack.FromString)
+        start_at, stop_at = await clock   # once every agent of every process is prepared
         await asyncio.sleep(max(0.0, start_at - time.time()))
         call = upload(metadata=(("authorization", f"Bearer {reply.credential}"),))
         slots = asyncio.Semaphore(opts["in_flight"])
@@ -363,18 +365,33 @@ async def run_agent(index: int, address: str, secret: str, opts: dict, start_at:
         await asyncio.gather(send(), receive())
 
 
-def worker(indices: list[int], address: str, secret: str, opts: dict, start_at: float,
-           stop_at: float, results: mp.Queue) -> None:
-    stats = {"latencies": [], "events": 0, "errors": 0}
+def worker(indices: list[int], address: str, secret: str, opts: dict, ready: mp.Queue,
+           start: mp.Queue, results: mp.Queue) -> None:
+    """Run ``indices``' agents: enroll and prepare them all, say so on ``ready``, then
+    run from the (start, stop) times that come on ``start`` — a preparation that
+    outlasted a start time fixed in advance would hold up the acks of the agents
+    already running in this process, and be measured as ack latency."""
+    stats = {"latencies": [], "events": 0, "errors": 0, "prepared": set()}
 
-    async def note_start() -> None:
-        await asyncio.sleep(max(0.0, start_at - time.time()))
+    async def agent(index: int, prepared: asyncio.Queue, clock: asyncio.Future) -> None:
+        try:
+            await run_agent(index, address, secret, opts, prepared, clock, stats)
+        finally:
+            if index not in stats["prepared"]:   # failed before: do not hold up the start
+                prepared.put_nowait(index)
+
+    async def clock_from_main(prepared: asyncio.Queue, clock: asyncio.Future) -> None:
+        for _ in indices:
+            await prepared.get()
         stats["setup_cpu_s"] = time.process_time()   # enrolling, templates, pre-packing
+        ready.put(len(indices))
+        clock.set_result(await asyncio.to_thread(start.get))
 
     async def main() -> None:
-        outcomes = await asyncio.gather(note_start(), *(
-            run_agent(i, address, secret, opts, start_at, stop_at, stats) for i in indices),
-            return_exceptions=True)
+        prepared: asyncio.Queue = asyncio.Queue()
+        clock = asyncio.get_running_loop().create_future()
+        outcomes = await asyncio.gather(clock_from_main(prepared, clock), *(
+            agent(i, prepared, clock) for i in indices), return_exceptions=True)
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 stats["errors"] += 1
@@ -382,10 +399,13 @@ def worker(indices: list[int], address: str, secret: str, opts: dict, start_at: 
 
     asyncio.run(main())
     stats["cpu_s"] = time.process_time() - stats.get("setup_cpu_s", 0.0)
+    del stats["prepared"]
     results.put(stats)
 
 
 # -- main -------------------------------------------------------------------------------
+
+PREPARE_TIMEOUT_S = 600.0
 
 def process_cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of the running collector and its writer process."""
@@ -453,17 +473,19 @@ def main() -> None:
                 "repeat_ranges": args.repeat_ranges, "mix": args.mix,
                 "warmup": args.warmup, "packed": args.packed, "prepack": args.prepack,
                 "interval_s": args.agents * args.batch_events / args.rate if args.rate else 0}
-        # packing ~1 ms a batch before the run (serialising ~0.1), over the client processes
-        prepack_s = args.agents * args.prepack * (0.0012 if args.packed else 0.00015) / args.workers
-        start_at = time.time() + 5 + args.agents * 0.02 + prepack_s
-        stop_at = start_at + args.warmup + args.duration
         ctx = mp.get_context("spawn")
-        results: mp.Queue = ctx.Queue()
+        ready, start_q, results = ctx.Queue(), ctx.Queue(), ctx.Queue()
         groups = [list(range(w, args.agents, args.workers)) for w in range(args.workers)]
-        workers = [ctx.Process(target=worker, args=(g, address, secret, opts, start_at, stop_at,
+        workers = [ctx.Process(target=worker, args=(g, address, secret, opts, ready, start_q,
                                                     results)) for g in groups if g]
         for w in workers:
             w.start()
+        prepared = sum(ready.get(timeout=PREPARE_TIMEOUT_S) for _ in workers)
+        start_at = time.time() + 1.0
+        stop_at = start_at + args.warmup + args.duration
+        log(f"{prepared} agents enrolled and prepared; running")
+        for _ in workers:
+            start_q.put((start_at, stop_at))
         while time.time() < stop_at:
             time.sleep(min(5.0, max(0.1, stop_at - time.time())))
             phase = "warming up" if time.time() < start_at + args.warmup else "measuring"
