@@ -5,9 +5,9 @@ Why: process samples are most of what agents send (the top 10 processes every
 minute against one window span and one activity span), and a row per sample made
 the group commit insert and index ten rows for every span — the serial writer's
 biggest cost. A block is one row and one index entry for about a hundred samples,
-and the bytes are the samples exactly as the agent's ProcessSample messages
-encode them (a ``worklens.v1.Batch`` with only ``processes`` set: a documented,
-versioned format, readable with any protobuf library). Nothing filters process
+and the bytes are the samples as validated, in the wire protocol's own encoding
+(a ``worklens.v1.Batch`` with only ``processes`` set: a documented, versioned
+format, readable with any protobuf library). Nothing filters process
 samples by value in SQL: exports and timelines read an agent's stretch of time,
 rollups sum per bucket, retention drops whole buckets.
 
@@ -58,8 +58,8 @@ def pack(key: int, batch: agent_pb2.Batch, samples: list[tuple]) -> list[tuple]:
     for name in _NOT_PROCESSES:
         batch.ClearField(name)
     batch.DiscardUnknownFields()
-    if first - first % BUCKET_MS == last - last % BUCKET_MS:   # the usual case
-        return [(key, first - first % BUCKET_MS, len(samples), batch.SerializeToString())]
+    if bucket_of(first) == bucket_of(last):   # the usual case
+        return [(key, bucket_of(first), len(samples), batch.SerializeToString())]
     buckets = [t - t % BUCKET_MS for t in map(_TIME, samples)]
     runs = [(bucket, len(list(run))) for bucket, run in groupby(buckets)]
     if len(runs) > MAX_TAIL_CUTS + 1 or len(runs) != len(set(buckets)):
