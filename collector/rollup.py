@@ -420,13 +420,16 @@ def catch_up(conn: sqlite3.Connection, clf: rules_mod.Classifier | None = None) 
         new[table] = [r[1:] for r in rows]
     if not tops:
         return 0
-    samples = [s for agent, data in new.pop("process_blocks") for s in blocks.unpack(agent, data)]
-    totals = [t for agent, rows in _by_agent(samples).items() for t in blocks.totals(agent, rows)]
+    totals, samples = [], 0
+    for agent, data in new.pop("process_blocks"):   # a block is one agent's
+        rows = blocks.unpack(agent, data)
+        totals += blocks.totals(agent, rows)
+        samples += len(rows)
     flush(conn, roll_up(conn, clf, cur, _by_agent(new["window_spans"]),
                         _by_agent(new["activity_spans"]), totals))
     for table, top in tops.items():
         _set_cursor(conn, table, top)
-    return sum(map(len, new.values())) + len(samples)
+    return sum(map(len, new.values())) + samples
 
 
 def _stored_rows(conn: sqlite3.Connection, cur: dict[str, int],
@@ -500,15 +503,17 @@ _PART_TABLES = {"window": ("rollup_window", "rollup_window_all"), "activity": ("
 
 def _agent_extent(conn: sqlite3.Connection, agent: int) -> tuple[int, int] | None:
     lows, highs = [], []
-    for table, column in (("window_spans", "start_ms"), ("activity_spans", "start_ms"),
-                          ("process_blocks", "bucket")):
+    # a block's samples may lie anywhere in its bucket; min() and max() of a bare indexed
+    # column are one index seek each (max(bucket + n) would scan the agent's entries)
+    for table, column, end in (("window_spans", "start_ms", ""),
+                               ("activity_spans", "start_ms", ""),
+                               ("process_blocks", "bucket", f" + {BUCKET_MS - 1}")):
         lo = conn.execute(f"SELECT min({column}) FROM {table} WHERE agent = ?",
                           (agent,)).fetchone()[0]
         if lo is not None:
             lows.append(lo)
-            high = conn.execute(f"SELECT max({column}) FROM {table} WHERE agent = ?",
-                                (agent,)).fetchone()[0]
-            highs.append(high + BUCKET_MS - 1 if table == "process_blocks" else high)
+            highs.append(conn.execute(f"SELECT max({column}){end} FROM {table} WHERE agent = ?",
+                                      (agent,)).fetchone()[0])
     if not lows:
         return None
     return lows[0] if len(lows) == 1 else min(lows), max(highs)

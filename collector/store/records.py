@@ -62,12 +62,6 @@ class Rows:
     process_totals: list[tuple]
     count: int
 
-    def insert(self, conn) -> None:
-        """Insert all rows on ``conn`` (inside the caller's transaction)."""
-        for sql, rows in self.tables():
-            if rows:
-                insert_rows(conn, sql, rows)
-
     def tables(self) -> tuple[tuple[str, list[tuple]], ...]:
         return ((INSERT_WINDOWS, self.windows), (INSERT_ACTIVITY, self.activity),
                 (blocks.INSERT_BLOCKS, self.process_blocks), (INSERT_SYSTEM, self.system))
