@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 from worklens.v1 import agent_pb2
 
 from collector.store.base import AgentRow, IngestResult, StoreUnavailable
+from collector.store.checkpoint import Checkpointer, passive_checkpoint
 from collector.store.records import Rows, insert_rows
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 # The writer checkpoints the WAL itself, at most this often, AFTER a group's acks
 # went out (SQLite's auto-checkpoint would run inside COMMIT, before them). It is
 # the only writer, so each checkpoint completes and the WAL is reused, not grown.
+# In the writer process a Checkpointer thread does most of the copying beside the
+# commits, and this one only finishes it (see collector.store.checkpoint).
 CHECKPOINT_INTERVAL_S = 1.0
 
 # Errors that belong to one batch (its values or its hook), not to the database.
@@ -146,11 +149,13 @@ def in_transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], 
 class GroupCommitter:
     """Stores groups of batches on ``conn`` (the only writer connection in use)."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path,
+                 background: Checkpointer | None = None) -> None:
         self.conn = conn
         self.path = path
         self.hooks: list[IngestHook] = []
         self.group_hooks: list[GroupHook] = []
+        self._background = background
         self._last_checkpoint = time.monotonic()
 
     def commit(self, group: list[GroupItem], received: int) -> list[Any]:
@@ -175,10 +180,8 @@ class GroupCommitter:
         if now - self._last_checkpoint < CHECKPOINT_INTERVAL_S:
             return
         self._last_checkpoint = now
-        try:
-            self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        except sqlite3.Error as exc:
-            log.warning("WAL checkpoint failed (will retry): %s", exc)
+        with self._background.paused() if self._background else contextlib.nullcontext():
+            passive_checkpoint(self.conn)
 
     def _commit_alone(self, item: GroupItem, received: int) -> Any:
         try:

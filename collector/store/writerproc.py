@@ -14,8 +14,10 @@ exclusive lock and its own writer connection for every other write; it sends
 the next group while the child commits the one before, and runs a write of its
 own only once the child answered everything, so the child's transactions never
 meet the parent's (one writer at a time, as before). The child checkpoints the
-WAL between its own transactions. Group hooks go to the child too and must
-therefore pickle (module-level functions or partials of them).
+WAL from a thread of its own beside the commits, and finishes each second's
+checkpoint between two of its transactions (``collector.store.checkpoint``).
+Group hooks go to the child too and must therefore pickle (module-level
+functions or partials of them).
 
 The child ignores SIGINT and SIGTERM: a service manager's or a terminal's
 signal is the parent's to handle, which finishes the in-flight commit and then
@@ -37,6 +39,7 @@ from typing import Any
 from worklens.cli import setup_logging
 
 from collector.store.base import StoreError
+from collector.store.checkpoint import Checkpointer
 from collector.store.commit import GroupCommitter, GroupHook, GroupItem
 from collector.store.records import Rows, tune_garbage_collector
 
@@ -137,21 +140,25 @@ def child_main(path: str, pipe: Any, log_level: str = "WARNING") -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     setup_logging(log_level)   # its errors (a full disk) read like the collector's
-    from collector.store.sqlite import connect_writer  # the parent's pragmas, no migrations
+    # the parent's pragmas, no migrations
+    from collector.store.sqlite import BUSY_TIMEOUT_MS, connect_writer
 
     try:
         conn = connect_writer(Path(path), migrate_schema=False)
     except StoreError as exc:
         pipe.send_bytes(pickle.dumps(str(exc), _PROTOCOL))
         return
-    committer = GroupCommitter(conn, Path(path))
+    checkpointer = Checkpointer(Path(path), BUSY_TIMEOUT_MS)
+    committer = GroupCommitter(conn, Path(path), background=checkpointer)
     tune_garbage_collector()
+    checkpointer.start()
     pipe.send_bytes(pickle.dumps("ready", _PROTOCOL))
     try:
         _serve(pipe, committer)
     except (EOFError, OSError):
         pass  # the parent went away: nothing uncommitted was acknowledged
     finally:
+        checkpointer.stop()
         with contextlib.suppress(sqlite3.Error):
             conn.close()
 
