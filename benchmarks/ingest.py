@@ -38,12 +38,15 @@ stream), so the collector also inflates and expands them.
 
 Two figures, both honest, neither the other:
 
-* default (closed loop): every agent sends as fast as its acks allow, keeping
-  ``--in-flight`` batches outstanding. This measures the highest throughput;
-  the ack latency is then queueing by construction (Little's law: mean latency
-  = events in flight / throughput — 200 agents x 2 x 250 events = 100,000
-  events in flight, so even at 300,000 events/s the MEAN would be 333 ms, and
-  no collector can show p99 <= 250 ms in this mode at that depth).
+* default (closed loop): every agent sends its next batch as soon as the one
+  before is acknowledged (``--in-flight 1``), so the collector always has a
+  batch from every agent to work on. This measures the highest throughput, and
+  the ack latency of a collector that is never short of work: by Little's law
+  the mean is the events in flight over the throughput (200 agents x 250 events
+  = 50,000 events, i.e. 167 ms at 300,000 events/s), and the p99 is what the
+  collector adds on top (stalls, uneven groups). More batches in flight per agent
+  (a real agent allows 8) add no throughput here, only queue: ``--in-flight 2``
+  doubles the events in flight and so the latency, by construction.
 * ``--rate R`` (open loop): agents together offer R events/s (each one batch
   per interval, still at most ``--in-flight`` outstanding), like a fleet whose
   agents ship on their own schedule. This measures ack latency below
@@ -442,7 +445,9 @@ def main() -> None:
                              "minute (1 window, 1 activity span, top 10 processes, system "
                              "totals); 'spans' = 40%% windows + 40%% activity, the rollups' "
                              "worst case")
-    parser.add_argument("--in-flight", type=int, default=2, help="unacked batches per agent")
+    parser.add_argument("--in-flight", type=int, default=1,
+                        help="unacknowledged batches per agent (default 1: the next batch "
+                             "goes out when the previous one is acknowledged)")
     parser.add_argument("--rate", type=float, default=0.0,
                         help="offered load in events/s over all agents (open loop); default 0 "
                              "= every agent sends as fast as acks allow (saturation)")
