@@ -12,9 +12,11 @@ releases the interpreter lock while SQLite works).
 What that thread cannot do is start the WAL over: SQLite reuses the WAL from its
 beginning only when a write transaction begins while every frame is already in
 the database file, and the writer goes from one commit straight on to the next.
-So once a second the writer itself copies what is left (little: the thread is at
-most one pass behind) with the thread paused (``paused()``); its next
-transaction then writes from the start of the WAL instead of growing it.
+So about once a second the writer itself copies what is left (little: the thread
+is at most one pass behind) with the thread paused (``paused()``; if the thread
+is in the middle of a pass, the writer does not wait for it but tries again after
+its next commit); its next transaction then writes from the start of the WAL
+instead of growing it.
 """
 
 from __future__ import annotations
@@ -58,11 +60,17 @@ class Checkpointer:
         self._thread.start()
 
     @contextlib.contextmanager
-    def paused(self) -> Iterator[None]:
-        """While inside, the thread runs no checkpoint (waits for a running one first):
-        SQLite allows one checkpointer at a time, and a second one would just give up."""
-        with self._lock:
-            yield
+    def paused(self, wait: bool = True) -> Iterator[bool]:
+        """While inside, the thread runs no checkpoint: SQLite allows one checkpointer
+        at a time, and a second one would just give up. Yields False without pausing
+        if the thread is in the middle of one and ``wait`` is False."""
+        if not self._lock.acquire(blocking=wait):
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            self._lock.release()
 
     def stop(self) -> None:
         self._stop.set()

@@ -179,9 +179,14 @@ class GroupCommitter:
         now = time.monotonic()
         if now - self._last_checkpoint < CHECKPOINT_INTERVAL_S:
             return
-        self._last_checkpoint = now
-        with self._background.paused() if self._background else contextlib.nullcontext():
+        if self._background is None:
+            self._last_checkpoint = now
             passive_checkpoint(self.conn)
+            return
+        with self._background.paused(wait=False) as paused:
+            if paused:   # else the thread is copying: after the next commit
+                self._last_checkpoint = now
+                passive_checkpoint(self.conn)
 
     def _commit_alone(self, item: GroupItem, received: int) -> Any:
         try:

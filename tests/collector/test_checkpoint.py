@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import threading
 import time
 
 import pytest
@@ -101,5 +102,23 @@ def test_a_checkpointer_that_cannot_open_the_database_leaves_the_writer_working(
     commit_rows(conn, 5)
     committer._last_checkpoint = 0.0     # due
     committer.checkpoint()               # the writer's own checkpoint still runs
+    assert rows_in_database_file(tmp_path, checkpointer) == 5
+    conn.close()
+
+
+def test_the_writer_does_not_wait_for_a_checkpoint_in_progress(tmp_path, every_time):
+    """A checkpoint of the thread is under way: the writer goes on with its next
+    commit and finishes the copy after that one instead of stalling every ack."""
+    conn = writer(tmp_path)
+    checkpointer = Checkpointer(tmp_path / "worklens.db", BUSY_TIMEOUT_MS)  # not started
+    committer = GroupCommitter(conn, tmp_path / "worklens.db", background=checkpointer)
+    commit_rows(conn, 5)
+    with checkpointer.paused():              # as the thread holds it while copying
+        attempt = threading.Thread(target=committer.checkpoint)
+        attempt.start()
+        attempt.join(10)
+        assert not attempt.is_alive(), "the writer waited for the thread's checkpoint"
+    assert rows_in_database_file(tmp_path, checkpointer) == 0
+    committer.checkpoint()                   # after the next commit: the thread is done
     assert rows_in_database_file(tmp_path, checkpointer) == 5
     conn.close()
