@@ -327,14 +327,18 @@ async def run_agent(index: int, address: str, secret: str, opts: dict, prepared:
         stream = BatchStream(reply.agent_id, opts["batch_events"], rng, opts["repeat_ranges"],
                              opts["mix"], opts["packed"])
         stream.prepack(opts["prepack"])
-        prepared.put_nowait(index)
-        stats["prepared"].add(index)
         upload = channel.stream_stream("/worklens.v1.AgentService/Upload",
                                        request_serializer=None,
                                        response_deserializer=agent_pb2.Ack.FromString)
+        # Connected before the run, as agents are (one long-lived stream each): gRPC's
+        # server accepts new calls one per turn of its event loop, so 200 streams
+        # opened at the start of a loaded run starved some agents for ~3 s.
+        call = upload(metadata=(("authorization", f"Bearer {reply.credential}"),))
+        await call.initial_metadata()   # sent by the collector once it accepted the stream
+        prepared.put_nowait(index)
+        stats["prepared"].add(index)
         start_at, stop_at = await clock   # once every agent of every process is prepared
         await asyncio.sleep(max(0.0, start_at - time.time()))
-        call = upload(metadata=(("authorization", f"Bearer {reply.credential}"),))
         slots = asyncio.Semaphore(opts["in_flight"])
         sent: dict[int, float] = {}
 
@@ -370,7 +374,8 @@ async def run_agent(index: int, address: str, secret: str, opts: dict, prepared:
 
 def worker(indices: list[int], address: str, secret: str, opts: dict, ready: mp.Queue,
            start: mp.Queue, results: mp.Queue) -> None:
-    """Run ``indices``' agents: enroll and prepare them all, say so on ``ready``, then
+    """Run ``indices``' agents: enroll, prepare and connect them all (each one's Upload
+    stream accepted), say so on ``ready``, then
     run from the (start, stop) times that come on ``start`` — a preparation that
     outlasted a start time fixed in advance would hold up the acks of the agents
     already running in this process, and be measured as ack latency."""
@@ -488,7 +493,7 @@ def main() -> None:
         prepared = sum(ready.get(timeout=PREPARE_TIMEOUT_S) for _ in workers)
         start_at = time.time() + 1.0
         stop_at = start_at + args.warmup + args.duration
-        log(f"{prepared} agents enrolled and prepared; running")
+        log(f"{prepared} agents enrolled, prepared and connected; running")
         for _ in workers:
             start_q.put((start_at, stop_at))
         while time.time() < stop_at:

@@ -267,6 +267,8 @@ class AgentService:
         changes = credential_changes()   # before the lookup: a change meanwhile re-checks
         agent = await self._authenticate(context)
         stream = _Stream(_credential(context), agent, time.monotonic(), changes)
+        # the client knows its stream was accepted (authenticated) before any ack
+        await context.send_initial_metadata(())
         pipeline: asyncio.Queue = asyncio.Queue()
         slots = asyncio.Semaphore(MAX_IN_FLIGHT)
         reader = asyncio.create_task(self._read_batches(requests, stream, pipeline, slots))

@@ -163,3 +163,30 @@ def test_an_overloaded_store_answers_resource_exhausted_with_retry_after(collect
     assert int(dict(error.value.trailing_metadata())["retry-after-ms"]) > 0
     assert collector.count("batches", second.agent_id) == 0
     assert [a.sequence for a in collector.upload(second, [make_batch(second.agent_id, 1)])] == [1]
+
+
+def test_an_accepted_upload_stream_says_so_before_any_batch(collector):
+    """The collector answers an authenticated Upload with its initial metadata at once,
+    so a client knows the stream was accepted before it sends (an unknown credential
+    gets UNAUTHENTICATED instead)."""
+    agent = collector.enroll_agent()
+    outgoing: list = []    # nothing sent: the iterator blocks until the test ends
+    stop = threading.Event()
+
+    def requests():
+        stop.wait(60)
+        yield from outgoing
+
+    with collector.channel() as channel:
+        call = collector.stub(channel).Upload(requests(), metadata=agent.metadata, timeout=20)
+        try:
+            call.initial_metadata()     # returns at the end of the call if never sent
+            assert call.is_active(), "no initial metadata before the call ended"
+        finally:
+            stop.set()
+            call.cancel()
+        bad = collector.stub(channel).Upload(requests(), timeout=20,
+                                            metadata=(("authorization", "Bearer ag-x.y"),))
+        with pytest.raises(grpc.RpcError) as error:
+            list(bad)
+        assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
