@@ -36,16 +36,14 @@ log = logging.getLogger(__name__)
 EVERY_S = 0.01
 
 
-def passive_checkpoint(conn: sqlite3.Connection) -> bool:
-    """One PASSIVE checkpoint (never waits for readers or the writer); True when every
-    frame of the WAL is now in the database file. Errors are logged, not raised: the
-    next checkpoint tries again, and the WAL keeps everything meanwhile."""
+def passive_checkpoint(conn: sqlite3.Connection) -> None:
+    """One PASSIVE checkpoint (never waits for readers or the writer). Errors are
+    logged, not raised: the next checkpoint tries again, and the WAL keeps everything
+    meanwhile."""
     try:
-        busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
     except sqlite3.Error as exc:
         log.warning("WAL checkpoint failed (will retry): %s", exc)
-        return False
-    return not busy and frames == copied
 
 
 class Checkpointer:

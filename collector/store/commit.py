@@ -179,12 +179,10 @@ class GroupCommitter:
         now = time.monotonic()
         if now - self._last_checkpoint < CHECKPOINT_INTERVAL_S:
             return
-        if self._background is None:
-            self._last_checkpoint = now
-            passive_checkpoint(self.conn)
-            return
-        with self._background.paused(wait=False) as paused:
-            if paused:   # else the thread is copying: after the next commit
+        background = self._background
+        pause = background.paused(wait=False) if background else contextlib.nullcontext(True)
+        with pause as free:
+            if free:   # else the checkpoint thread is copying: after the next commit
                 self._last_checkpoint = now
                 passive_checkpoint(self.conn)
 
