@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -44,6 +45,7 @@ class SpoolSink:
         self.flush_interval = flush_interval
         self._lock = lock
         self._closed = threading.Event()
+        self._last_seal = time.monotonic()
         self._flusher = threading.Thread(target=self._flush_loop, name="worklens-flusher",
                                          daemon=True)
 
@@ -54,11 +56,18 @@ class SpoolSink:
     def write(self, records: Sequence[Record]) -> None:
         self.spool.add(records)
 
-    def checkpoint(self, open_records: Sequence[Record]) -> None:
-        self.spool.checkpoint(open_records)
+    def checkpoint(self, open_records: Sequence[Record],
+                   closed: Sequence[Record] = ()) -> None:
+        """The sampler's flush: cut parts and checkpoint in one transaction, then
+        seal at once so that they leave now (the flusher waits a full interval
+        after this seal before it seals on its own)."""
+        self.spool.checkpoint(open_records, closed)
+        if closed and not self._closed.is_set():
+            self.flush()
 
     def flush(self) -> list[int]:
         """Seal what is spooled now and tell the shipper."""
+        self._last_seal = time.monotonic()
         sealed = self.spool.seal()
         if sealed:
             self.shipper.wake()
@@ -78,7 +87,12 @@ class SpoolSink:
         _release(self._lock)
 
     def _flush_loop(self) -> None:
-        while not self._closed.wait(self.flush_interval):
+        # seals what the sampler's flush did not (process samples outside the schedule,
+        # a sampler that stopped cutting): a full interval after the last seal
+        while not self._closed.wait(max(0.0, self._last_seal + self.flush_interval
+                                        - time.monotonic())):
+            if time.monotonic() < self._last_seal + self.flush_interval:
+                continue
             try:
                 self.flush()
             except Exception:   # keep flushing; the next seal picks the records up
@@ -103,6 +117,7 @@ def open_delivery(cfg, data_dir: Path, *, backoff: Backoff | None = None) -> Spo
         raise
     shipper = Shipper(spool, _identity_provider(cfg, data_dir, secret), host_info(),
                       backoff=backoff, credential_stamp=lambda: credential.stamp(data_dir))
+    shipper.flush_interval_ms = int(cfg.delivery.flush_interval * 1000)
     sink = SpoolSink(spool, shipper, cfg.delivery.flush_interval, lock)
     sink.start()
     log.info("delivering to %s every %gs (spool %s)", conn.address,

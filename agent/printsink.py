@@ -29,7 +29,8 @@ def record_to_dict(record: Record) -> dict[str, Any]:
     for fd in record.DESCRIPTOR.fields:
         value = getattr(record, fd.name)
         if fd.enum_type is not None:
-            value = fd.enum_type.values_by_number[value].name.removeprefix("ACTIVITY_STATE_")
+            value = fd.enum_type.values_by_number[value].name.removeprefix(
+                "ACTIVITY_STATE_").removeprefix("PASSIVE_REASON_")
         elif isinstance(value, float):
             value = round(value, 3)
         out[fd.name] = value
@@ -58,8 +59,11 @@ class PrintSink:
             self._broken = True
             log.info("stdout closed; no longer printing records")
 
-    def checkpoint(self, open_records: Sequence[Record]) -> None:
-        """Print mode keeps nothing, so there is nothing to recover after a crash."""
+    def checkpoint(self, open_records: Sequence[Record],
+                   closed: Sequence[Record] = ()) -> None:
+        """Print the parts cut at this flush (``"continued": true`` on the later
+        ones); print mode keeps nothing, so there is nothing to recover."""
+        self.write(closed)
 
     def close(self) -> None:
         if not self._broken:

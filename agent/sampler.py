@@ -141,10 +141,13 @@ class Sampler:
                 self._write(records)
 
     def checkpoint(self) -> None:
-        """The flush_interval tick: let delivery remember the open spans."""
+        """The flush_interval tick: cut the open spans so the collector sees them
+        now (``SpanTracker.cut``), and let delivery remember what stays open."""
         with self._lock:
             if not self._stopped:
-                self._sink.checkpoint(self._tracker.open_records(wall_ms(self._clock)))
+                now = wall_ms(self._clock)
+                closed = self._tracker.cut(now)
+                self._sink.checkpoint(self._tracker.open_records(now), closed)
 
     def stop(self) -> None:
         """Close the open spans, write them, checkpoint nothing, close the sink."""

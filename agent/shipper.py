@@ -136,6 +136,8 @@ class Shipper:
         self._window: _Window | None = None
         self._used_stamp = 0.0   # credential file version the current attempt uses
         self._thread: threading.Thread | None = None
+        # told to the collector in each stream's first batch (its live view's offline rule)
+        self.flush_interval_ms = 0
 
     # -- control -----------------------------------------------------------------
 
@@ -198,6 +200,7 @@ class Shipper:
             return self._failed(str(exc))
         window = _Window(self.spool, cred.agent_id, self._host, self.max_in_flight,
                          self.ack_timeout, self._stopping)
+        window.flush_interval_ms = self.flush_interval_ms
         try:
             stub = agent_pb2_grpc.AgentServiceStub(channel)
             window.packed = self._hello(stub, cred.agent_id)
@@ -313,6 +316,7 @@ class _Window:
         self._user_only = agent_pb2.HostInfo(user=host.user)
         self.timed_out = False
         self.packed = False           # set before requests() runs: the collector accepts it
+        self.flush_interval_ms = 0    # sent with the host facts in the stream's first batch
         self._packer = Packer()       # this stream's context; a new stream starts afresh
 
     def attach(self, call: grpc.Call) -> None:
@@ -370,7 +374,12 @@ class _Window:
             for pending in batches:
                 batch = pending.batch
                 batch.agent_id = self._agent_id
-                batch.host.CopyFrom(self._host if self._sent_upto == 0 else self._user_only)
+                first = self._sent_upto == 0
+                batch.host.CopyFrom(self._host if first else self._user_only)
+                if first:
+                    batch.flush_interval_ms = self.flush_interval_ms
+                # the backlog besides this batch: 0 (nothing on the wire) when all is well
+                batch.spool_batches, batch.spool_bytes = self._spool.backlog(pending.sequence)
                 with self._cond:
                     self._in_flight[pending.sequence] = time.monotonic()
                     self._sent_upto = pending.sequence

@@ -18,6 +18,14 @@ ASLEEP span.
 
 Closed spans are the wire messages themselves (``WindowSpan``,
 ``ActivitySpan``); zero-length spans are never emitted.
+
+Freshness: at every flush ``cut`` closes the open spans where they stand and
+opens their continuations at the same instant, marked ``continued``, so the
+collector sees a long span within one flush interval and the parts add up to
+the whole. An ACTIVE span is cut at the last input, not at the flush: whether
+the quiet time since then is ACTIVE (input resumes) or IDLE (the threshold is
+reached, dated back to the last input) is not known yet, and what was sent can
+never be taken back.
 """
 
 from __future__ import annotations
@@ -55,6 +63,8 @@ class _OpenWindow:
     start_ms: int
     info: WindowInfo
 
+    continued: bool = False         # continues a part already closed by ``cut``
+
     def key(self) -> tuple[str, str, bool]:
         return _window_key(self.info)
 
@@ -62,7 +72,8 @@ class _OpenWindow:
         info = self.info
         return agent_pb2.WindowSpan(start_ms=self.start_ms, duration_ms=end_ms - self.start_ms,
                                     app=info.app, title=info.title, pid=info.pid,
-                                    exe=info.exe, excluded=info.excluded)
+                                    exe=info.exe, excluded=info.excluded,
+                                    continued=self.continued)
 
 
 @dataclass
@@ -70,13 +81,15 @@ class _OpenActivity:
     start_ms: int
     state: State
     counts: InputCounts = field(default_factory=InputCounts)
+    continued: bool = False
 
     def record(self, end_ms: int) -> agent_pb2.ActivitySpan:
         c = self.counts
         return agent_pb2.ActivitySpan(
             start_ms=self.start_ms, duration_ms=end_ms - self.start_ms, state=self.state,
             key_presses=min(c.key_presses, UINT32_MAX), clicks=min(c.clicks, UINT32_MAX),
-            mouse_moves=min(c.mouse_moves, UINT32_MAX), scrolls=min(c.scrolls, UINT32_MAX))
+            mouse_moves=min(c.mouse_moves, UINT32_MAX), scrolls=min(c.scrolls, UINT32_MAX),
+            continued=self.continued)
 
 
 def _window_key(info: WindowInfo) -> tuple[str, str, bool]:
@@ -91,6 +104,7 @@ class SpanTracker:
         self._activity: _OpenActivity | None = None
         self._last_ms: int | None = None
         self._resume_ms: int | None = None   # where the timeline continues after a gap
+        self._last_input_ms: int | None = None   # last input seen while ACTIVE
 
     def observe(self, obs: Observation) -> list[Span]:
         """Feed one tick; returns the spans this tick closed, in closing order."""
@@ -105,6 +119,8 @@ class SpanTracker:
         self._resume_ms = None
         closed += self._observe_window(obs.window, now, start)
         closed += self._observe_activity(obs, now, start)
+        if obs.state == ACTIVE and obs.state_since_ms is not None:
+            self._last_input_ms = obs.state_since_ms
         self._last_ms = now
         return closed
 
@@ -164,13 +180,44 @@ class SpanTracker:
             if span is not None:
                 closed += _nonempty(span.record(max(now_ms, span.start_ms)))
         self._window = self._activity = None
-        self._last_ms = None
+        self._last_ms = self._last_input_ms = None
+        return closed
+
+    def cut(self, now_ms: int) -> list[Span]:
+        """Close the open spans as they stand and continue them from the same instant
+        (the flush); returns the closed parts. An ACTIVE span is cut at the last
+        input (see the module docstring); nothing is cut that would be empty."""
+        closed: list[Span] = []
+        for span in (self._window, self._activity):
+            if span is None:
+                continue
+            at = self._settled_end(span, now_ms)
+            if at <= span.start_ms:
+                continue
+            closed.append(span.record(at))
+            span.start_ms, span.continued = at, True
+            if isinstance(span, _OpenActivity):
+                span.counts = InputCounts()
         return closed
 
     def open_records(self, now_ms: int) -> list[Span]:
-        """The open spans as if they closed now (for the delivery checkpoint)."""
-        return [span.record(max(now_ms, span.start_ms))
-                for span in (self._window, self._activity) if span is not None]
+        """The open spans as if they closed now, as far as they are settled (for the
+        delivery checkpoint: what a crash recovers); empty ones are left out."""
+        records = []
+        for span in (self._window, self._activity):
+            if span is not None and self._settled_end(span, now_ms) > span.start_ms:
+                records.append(span.record(self._settled_end(span, now_ms)))
+        return records
+
+    def _settled_end(self, span: _OpenWindow | _OpenActivity, now_ms: int) -> int:
+        """How far ``span`` is known now: to the last input for ACTIVE (the quiet time
+        after it may still turn out IDLE), else to now."""
+        if self._last_ms is not None:
+            now_ms = max(now_ms, self._last_ms)
+        if isinstance(span, _OpenActivity) and span.state == ACTIVE \
+                and self._last_input_ms is not None:
+            return min(now_ms, self._last_input_ms)
+        return now_ms
 
 
 def _nonempty(span: Span) -> list[Span]:

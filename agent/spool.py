@@ -182,11 +182,16 @@ class Spool:
             self._lost_in_memory += len(rows)
             log.error("could not spool %d record(s): %s (counted as dropped)", len(rows), exc)
 
-    def checkpoint(self, open_records: Sequence[Record]) -> None:
-        """Replace the remembered open spans (see agent.sink.Sink.checkpoint)."""
+    def checkpoint(self, open_records: Sequence[Record], closed: Sequence[Record] = ()) -> None:
+        """Commit ``closed`` and replace the remembered open spans, in one transaction
+        (see agent.sink.Sink.checkpoint)."""
         rows = [(_KINDS[type(r)], r.SerializeToString()) for r in open_records]
+        done = [(_KINDS[type(r)], r.SerializeToString()) for r in closed]
         try:
             with self._lock, self._conn:
+                if done:
+                    self._conn.executemany("INSERT INTO records(kind, data) VALUES (?, ?)",
+                                           done)
                 self._conn.execute("DELETE FROM open_records")
                 self._conn.executemany("INSERT INTO open_records(kind, data) VALUES (?, ?)",
                                        rows)
@@ -343,6 +348,14 @@ class Spool:
             self._set_meta("next_sequence", max(next_seq, collector_last + 1))
             self._set_meta("aligned_agent", agent_id)
         return shift
+
+    def backlog(self, besides: int) -> tuple[int, int]:
+        """(batches, bytes) sealed and not yet acknowledged, other than ``besides``."""
+        with self._lock:
+            count, size = self._conn.execute(
+                "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM batches WHERE sequence != ?",
+                (besides,)).fetchone()
+        return count, size
 
     # -- state for status --------------------------------------------------------
 

@@ -21,8 +21,9 @@ class ListSink:
         assert not self.closed, "write after close"
         self.records.extend(records)
 
-    def checkpoint(self, open_records) -> None:
+    def checkpoint(self, open_records, closed=()) -> None:
         self.checkpoints.append(list(open_records))
+        self.write(closed)
 
     def close(self) -> None:
         self.closed = True

@@ -25,10 +25,11 @@ def test_each_record_is_one_json_line_with_every_wire_field():
     window, activity = (json.loads(line) for line in out.getvalue().splitlines())
     assert window == {"record": "window", "start_ms": 1_700_000_000_000, "duration_ms": 1500,
                       "app": "vim", "title": "notes — ü", "pid": 7, "exe": "",
-                      "excluded": False, "start": window["start"]}
+                      "excluded": False, "continued": False, "start": window["start"]}
     assert window["start"].startswith("2023-11-1")
     assert (activity["record"], activity["state"], activity["key_presses"], activity["clicks"]) \
         == ("activity", "IDLE", 3, 0)
+    assert activity["reason"] == "UNSPECIFIED"
 
 
 def test_process_and_system_records_carry_their_time():

@@ -65,6 +65,25 @@ class RunningAgent:
         return [r for r in parsed if kind is None or r["record"] == kind]
 
 
+ADDED = ("duration_ms", "key_presses", "clicks", "mouse_moves", "scrolls")
+
+
+def merge_continued(spans: list[dict]) -> list[dict]:
+    """Spans cut at flushes joined again: a ``continued`` part starts where the part
+    before it ended, in the same window."""
+    out: list[dict] = []
+    for span in spans:
+        if span["continued"] and out:
+            before = out[-1]
+            assert before["start_ms"] + before["duration_ms"] == span["start_ms"]
+            same = ("app", "title") if span["record"] == "window" else ("state",)
+            assert [before[k] for k in same] == [span[k] for k in same]
+            out[-1] = {**before, **{k: before[k] + span[k] for k in ADDED if k in span}}
+        else:
+            out.append(span)
+    return out
+
+
 def test_run_print_shows_windows_activity_and_input_counts_but_never_keys(desktop, tmp_path):
     titles = [f"e2e-{name}-4e91" for name in ("spreadsheet", "browser", "terminal")]
     windows = [desktop.open_window(t) for t in titles]
@@ -88,7 +107,7 @@ def test_run_print_shows_windows_activity_and_input_counts_but_never_keys(deskto
     assert code == 0, stderr
     assert "Traceback" not in stderr
 
-    spans = agent.records("window")
+    spans = merge_continued(agent.records("window"))
     # each switch closed the previous window's span and opened one for the new window
     for (title, before, after), next_switch in zip(switches, [*switches[1:], None], strict=True):
         matching = [s for s in spans if s["title"] == title and
@@ -103,7 +122,7 @@ def test_run_print_shows_windows_activity_and_input_counts_but_never_keys(deskto
     for first, second in itertools.pairwise(spans):
         assert first["start_ms"] + first["duration_ms"] <= second["start_ms"]
 
-    activity = agent.records("activity")
+    activity = merge_continued(agent.records("activity"))
     assert sum(a["key_presses"] for a in activity) == len(marker), (activity, stderr)
     for first, second in itertools.pairwise(activity):
         assert first["start_ms"] + first["duration_ms"] == second["start_ms"]  # no gaps
@@ -132,11 +151,11 @@ def test_sigint_prints_the_open_spans_and_exits_zero(desktop, tmp_path):
     agent.wait_started()
     time.sleep(1.0)
     assert agent.stop(signal.SIGINT) == 0
-    spans = agent.records("window")
+    spans = merge_continued(agent.records("window"))
     assert [s["title"] for s in spans] == ["e2e-sigint-0b12"]
     assert spans[0]["duration_ms"] >= 900
-    assert [a["state"] for a in agent.records("activity")] in (["ACTIVE"], ["IDLE"],
-                                                              ["ACTIVE", "IDLE"])
+    states = [a["state"] for a in merge_continued(agent.records("activity"))]
+    assert states in (["ACTIVE"], ["IDLE"], ["ACTIVE", "IDLE"])
 
 
 def test_excluded_app_and_redacted_title_end_to_end(desktop, tmp_path):
@@ -151,7 +170,7 @@ def test_excluded_app_and_redacted_title_end_to_end(desktop, tmp_path):
     desktop.activate(invoice)
     time.sleep(1.0)
     assert agent.stop() == 0
-    spans = agent.records("window")
+    spans = merge_continued(agent.records("window"))
     assert [(s["excluded"], s["app"], s["title"], s["pid"], s["exe"]) for s in spans] == [
         (True, "", "", 0, ""), (False, "xterm", "e2e-Invoice [redacted] for ACME-77aa",
                                 invoice.proc.pid, spans[1]["exe"])]
@@ -204,7 +223,8 @@ def test_the_agent_survives_a_killed_x_server_and_picks_up_the_new_one(fresh_des
     # The window manager may hold focus for a moment after the X restart (its own
     # "Openbox" window is then recorded, rightly); the test's windows must both
     # be there, in order, once each.
-    titles = [s["title"] for s in agent.records("window") if s["title"].endswith("-e5f6")]
+    titles = [s["title"] for s in merge_continued(agent.records("window"))
+              if s["title"].endswith("-e5f6")]
     assert titles == ["e2e-before-crash-e5f6", "e2e-after-restart-e5f6"]
     stderr = "".join(agent.stderr)
     assert "lost the X display" in stderr and "reconnected" in stderr
@@ -232,6 +252,8 @@ def test_an_agent_started_before_the_x_server_waits_for_it_then_records(desktop,
     finally:
         desk.stop()
     stderr = "".join(agent.stderr)
-    assert [s["title"] for s in agent.records("window")] == ["e2e-late-display-9a0c"]
-    assert sum(a["key_presses"] for a in agent.records("activity")) == 4, stderr
+    spans = merge_continued(agent.records("window"))
+    assert [s["title"] for s in spans] == ["e2e-late-display-9a0c"]
+    typed = sum(a["key_presses"] for a in merge_continued(agent.records("activity")))
+    assert typed == 4, stderr
     assert f"connected to X display {display}" in stderr and "Traceback" not in stderr

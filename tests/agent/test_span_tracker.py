@@ -180,3 +180,56 @@ def test_a_long_random_session_has_no_overlaps_and_no_activity_gaps():
     for before, after in itertools.pairwise(acts):
         assert before.start_ms + before.duration_ms == after.start_ms  # no gap, no overlap
     assert acts[0].start_ms == 1000 and acts[-1].start_ms + acts[-1].duration_ms == now + 1000
+
+
+# -- freshness: cutting open spans at each flush ----------------------------------------------
+
+def test_a_cut_closes_the_open_parts_and_continues_them_at_the_same_instant():
+    tracker = SpanTracker()
+    feed(tracker, [Observation(t, EDITOR, ACTIVE, t, InputCounts(key_presses=2))
+                   for t in range(0, 5000, 1000)])
+    parts = tracker.cut(4500)
+    assert [(type(p).__name__, p.start_ms, p.duration_ms, p.continued) for p in parts] == [
+        ("WindowSpan", 0, 4500, False), ("ActivitySpan", 0, 4000, False)]  # ACTIVE: last input
+    assert activity(parts)[0].key_presses == 10
+    feed(tracker, [Observation(t, EDITOR, ACTIVE, t, InputCounts(key_presses=1))
+                   for t in range(5000, 9000, 1000)])
+    final = tracker.close(9000)
+    assert [(p.start_ms, p.duration_ms, p.continued) for p in windows(final)] == \
+        [(4500, 4500, True)]
+    assert [(p.start_ms, p.duration_ms, p.continued, p.key_presses) for p in activity(final)] \
+        == [(4000, 5000, True, 4)]
+    # the parts add up to the whole, keys counted once
+    everything = parts + final
+    assert sum(p.duration_ms for p in windows(everything)) == 9000
+    assert sum(p.duration_ms for p in activity(everything)) == 9000
+    assert sum(p.key_presses for p in activity(everything)) == 14
+
+
+def test_quiet_time_before_the_idle_threshold_is_not_sent_as_active():
+    tracker = SpanTracker()
+    tracker.observe(Observation(0, EDITOR, ACTIVE, 0))
+    tracker.observe(Observation(1000, EDITOR, ACTIVE, 1000))     # last input at 1000
+    for t in range(2000, 6000, 1000):
+        tracker.observe(Observation(t, EDITOR, ACTIVE, 1000))
+    parts = tracker.cut(5500)
+    assert [(p.start_ms, p.duration_ms) for p in activity(parts)] == [(0, 1000)]
+    assert activity(tracker.cut(5800)) == []           # still no input since 1000
+    # the threshold passes: IDLE is dated back to the last input, nothing overlaps
+    closed = tracker.observe(Observation(6000, EDITOR, IDLE, 1000))
+    assert activity(closed) == []                      # the continuation was still empty
+    final = activity(tracker.close(7000))
+    assert [(p.state, p.start_ms, p.duration_ms) for p in final] == [(IDLE, 1000, 6000)]
+
+
+def test_nothing_empty_is_cut_and_a_checkpoint_after_a_cut_holds_only_the_rest():
+    tracker = SpanTracker()
+    assert tracker.cut(1000) == []
+    tracker.observe(Observation(1000, EDITOR, IDLE, 0))
+    assert tracker.cut(1000) == []                     # both open spans are still empty
+    tracker.observe(Observation(2000, EDITOR, IDLE, 0))
+    parts = tracker.cut(2000)
+    assert [(p.start_ms, p.duration_ms) for p in parts] == [(1000, 1000), (1000, 1000)]
+    assert tracker.cut(2000) == [] and tracker.open_records(2000) == []
+    assert [(r.start_ms, r.duration_ms, r.continued) for r in tracker.open_records(2500)] == \
+        [(2000, 500, True), (2000, 500, True)]

@@ -226,3 +226,24 @@ def test_spool_dir_is_private(tmp_path):
     data = tmp_path / "agent"
     Spool.open(data).close()
     assert (data.stat().st_mode & 0o777) == 0o700
+
+
+def test_a_cut_and_its_checkpoint_are_one_transaction(tmp_path):
+    """The parts closed at a flush and the checkpoint that replaces the previous one
+    land together, so a crash can never recover a checkpoint that overlaps a part
+    already spooled."""
+    sp = Spool.open(tmp_path)
+    sp.checkpoint([window(1, "open since 0, as of the last flush")])
+    sp._conn.execute("CREATE TRIGGER fail BEFORE DELETE ON open_records "
+                     "BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+    sp.checkpoint([window(3, "rest")], [window(2, "cut part")])   # fails, logged
+    sp._conn.execute("DROP TRIGGER fail")
+    sp.close()
+    sp = Spool.open(tmp_path)           # as after a crash
+    sp.seal()
+    assert [titles(p.batch) for p in sp.pending()] == [["open since 0, as of the last flush"]]
+    sp.checkpoint([window(3, "rest")], [window(2, "cut part")])
+    sp.close()
+    sp = Spool.open(tmp_path)
+    sp.seal()
+    assert [titles(p.batch) for p in sp.pending()][-1] == ["cut part", "rest"]

@@ -14,11 +14,26 @@ class ActivityState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ACTIVITY_STATE_IDLE: _ClassVar[ActivityState]
     ACTIVITY_STATE_LOCKED: _ClassVar[ActivityState]
     ACTIVITY_STATE_ASLEEP: _ClassVar[ActivityState]
+    ACTIVITY_STATE_PASSIVE: _ClassVar[ActivityState]
+
+class PassiveReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PASSIVE_REASON_UNSPECIFIED: _ClassVar[PassiveReason]
+    PASSIVE_REASON_MEDIA: _ClassVar[PassiveReason]
+    PASSIVE_REASON_CALL: _ClassVar[PassiveReason]
+    PASSIVE_REASON_INHIBITOR: _ClassVar[PassiveReason]
+    PASSIVE_REASON_RULE: _ClassVar[PassiveReason]
 ACTIVITY_STATE_UNSPECIFIED: ActivityState
 ACTIVITY_STATE_ACTIVE: ActivityState
 ACTIVITY_STATE_IDLE: ActivityState
 ACTIVITY_STATE_LOCKED: ActivityState
 ACTIVITY_STATE_ASLEEP: ActivityState
+ACTIVITY_STATE_PASSIVE: ActivityState
+PASSIVE_REASON_UNSPECIFIED: PassiveReason
+PASSIVE_REASON_MEDIA: PassiveReason
+PASSIVE_REASON_CALL: PassiveReason
+PASSIVE_REASON_INHIBITOR: PassiveReason
+PASSIVE_REASON_RULE: PassiveReason
 
 class HostInfo(_message.Message):
     __slots__ = ("hostname", "os", "os_version", "user", "agent_version")
@@ -71,7 +86,7 @@ class HelloResponse(_message.Message):
     def __init__(self, agent_id: _Optional[str] = ..., server_time_ms: _Optional[int] = ..., last_sequence: _Optional[int] = ..., batch_packing: _Optional[str] = ...) -> None: ...
 
 class WindowSpan(_message.Message):
-    __slots__ = ("start_ms", "duration_ms", "app", "title", "pid", "exe", "excluded")
+    __slots__ = ("start_ms", "duration_ms", "app", "title", "pid", "exe", "excluded", "continued")
     START_MS_FIELD_NUMBER: _ClassVar[int]
     DURATION_MS_FIELD_NUMBER: _ClassVar[int]
     APP_FIELD_NUMBER: _ClassVar[int]
@@ -79,6 +94,7 @@ class WindowSpan(_message.Message):
     PID_FIELD_NUMBER: _ClassVar[int]
     EXE_FIELD_NUMBER: _ClassVar[int]
     EXCLUDED_FIELD_NUMBER: _ClassVar[int]
+    CONTINUED_FIELD_NUMBER: _ClassVar[int]
     start_ms: int
     duration_ms: int
     app: str
@@ -86,10 +102,11 @@ class WindowSpan(_message.Message):
     pid: int
     exe: str
     excluded: bool
-    def __init__(self, start_ms: _Optional[int] = ..., duration_ms: _Optional[int] = ..., app: _Optional[str] = ..., title: _Optional[str] = ..., pid: _Optional[int] = ..., exe: _Optional[str] = ..., excluded: _Optional[bool] = ...) -> None: ...
+    continued: bool
+    def __init__(self, start_ms: _Optional[int] = ..., duration_ms: _Optional[int] = ..., app: _Optional[str] = ..., title: _Optional[str] = ..., pid: _Optional[int] = ..., exe: _Optional[str] = ..., excluded: _Optional[bool] = ..., continued: _Optional[bool] = ...) -> None: ...
 
 class ActivitySpan(_message.Message):
-    __slots__ = ("start_ms", "duration_ms", "state", "key_presses", "clicks", "mouse_moves", "scrolls")
+    __slots__ = ("start_ms", "duration_ms", "state", "key_presses", "clicks", "mouse_moves", "scrolls", "continued", "reason")
     START_MS_FIELD_NUMBER: _ClassVar[int]
     DURATION_MS_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -97,6 +114,8 @@ class ActivitySpan(_message.Message):
     CLICKS_FIELD_NUMBER: _ClassVar[int]
     MOUSE_MOVES_FIELD_NUMBER: _ClassVar[int]
     SCROLLS_FIELD_NUMBER: _ClassVar[int]
+    CONTINUED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
     start_ms: int
     duration_ms: int
     state: ActivityState
@@ -104,7 +123,9 @@ class ActivitySpan(_message.Message):
     clicks: int
     mouse_moves: int
     scrolls: int
-    def __init__(self, start_ms: _Optional[int] = ..., duration_ms: _Optional[int] = ..., state: _Optional[_Union[ActivityState, str]] = ..., key_presses: _Optional[int] = ..., clicks: _Optional[int] = ..., mouse_moves: _Optional[int] = ..., scrolls: _Optional[int] = ...) -> None: ...
+    continued: bool
+    reason: PassiveReason
+    def __init__(self, start_ms: _Optional[int] = ..., duration_ms: _Optional[int] = ..., state: _Optional[_Union[ActivityState, str]] = ..., key_presses: _Optional[int] = ..., clicks: _Optional[int] = ..., mouse_moves: _Optional[int] = ..., scrolls: _Optional[int] = ..., continued: _Optional[bool] = ..., reason: _Optional[_Union[PassiveReason, str]] = ...) -> None: ...
 
 class ProcessSample(_message.Message):
     __slots__ = ("time_ms", "pid", "name", "user", "cpu_percent", "rss_bytes", "cpu_seconds", "interval_ms")
@@ -175,7 +196,7 @@ class SystemTotals(_message.Message):
     def __init__(self, time_ms: _Optional[int] = ..., cpu_percent: _Optional[float] = ..., mem_total_bytes: _Optional[int] = ..., mem_used_bytes: _Optional[int] = ..., process_count: _Optional[int] = ..., cpu_count: _Optional[int] = ...) -> None: ...
 
 class Batch(_message.Message):
-    __slots__ = ("agent_id", "sequence", "host", "created_ms", "windows", "activity", "processes", "system", "dropped_events", "packed", "process_snapshots")
+    __slots__ = ("agent_id", "sequence", "host", "created_ms", "windows", "activity", "processes", "system", "dropped_events", "packed", "process_snapshots", "spool_batches", "spool_bytes", "flush_interval_ms")
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
@@ -187,6 +208,9 @@ class Batch(_message.Message):
     DROPPED_EVENTS_FIELD_NUMBER: _ClassVar[int]
     PACKED_FIELD_NUMBER: _ClassVar[int]
     PROCESS_SNAPSHOTS_FIELD_NUMBER: _ClassVar[int]
+    SPOOL_BATCHES_FIELD_NUMBER: _ClassVar[int]
+    SPOOL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    FLUSH_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     sequence: int
     host: HostInfo
@@ -198,7 +222,10 @@ class Batch(_message.Message):
     dropped_events: int
     packed: bytes
     process_snapshots: _containers.RepeatedCompositeFieldContainer[ProcessSnapshot]
-    def __init__(self, agent_id: _Optional[str] = ..., sequence: _Optional[int] = ..., host: _Optional[_Union[HostInfo, _Mapping]] = ..., created_ms: _Optional[int] = ..., windows: _Optional[_Iterable[_Union[WindowSpan, _Mapping]]] = ..., activity: _Optional[_Iterable[_Union[ActivitySpan, _Mapping]]] = ..., processes: _Optional[_Iterable[_Union[ProcessSample, _Mapping]]] = ..., system: _Optional[_Iterable[_Union[SystemTotals, _Mapping]]] = ..., dropped_events: _Optional[int] = ..., packed: _Optional[bytes] = ..., process_snapshots: _Optional[_Iterable[_Union[ProcessSnapshot, _Mapping]]] = ...) -> None: ...
+    spool_batches: int
+    spool_bytes: int
+    flush_interval_ms: int
+    def __init__(self, agent_id: _Optional[str] = ..., sequence: _Optional[int] = ..., host: _Optional[_Union[HostInfo, _Mapping]] = ..., created_ms: _Optional[int] = ..., windows: _Optional[_Iterable[_Union[WindowSpan, _Mapping]]] = ..., activity: _Optional[_Iterable[_Union[ActivitySpan, _Mapping]]] = ..., processes: _Optional[_Iterable[_Union[ProcessSample, _Mapping]]] = ..., system: _Optional[_Iterable[_Union[SystemTotals, _Mapping]]] = ..., dropped_events: _Optional[int] = ..., packed: _Optional[bytes] = ..., process_snapshots: _Optional[_Iterable[_Union[ProcessSnapshot, _Mapping]]] = ..., spool_batches: _Optional[int] = ..., spool_bytes: _Optional[int] = ..., flush_interval_ms: _Optional[int] = ...) -> None: ...
 
 class Ack(_message.Message):
     __slots__ = ("sequence", "duplicate")
