@@ -213,8 +213,10 @@ def run_summary(args: argparse.Namespace) -> int:
 
 
 def _table_columns(by: str, rows: list[dict[str, Any]]) -> list[str]:
-    """What fits a terminal: the group, active/idle h:mm, spans and the class shares."""
-    wanted = [by, "active_seconds", "idle_seconds", "spans", *(f"{c}_share" for c in
+    """What fits a terminal: the group, active/passive/idle h:mm, spans and the class
+    shares."""
+    wanted = [by, "active_seconds", "passive_seconds", "idle_seconds", "spans",
+              *(f"{c}_share" for c in
               ("productive", "neutral", "unproductive", "unclassified"))]
     present = set(columns_of(rows))
     return [c for c in wanted if c in present] or columns_of(rows)

@@ -42,6 +42,7 @@ from collector.rules import app_key, classifier
 from collector.store import blocks
 from collector.summary import (
     CLASSES,
+    REASON_NAMES,
     STATE_NAMES,
     LocalLabels,
     UnknownAgent,
@@ -55,17 +56,17 @@ _FORMULA_START = frozenset("=+-@\t\r")
 
 HEADERS = {
     "spans": ["agent_id", "user", "start", "end", "duration_seconds", "app", "title", "category",
-              "productivity", "exe", "pid"],
+              "productivity", "exe", "pid", "continued"],
     "activity": ["agent_id", "user", "start", "end", "duration_seconds", "state", "key_presses",
-                 "clicks", "mouse_moves", "scrolls"],
+                 "clicks", "mouse_moves", "scrolls", "reason", "continued"],
     "processes": ["agent_id", "time", "pid", "name", "user", "cpu_percent", "rss_bytes",
                   "cpu_seconds", "interval_seconds"],
     "daily": ["date", "agent_id", "user", "active_seconds", "idle_seconds", "spans",
               *(f"{c}_seconds" for c in CLASSES), "state_active_seconds", "state_idle_seconds",
               "locked_seconds", "asleep_seconds", "key_presses", "clicks", "mouse_moves",
-              "scrolls", "dropped_events"],
+              "scrolls", "dropped_events", "passive_seconds", "state_passive_seconds"],
     "apps": ["date", "agent_id", "user", "app", "category", "productivity", "active_seconds",
-             "idle_seconds", "spans"],
+             "idle_seconds", "spans", "passive_seconds"],
 }
 
 
@@ -242,11 +243,11 @@ def _span_lines(conn, start, end, tz, agent, user) -> Iterator[list[str]]:
     described: dict[tuple, str] = {}   # (app, title, excluded) -> "app,title,category,class"
     for agent_id, rows in _raw_rows(conn, "window_spans", "start_ms",
                                     "username, start_ms, duration_ms, app, title, excluded, "
-                                    "exe, pid", start, end, agent, user):
+                                    "exe, pid, continued", start, end, agent, user):
         head = rfc4180(agent_id) + ","
         out = []
         append = out.append
-        for u, s, d, app, title, excluded, exe, pid in rows:
+        for u, s, d, app, title, excluded, exe, pid, continued in rows:
             what = described.get((app, title, excluded))
             if what is None:
                 name = app_key(app, excluded)
@@ -262,7 +263,8 @@ def _span_lines(conn, start, end, tz, agent, user) -> Iterator[list[str]]:
             m, r2 = divmod(e, 60_000)
             b = minutes.get(m) or minute_of(m)
             append(f"{head}{cells[u]},{a[0]}{seconds[r]}{a[1]},{b[0]}{seconds[r2]}{b[1]},"
-                   f"{d / 1000},{what},{'' if excluded else cells[exe]},{pid}\r\n")
+                   f"{d / 1000},{what},{'' if excluded else cells[exe]},{pid},"
+                   f"{'true' if continued else 'false'}\r\n")
         yield out
 
 
@@ -270,10 +272,12 @@ def _activity(conn, start, end, tz, agent, user) -> Iterator[list[tuple]]:
     iso = IsoTime(tz)
     for agent_id, rows in _raw_rows(conn, "activity_spans", "start_ms",
                                     "username, start_ms, duration_ms, state, key_presses, "
-                                    "clicks, mouse_moves, scrolls", start, end, agent, user):
+                                    "clicks, mouse_moves, scrolls, reason, continued", start, end,
+                                    agent, user):
         yield [(agent_id, safe(u), iso(s), iso(s + d), d / 1000,
-                STATE_NAMES.get(st, "unknown"), k, c, m, sc)
-               for u, s, d, st, k, c, m, sc in rows]
+                STATE_NAMES.get(st, "unknown"), k, c, m, sc, REASON_NAMES.get(why, ""),
+                "true" if cont else "false")
+               for u, s, d, st, k, c, m, sc, why, cont in rows]
 
 
 def _processes(conn, start, end, tz, agent, user) -> Iterator[list[tuple]]:
@@ -295,22 +299,27 @@ def _daily(conn, start, end, tz, agent, user) -> Iterator[list[tuple]]:
     labels = LocalLabels(tz)
     for key, agent_id in _agents(conn, agent):
         where, params = _filters("bucket", start, end, key, user)
-        days: dict[tuple[str, str], list] = defaultdict(lambda: [0] * 16)
-        for bucket, u, prod, active, idle, spans in conn.execute(
+        # [active, idle, spans, 4 classes, 4 states, 4 input counts, dropped, passive,
+        #  state passive]; a class counts active and passive time (summary.SummaryRow)
+        days: dict[tuple[str, str], list] = defaultdict(lambda: [0] * 18)
+        for bucket, u, prod, active, idle, spans, passive in conn.execute(
                 "SELECT bucket, username, productivity, sum(active_ms), sum(idle_ms), "
-                f"sum(spans) FROM rollup_window WHERE {where} "
+                f"sum(spans), sum(passive_ms) FROM rollup_window WHERE {where} "
                 "GROUP BY bucket, username, productivity", params):
             row = days[(labels.day(bucket), u)]
             row[0] += active
             row[1] += idle
             row[2] += spans
-            row[3 + CLASSES.index(prod)] += active
-        for bucket, u, *states in conn.execute(
+            row[3 + CLASSES.index(prod)] += active + passive
+            row[16] += passive
+        for bucket, u, *states, passive in conn.execute(
                 "SELECT bucket, username, active_ms, idle_ms, locked_ms, asleep_ms, key_presses, "
-                f"clicks, mouse_moves, scrolls FROM rollup_activity WHERE {where}", params):
+                f"clicks, mouse_moves, scrolls, passive_ms FROM rollup_activity WHERE {where}",
+                params):
             row = days[(labels.day(bucket), u)]
             for i, value in enumerate(states):
                 row[7 + i] += value
+            row[17] += passive
         if user is None:
             dwhere, dparams = _filters("bucket", start, end, key, None)
             dropped: dict[str, int] = defaultdict(int)
@@ -321,8 +330,8 @@ def _daily(conn, start, end, tz, agent, user) -> Iterator[list[tuple]]:
                 # An agent-wide figure: on the day's first user row (or a row of its own).
                 users = sorted(u for d, u in days if d == day) or [""]
                 days[(day, users[0])][15] += count
-        yield [(day, agent_id, safe(u), *_seconds(v[:2]), v[2], *_seconds(v[3:11]), *v[11:])
-               for (day, u), v in sorted(days.items())]
+        yield [(day, agent_id, safe(u), *_seconds(v[:2]), v[2], *_seconds(v[3:11]), *v[11:16],
+                *_seconds(v[16:18])) for (day, u), v in sorted(days.items())]
 
 
 def _seconds(values: list[int]) -> list[float]:
@@ -333,16 +342,17 @@ def _apps(conn, start, end, tz, agent, user) -> Iterator[list[tuple]]:
     labels = LocalLabels(tz)
     for key, agent_id in _agents(conn, agent):
         where, params = _filters("bucket", start, end, key, user)
-        days: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0])
-        for bucket, u, app, category, prod, active, idle, spans in conn.execute(
-                "SELECT bucket, username, app, category, productivity, active_ms, idle_ms, spans "
-                f"FROM rollup_window WHERE {where}", params):
+        days: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+        for bucket, u, app, category, prod, active, idle, spans, passive in conn.execute(
+                "SELECT bucket, username, app, category, productivity, active_ms, idle_ms, spans, "
+                f"passive_ms FROM rollup_window WHERE {where}", params):
             row = days[(labels.day(bucket), u, app, category, prod)]
             row[0] += active
             row[1] += idle
             row[2] += spans
-        yield [(day, agent_id, safe(u), safe(app), safe(cat), prod, a / 1000, i / 1000, n)
-               for (day, u, app, cat, prod), (a, i, n) in sorted(days.items())]
+            row[3] += passive
+        yield [(day, agent_id, safe(u), safe(app), safe(cat), prod, a / 1000, i / 1000, n,
+                p / 1000) for (day, u, app, cat, prod), (a, i, n, p) in sorted(days.items())]
 
 
 _ROWS: dict[str, Callable[..., Iterator[list[tuple]]]] = {

@@ -52,8 +52,11 @@ from collector.store import blocks
 log = logging.getLogger(__name__)
 
 BUCKET_MS = blocks.BUCKET_MS   # the store computes process totals per bucket
-ACTIVE, IDLE, LOCKED, ASLEEP = 1, 2, 3, 4
-_STATE_COLUMN = {ACTIVE: 0, IDLE: 1, LOCKED: 2, ASLEEP: 3}
+ACTIVE, IDLE, LOCKED, ASLEEP, PASSIVE = 1, 2, 3, 4, 5
+_STATE_COLUMN = {ACTIVE: 0, IDLE: 1, LOCKED: 2, ASLEEP: 3, PASSIVE: 8}
+# the states whose window time a summary reports, and their column in window deltas
+_PAIRED = {ACTIVE: 0, IDLE: 1, PASSIVE: 3}
+PAIRED_STATES = "(1, 2, 5)"
 NEVER = -(2 ** 62)
 FOREVER = 2 ** 62
 REBUILD_CHUNK_MS = 7 * 86_400_000
@@ -61,9 +64,10 @@ REBUILD_CHUNK_MS = 7 * 86_400_000
 # Raw rows are handled in the column order of ``collector.store.records`` (the INSERT
 # order), so the ingest hook works on the rows it was handed and rebuild on the same
 # columns read back.
-WINDOW_COLUMNS = "agent, start_ms, duration_ms, app, title, pid, exe, excluded, username"
+WINDOW_COLUMNS = ("agent, start_ms, duration_ms, app, title, pid, exe, excluded, username, "
+                  "continued")
 ACTIVITY_COLUMNS = ("agent, start_ms, duration_ms, state, key_presses, clicks, mouse_moves, "
-                    "scrolls, username")
+                    "scrolls, username, continued, reason")
 # Process samples are stored in blocks (collector.store.blocks): the ingest hook gets
 # their per-bucket totals, rebuild decodes the blocks.
 _RAW_TABLES = ("window_spans", "activity_spans", "process_blocks")
@@ -86,13 +90,13 @@ def ceil_bucket(ms: int) -> int:
 @dataclass
 class Deltas:
     """Contributions of some raw rows. Hot-loop friendly keys: ``window`` maps
-    (bucket, (agent, user, app, category, productivity)) -> [active, idle, spans];
-    ``activity`` maps (bucket, (agent, user)) -> [active, idle, locked, asleep ms,
-    keys, clicks, moves, scrolls]; ``process`` (agent, bucket, name) -> [cpu, peak,
+    (bucket, (agent, user, app, category, productivity)) -> [active, idle, spans,
+    passive]; ``activity`` maps (bucket, (agent, user)) -> [active, idle, locked, asleep
+    ms, keys, clicks, moves, scrolls, passive ms]; ``process`` (agent, bucket, name) -> [cpu, peak,
     samples]; ``dropped`` (agent, bucket) -> events."""
 
-    window: defaultdict = field(default_factory=lambda: defaultdict(lambda: [0, 0, 0]))
-    activity: defaultdict = field(default_factory=lambda: defaultdict(lambda: [0] * 8))
+    window: defaultdict = field(default_factory=lambda: defaultdict(lambda: [0, 0, 0, 0]))
+    activity: defaultdict = field(default_factory=lambda: defaultdict(lambda: [0] * 9))
     process: dict = field(default_factory=dict)
     dropped: defaultdict = field(default_factory=lambda: defaultdict(int))
 
@@ -115,37 +119,42 @@ def _spread(acc: defaultdict, key: tuple, column: int, lo: int, hi: int) -> None
 class _Windows:
     """Window rows (``records`` layout) as (start, end, rollup key), for overlap sweeps.
     With ``counts`` (a Deltas), each span is also counted in the bucket it starts in
-    (what ``add_windows`` does, fused into this pass for the ingest hook)."""
+    (what ``add_windows`` does, fused into this pass for the ingest hook). A
+    ``continued`` part (a span the agent cut at a flush) is not a span of its own:
+    it adds time but no span count (``fresh`` says which items start a span)."""
 
     def __init__(self, rows: Iterable[tuple], clf: rules_mod.Classifier,
                  counts: Deltas | None = None) -> None:
         classify, app_key = clf.classify, rules_mod.app_key
         keys: dict[tuple, tuple] = {}   # one key tuple per distinct (agent, user, app, title)
         items = []
+        fresh = []
         append = items.append
         acc = counts.window if counts is not None else None
-        for agent, start, dur, app, title, _pid, _exe, excluded, user in rows:
+        for agent, start, dur, app, title, _pid, _exe, excluded, user, continued in rows:
             raw = (agent, user, app, title, excluded)
             key = keys.get(raw)
             if key is None:
                 name = app_key(app, excluded)
                 key = keys[raw] = (agent, user, name, *classify(name, "" if excluded else title))
             append((start, start + dur, key))
-            if acc is not None:
+            fresh.append(not continued)
+            if acc is not None and not continued:
                 slot = (start - start % BUCKET_MS, key)
                 cur = acc.get(slot)
                 if cur is None:
-                    acc[slot] = [0, 0, 1]
+                    acc[slot] = [0, 0, 1, 0]
                 else:
                     cur[2] += 1
         self.items = items
+        self.fresh = fresh
 
 
 def add_windows(d: Deltas, windows: _Windows, lo: int = NEVER, hi: int = FOREVER) -> None:
     """Span counts (in the bucket where a span starts, if that is in [lo, hi))."""
     acc = d.window
-    for start, _end, key in windows.items:
-        if lo <= start < hi:
+    for (start, _end, key), fresh in zip(windows.items, windows.fresh, strict=True):
+        if fresh and lo <= start < hi:
             acc[(start - start % BUCKET_MS, key)][2] += 1
 
 
@@ -153,7 +162,7 @@ def add_activity(d: Deltas, rows: Iterable[tuple], lo: int = NEVER, hi: int = FO
     """State time (split at buckets, clipped to [lo, hi)) and input counts (bucket of start)."""
     acc = d.activity
     users: dict[tuple, tuple] = {}
-    for agent, start, dur, state, keys, clicks, moves, scrolls, user in rows:
+    for agent, start, dur, state, keys, clicks, moves, scrolls, user, *_ in rows:
         key = users.get((agent, user))
         if key is None:
             key = users[(agent, user)] = (agent, user)
@@ -168,7 +177,7 @@ def add_activity(d: Deltas, rows: Iterable[tuple], lo: int = NEVER, hi: int = FO
                     slot = (bucket, key)
                     cur = acc.get(slot)
                     if cur is None:
-                        cur = acc[slot] = [0] * 8
+                        cur = acc[slot] = [0] * 9
                     cur[column] += e - s
             else:
                 _spread(acc, key, column, s, e)
@@ -176,7 +185,7 @@ def add_activity(d: Deltas, rows: Iterable[tuple], lo: int = NEVER, hi: int = FO
             slot = (start - start % BUCKET_MS, key)
             counts = acc.get(slot)
             if counts is None:
-                counts = acc[slot] = [0] * 8
+                counts = acc[slot] = [0] * 9
             counts[4] += keys
             counts[5] += clicks
             counts[6] += moves
@@ -185,10 +194,9 @@ def add_activity(d: Deltas, rows: Iterable[tuple], lo: int = NEVER, hi: int = FO
 
 def add_pairs(d: Deltas, windows: _Windows, activity: Iterable[tuple], lo: int = NEVER,
               hi: int = FOREVER) -> None:
-    """Overlaps of windows with ACTIVE/IDLE activity (one agent, ``records`` layout),
-    clipped to [lo, hi)."""
-    acts = sorted([(a[1], a[1] + a[2], 0 if a[3] == ACTIVE else 1)
-                   for a in activity if a[3] == ACTIVE or a[3] == IDLE])
+    """Overlaps of windows with ACTIVE/IDLE/PASSIVE activity (one agent, ``records``
+    layout), clipped to [lo, hi)."""
+    acts = sorted([(a[1], a[1] + a[2], _PAIRED[a[3]]) for a in activity if a[3] in _PAIRED])
     if not acts:
         return
     starts = [a[0] for a in acts]
@@ -215,7 +223,7 @@ def add_pairs(d: Deltas, windows: _Windows, activity: Iterable[tuple], lo: int =
                     slot = (bucket, key)
                     cur = acc.get(slot)
                     if cur is None:
-                        cur = acc[slot] = [0, 0, 0]
+                        cur = acc[slot] = [0, 0, 0, 0]
                     cur[column] += e - s
                 else:
                     _spread(acc, key, column, s, e)
@@ -244,10 +252,10 @@ def _upsert_sql(table: str, width: int, update: str) -> str:
                         for c in update.split(";")))
 
 
-_UPSERT_WINDOW = _upsert_sql("rollup_window", 9, "active_ms;idle_ms;spans")
-_UPSERT_WINDOW_ALL = _upsert_sql("rollup_window_all", 7, "active_ms;idle_ms;spans")
-_UPSERT_ACTIVITY = _upsert_sql("rollup_activity", 11, "active_ms;idle_ms;locked_ms;asleep_ms;"
-                               "key_presses;clicks;mouse_moves;scrolls")
+_UPSERT_WINDOW = _upsert_sql("rollup_window", 10, "active_ms;idle_ms;spans;passive_ms")
+_UPSERT_WINDOW_ALL = _upsert_sql("rollup_window_all", 8, "active_ms;idle_ms;spans;passive_ms")
+_UPSERT_ACTIVITY = _upsert_sql("rollup_activity", 12, "active_ms;idle_ms;locked_ms;asleep_ms;"
+                               "key_presses;clicks;mouse_moves;scrolls;passive_ms")
 _UPSERT_PROCESS = _upsert_sql("rollup_process", 6, "cpu_seconds;samples;peak_rss_bytes = "
                               "max(peak_rss_bytes, excluded.peak_rss_bytes)")
 _UPSERT_DROPPED = _upsert_sql("rollup_dropped", 3, "dropped_events")
@@ -277,12 +285,13 @@ def flush(conn: sqlite3.Connection, d: Deltas) -> None:
     if d.window:
         upsert(conn, _UPSERT_WINDOW, [(k[0], b, k[1], k[2], k[3], k[4], *v)
                                       for (b, k), v in d.window.items()])
-        fleet: defaultdict = defaultdict(lambda: [0, 0, 0])
+        fleet: defaultdict = defaultdict(lambda: [0, 0, 0, 0])
         for (bucket, (_agent, _user, app, category, productivity)), v in d.window.items():
             row = fleet[(bucket, app, category, productivity)]
             row[0] += v[0]
             row[1] += v[1]
             row[2] += v[2]
+            row[3] += v[3]
         upsert(conn, _UPSERT_WINDOW_ALL, [(*k, *v) for k, v in fleet.items()])
     if d.activity:
         upsert(conn, _UPSERT_ACTIVITY, [(k[0], b, k[1], *v) for (b, k), v in d.activity.items()])
@@ -340,7 +349,7 @@ def _update_longest(conn: sqlite3.Connection, new_w: dict, new_a: dict) -> dict[
         old = stored.get(agent, [0, 0, 0])
         windows, acts = new_w.get(agent, ()), new_a.get(agent, ())
         cur = [max([old[0], *[w[2] for w in windows]]),
-               max([old[1], *[a[2] for a in acts if a[3] == ACTIVE or a[3] == IDLE]]),
+               max([old[1], *[a[2] for a in acts if a[3] in _PAIRED]]),
                max([old[2], *[a[2] for a in acts]])]
         if cur != old:
             changed.append((agent, *cur))
@@ -382,7 +391,7 @@ def roll_up(conn: sqlite3.Connection, clf: rules_mod.Classifier, cursors: dict[s
         stored_acts = _stored_overlaps(conn, "activity_spans", ACTIVITY_COLUMNS, [
             (agent, min([r[1] for r in rows]) - longest[agent][1],
              max([r[1] + r[2] for r in rows])) for agent, rows in w_by_agent.items()],
-            old_acts, " AND t.state IN (1, 2)")
+            old_acts, f" AND t.state IN {PAIRED_STATES}")
     for agent, rows in w_by_agent.items():
         windows = _Windows(rows, clf, counts=d)
         acts = a_by_agent.get(agent, [])   # new activity is in memory already
@@ -391,7 +400,7 @@ def roll_up(conn: sqlite3.Connection, clf: rules_mod.Classifier, cursors: dict[s
     timed_by_agent = {}
     for agent, rows in a_by_agent.items():
         add_activity(d, rows)
-        timed = [r for r in rows if r[3] == ACTIVE or r[3] == IDLE]
+        timed = [r for r in rows if r[3] in _PAIRED]
         if timed and old_windows:
             timed_by_agent[agent] = timed
     if timed_by_agent:
@@ -532,7 +541,7 @@ def _rebuild_chunk(conn: sqlite3.Connection, agent: int, lo: int, hi: int,
             last = max(w[1] for w in windows.items)
             acts = conn.execute(
                 f"SELECT {ACTIVITY_COLUMNS} FROM activity_spans WHERE agent = ? AND "
-                "start_ms >= ? AND start_ms < ? AND state IN (1, 2)",
+                f"start_ms >= ? AND start_ms < ? AND state IN {PAIRED_STATES}",
                 (agent, max(lo, first) - longest[1], min(hi, last))).fetchall()
             add_pairs(d, windows, acts, lo, hi)
     if "activity" in parts:

@@ -23,13 +23,15 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from collector.rollup import ACTIVE, ASLEEP, BUCKET_MS, IDLE, LOCKED, bucket_of
+from collector.rollup import ACTIVE, ASLEEP, BUCKET_MS, IDLE, LOCKED, PASSIVE, bucket_of
 from collector.rules import PRODUCTIVITY, UNCLASSIFIED, app_key, classifier
 from collector.timezones import local_tz_name
 
 BY = ("app", "agent", "user", "day", "hour", "category")
 CLASSES = (*PRODUCTIVITY, UNCLASSIFIED)
-STATE_NAMES = {ACTIVE: "active", IDLE: "idle", LOCKED: "locked", ASLEEP: "asleep"}
+STATE_NAMES = {ACTIVE: "active", IDLE: "idle", LOCKED: "locked", ASLEEP: "asleep",
+               PASSIVE: "passive"}
+REASON_NAMES = {1: "media", 2: "call", 3: "inhibitor", 4: "rule"}   # PASSIVE spans' reason
 TOP_PROCESSES = 5
 
 
@@ -101,8 +103,10 @@ def iso(ms: int, tz: tzinfo) -> str:
 
 @dataclass
 class SummaryRow:
-    """One group: seconds of active/idle window time, spans started, and the active
-    time split by productivity class with each class's share of it."""
+    """One group: seconds of active/idle/passive window time, spans started, and the
+    active + passive time split by productivity class with each class's share of it
+    (passive time counts as its app's category: a training video in a productive
+    app is productive)."""
 
     key: str
     active_seconds: float = 0.0
@@ -116,27 +120,32 @@ class SummaryRow:
     neutral_share: float = 0.0
     unproductive_share: float = 0.0
     unclassified_share: float = 0.0
+    passive_seconds: float = 0.0
 
 
 class _Acc:
-    __slots__ = ("active", "classes", "idle", "spans")
+    __slots__ = ("active", "classes", "idle", "passive", "spans")
 
     def __init__(self) -> None:
-        self.active = self.idle = self.spans = 0
+        self.active = self.idle = self.spans = self.passive = 0
         self.classes = dict.fromkeys(CLASSES, 0)
 
-    def add(self, productivity: str, active: int, idle: int, spans: int) -> None:
+    def add(self, productivity: str, active: int, idle: int, spans: int,
+            passive: int = 0) -> None:
         self.active += active
         self.idle += idle
         self.spans += spans
-        self.classes[productivity] = self.classes.get(productivity, 0) + active
+        self.passive += passive
+        self.classes[productivity] = self.classes.get(productivity, 0) + active + passive
 
     def row(self, key: str) -> SummaryRow:
-        out = SummaryRow(key, self.active / 1000, self.idle / 1000, self.spans)
+        out = SummaryRow(key, self.active / 1000, self.idle / 1000, self.spans,
+                         passive_seconds=self.passive / 1000)
+        engaged = self.active + self.passive
         for name in CLASSES:
             ms = self.classes.get(name, 0)
             setattr(out, f"{name}_seconds", ms / 1000)
-            setattr(out, f"{name}_share", round(ms / self.active, 4) if self.active else 0.0)
+            setattr(out, f"{name}_share", round(ms / engaged, 4) if engaged else 0.0)
         return out
 
 
@@ -205,7 +214,8 @@ def _query(by: str, start: int, end: int, agent: int | None, user: str | None
     if user is not None:
         where.append("username = ?")
         params.append(user)
-    sql = (f"SELECT {dim}, productivity, sum(active_ms), sum(idle_ms), sum(spans) FROM {table} "
+    sql = (f"SELECT {dim}, productivity, sum(active_ms), sum(idle_ms), sum(spans), "
+           f"sum(passive_ms) FROM {table} "
            f"WHERE {' AND '.join(where)} GROUP BY {dim}, productivity")
     return sql, params
 
@@ -228,21 +238,22 @@ def summarize(store: Any, from_date: date, to_date: date, by: str,
         key = agent_key(conn, agent) if agent is not None else None
         names = agent_names(conn) if by == "agent" else {}
         sql, params = _query(by, start, end, key, user)
-        for dim, productivity, active, idle, spans in conn.execute(sql, params):
+        for dim, productivity, active, idle, spans, passive in conn.execute(sql, params):
             if by == "day":
                 dim = labels.day(dim)
             elif by == "hour":
                 dim = labels.hour(dim)
             elif by == "agent":
                 dim = names.get(dim, str(dim))
-            groups[dim].add(productivity, active, idle, spans)
-            total.add(productivity, active, idle, spans)
+            groups[dim].add(productivity, active, idle, spans, passive)
+            total.add(productivity, active, idle, spans, passive)
         top = _top_processes(conn, start, end, labels, key, names or agent_names(conn)
                              ) if key is not None else []
     if by in ("day", "hour"):
         order = sorted(groups, key=lambda k: _chronological(k, by))
     else:
-        order = sorted(groups, key=lambda k: (-groups[k].active, -groups[k].idle, k))
+        order = sorted(groups, key=lambda k: (-groups[k].active, -groups[k].passive,
+                                              -groups[k].idle, k))
     return Summary(by, from_date.isoformat(), to_date.isoformat(), str(tz), agent, user,
                    [groups[k].row(k) for k in order], total.row("total"), top)
 
@@ -314,6 +325,7 @@ class TimelineSpan:
     active_seconds: float
     idle_seconds: float
     states: list[StateSegment]
+    passive_seconds: float = 0.0
 
 
 @dataclass
@@ -327,6 +339,7 @@ class Timeline:
     activity: list[StateSegment]
     active_seconds: float
     idle_seconds: float
+    passive_seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -340,7 +353,8 @@ def _longest(conn: sqlite3.Connection, agent: int) -> tuple[int, int]:
 
 def timeline(store: Any, agent_id: str, day: date, tz: tzinfo | str | None = None) -> Timeline:
     """The agent's window spans of one local day, in order, each with its activity
-    states; spans crossing midnight are clipped to the day."""
+    states; spans crossing midnight are clipped to the day. Parts of one span that
+    the agent cut at its flushes (``continued``) are shown joined, as one span."""
     tz = zone(tz)
     lo, hi = day_range_ms(day, day, tz)
     with store.reader() as conn:
@@ -348,17 +362,20 @@ def timeline(store: Any, agent_id: str, day: date, tz: tzinfo | str | None = Non
         max_w, max_a = _longest(conn, key)
         clf = classifier(conn)
         windows = conn.execute(
-            "SELECT start_ms, duration_ms, app, title, excluded FROM window_spans WHERE "
-            "agent = ? AND start_ms >= ? AND start_ms < ? ORDER BY start_ms",
+            "SELECT start_ms, duration_ms, app, title, excluded, continued FROM window_spans "
+            "WHERE agent = ? AND start_ms >= ? AND start_ms < ? ORDER BY start_ms",
             (key, lo - max_w, hi)).fetchall()
         acts = conn.execute(
-            "SELECT start_ms, duration_ms, state FROM activity_spans WHERE agent = ? AND "
-            "start_ms >= ? AND start_ms < ? ORDER BY start_ms", (key, lo - max_a, hi)).fetchall()
+            "SELECT start_ms, duration_ms, state, continued FROM activity_spans WHERE agent = ? "
+            "AND start_ms >= ? AND start_ms < ? ORDER BY start_ms",
+            (key, lo - max_a, hi)).fetchall()
+    windows = _joined(windows, key_columns=(2, 3, 4))
     activity = [StateSegment(max(s, lo), min(s + d, hi), STATE_NAMES.get(st, "unknown"))
-                for s, d, st in acts if s + d > lo and min(s + d, hi) > max(s, lo)]
+                for s, d, st in _joined(acts, key_columns=(2,))
+                if s + d > lo and min(s + d, hi) > max(s, lo)]
     starts = [a.start_ms for a in activity]   # sorted: the query orders by start
     longest = max((a.end_ms - a.start_ms for a in activity), default=0)
-    spans, total_active, total_idle = [], 0, 0
+    spans, total_active, total_idle, total_passive = [], 0, 0, 0
     for start, dur, app, title, excluded in windows:
         s, e = max(start, lo), min(start + dur, hi)
         if e <= s:
@@ -372,12 +389,32 @@ def timeline(store: Any, agent_id: str, day: date, tz: tzinfo | str | None = Non
                 states.append(StateSegment(max(s, a.start_ms), min(e, a.end_ms), a.state))
         active = sum(x.end_ms - x.start_ms for x in states if x.state == "active")
         idle = sum(x.end_ms - x.start_ms for x in states if x.state == "idle")
+        passive = sum(x.end_ms - x.start_ms for x in states if x.state == "passive")
         total_active += active
         total_idle += idle
+        total_passive += passive
         spans.append(TimelineSpan(iso(s, tz), iso(e, tz), s, e, name, "" if excluded else title,
-                                  category, productivity, active / 1000, idle / 1000, states))
+                                  category, productivity, active / 1000, idle / 1000, states,
+                                  passive / 1000))
     return Timeline(agent_id, day.isoformat(), str(tz), lo, hi, spans, activity,
-                    total_active / 1000, total_idle / 1000)
+                    total_active / 1000, total_idle / 1000, total_passive / 1000)
+
+
+def _joined(rows: list[tuple], key_columns: tuple[int, ...]) -> list[tuple]:
+    """Rows ``(start, duration, *columns, continued)`` in start order with each
+    continued part added to the span before it (same key columns, ending where the
+    part starts); the ``continued`` column is dropped."""
+    out: list[list] = []
+    for start, duration, *rest in rows:
+        *columns, continued = rest
+        if continued and out:
+            last = out[-1]
+            if last[0] + last[1] == start and all(last[i] == rest[i - 2]
+                                                  for i in key_columns):
+                last[1] += duration
+                continue
+        out.append([start, duration, *columns])
+    return [tuple(r) for r in out]
 
 
 # -- agents -----------------------------------------------------------------------------------

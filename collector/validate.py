@@ -17,7 +17,8 @@ app, process name, user     256 characters
 exe path                    4096 characters
 host facts                  hostname 255, os 64, os_version 256, user 256,
                             agent_version 64 characters
-activity state              ACTIVE, IDLE, LOCKED or ASLEEP (not UNSPECIFIED)
+activity state              ACTIVE, IDLE, LOCKED, ASLEEP or PASSIVE (not
+                            UNSPECIFIED); reason a known PassiveReason
 pid                         >= 0
 cpu_percent, cpu_seconds    finite and >= 0
 byte counts, dropped_events <= 2**62
@@ -46,7 +47,9 @@ MAX_NAME = 256
 MAX_EXE = 4096
 HOST_LIMITS = {"hostname": 255, "os": 64, "os_version": 256, "user": 256, "agent_version": 64}
 VALID_STATES = frozenset({agent_pb2.ACTIVITY_STATE_ACTIVE, agent_pb2.ACTIVITY_STATE_IDLE,
-                          agent_pb2.ACTIVITY_STATE_LOCKED, agent_pb2.ACTIVITY_STATE_ASLEEP})
+                          agent_pb2.ACTIVITY_STATE_LOCKED, agent_pb2.ACTIVITY_STATE_ASLEEP,
+                          agent_pb2.ACTIVITY_STATE_PASSIVE})
+VALID_REASONS = frozenset(agent_pb2.PassiveReason.values())
 
 
 class InvalidBatch(ValueError):
@@ -128,7 +131,7 @@ def _check_finite(kind: str, field: str, column: tuple) -> None:
 
 
 def _check_windows(rows: list[tuple], window: tuple[int, int]) -> None:
-    _, start, duration, app, title, pid, exe, _, _ = zip(*rows, strict=True)
+    _, start, duration, app, title, pid, exe, *_ = zip(*rows, strict=True)
     _check_times("windows", "start_ms", start, window)
     _check_range("windows", "duration_ms", duration, 0, MAX_DURATION_MS)
     _check_lengths("windows", "app", app, MAX_NAME)
@@ -138,12 +141,16 @@ def _check_windows(rows: list[tuple], window: tuple[int, int]) -> None:
 
 
 def _check_activity(rows: list[tuple], window: tuple[int, int]) -> None:
-    _, start, duration, state, *_ = zip(*rows, strict=True)
+    _, start, duration, state, *_, reason = zip(*rows, strict=True)
     _check_times("activity", "start_ms", start, window)
     _check_range("activity", "duration_ms", duration, 0, MAX_DURATION_MS)
     unknown = set(state) - VALID_STATES
     if unknown:
-        raise InvalidBatch(f"activity.state must be ACTIVE, IDLE, LOCKED or ASLEEP; got "
+        raise InvalidBatch(f"activity.state must be ACTIVE, IDLE, LOCKED, ASLEEP or PASSIVE; "
+                           f"got {sorted(unknown)}")
+    unknown = set(reason) - VALID_REASONS
+    if unknown:
+        raise InvalidBatch(f"activity.reason must be a known passive reason (0-4); got "
                            f"{sorted(unknown)}")
 
 

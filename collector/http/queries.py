@@ -53,7 +53,8 @@ def timeline(store: Any, agent_id: str, day: date, tz: ZoneInfo) -> dict[str, An
         raise ApiError(400, str(exc)) from None
     return {"start_ms": result.start_ms, "end_ms": result.end_ms, "spans": result.spans,
             "activity": result.activity, "active_seconds": result.active_seconds,
-            "idle_seconds": result.idle_seconds}   # dataclasses: serialised by orjson
+            "idle_seconds": result.idle_seconds,
+            "passive_seconds": result.passive_seconds}   # dataclasses: serialised by orjson
 
 
 def processes(store: Any, agent_id: str, day: date, tz: ZoneInfo) -> dict[str, Any] | None:

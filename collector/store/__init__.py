@@ -48,8 +48,9 @@ def open_store(url: str, *, serving: bool = False) -> Store:
     if scheme == "sqlite":
         # serving: group commits in a writer process of their own (collector.store.writerproc)
         store = SqliteStore(sqlite_path(url), serving=serving, writer_process=serving)
-        from collector import rollup  # summaries: rollups kept in the ingest transaction
+        from collector import live, rollup  # rollups and live facts in the ingest transaction
         rollup.install(store)
+        live.install(store)
         return store
     if scheme in ("postgresql", "postgres"):
         raise StoreError("PostgreSQL backend not available yet")

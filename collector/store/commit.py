@@ -74,12 +74,17 @@ class BatchHead(NamedTuple):
     sequence: int
     dropped_events: int
     host: HostFacts
+    # the agent's backlog and flush interval, for the live view (collector.live)
+    spool_batches: int = 0
+    spool_bytes: int = 0
+    flush_interval_ms: int = 0
 
     @classmethod
     def of(cls, batch: agent_pb2.Batch) -> BatchHead:
         h = batch.host
         return cls(batch.sequence, batch.dropped_events,
-                   HostFacts(h.hostname, h.os, h.os_version, h.user, h.agent_version))
+                   HostFacts(h.hostname, h.os, h.os_version, h.user, h.agent_version),
+                   batch.spool_batches, batch.spool_bytes, batch.flush_interval_ms)
 
 
 @dataclass

@@ -28,9 +28,10 @@ from worklens.v1 import agent_pb2
 from collector.store import blocks
 
 INSERT_WINDOWS = ("INSERT INTO window_spans (agent, start_ms, duration_ms, app, title, pid, exe, "
-                  "excluded, username) VALUES (?,?,?,?,?,?,?,?,?)")
+                  "excluded, username, continued) VALUES (?,?,?,?,?,?,?,?,?,?)")
 INSERT_ACTIVITY = ("INSERT INTO activity_spans (agent, start_ms, duration_ms, state, key_presses, "
-                   "clicks, mouse_moves, scrolls, username) VALUES (?,?,?,?,?,?,?,?,?)")
+                   "clicks, mouse_moves, scrolls, username, continued, reason) "
+                   "VALUES (?,?,?,?,?,?,?,?,?,?,?)")
 INSERT_SYSTEM = ("INSERT INTO system_totals (agent, time_ms, cpu_percent, mem_total_bytes, "
                  "mem_used_bytes, process_count, cpu_count) VALUES (?,?,?,?,?,?,?)")
 
@@ -72,9 +73,10 @@ def extract(agent_key: int, batch: agent_pb2.Batch) -> Records:
     user = batch.host.user
     return Records(
         windows=[(agent_key, w.start_ms, w.duration_ms, w.app, w.title, w.pid, w.exe,
-                  w.excluded, user) for w in batch.windows],
+                  w.excluded, user, w.continued) for w in batch.windows],
         activity=[(agent_key, a.start_ms, a.duration_ms, a.state, a.key_presses, a.clicks,
-                   a.mouse_moves, a.scrolls, user) for a in batch.activity],
+                   a.mouse_moves, a.scrolls, user, a.continued, a.reason)
+                  for a in batch.activity],
         processes=[(agent_key, p.time_ms, p.pid, p.name, p.user, p.cpu_percent, p.rss_bytes,
                     p.cpu_seconds, p.interval_ms) for p in batch.processes],
         system=[(agent_key, s.time_ms, s.cpu_percent, s.mem_total_bytes, s.mem_used_bytes,

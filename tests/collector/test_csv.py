@@ -171,7 +171,7 @@ MILLION_ROWS = textwrap.dedent("""
     def fill(conn):
         conn.execute("INSERT INTO agents (agent_id, credential_hash, enrolled_ms) "
                      "VALUES ('ag-big', 'x', 0)")
-        conn.executemany("INSERT INTO window_spans VALUES (1, ?, 50, ?, ?, 7, '/bin/x', 0, 'u')",
+        conn.executemany("INSERT INTO window_spans VALUES (1, ?, 50, ?, ?, 7, '/bin/x', 0, 'u', 0)",
                          ((base + i * 50, "app%d" % (i % 50), "=title %d" % i)
                           for i in range(1_000_000)))
     store.write(fill)

@@ -258,7 +258,10 @@ def test_records_extract_keeps_column_order(store):
     records = extract(7, batch)
     w = batch.windows[0]
     assert records.windows[0] == (7, w.start_ms, w.duration_ms, "code", w.title, 4242,
-                                  "/usr/bin/code", False, "eve")
+                                  "/usr/bin/code", False, "eve", False)
+    a = batch.activity[0]
+    assert records.activity[0] == (7, a.start_ms, a.duration_ms, a.state, a.key_presses,
+                                   a.clicks, a.mouse_moves, a.scrolls, "eve", False, 0)
     assert records.count == 9
 
 
