@@ -28,6 +28,10 @@ DEFAULT_FLUSH_MS = 30_000      # an agent that never said (older agents): the de
 MISSED_FOR_OFFLINE = 2         # flushes missing before an agent is called offline
 GRACE_MS = 5_000               # delivery delay that is not yet a missed flush
 WINDOW_SLACK_MS = 1_000        # a window part may end a little before the activity part
+# Batches keep coming but the newest activity ended this long before the last of them:
+# the agent reports no activity now (outside its schedule, no idle sensor): "unknown".
+# (An ACTIVE part is cut at the last input, so it may lag by up to the idle threshold.)
+STALE_MS = 3_600_000
 
 _UPSERT = ("INSERT INTO agent_live VALUES (?,?,?,?,?) ON CONFLICT DO UPDATE SET "
            "received_ms = excluded.received_ms, flush_interval_ms = CASE WHEN "
@@ -63,7 +67,8 @@ class LiveAgent:
     agent_id: str
     hostname: str
     user: str
-    state: str                   # active/passive/idle/locked/asleep/offline/unknown
+    state: str                   # active/passive/idle/locked/asleep/offline/unknown (nothing
+                                 # about activity in the last hour of batches)
     reason: str                  # passive only: media/call/inhibitor/rule
     since_ms: int | None         # when the current state began
     app: str                     # current application ("" when no window is focused)
@@ -112,7 +117,12 @@ def _one(conn: sqlite3.Connection, row: tuple, now_ms: int) -> LiveAgent:
         if until is None or start + dur >= until - WINDOW_SLACK_MS:
             app, title = app_key(w_app, excluded), "" if excluded else w_title
             app_since = _chain_start(conn, "window_spans", key, start) if continued else start
-    shown = "offline" if missed >= MISSED_FOR_OFFLINE or contact is None else state
+    if until is not None and contact is not None and contact - until > STALE_MS:
+        shown = "unknown"
+    else:
+        shown = state
+    if missed >= MISSED_FOR_OFFLINE or contact is None:
+        shown = "offline"
     return LiveAgent(agent_id, hostname, user, shown, reason if shown == "passive" else "",
                      since, app, title, app_since, until, contact, missed, flush_ms / 1000,
                      backlog or 0, backlog_bytes or 0, state)

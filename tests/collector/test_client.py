@@ -54,15 +54,15 @@ def test_summary_table_is_aligned_with_hmm_durations(col, data):
     lines = done.stdout.decode().splitlines()
     assert "by app" in lines[0] and "UTC" in lines[0]
     header, rule, *body = lines[1:]
-    assert header.split() == ["APP", "ACTIVE", "IDLE", "SPANS", "PRODUCTIVE", "NEUTRAL",
-                              "UNPRODUCTIVE", "UNCLASSIFIED"]
+    assert header.split() == ["APP", "ACTIVE", "PASSIVE", "IDLE", "SPANS", "PRODUCTIVE",
+                              "NEUTRAL", "UNPRODUCTIVE", "UNCLASSIFIED"]
     assert set(rule) == {"-", " "}
-    rows = {line.split()[0]: line.split()[1:3] for line in body if line.split()[0] != "TOTAL"
+    rows = {line.split()[0]: line.split()[1:4] for line in body if line.split()[0] != "TOTAL"
             and not line.startswith("-")}
     # code 08:00-09:30: active 08:00-09:00, idle 09:00-09:30; firefox 09:30-09:40 active.
-    assert rows == {"code": ["1:00", "0:30"], "firefox": ["0:10", "0:00"]}
+    assert rows == {"code": ["1:00", "0:00", "0:30"], "firefox": ["0:10", "0:00", "0:00"]}
     total = next(line for line in body if line.startswith("TOTAL"))
-    assert total.split()[1:3] == ["1:10", "0:30"]
+    assert total.split()[1:4] == ["1:10", "0:00", "0:30"]
     # Right-aligned numbers: every ACTIVE cell ends where the header's ACTIVE ends.
     end = header.index("ACTIVE") + len("ACTIVE")
     for line in body:

@@ -175,3 +175,30 @@ def test_page_loads_nothing_from_outside(col, browser):
             assert not url or url.startswith(col.url), url
     resp = col.get("/")
     assert "default-src 'self'" in resp.headers["content-security-policy"]
+
+
+def test_the_now_panel_follows_an_agent_while_the_page_is_open(col, data, browser):
+    """The "Now" panel polls GET /api/v1/live: a batch sent while the page is open
+    shows up without a reload; a hostile title stays text."""
+    import time as _time
+
+    live = col.enroll_agent(hostname="ws-now-panel")
+    sign_in(browser, col, data["viewer"])
+
+    def now_row(driver):
+        rows = [r for r in table(driver, "now-table") if r and r[0].startswith("ws-now-panel")]
+        return rows[0] if rows else None
+
+    wait_for(browser, lambda d: now_row(d) and now_row(d)[1] == "offline")  # never sent
+    start = int(_time.time() * 1000) - 4000
+    col.send(live, "dana", [window(start, 4, "mpv", EVIL_TITLE)],
+             [agent_pb2.ActivitySpan(start_ms=start, duration_ms=4000,
+                                     state=agent_pb2.ACTIVITY_STATE_PASSIVE,
+                                     reason=agent_pb2.PASSIVE_REASON_MEDIA)],
+             hostname="ws-now-panel")
+    wait_for(browser, lambda d: now_row(d) and now_row(d)[1] == "passive (media)", timeout=20)
+    cells = now_row(browser)
+    assert cells[0] == "ws-now-panel dana" and cells[2] == "mpv" and cells[3] == EVIL_TITLE
+    assert cells[6] == "empty"
+    assert browser.execute_script("return window.__xss") is None
+    browser.save_screenshot("/tmp/worklens-dashboard-now.png")
