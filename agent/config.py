@@ -37,6 +37,9 @@ class SamplingSection:
     process_interval: float = duration(60.0, minimum=1.0)
     top_processes: int = setting(10, check=lambda n: 0 <= n <= 1000,
                                  expect="a whole number from 0 to 1000")
+    # PASSIVE (no input, but a video/call/inhibitor/listed app) ends after this long
+    passive_max: float = duration(7200.0, minimum=1.0)
+    passive_apps: list[str] = field(default_factory=list)   # apps passive while focused
     window_backend: str = ""          # force a window sensor backend (x11, win32, darwin, none)
     idle_backend: str = ""            # force an idle sensor backend
 
@@ -55,6 +58,10 @@ class PrivacySection:
                                        expect="a list of valid regular expressions")
     exclude_apps: list[str] = field(default_factory=list)
     schedule: str = ""                # e.g. "Mon-Fri 08:00-18:00"; empty = always
+    # passive signals (agent/sensors/passive): each can be turned off
+    passive_media: bool = True        # a playing MPRIS player in the focused window
+    passive_calls: bool = True        # the microphone in use
+    passive_inhibitors: bool = True   # an idle inhibitor held (GNOME session, logind)
 
 
 @dataclass

@@ -19,13 +19,21 @@ from agent.sensors._select import SensorStatus, backend_status
 from agent.sensors.clock import Clock, SleepDetector, wall_ms
 from agent.sensors.idle._base import IdleReading
 from agent.sensors.input import InputCounter
+from agent.sensors.passive import PassiveDetector, open_detector
 from agent.sensors.processes import ProcessSensor
 from agent.sensors.processes import describe as describe_processes
+from agent.sensors.window._base import WindowInfo
 from agent.sink import Record, Sink
-from agent.spans import ACTIVE, IDLE, LOCKED, Observation, SpanTracker, State
+from agent.spans import ACTIVE, IDLE, LOCKED, PASSIVE, Observation, SpanTracker, State
 
 log = logging.getLogger(__name__)
 MIN_SLEEP_THRESHOLD = 10.0   # seconds of wall/monotonic drift that mean "the machine slept"
+# A flush that sends nothing else cuts the open spans only when they have gone uncut
+# this many flush intervals: every batch costs ~60 bytes of gRPC framing, and cutting
+# at every flush made an agent-day ~126 KB (over the 100 KB budget). So the collector
+# is at most two flush intervals behind, and as fresh as the last flush whenever a
+# flush carries something anyway (a window change, process samples).
+CUT_AFTER_FLUSHES = 1.5
 
 
 def classify(reading: IdleReading, threshold: float, now_ms: int) -> tuple[State | None, int]:
@@ -40,6 +48,57 @@ def classify(reading: IdleReading, threshold: float, now_ms: int) -> tuple[State
         return None, now_ms
     since = now_ms - round(reading.idle_seconds * 1000)
     return (IDLE if reading.idle_seconds >= threshold else ACTIVE), since
+
+
+class PassiveRule:
+    """Turns IDLE into PASSIVE while a passive signal holds (``agent.sensors.passive``).
+
+    Dating, so that nothing overlaps and nothing is squeezed to nothing: passive
+    seen as the idle threshold passes is dated back to the last input (like IDLE);
+    a signal that comes up during IDLE, changes reason or ends is dated at this
+    tick. ``passive_max`` after it began, PASSIVE turns IDLE (dated there) until
+    input returns.
+    """
+
+    def __init__(self, detector: PassiveDetector | None, passive_max_s: float) -> None:
+        self._detector = detector
+        self._max_ms = int(passive_max_s * 1000)
+        self._last: tuple[State | None, int] = (None, 0)   # state, reason of the last tick
+        self._began: int | None = None
+        self._capped = False
+
+    def apply(self, state: State | None, since: int, now: int,
+              window: WindowInfo | None) -> tuple[State | None, int, int]:
+        """(state, since, reason) for this tick."""
+        result = self._decide(state, since, now, window)
+        self._last = (result[0], result[2])
+        return result
+
+    def _decide(self, state, since, now, window) -> tuple[State | None, int, int]:
+        last_state, last_reason = self._last
+        if state != IDLE or self._detector is None:
+            if state == ACTIVE and self._detector is not None:
+                self._detector.forget()
+            self._began, self._capped = None, False
+            return state, since, 0
+        if self._capped:
+            return IDLE, since, 0
+        reason = self._detector.reason(window)
+        if not reason:
+            self._began = None
+            return IDLE, (now if last_state == PASSIVE else since), 0
+        if last_state == PASSIVE:
+            at = now if reason != last_reason else since
+        elif last_state == IDLE:
+            at = now
+        else:
+            at = since                      # the threshold just passed: back to the input
+        if self._began is None:
+            self._began = at
+        if now - self._began >= self._max_ms:
+            self._capped = True
+            return IDLE, self._began + self._max_ms, 0
+        return PASSIVE, at, reason
 
 
 class Sampler:
@@ -64,12 +123,18 @@ class Sampler:
         self._announced = False
         self._stopped = False
         self._opened: list[SensorStatus] = []
+        self._passive: PassiveDetector | None = None
+        self._wrote = False               # records written since the last flush
+        self._last_cut_ms: int | None = None
+        self._passive_rule = PassiveRule(None, cfg.sampling.passive_max)
 
     def start(self) -> list[SensorStatus]:
         """Open the sensors (falling back to ``none`` where one cannot run)."""
         self._window, window_status = window_sensors.open_sensor(self._cfg)
         self._idle, idle_status = idle_sensors.open_sensor(self._cfg)
         self._opened = [window_status, idle_status]
+        self._passive = open_detector(self._cfg)
+        self._passive_rule = PassiveRule(self._passive, self._cfg.sampling.passive_max)
         self._processes.prime()
         return self.statuses
 
@@ -86,7 +151,8 @@ class Sampler:
         else:
             input_status = SensorStatus("input", self._input.backend_name, False,
                                         "starts inside the monitoring schedule")
-        return [*opened, input_status, describe_processes(self._cfg)]
+        passive = self._passive.statuses if self._passive is not None else []
+        return [*opened, input_status, describe_processes(self._cfg), *passive]
 
     def sample(self) -> None:
         """The window_interval tick."""
@@ -102,12 +168,15 @@ class Sampler:
                 records += self._tracker.gap(gap)
             self._input.ensure_running()
             reading = self._idle.read()
-            window = None if reading.locked else self._privacy.apply(
-                self._window.active_window())
+            focused = None if reading.locked else self._window.active_window()
+            window = self._privacy.apply(focused) if focused is not None else None
             counts = self._input.take()
             now = wall_ms(self._clock)
             state, since = classify(reading, self._threshold, now)
-            records += self._tracker.observe(Observation(now, window, state, since, counts))
+            # passive signals see the focused window as it is (pid, app): never sent
+            state, since, reason = self._passive_rule.apply(state, since, now, focused)
+            records += self._tracker.observe(Observation(now, window, state, since, counts,
+                                                         reason))
             self._write(records)
 
     def _follow_schedule(self) -> bool:
@@ -142,12 +211,22 @@ class Sampler:
 
     def checkpoint(self) -> None:
         """The flush_interval tick: cut the open spans so the collector sees them
-        now (``SpanTracker.cut``), and let delivery remember what stays open."""
+        now (``SpanTracker.cut``) when this flush sends something anyway or they
+        went uncut for ``CUT_AFTER_FLUSHES``, and let delivery remember what stays
+        open."""
         with self._lock:
-            if not self._stopped:
-                now = wall_ms(self._clock)
+            if self._stopped:
+                return
+            now = wall_ms(self._clock)
+            if self._last_cut_ms is None:
+                self._last_cut_ms = now      # the first flush interval starts now
+            flush_ms = self._cfg.delivery.flush_interval * 1000
+            closed = []
+            if self._wrote or now - self._last_cut_ms >= CUT_AFTER_FLUSHES * flush_ms:
                 closed = self._tracker.cut(now)
-                self._sink.checkpoint(self._tracker.open_records(now), closed)
+                self._last_cut_ms = now
+            self._wrote = False
+            self._sink.checkpoint(self._tracker.open_records(now), closed)
 
     def stop(self) -> None:
         """Close the open spans, write them, checkpoint nothing, close the sink."""
@@ -159,10 +238,11 @@ class Sampler:
             self._sink.checkpoint([])
             self._sink.close()
         self._input.stop()
-        for sensor in (self._window, self._idle):
+        for sensor in (self._window, self._idle, self._passive):
             if sensor is not None:
                 sensor.close()
 
     def _write(self, records: Sequence[Record]) -> None:
         if records:
+            self._wrote = True
             self._sink.write(records)

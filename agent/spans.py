@@ -43,6 +43,7 @@ ACTIVE = agent_pb2.ACTIVITY_STATE_ACTIVE
 IDLE = agent_pb2.ACTIVITY_STATE_IDLE
 LOCKED = agent_pb2.ACTIVITY_STATE_LOCKED
 ASLEEP = agent_pb2.ACTIVITY_STATE_ASLEEP
+PASSIVE = agent_pb2.ACTIVITY_STATE_PASSIVE
 UINT32_MAX = 2**32 - 1
 CLOCK_STEP_BACK_MS = 60_000   # a bigger backwards wall-clock step restarts the timeline
 
@@ -56,13 +57,13 @@ class Observation:
     state: State | None             # activity state; None: cannot tell (no idle sensor)
     state_since_ms: int | None = None  # when that state began, if known (idle onset...)
     counts: InputCounts = NO_INPUT  # input since the previous tick
+    reason: int = 0                 # PASSIVE only: agent_pb2.PassiveReason
 
 
 @dataclass
 class _OpenWindow:
     start_ms: int
     info: WindowInfo
-
     continued: bool = False         # continues a part already closed by ``cut``
 
     def key(self) -> tuple[str, str, bool]:
@@ -82,6 +83,7 @@ class _OpenActivity:
     state: State
     counts: InputCounts = field(default_factory=InputCounts)
     continued: bool = False
+    reason: int = 0
 
     def record(self, end_ms: int) -> agent_pb2.ActivitySpan:
         c = self.counts
@@ -89,7 +91,7 @@ class _OpenActivity:
             start_ms=self.start_ms, duration_ms=end_ms - self.start_ms, state=self.state,
             key_presses=min(c.key_presses, UINT32_MAX), clicks=min(c.clicks, UINT32_MAX),
             mouse_moves=min(c.mouse_moves, UINT32_MAX), scrolls=min(c.scrolls, UINT32_MAX),
-            continued=self.continued)
+            continued=self.continued, reason=self.reason)
 
 
 def _window_key(info: WindowInfo) -> tuple[str, str, bool]:
@@ -141,9 +143,10 @@ class SpanTracker:
             self._activity = None
             return _nonempty(current.record(now)) if current is not None else []
         if current is None:
-            self._activity = _OpenActivity(min(start, now), obs.state, obs.counts)
+            self._activity = _OpenActivity(min(start, now), obs.state, obs.counts,
+                                           reason=obs.reason)
             return []
-        if current.state == obs.state:
+        if current.state == obs.state and current.reason == obs.reason:
             current.counts += obs.counts
             return []
         # A change, dated when it happened, within this span. Going idle: when input
@@ -154,7 +157,7 @@ class SpanTracker:
         if obs.state == ACTIVE and self._last_ms is not None:
             since = self._last_ms
         at = min(max(since, current.start_ms), now)
-        follower = _OpenActivity(at, obs.state)
+        follower = _OpenActivity(at, obs.state, reason=obs.reason)
         if obs.state == ACTIVE:
             follower.counts += obs.counts     # the input that ended the idleness
         else:

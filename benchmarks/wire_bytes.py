@@ -9,8 +9,10 @@ real `worklens-collector serve` child process — with a simulated workday at
 an accelerated clock: focus changes every 20-90 s across 25 apps with
 realistic window titles, active/idle/locked activity spans with input counts,
 and a process sample (top 10 processes + system totals) every 60 s. Every
-simulated ``--flush`` seconds the sink is flushed exactly as the agent's
-flusher does, and the benchmark waits for the ack, then ``--pace`` real
+simulated ``--flush`` seconds the open window and activity spans are cut into a
+closed part and a ``continued`` rest (what the agent's sampler does for
+freshness, agent/spans.py) and the sink is flushed exactly as the agent does,
+and the benchmark waits for the ack, then ``--pace`` real
 seconds, before simulating on: in real time 30 s separate two batches, and
 gRPC's flow-control traffic (window updates, pings) depends on real time, so
 batches sent back to back would under-count it.
@@ -133,15 +135,20 @@ class Workday:
         app, exe, templates = self.rng.choice(APPS)
         return app, exe, self.rng.choice(templates).format(self.rng.choice(WORDS))
 
-    def records(self):
-        """Yield (time_ms, [records closed at that time])."""
+    def records(self, flush_ms: int = 0):
+        """Yield (time_ms, [records closed at that time]); with ``flush_ms``, the open
+        spans are also cut every flush (the parts after a cut are ``continued``)."""
         t = self.start_ms
         focus_start, focus = t, self.title()
         next_focus = t + self.rng.randint(20_000, 90_000)
         next_process = t + 60_000
+        # the tick before each flush (the flush itself seals what was written by then)
+        next_cut = t + flush_ms - 1000 if flush_ms else self.end_ms + 1
         state, state_start = ACTIVE, t
         counts = [0, 0, 0, 0]
         pid_of = {}
+        w_cont = a_cont = wrote = False
+        last_cut = t
         while t < self.end_ms:
             t += 1000
             now_state = self.state_at(t)
@@ -155,30 +162,53 @@ class Workday:
                 out.append(agent_pb2.ActivitySpan(start_ms=state_start, duration_ms=t - state_start,
                                                   state=state, key_presses=counts[0],
                                                   clicks=counts[1], mouse_moves=counts[2],
-                                                  scrolls=counts[3]))
+                                                  scrolls=counts[3], continued=a_cont))
                 if now_state == LOCKED or state == LOCKED:   # no window while locked
-                    out.append(self._window(focus_start, t, focus, pid_of))
-                    focus_start, focus = t, self.title()
-                state, state_start, counts = now_state, t, [0, 0, 0, 0]
+                    out.append(self._window(focus_start, t, focus, pid_of, w_cont))
+                    focus_start, focus, w_cont = t, self.title(), False
+                state, state_start, counts, a_cont = now_state, t, [0, 0, 0, 0], False
             if t >= next_focus and state == ACTIVE:
-                out.append(self._window(focus_start, t, focus, pid_of))
-                focus_start, focus = t, self.title()
+                out.append(self._window(focus_start, t, focus, pid_of, w_cont))
+                focus_start, focus, w_cont = t, self.title(), False
                 next_focus = t + self.rng.randint(20_000, 90_000)
             if t >= next_process:
                 out.extend(self._process_sample(t))
                 next_process += 60_000
             if out:
+                wrote = True
+            if t >= next_cut:
+                next_cut += flush_ms
+                # as agent/sampler.py: cut when the flush sends something anyway, or
+                # when the spans went uncut for 1.5 flush intervals
+                due = wrote or t - last_cut >= 1.5 * flush_ms
+                wrote = False
+            else:
+                due = False
+            if due:
+                last_cut = t
+                if state != LOCKED and t > focus_start:
+                    out.append(self._window(focus_start, t, focus, pid_of, w_cont))
+                    focus_start, w_cont = t, True
+                if t > state_start:
+                    out.append(agent_pb2.ActivitySpan(
+                        start_ms=state_start, duration_ms=t - state_start, state=state,
+                        key_presses=counts[0], clicks=counts[1], mouse_moves=counts[2],
+                        scrolls=counts[3], continued=a_cont))
+                    state_start, counts, a_cont = t, [0, 0, 0, 0], True
+            if out:
                 yield t, out
-        yield t, [self._window(focus_start, t, focus, pid_of),
+        yield t, [self._window(focus_start, t, focus, pid_of, w_cont),
                   agent_pb2.ActivitySpan(start_ms=state_start, duration_ms=t - state_start,
                                          state=state, key_presses=counts[0], clicks=counts[1],
-                                         mouse_moves=counts[2], scrolls=counts[3])]
+                                         mouse_moves=counts[2], scrolls=counts[3],
+                                         continued=a_cont)]
 
-    def _window(self, start: int, end: int, focus, pid_of) -> agent_pb2.WindowSpan:
+    def _window(self, start: int, end: int, focus, pid_of,
+                continued: bool = False) -> agent_pb2.WindowSpan:
         app, exe, title = focus
         pid = pid_of.setdefault(app, self.rng.randint(1000, 60_000))
         return agent_pb2.WindowSpan(start_ms=start, duration_ms=end - start, app=app,
-                                    title=title, pid=pid, exe=exe)
+                                    title=title, pid=pid, exe=exe, continued=continued)
 
     def _process_sample(self, t: int) -> list:
         top = self.rng.sample(PROCESSES, 10)
@@ -214,6 +244,8 @@ def main() -> None:
     parser.add_argument("--pace", type=float, default=0.3,
                         help="real seconds between flushes: gRPC's flow-control pings "
                              "depend on real time, so batches must not arrive back to back")
+    parser.add_argument("--no-cut", action="store_true",
+                        help="do not cut open spans at flushes (the agent before freshness)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="worklens-wire-"))
@@ -239,7 +271,7 @@ def main() -> None:
         events = batches = 0
         raw_by_kind: dict[str, int] = {}
         started = time.monotonic()
-        for t, records in workday.records():
+        for t, records in workday.records(0 if args.no_cut else flush_ms):
             while t >= next_flush:
                 batches += len(sink.flush())
                 wait_drained(sink)
@@ -274,6 +306,7 @@ def main() -> None:
                           "bytes_down": proxy.received,
                           "bytes_per_batch": round(wire / max(batches, 1), 1),
                           "flush_s": args.flush, "hours": args.hours,
+                          "cut_at_flush": not args.no_cut,
                           "target_bytes": 100_000,
                           "frame_bytes": {direction: {kind: size for kind, (_, size)
                                                       in sorted(kinds.items())}

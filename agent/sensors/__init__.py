@@ -35,4 +35,6 @@ def describe(cfg) -> list[SensorStatus]:
         statuses.append(status)
     statuses.append(input.probe())
     statuses.append(processes.describe(cfg))
+    from agent.sensors import passive  # which passive signals work here
+    statuses += passive.describe(cfg)
     return statuses

@@ -54,8 +54,13 @@ def test_describe_without_a_display_says_what_cannot_be_seen(monkeypatch):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-9")
     monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent")
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent")
     statuses = {s.name: s for s in describe(make_config())}
-    assert list(statuses) == ["window", "idle", "input", "processes"]
+    assert list(statuses) == ["window", "idle", "input", "processes", "passive call",
+                              "passive media", "passive rule", "passive inhibitor"]
+    assert not statuses["passive media"].available
+    assert "session bus" in statuses["passive media"].reason
+    assert not statuses["passive rule"].available   # no passive_apps configured
     assert not statuses["window"].available and "XWayland" in statuses["window"].reason
     assert not statuses["idle"].available and "system bus" in statuses["idle"].reason
     assert statuses["processes"].available and "top 10" in statuses["processes"].reason
@@ -65,6 +70,6 @@ def test_describe_without_a_display_says_what_cannot_be_seen(monkeypatch):
 def test_describe_on_a_desktop_lists_working_sensors(desktop, on_display):
     on_display(desktop)
     statuses = {s.name: s for s in describe(make_config())}
-    assert [(s.backend, s.available) for s in statuses.values()] == \
+    assert [(s.backend, s.available) for s in statuses.values()][:4] == \
         [("x11", True), ("x11", True), ("x11", True), ("psutil", True)]
     assert desktop.display in statuses["window"].reason
