@@ -44,6 +44,10 @@ class RunningAgent:
             reader.start()
 
     @staticmethod
+    def command() -> list[str]:
+        return list(AGENT)
+
+    @staticmethod
     def _read(stream, out: list[str]) -> None:
         for line in stream:
             out.append(line)

@@ -15,7 +15,9 @@ or any audio. ``[privacy] passive_media``, ``passive_calls`` and
 
 Cost: nothing is asked while there is input. While idle, each signal is asked
 at most once per ``window_interval`` (the idle sensor's own cadence) and no more
-often than its ``every`` (the microphone check runs a program: every 10 s).
+often than its ``every`` (the microphone check runs a program: every 10
+intervals),
+unless the focused window changed.
 """
 
 from __future__ import annotations
@@ -86,6 +88,7 @@ class _Cached:
     signal: Signal
     checked: float = -1e18
     value: bool = False
+    window: tuple | None = None     # the focused window the value was found for
 
 
 class PassiveDetector:
@@ -101,13 +104,15 @@ class PassiveDetector:
     def reason(self, window: WindowInfo | None) -> int:
         """The reason class of the first signal that holds now, or 0."""
         now = self._monotonic()
+        focus = (window.pid, window.app) if window is not None else None
         for cached in self._signals:
             signal = cached.signal
             if not signal.available:
                 continue
-            if now - cached.checked >= max(self._interval, signal.every):
+            if focus != cached.window or now - cached.checked >= max(self._interval,
+                                                                     signal.every):
                 cached.value = _safely(signal, window)
-                cached.checked = now
+                cached.checked, cached.window = now, focus
             if cached.value:
                 return signal.reason
         return 0
@@ -139,7 +144,7 @@ def open_detector(cfg, platform: str = sys.platform) -> PassiveDetector:
     """The signals this platform and configuration allow, in the detector's order."""
     privacy, sampling = cfg.privacy, cfg.sampling
     signals: list[Signal] = []
-    signals.append(_call_signal(platform) if privacy.passive_calls
+    signals.append(_call_signal(platform, sampling.window_interval) if privacy.passive_calls
                    else Unavailable(CALL, "none", "turned off by [privacy] passive_calls"))
     signals.append(_media_signal(platform) if privacy.passive_media
                    else Unavailable(MEDIA, "none", "turned off by [privacy] passive_media"))
@@ -159,7 +164,7 @@ def describe(cfg) -> list[SensorStatus]:
         detector.close()
 
 
-def _call_signal(platform: str) -> Signal:
+def _call_signal(platform: str, interval: float) -> Signal:
     if platform == "win32":
         from agent.sensors.passive._win32 import ConsentStoreMicrophone
         return ConsentStoreMicrophone()
@@ -167,7 +172,7 @@ def _call_signal(platform: str) -> Signal:
         from agent.sensors.passive._darwin import CoreAudioMicrophone
         return CoreAudioMicrophone()
     from agent.sensors.passive._pulse import PulseMicrophone
-    return PulseMicrophone.open()
+    return PulseMicrophone.open(interval=interval)
 
 
 def _media_signal(platform: str) -> Signal:

@@ -7,7 +7,8 @@ pipewire-pulse). Only "is some microphone recording" is kept: never which
 program, never any audio.
 
 ``pactl`` is a program start, so this signal is checked at most every
-``CHECK_EVERY_S`` while the person is idle, never while there is input.
+``CHECK_EVERY`` window intervals (10 s at the default 1 s) while the person is
+idle, never while there is input.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from agent.sensors.window._base import WindowInfo
 
 log = logging.getLogger(__name__)
 
-CHECK_EVERY_S = 10.0
+CHECK_EVERY = 10        # window intervals
 PACTL_TIMEOUT_S = 2.0
 
 Runner = Callable[[list[str]], str]
@@ -53,21 +54,21 @@ def microphone_in_use(source_outputs: str, sources: str) -> bool:
 class PulseMicrophone(Signal):
     reason = CALL
     backend = "pulseaudio"
-    every = CHECK_EVERY_S
-
-    def __init__(self, run: Runner = _run, pactl: str = "pactl") -> None:
+    def __init__(self, run: Runner = _run, pactl: str = "pactl",
+                 interval: float = 1.0) -> None:
         self._run = run
         self._pactl = pactl
+        self.every = CHECK_EVERY * interval
         self.detail = "recording streams (pactl; PulseAudio or PipeWire)"
 
     @classmethod
-    def open(cls, run: Runner = _run) -> Signal:
+    def open(cls, run: Runner = _run, interval: float = 1.0) -> Signal:
         pactl = shutil.which("pactl")
         if pactl is None:
             return Unavailable(CALL, "pulseaudio",
                                "pactl not found: install pulseaudio-utils (works with "
                                "PulseAudio and PipeWire's pulse server)")
-        signal = cls(run, pactl)
+        signal = cls(run, pactl, interval)
         try:
             signal._ask()
         except (OSError, subprocess.SubprocessError) as exc:
