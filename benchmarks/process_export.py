@@ -21,10 +21,9 @@ import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from worklens.collector.csvexport import export
+from worklens.collector.store import open_store
 from worklens.v1 import agent_pb2
-
-from collector.csvexport import export
-from collector.store import open_store
 
 NAMES = ("code", "firefox", "python3", "Xorg", "slack", "chrome", "gnome-shell", "pulseaudio",
          "dbus-daemon", "systemd")

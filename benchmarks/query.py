@@ -120,10 +120,9 @@ class AgentPattern:
 
 
 async def _enroll_all(store, count: int) -> list:
+    from worklens.collector.enrollment import enroll
+    from worklens.collector.tokens import create_token
     from worklens.v1 import agent_pb2
-
-    from collector.enrollment import enroll
-    from collector.tokens import create_token
 
     _info, secret = create_token(store, "enroll", "benchmark")
     agents = []
@@ -135,9 +134,8 @@ async def _enroll_all(store, count: int) -> list:
 
 
 async def _fill(store, args, first_day: date) -> int:
+    from worklens.collector.store.records import Records
     from worklens.v1 import agent_pb2
-
-    from collector.store.records import Records
 
     rng = random.Random(42)
     t0 = time.monotonic()
@@ -186,8 +184,8 @@ async def _fill(store, args, first_day: date) -> int:
 
 
 def fill(db_url: str, args, first_day: date) -> None:
-    from collector import rules
-    from collector.store import open_store
+    from worklens.collector import rules
+    from worklens.collector.store import open_store
 
     store = open_store(db_url)
     try:
@@ -200,8 +198,8 @@ def fill(db_url: str, args, first_day: date) -> None:
 # -- 2. the collector -----------------------------------------------------------------------
 
 def make_token(db_url: str, role: str) -> str:
-    from collector.store import open_store
-    from collector.tokens import create_token
+    from worklens.collector.store import open_store
+    from worklens.collector.tokens import create_token
 
     store = open_store(db_url)
     try:
@@ -211,7 +209,7 @@ def make_token(db_url: str, role: str) -> str:
 
 
 def agent_ids(db_url: str) -> list[str]:
-    from collector.store import open_store
+    from worklens.collector.store import open_store
 
     store = open_store(db_url)
     try:

@@ -10,21 +10,20 @@ import sys
 from pathlib import Path
 
 from worklens import __version__
-from worklens.cli import run_main, setup_logging
-from worklens.config import default_data_dir, system_config_file
-
-from collector import config as collector_config
+from worklens.collector import config as collector_config
+from worklens.common.cli import run_main, setup_logging
+from worklens.common.settings import default_data_dir, system_config_file
 
 PROG = "worklens-collector"
 
 COMMANDS = {
-    "serve": "collector.server",
-    "token": "collector.tokens",
-    "summary": "collector.client",
-    "export": "collector.client",
-    "purge": "collector.retention",
-    "rollups": "collector.rollup",
-    "rules": "collector.rules",
+    "serve": "worklens.collector.server",
+    "token": "worklens.collector.tokens",
+    "summary": "worklens.collector.client",
+    "export": "worklens.collector.client",
+    "purge": "worklens.collector.retention",
+    "rollups": "worklens.collector.rollup",
+    "rules": "worklens.collector.rules",
 }
 # Operator client commands talk to the HTTP API and take no store options.
 CLIENT_COMMANDS = {"summary", "export"}

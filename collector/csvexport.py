@@ -38,9 +38,9 @@ from datetime import date, datetime, tzinfo
 from typing import Any
 from urllib.parse import quote
 
-from collector.rules import app_key, classifier
-from collector.store import blocks
-from collector.summary import (
+from worklens.collector.rules import app_key, classifier
+from worklens.collector.store import blocks
+from worklens.collector.summary import (
     CLASSES,
     STATE_NAMES,
     LocalLabels,

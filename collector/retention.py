@@ -25,11 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from worklens.cli import UserError
-from worklens.durations import parse_duration
-
-from collector.rollup import floor_bucket
-from collector.store.base import StoreError
+from worklens.collector.rollup import floor_bucket
+from worklens.collector.store.base import StoreError
+from worklens.common.cli import UserError
+from worklens.common.durations import parse_duration
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +135,8 @@ def schedule_retention(scheduler_or_loop: Any, store: Any, keep_s: float,
 
 def command(args: Any, cfg: Any, data_dir: Path) -> int:
     """``purge --older-than DURATION``."""
-    from collector.config import store_url
-    from collector.store import open_store
+    from worklens.collector.config import store_url
+    from worklens.collector.store import open_store
 
     try:
         seconds = parse_duration(args.older_than)

@@ -44,10 +44,9 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
-from worklens.cli import UserError
-
-from collector import rules as rules_mod
-from collector.store import blocks
+from worklens.collector import rules as rules_mod
+from worklens.collector.store import blocks
+from worklens.common.cli import UserError
 
 log = logging.getLogger(__name__)
 
@@ -624,9 +623,9 @@ def reapply_rules(conn: sqlite3.Connection, old: rules_mod.Classifier,
 
 def command(args: Any, cfg: Any, data_dir: Path) -> int:
     """``rollups rebuild [--from DATE] [--to DATE]`` (dates in [summary] timezone)."""
-    from collector.config import store_url
-    from collector.dates import DateError, midnight_ms, parse_date, parse_tz
-    from collector.store import open_store
+    from worklens.collector.config import store_url
+    from worklens.collector.dates import DateError, midnight_ms, parse_date, parse_tz
+    from worklens.collector.store import open_store
 
     try:
         tz = parse_tz(None, cfg.summary.timezone)

@@ -23,9 +23,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from worklens.cli import UserError
-
-from collector import audit
+from worklens.collector import audit
+from worklens.common.cli import UserError
 
 PRODUCTIVITY = ("productive", "neutral", "unproductive")
 UNCLASSIFIED = "unclassified"
@@ -163,7 +162,7 @@ def get_rules(store: Any) -> list[Rule]:
 
 def set_rules(store: Any, rules: list[Rule] | list[dict]) -> list[Rule]:
     """Replace the rules and re-categorise all history in one transaction."""
-    from collector import rollup  # rollup imports this module
+    from worklens.collector import rollup  # rollup imports this module
 
     checked = validate([r.to_dict() if isinstance(r, Rule) else r for r in rules])
 
@@ -232,8 +231,8 @@ def to_json(rules: list[Rule]) -> str:
 
 def command(args: Any, cfg: Any, data_dir: Path) -> int:
     """``rules show`` prints TOML; ``rules load FILE`` validates and replaces."""
-    from collector.config import store_url
-    from collector.store import open_store
+    from worklens.collector.config import store_url
+    from worklens.collector.store import open_store
 
     if args.action == "load":
         try:

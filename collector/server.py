@@ -26,14 +26,19 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from worklens.cli import UserError
-
-from collector.config import CollectorConfig, store_url
-from collector.ingest import AgentService
-from collector.store import Store, open_store
-from collector.store.records import tune_garbage_collector
-from collector.tls import TlsFiles, check_plaintext, grpc_credentials, split_host_port, tls_files
-from collector.validate import Limits
+from worklens.collector.config import CollectorConfig, store_url
+from worklens.collector.ingest import AgentService
+from worklens.collector.store import Store, open_store
+from worklens.collector.store.records import tune_garbage_collector
+from worklens.collector.tls import (
+    TlsFiles,
+    check_plaintext,
+    grpc_credentials,
+    split_host_port,
+    tls_files,
+)
+from worklens.collector.validate import Limits
+from worklens.common.cli import UserError
 
 log = logging.getLogger(__name__)
 
@@ -90,13 +95,13 @@ def _check_listeners(cfg: CollectorConfig) -> tuple[TlsFiles | None, TlsFiles | 
 
 
 def _load_create_app() -> Any:
-    """The HTTP app factory, or None while collector.http does not exist yet."""
+    """The HTTP app factory, or None while worklens.collector.http does not exist yet."""
     try:
-        from collector.http import create_app
+        from worklens.collector.http import create_app
     except ModuleNotFoundError as exc:
-        if exc.name != "collector.http":
+        if exc.name != "worklens.collector.http":
             raise
-        log.warning("collector.http is not installed: serving gRPC only")
+        log.warning("worklens.collector.http is not installed: serving gRPC only")
         return None
     return create_app
 
@@ -143,7 +148,7 @@ class Collector:
                 loop.call_soon_threadsafe(self.failed.set)
         self.store.on_writer_failure(writer_failed)
         try:
-            from collector.retention import schedule_retention  # [retention] keep, hourly
+            from worklens.collector.retention import schedule_retention  # [retention] keep, hourly
             self._retention = schedule_retention(asyncio.get_running_loop(), self.store,
                                                  self.cfg.retention.keep)
             await self._start_grpc(grpc_tls)

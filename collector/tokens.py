@@ -26,12 +26,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from worklens.cli import UserError
-from worklens.durations import parse_duration
-
-from collector import audit
-from collector.config import CollectorConfig, store_url
-from collector.store import Store, open_store
+from worklens.collector import audit
+from worklens.collector.config import CollectorConfig, store_url
+from worklens.collector.store import Store, open_store
+from worklens.common.cli import UserError
+from worklens.common.durations import parse_duration
 
 ROLES = ("enroll", "viewer", "exporter", "admin")
 TOKEN_PREFIX = "wl"

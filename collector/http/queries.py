@@ -10,9 +10,9 @@ from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from collector.dates import DateRange
-from collector.http.errors import ApiError
-from collector.store import blocks
+from worklens.collector.dates import DateRange
+from worklens.collector.http.errors import ApiError
+from worklens.collector.store import blocks
 
 EXPORT_KINDS = ("spans", "activity", "processes", "daily", "apps")
 
@@ -21,7 +21,7 @@ def summary(store: Any, rng: DateRange, by: str, agent: str | None, user: str | 
             ) -> dict[str, Any]:
     """``rows`` (each keyed by the grouping's name, e.g. ``{"app": "firefox", ...}``),
     ``total`` and, for one agent, ``top_processes`` per day."""
-    from collector import summary as summaries
+    from worklens.collector import summary as summaries
 
     try:
         result = summaries.summarize(store, rng.first, rng.last, by, rng.tz, agent=agent,
@@ -43,7 +43,7 @@ def summary(store: Any, rng: DateRange, by: str, agent: str | None, user: str | 
 def timeline(store: Any, agent_id: str, day: date, tz: ZoneInfo) -> dict[str, Any] | None:
     """The day's window spans (clipped to the day, with their activity states) and the
     activity segments; None when there is no such agent."""
-    from collector import summary as summaries
+    from worklens.collector import summary as summaries
 
     try:
         result = summaries.timeline(store, agent_id, day, tz)
@@ -60,7 +60,7 @@ def processes(store: Any, agent_id: str, day: date, tz: ZoneInfo) -> dict[str, A
     """The agent's top processes of one local day by CPU time and by peak memory, each
     with the user(s) it ran as; None when there is no such agent. The rollups keep no
     user, so it is read from the raw samples ("" once retention has dropped them)."""
-    from collector import summary as summaries
+    from worklens.collector import summary as summaries
 
     try:
         days = summaries.top_processes(store, day, day, tz, agent=agent_id)
@@ -83,7 +83,7 @@ def _process_users(store: Any, agent_id: str, lo: int, hi: int, names: set[str]
     """Process name -> its distinct users in [lo, hi), comma-separated, sorted."""
     if not names:
         return {}
-    from collector import summary as summaries
+    from worklens.collector import summary as summaries
 
     users: dict[str, set[str]] = {}
     with store.reader() as conn:
@@ -96,7 +96,7 @@ def _process_users(store: Any, agent_id: str, lo: int, hi: int, names: set[str]
 
 
 def agents(store: Any) -> list[dict[str, Any]]:
-    from collector import summary as summaries
+    from worklens.collector import summary as summaries
 
     return [asdict(a) for a in summaries.list_agents(store)]
 
@@ -105,7 +105,7 @@ def export_csv(store: Any, kind: str, rng: DateRange, agent: str | None = None,
                user: str | None = None) -> Iterable[bytes]:
     """Check the request now (so errors are a 400/404 before any byte is sent) and
     return the generator of UTF-8 CSV chunks, which owns its own connection."""
-    from collector import csvexport, summary
+    from worklens.collector import csvexport, summary
 
     try:
         return csvexport.export(store, kind, rng.first, rng.last, rng.tz, agent=agent,
@@ -117,14 +117,14 @@ def export_csv(store: Any, kind: str, rng: DateRange, agent: str | None = None,
 
 
 def get_rules(store: Any) -> list[dict[str, Any]]:
-    from collector import rules
+    from worklens.collector import rules
 
     return [r.to_dict() for r in rules.get_rules(store)]
 
 
 def put_rules(store: Any, raw: Any) -> list[dict[str, Any]]:
     """Validate and replace (re-applied to history); a bad rule is a 400 naming it."""
-    from collector import rules
+    from worklens.collector import rules
 
     if raw is None:
         raise ApiError(400, 'rules: expected {"rules": [...]}')

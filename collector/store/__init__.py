@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from collector.store.base import (
+from worklens.collector.store.base import (
     AgentRow,
     IngestResult,
     StoreBusy,
     StoreError,
     StoreUnavailable,
 )
-from collector.store.sqlite import SqliteStore, StoredBatch
+from worklens.collector.store.sqlite import SqliteStore, StoredBatch
 
 Store = SqliteStore
 
@@ -48,7 +48,7 @@ def open_store(url: str, *, serving: bool = False) -> Store:
     if scheme == "sqlite":
         # serving: group commits in a writer process of their own (collector.store.writerproc)
         store = SqliteStore(sqlite_path(url), serving=serving, writer_process=serving)
-        from collector import rollup  # summaries: rollups kept in the ingest transaction
+        from worklens.collector import rollup  # summaries: rollups kept in the ingest transaction
         rollup.install(store)
         return store
     if scheme in ("postgresql", "postgres"):

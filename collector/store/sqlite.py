@@ -45,17 +45,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from worklens.v1 import agent_pb2
-
-from collector.store import migrate
-from collector.store.base import (
+from worklens.collector.store import migrate
+from worklens.collector.store.base import (
     AgentRow,
     IngestResult,
     StoreBusy,
     StoreError,
     StoreUnavailable,
 )
-from collector.store.commit import (
+from worklens.collector.store.commit import (
     BatchHead,
     GroupCommitter,
     GroupHook,
@@ -66,8 +64,9 @@ from collector.store.commit import (
     in_transaction,
     now_ms,
 )
-from collector.store.records import Records, extract, seal
-from collector.store.writerproc import WriterDied, WriterProcess
+from worklens.collector.store.records import Records, extract, seal
+from worklens.collector.store.writerproc import WriterDied, WriterProcess
+from worklens.v1 import agent_pb2
 
 __all__ = ["SqliteStore", "StoredBatch", "connect_writer", "describe_sqlite_error"]
 

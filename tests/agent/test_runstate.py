@@ -8,8 +8,8 @@ import os
 import subprocess
 import sys
 
-from agent import runstate
-from agent.sensors import SensorStatus
+from worklens.agent import runstate
+from worklens.agent.sensors import SensorStatus
 
 SENSORS = [SensorStatus("window", "x11", True), SensorStatus("idle", "x11", True),
            SensorStatus("input", "xrecord", False, "starts inside the monitoring schedule")]

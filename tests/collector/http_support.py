@@ -12,10 +12,9 @@ from pathlib import Path
 
 import requests
 from collector_harness import AgentCredentials, CollectorProcess
+from worklens.collector import tokens
+from worklens.collector.store import open_store
 from worklens.v1 import agent_pb2
-
-from collector import tokens
-from collector.store import open_store
 
 ACTIVE, IDLE, LOCKED = (agent_pb2.ACTIVITY_STATE_ACTIVE, agent_pb2.ACTIVITY_STATE_IDLE,
                         agent_pb2.ACTIVITY_STATE_LOCKED)

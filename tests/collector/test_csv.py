@@ -15,9 +15,8 @@ from datetime import date, datetime
 
 import dataset as ds
 import pytest
-
-from collector.csvexport import KINDS, ExportError, export, rfc4180, safe
-from collector.summary import UnknownAgent, summarize
+from worklens.collector.csvexport import KINDS, ExportError, export, rfc4180, safe
+from worklens.collector.summary import UnknownAgent, summarize
 
 FIRST, LAST = date(2026, 3, 28), date(2026, 10, 25)
 
@@ -159,8 +158,8 @@ def test_cells_neutralised_and_quoted_like_the_csv_module(text):
 MILLION_ROWS = textwrap.dedent("""
     import json, sys, time
     from datetime import date
-    from collector.store import open_store
-    from collector.csvexport import export
+    from worklens.collector.store import open_store
+    from worklens.collector.csvexport import export
 
     def rss_kb():
         with open("/proc/self/status") as f:

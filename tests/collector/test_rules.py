@@ -11,9 +11,8 @@ from datetime import date
 
 import dataset as ds
 import pytest
-
-from collector import rollup
-from collector.rules import (
+from worklens.collector import rollup
+from worklens.collector.rules import (
     Classifier,
     Rule,
     RuleError,
@@ -24,7 +23,7 @@ from collector.rules import (
     to_toml,
     validate,
 )
-from collector.summary import summarize
+from worklens.collector.summary import summarize
 
 DAYS = (date(2026, 3, 28), date(2026, 3, 29))
 
@@ -130,7 +129,7 @@ def test_new_spans_use_the_current_rules(store):
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from collector.cli import main; main()", *args],
+    return subprocess.run([sys.executable, "-m", "worklens.collector", *args],
                           capture_output=True, text=True, timeout=120)
 
 
