@@ -120,8 +120,8 @@ class AgentPattern:
 
 
 async def _enroll_all(store, count: int) -> list:
-    from worklens.collector.enrollment import enroll
-    from worklens.collector.tokens import create_token
+    from worklens.collector.access.enrollment import enroll
+    from worklens.collector.access.tokens import create_token
     from worklens.v1 import agent_pb2
 
     _info, secret = create_token(store, "enroll", "benchmark")
@@ -184,12 +184,11 @@ async def _fill(store, args, first_day: date) -> int:
 
 
 def fill(db_url: str, args, first_day: date) -> None:
-    from worklens.collector import rules
-    from worklens.collector.store import open_store
+    from worklens.collector.rollup import open_with_rollups, set_rules
 
-    store = open_store(db_url)
+    store = open_with_rollups(db_url)
     try:
-        rules.set_rules(store, RULES)
+        set_rules(store, RULES)
         asyncio.run(_fill(store, args, first_day))
     finally:
         store.close()
@@ -198,10 +197,10 @@ def fill(db_url: str, args, first_day: date) -> None:
 # -- 2. the collector -----------------------------------------------------------------------
 
 def make_token(db_url: str, role: str) -> str:
-    from worklens.collector.store import open_store
-    from worklens.collector.tokens import create_token
+    from worklens.collector.access.tokens import create_token
+    from worklens.collector.rollup import open_with_rollups
 
-    store = open_store(db_url)
+    store = open_with_rollups(db_url)
     try:
         return create_token(store, role, f"benchmark-{role}")[1]
     finally:
@@ -209,9 +208,9 @@ def make_token(db_url: str, role: str) -> str:
 
 
 def agent_ids(db_url: str) -> list[str]:
-    from worklens.collector.store import open_store
+    from worklens.collector.rollup import open_with_rollups
 
-    store = open_store(db_url)
+    store = open_with_rollups(db_url)
     try:
         with store.reader() as conn:
             return [r[0] for r in conn.execute("SELECT agent_id FROM agents ORDER BY id")]

@@ -16,28 +16,27 @@ to finish, let the store writer commit everything queued, close, exit 0.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import logging
 import signal
 import socket
-from pathlib import Path
 from typing import Any
 
 import grpc
-from worklens.collector.config import CollectorConfig, store_url
-from worklens.collector.ingest import AgentService
-from worklens.collector.store import Store, open_store
-from worklens.collector.store.records import tune_garbage_collector
-from worklens.collector.tls import (
+from worklens.collector.access.tls import (
     TlsFiles,
     check_plaintext,
     grpc_credentials,
     split_host_port,
     tls_files,
 )
-from worklens.collector.validate import Limits
+from worklens.collector.config import CollectorConfig
+from worklens.collector.ingest.service import AgentService
+from worklens.collector.ingest.validate import Limits
+from worklens.collector.rollup import open_with_rollups
+from worklens.collector.store import Store
+from worklens.collector.store.records import tune_garbage_collector
 from worklens.common.cli import UserError
 
 log = logging.getLogger(__name__)
@@ -140,7 +139,7 @@ class Collector:
 
     async def start(self) -> None:
         grpc_tls, http_tls = _check_listeners(self.cfg)
-        self.store = open_store(self.url, serving=True)
+        self.store = open_with_rollups(self.url, serving=True)
         loop = asyncio.get_running_loop()
 
         def writer_failed(_exc: BaseException) -> None:
@@ -268,7 +267,3 @@ async def serve(cfg: CollectorConfig, url: str) -> int:
     await collector.stop()
     log.info("stopped")
     return 1 if collector.failed.is_set() else 0
-
-
-def command(args: argparse.Namespace, cfg: CollectorConfig, data_dir: Path) -> int:
-    return asyncio.run(serve(cfg, store_url(cfg, data_dir)))

@@ -180,7 +180,7 @@ class InProcessCollector(_Client):
 
     def create_token(self, role: str = "enroll", name: str = "",
                      expires_s: float | None = None) -> str:
-        from worklens.collector.tokens import create_token
+        from worklens.collector.access.tokens import create_token
         return create_token(self.store, role, name, expires_s)[1]
 
     def stop(self) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
-from worklens.collector import audit
+from worklens.collector.access import audit
 from worklens.collector.http import queries
 from worklens.collector.http.api_query import DATE_HELP
 from worklens.collector.http.auth import Principal, require

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request
-from worklens.collector import audit
+from worklens.collector.access import audit
 from worklens.collector.http import queries
 from worklens.collector.http.auth import Principal, require
 from worklens.collector.http.context import client_address, store_of

@@ -140,7 +140,7 @@ def child_main(path: str, pipe: Any, log_level: str = "WARNING") -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     setup_logging(log_level)   # its errors (a full disk) read like the collector's
     # the parent's pragmas, no migrations
-    from worklens.collector.store.sqlite import BUSY_TIMEOUT_MS, connect_writer
+    from worklens.collector.store.connect import BUSY_TIMEOUT_MS, connect_writer
 
     try:
         conn = connect_writer(Path(path), migrate_schema=False)

@@ -19,7 +19,7 @@ from polling import wait_for
 from worklens.agent.credential import Connection, Credential
 from worklens.agent.shipper import Backoff, Shipper
 from worklens.agent.spool import Spool
-from worklens.collector.enrollment import revoke_agent
+from worklens.collector.access.enrollment import revoke_agent
 from worklens.v1 import agent_pb2, agent_pb2_grpc
 
 

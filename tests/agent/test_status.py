@@ -15,7 +15,7 @@ from collector_harness import InProcessCollector
 from delivery_support import agent_cli, free_port, window
 from desktop import wait_for
 from worklens.agent.spool import Spool
-from worklens.collector.enrollment import revoke_agent
+from worklens.collector.access.enrollment import revoke_agent
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import shutil
 import sqlite3
 
 import pytest
-from worklens.collector import rollup
+from worklens.collector.rollup import buckets as rollup
 from worklens.collector.store import blocks, migrate
 from worklens.collector.store.records import extract
 from worklens.v1 import agent_pb2

@@ -11,7 +11,7 @@ import pytest
 from worklens.collector.store import commit
 from worklens.collector.store.checkpoint import Checkpointer
 from worklens.collector.store.commit import GroupCommitter
-from worklens.collector.store.sqlite import BUSY_TIMEOUT_MS, connect_writer
+from worklens.collector.store.connect import BUSY_TIMEOUT_MS, connect_writer
 
 ROW = b"x" * 4000   # about half a page: every transaction adds pages
 

@@ -108,7 +108,7 @@ def test_an_empty_batch_is_acked_and_recorded(collector):
 
 
 def test_reenrolling_a_revoked_agent_is_permission_denied(collector):
-    from worklens.collector.enrollment import revoke_agent
+    from worklens.collector.access.enrollment import revoke_agent
     secret = collector.create_token("enroll")
     agent = collector.enroll_agent(secret, install_id="stolen-laptop")
     assert revoke_agent(collector.store, agent.agent_id)

@@ -11,8 +11,8 @@ from datetime import UTC, date, datetime
 
 import dataset as ds
 import pytest
+from worklens.collector.reports.summary import summarize
 from worklens.collector.retention import purge, schedule_retention
-from worklens.collector.summary import summarize
 from worklens.v1 import agent_pb2
 
 # "now" is 2026-10-26T00:00Z: alice's spring data is ~211 days old, bob's autumn data 1 day.

@@ -11,19 +11,19 @@ from datetime import date
 
 import dataset as ds
 import pytest
-from worklens.collector import rollup
-from worklens.collector.rules import (
+from worklens.collector.reports.summary import summarize
+from worklens.collector.rollup import buckets as rollup
+from worklens.collector.rollup import set_rules
+from worklens.collector.rollup.rules import (
     Classifier,
     Rule,
     RuleError,
     get_rules,
     parse_text,
-    set_rules,
     to_json,
     to_toml,
     validate,
 )
-from worklens.collector.summary import summarize
 
 DAYS = (date(2026, 3, 28), date(2026, 3, 29))
 

@@ -8,7 +8,7 @@ Status codes (the agent's retry table keys on them):
 
 ====================  =========================================================
 INVALID_ARGUMENT      malformed bytes, a batch breaking a limit (see
-                      worklens.collector.validate), too many events, packed bytes that
+                      worklens.collector.ingest.validate), too many events, packed bytes that
                       do not inflate in the stream's context or do not parse.
                       Upload ends with trailing metadata
                       ``worklens-rejected-sequence: <seq>``; nothing of that
@@ -58,7 +58,7 @@ from dataclasses import dataclass
 import grpc
 from google.protobuf.message import DecodeError, Message
 from worklens.collector import metrics
-from worklens.collector.enrollment import (
+from worklens.collector.access.enrollment import (
     MAX_INSTALL_ID,
     AgentRevoked,
     EnrollmentRefused,
@@ -66,9 +66,9 @@ from worklens.collector.enrollment import (
     credential_changes,
     enroll,
 )
+from worklens.collector.ingest.validate import InvalidBatch, Limits, check_batch, check_host
 from worklens.collector.store import AgentRow, Store, StoreBusy, StoreError
 from worklens.collector.store.records import extract
-from worklens.collector.validate import InvalidBatch, Limits, check_batch, check_host
 from worklens.common.packing import (
     PACKING,
     Inflater,

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import requests
-from worklens.collector.csvexport import safe
-from worklens.collector.dates import DateError, parse_date, parse_tz
+from worklens.collector.reports.csvexport import safe
+from worklens.collector.reports.dates import DateError, parse_date, parse_tz
 from worklens.common.cli import UserError
 
 CONNECT_TIMEOUT_S = 10

@@ -17,8 +17,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+from worklens.collector.access.tokens import hash_secret, new_secret, same_hash, verify_token
 from worklens.collector.store import AgentRow, Store
-from worklens.collector.tokens import hash_secret, new_secret, same_hash, verify_token
 from worklens.v1 import agent_pb2
 
 AGENT_ID_PREFIX = "ag-"
