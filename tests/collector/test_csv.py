@@ -23,7 +23,7 @@ FIRST, LAST = date(2026, 3, 28), date(2026, 10, 25)
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    store = ds.open_with_rollups(tmp_path_factory.mktemp("csv"))
+    store = ds.open_store(tmp_path_factory.mktemp("csv"))
     ds.load(store)
     yield store
     store.close()
