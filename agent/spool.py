@@ -41,10 +41,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from worklens.cli import UserError
+from worklens.agent.sink import Record
+from worklens.common.cli import UserError
 from worklens.v1 import agent_pb2
-
-from agent.sink import Record
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +183,7 @@ class Spool:
 
     def checkpoint(self, open_records: Sequence[Record], closed: Sequence[Record] = ()) -> None:
         """Commit ``closed`` and replace the remembered open spans, in one transaction
-        (see agent.sink.Sink.checkpoint)."""
+        (see worklens.agent.sink.Sink.checkpoint)."""
         rows = [(_KINDS[type(r)], r.SerializeToString()) for r in open_records]
         done = [(_KINDS[type(r)], r.SerializeToString()) for r in closed]
         try:

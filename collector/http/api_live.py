@@ -9,11 +9,10 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-
-from collector import live as live_view
-from collector.http.auth import Principal, require
-from collector.http.context import store_of, tz_param
-from collector.http.jsonresp import FastJSONResponse
+from worklens.collector.http.auth import Principal, require
+from worklens.collector.http.context import store_of, tz_param
+from worklens.collector.http.jsonresp import FastJSONResponse
+from worklens.collector.reports import live as live_view
 
 router = APIRouter(prefix="/api/v1", tags=["query"])
 Viewer = Annotated[Principal, Depends(require("viewer"))]

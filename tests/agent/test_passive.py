@@ -5,9 +5,8 @@ changes), the detector's order and pacing, and the platform signals' parsing
 from __future__ import annotations
 
 from sensor_support import make_config
-
-from agent.sampler import PassiveRule
-from agent.sensors.passive import (
+from worklens.agent.sampler import PassiveRule
+from worklens.agent.sensors.passive import (
     CALL,
     INHIBITOR,
     MEDIA,
@@ -17,17 +16,17 @@ from agent.sensors.passive import (
     Signal,
     open_detector,
 )
-from agent.sensors.passive._darwin import (
+from worklens.agent.sensors.passive._darwin import (
     DEFAULT_INPUT_DEVICE,
     IS_RUNNING_SOMEWHERE,
     SYSTEM_OBJECT,
     CoreAudioMicrophone,
 )
-from agent.sensors.passive._dbus import idle_inhibitor
-from agent.sensors.passive._pulse import PulseMicrophone, microphone_in_use
-from agent.sensors.passive._win32 import CONSENT_STORE, ConsentStoreMicrophone
-from agent.sensors.window._base import WindowInfo
-from agent.spans import ACTIVE, IDLE, LOCKED, PASSIVE, Observation, SpanTracker
+from worklens.agent.sensors.passive._dbus import idle_inhibitor
+from worklens.agent.sensors.passive._pulse import PulseMicrophone, microphone_in_use
+from worklens.agent.sensors.passive._win32 import CONSENT_STORE, ConsentStoreMicrophone
+from worklens.agent.sensors.window._base import WindowInfo
+from worklens.agent.spans import ACTIVE, IDLE, LOCKED, PASSIVE, Observation, SpanTracker
 
 PLAYER = WindowInfo(app="mpv", title="Training video", pid=4242)
 

@@ -28,10 +28,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from worklens.agent.sensors._select import SensorStatus
+from worklens.agent.sensors.window._base import WindowInfo
 from worklens.v1 import agent_pb2
-
-from agent.sensors._select import SensorStatus
-from agent.sensors.window._base import WindowInfo
 
 log = logging.getLogger(__name__)
 
@@ -166,24 +165,24 @@ def describe(cfg) -> list[SensorStatus]:
 
 def _call_signal(platform: str, interval: float) -> Signal:
     if platform == "win32":
-        from agent.sensors.passive._win32 import ConsentStoreMicrophone
+        from worklens.agent.sensors.passive._win32 import ConsentStoreMicrophone
         return ConsentStoreMicrophone()
     if platform == "darwin":
-        from agent.sensors.passive._darwin import CoreAudioMicrophone
+        from worklens.agent.sensors.passive._darwin import CoreAudioMicrophone
         return CoreAudioMicrophone()
-    from agent.sensors.passive._pulse import PulseMicrophone
+    from worklens.agent.sensors.passive._pulse import PulseMicrophone
     return PulseMicrophone.open(interval=interval)
 
 
 def _media_signal(platform: str) -> Signal:
     if platform in ("win32", "darwin"):
         return Unavailable(MEDIA, "none", "MPRIS is Linux only; not built for this platform")
-    from agent.sensors.passive._dbus import MprisMedia
+    from worklens.agent.sensors.passive._dbus import MprisMedia
     return MprisMedia.open()
 
 
 def _inhibitor_signal(platform: str) -> Signal:
     if platform in ("win32", "darwin"):
         return Unavailable(INHIBITOR, "none", "idle inhibitors: not built for this platform")
-    from agent.sensors.passive._dbus import IdleInhibitors
+    from worklens.agent.sensors.passive._dbus import IdleInhibitors
     return IdleInhibitors.open()

@@ -16,8 +16,8 @@ import ctypes
 import ctypes.util
 from collections.abc import Callable
 
-from agent.sensors.passive import CALL, Signal
-from agent.sensors.window._base import WindowInfo
+from worklens.agent.sensors.passive import CALL, Signal
+from worklens.agent.sensors.window._base import WindowInfo
 
 
 def _fourcc(code: str) -> int:

@@ -14,9 +14,8 @@ import os
 from typing import Any
 
 import psutil
-
-from agent.sensors.passive import INHIBITOR, MEDIA, Signal, Unavailable
-from agent.sensors.window._base import WindowInfo
+from worklens.agent.sensors.passive import INHIBITOR, MEDIA, Signal, Unavailable
+from worklens.agent.sensors.window._base import WindowInfo
 
 log = logging.getLogger(__name__)
 

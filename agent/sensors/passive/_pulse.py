@@ -18,8 +18,8 @@ import shutil
 import subprocess
 from collections.abc import Callable
 
-from agent.sensors.passive import CALL, Signal, Unavailable
-from agent.sensors.window._base import WindowInfo
+from worklens.agent.sensors.passive import CALL, Signal, Unavailable
+from worklens.agent.sensors.window._base import WindowInfo
 
 log = logging.getLogger(__name__)
 

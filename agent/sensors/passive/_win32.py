@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
-from agent.sensors.passive import CALL, Signal
-from agent.sensors.window._base import WindowInfo
+from worklens.agent.sensors.passive import CALL, Signal
+from worklens.agent.sensors.window._base import WindowInfo
 
 CONSENT_STORE = (r"Software\Microsoft\Windows\CurrentVersion\CapabilityAccessManager"
                  r"\ConsentStore\microphone")

@@ -1,14 +1,16 @@
 """What each agent is doing right now: the live view (``GET /api/v1/live``).
 
 Answered from what agents already send, nothing more: agents cut their open
-spans at every flush (``agent.spans.SpanTracker.cut``), so an agent's latest
-activity and window spans end at its last flush. A part marked ``continued``
+spans at every flush that sends anything, and at least every second flush
+(``worklens.agent.spans.SpanTracker.cut``), so an agent's latest activity and
+window spans end at one of its last two flushes. A part marked ``continued``
 belongs to a span that began earlier: "since when" is the start of the chain of
 parts, found by walking the (agent, start_ms) index back to the newest part that
 is not a continuation.
 
 Besides the spans, each batch says how big the agent's spool backlog is and
-(first batch of a stream) its flush interval; the ingest group hook below keeps
+(first batch of a stream) its flush interval; the ingest group hook in
+``worklens.collector.rollup.live`` keeps
 the latest of those per agent in ``agent_live``, in the same transaction as the
 batch. An agent is *offline* when two of its flushes are missing: derived from
 its own flush interval and the last batch stored, never guessed from activity.
@@ -20,9 +22,8 @@ import sqlite3
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from collector import rollup
-from collector.rules import app_key
-from collector.summary import REASON_NAMES, STATE_NAMES
+from worklens.collector.reports.summary import REASON_NAMES, STATE_NAMES
+from worklens.collector.rollup.rules import app_key
 
 DEFAULT_FLUSH_MS = 30_000      # an agent that never said (older agents): the default
 MISSED_FOR_OFFLINE = 2         # flushes missing before an agent is called offline
@@ -32,33 +33,6 @@ WINDOW_SLACK_MS = 1_000        # a window part may end a little before the activ
 # the agent reports no activity now (outside its schedule, no idle sensor): "unknown".
 # (An ACTIVE part is cut at the last input, so it may lag by up to the idle threshold.)
 STALE_MS = 3_600_000
-
-_UPSERT = ("INSERT INTO agent_live VALUES (?,?,?,?,?) ON CONFLICT DO UPDATE SET "
-           "received_ms = excluded.received_ms, flush_interval_ms = CASE WHEN "
-           "excluded.flush_interval_ms > 0 THEN excluded.flush_interval_ms ELSE "
-           "flush_interval_ms END, spool_batches = excluded.spool_batches, "
-           "spool_bytes = excluded.spool_bytes")
-
-
-# -- ingest --------------------------------------------------------------------------------
-
-def install(store: Any) -> None:
-    """Keep ``agent_live`` current with every stored batch (a group hook)."""
-    store.add_group_hook(group_hook)
-
-
-def group_hook(conn: sqlite3.Connection, group: list[Any]) -> None:
-    """One row per agent of the group: its newest batch's backlog and interval."""
-    latest: dict[int, tuple] = {}
-    for item in group:
-        head = item.batch
-        old = latest.get(item.key)
-        flush = head.flush_interval_ms or (old[2] if old else 0)
-        latest[item.key] = (item.key, item.received_ms, flush, head.spool_batches,
-                            head.spool_bytes)
-    if latest:
-        rollup.upsert(conn, _UPSERT, list(latest.values()))
-
 
 # -- the view ------------------------------------------------------------------------------
 
