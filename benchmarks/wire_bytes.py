@@ -51,6 +51,7 @@ from worklens.agent import config as agent_config  # noqa: E402
 from worklens.agent.credential import Connection  # noqa: E402
 from worklens.agent.delivery import open_delivery  # noqa: E402
 from worklens.agent.enroll import enroll  # noqa: E402
+from worklens.agent.sampler import CUT_AFTER_FLUSHES  # noqa: E402
 from worklens.agent.shipper import Backoff  # noqa: E402
 from worklens.common import settings as wl_config  # noqa: E402
 from worklens.v1 import agent_pb2  # noqa: E402
@@ -146,7 +147,7 @@ class Workday:
         state, state_start = ACTIVE, t
         counts = [0, 0, 0, 0]
         pid_of = {}
-        w_cont = a_cont = wrote = False
+        w_cont = a_cont = False
         last_cut = t
         while t < self.end_ms:
             t += 1000
@@ -173,14 +174,10 @@ class Workday:
             if t >= next_process:
                 out.extend(self._process_sample(t))
                 next_process += 60_000
-            if out:
-                wrote = True
             if t >= next_cut:
                 next_cut += flush_ms
-                # as agent/sampler.py: cut when the flush sends something anyway, or
-                # when the spans went uncut for 1.5 flush intervals
-                due = wrote or t - last_cut >= 1.5 * flush_ms
-                wrote = False
+                # as agent/sampler.py: when the spans went uncut for 1.5 flush intervals
+                due = t - last_cut >= CUT_AFTER_FLUSHES * flush_ms
             else:
                 due = False
             if due:
