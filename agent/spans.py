@@ -45,6 +45,10 @@ ASLEEP = agent_pb2.ACTIVITY_STATE_ASLEEP
 PASSIVE = agent_pb2.ACTIVITY_STATE_PASSIVE
 UINT32_MAX = 2**32 - 1
 CLOCK_STEP_BACK_MS = 60_000   # a bigger backwards wall-clock step restarts the timeline
+# Cuts fall on whole seconds: the parts of a long span then last whole multiples of
+# a second, which the stream's DEFLATE context turns into a byte or two (the wire
+# budget); a part still ends no later than it may.
+CUT_GRANULARITY_MS = 1000
 
 Span = agent_pb2.WindowSpan | agent_pb2.ActivitySpan
 
@@ -187,13 +191,15 @@ class SpanTracker:
 
     def cut(self, now_ms: int) -> list[Span]:
         """Close the open spans as they stand and continue them from the same instant
-        (the flush); returns the closed parts. An ACTIVE span is cut at the last
-        input (see the module docstring); nothing is cut that would be empty."""
+        (the flush, down to a whole second); returns the closed parts. An ACTIVE span
+        is cut at the last input (see the module docstring); nothing is cut that
+        would be empty."""
         closed: list[Span] = []
         for span in (self._window, self._activity):
             if span is None:
                 continue
             at = self._settled_end(span, now_ms)
+            at -= at % CUT_GRANULARITY_MS
             if at <= span.start_ms:
                 continue
             closed.append(span.record(at))

@@ -147,7 +147,7 @@ class Workday:
         state, state_start = ACTIVE, t
         counts = [0, 0, 0, 0]
         pid_of = {}
-        w_cont = a_cont = False
+        w_cont = a_cont = wrote = False
         last_cut = t
         while t < self.end_ms:
             t += 1000
@@ -174,10 +174,14 @@ class Workday:
             if t >= next_process:
                 out.extend(self._process_sample(t))
                 next_process += 60_000
+            if out:
+                wrote = True
             if t >= next_cut:
                 next_cut += flush_ms
-                # as agent/sampler.py: when the spans went uncut for 1.5 flush intervals
-                due = t - last_cut >= CUT_AFTER_FLUSHES * flush_ms
+                # as agent/sampler.py: cut when the flush sends something anyway, or
+                # when the spans went uncut for 1.5 flush intervals
+                due = wrote or t - last_cut >= CUT_AFTER_FLUSHES * flush_ms
+                wrote = False
             else:
                 due = False
             if due:

@@ -187,15 +187,15 @@ def test_a_cut_closes_the_open_parts_and_continues_them_at_the_same_instant():
     tracker = SpanTracker()
     feed(tracker, [Observation(t, EDITOR, ACTIVE, t, InputCounts(key_presses=2))
                    for t in range(0, 5000, 1000)])
-    parts = tracker.cut(4500)
+    parts = tracker.cut(4500)                  # cuts fall on whole seconds; ACTIVE: last input
     assert [(type(p).__name__, p.start_ms, p.duration_ms, p.continued) for p in parts] == [
-        ("WindowSpan", 0, 4500, False), ("ActivitySpan", 0, 4000, False)]  # ACTIVE: last input
+        ("WindowSpan", 0, 4000, False), ("ActivitySpan", 0, 4000, False)]
     assert activity(parts)[0].key_presses == 10
     feed(tracker, [Observation(t, EDITOR, ACTIVE, t, InputCounts(key_presses=1))
                    for t in range(5000, 9000, 1000)])
     final = tracker.close(9000)
     assert [(p.start_ms, p.duration_ms, p.continued) for p in windows(final)] == \
-        [(4500, 4500, True)]
+        [(4000, 5000, True)]
     assert [(p.start_ms, p.duration_ms, p.continued, p.key_presses) for p in activity(final)] \
         == [(4000, 5000, True, 4)]
     # the parts add up to the whole, keys counted once
