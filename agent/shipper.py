@@ -201,6 +201,8 @@ class Shipper:
         try:
             stub = agent_pb2_grpc.AgentServiceStub(channel)
             window.packed = self._hello(stub, cred.agent_id)
+            if self.spool.get("auth_error"):   # Hello took this credential: a stop is over
+                self.spool.put("auth_error", None)
             self._window = window
             if self._stopping.is_set():
                 return 0.0
