@@ -34,6 +34,18 @@ ROLE_FOR = {"summary": "viewer", "export": "exporter"}
 
 # -- talking to the collector -------------------------------------------------------------
 
+def base_url(url: str) -> str:
+    """``--url`` as people type it: a bare HOST:PORT means ``http://`` (the HTTP
+    port's default, plain text on loopback); any other scheme is one line."""
+    typed = url.strip()
+    url = typed if "://" in typed else f"http://{typed}"
+    scheme, _, rest = url.partition("://")
+    if scheme.lower() not in ("http", "https") or not rest.strip("/"):
+        raise UserError(f"--url {typed!r}: expected HOST:PORT, http://HOST:PORT or "
+                        "https://HOST:PORT")
+    return url
+
+
 def _session(args: argparse.Namespace) -> requests.Session:
     if not args.token:
         raise UserError("no API token: set --token or WORKLENS_TOKEN")
@@ -299,6 +311,7 @@ def _write_file(path: Path, chunks: Iterable[bytes], progress: Progress) -> None
 
 
 def command(args: argparse.Namespace, cfg: Any, data_dir: Path) -> int:
+    args.url = base_url(args.url)
     if args.command == "summary":
         return run_summary(args)
     if args.command == "export":

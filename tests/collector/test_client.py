@@ -146,6 +146,25 @@ def test_unreachable_collector(col, data):
     one_line_error(done, f"cannot reach the collector at {url}")
 
 
+def test_a_url_without_scheme_means_http(col, data):
+    bare = col.url.removeprefix("http://")
+    assert bare != col.url and "://" not in bare
+    done = run(col, "summary", *day_args("--by", "app", "--format", "json"),
+               token=data["viewer"], url=bare)
+    assert done.returncode == 0, done.stderr
+    assert {r["app"] for r in json.loads(done.stdout)["rows"]} == {"code", "firefox"}
+    done = run(col, "export", "spans", *day_args(), token=data["exporter"], url=bare + "/")
+    assert done.returncode == 0 and done.stdout.startswith(b"agent"), done.stderr
+
+
+@pytest.mark.parametrize("url", ["ftp://127.0.0.1:8080", "http://", "   "])
+def test_a_url_that_is_not_http_is_one_line(col, data, url):
+    text = one_line_error(run(col, "summary", *day_args("--by", "app"), token=data["viewer"],
+                              url=url))
+    assert text == (f"worklens-collector: error: --url {url.strip()!r}: expected HOST:PORT, "
+                    "http://HOST:PORT or https://HOST:PORT\n")
+
+
 def test_bad_or_missing_token(col, data):
     one_line_error(run(col, "summary", *day_args("--by", "app"), token="wl_bad_token"),
                    "set --token or WORKLENS_TOKEN")
