@@ -7,8 +7,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from worklens import config as _config
-from worklens.config import LogSection, duration, setting
+from worklens.common import settings as _config
+from worklens.common.settings import LogSection, duration, setting
 
 
 def _valid_regexes(patterns: list[str]) -> bool:
@@ -76,6 +76,6 @@ def check(cfg: AgentConfig) -> None:
     """What a key's type alone cannot check: the schedule's grammar, which lives
     with the schedule (agent.privacy). Every command loads through here, so
     ``status`` never accepts a configuration that ``run`` refuses."""
-    from agent.privacy import load_schedule
+    from worklens.agent.privacy import load_schedule
 
     load_schedule(cfg.privacy.schedule)

@@ -4,11 +4,10 @@ bad value stops with one line naming the key."""
 from __future__ import annotations
 
 import pytest
-from worklens.config import ConfigError, load
-from worklens.durations import format_duration, parse_duration
-
-from agent import config as agent_config
-from collector import config as collector_config
+from worklens.agent import config as agent_config
+from worklens.collector import config as collector_config
+from worklens.common.durations import format_duration, parse_duration
+from worklens.common.settings import ConfigError, load
 
 
 @pytest.mark.parametrize(("text", "seconds"), [
@@ -94,7 +93,7 @@ def test_missing_config_file_is_one_clear_error(tmp_path):
 
 def test_installed_config_is_found_without_a_flag(tmp_path, monkeypatch):
     """IT runs a plain `worklens-agent status`: the installed file applies."""
-    from worklens.config import system_config_file
+    from worklens.common.settings import system_config_file
 
     path = tmp_path / "agent.toml"
     path.write_text('[privacy]\ncapture_titles = false\n')
@@ -139,7 +138,7 @@ def test_the_other_programs_settings_and_the_documented_variables_are_accepted()
     """Agent and collector may share an environment (make run, a shell): each ignores
     the other's sections; the names come from the dataclasses, so a section added
     later is covered without editing this test."""
-    from worklens.config import OTHER_VARIABLES
+    from worklens.common.settings import OTHER_VARIABLES
 
     others = {name: "" for name in OTHER_VARIABLES} | {
         "WORKLENS_WINDOW_BACKEND": "", "WORKLENS_IDLE_BACKEND": "",
@@ -158,7 +157,7 @@ def _cli(program: str, *args: str, env: dict[str, str]):
     import subprocess
     import sys
     clean = {k: v for k, v in os.environ.items() if not k.startswith("WORKLENS_")} | env
-    return subprocess.run([sys.executable, "-c", f"from {program}.cli import main; main()",
+    return subprocess.run([sys.executable, "-c", f"from worklens.{program}.cli import main; main()",
                            *args], env=clean, capture_output=True, text=True, timeout=60)
 
 
