@@ -74,8 +74,10 @@ def _check(resp: requests.Response, url: str, command: str) -> None:
         raise UserError(f"the collector refused the token ({message}): set --token or "
                         "WORKLENS_TOKEN to a valid token")
     if resp.status_code == 403:
-        raise UserError(f"permission denied: {message} (`{command}` needs a "
-                        f"{ROLE_FOR[command]} token)")
+        role = ROLE_FOR[command]   # said once: the collector's message names it already
+        hint = "" if role in message else \
+            f" (`{command}` needs {'an' if role[0] in 'aeiou' else 'a'} {role} token)"
+        raise UserError(f"permission denied: {message}{hint}")
     if resp.status_code in (400, 404, 422):
         raise UserError(message)
     raise UserError(f"the collector at {url} answered {resp.status_code}: {message}")

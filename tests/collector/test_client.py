@@ -174,7 +174,9 @@ def test_bad_or_missing_token(col, data):
 def test_role_too_low_names_the_role(col, data, tmp_path):
     out = tmp_path / "never.csv"
     done = run(col, "export", "spans", *day_args("-o", str(out)), token=data["viewer"])
-    one_line_error(done, "exporter")
+    assert one_line_error(done) == ("worklens-collector: error: permission denied: this needs "
+                                    "the exporter role (or higher); your token has the viewer "
+                                    "role\n")
     assert not out.exists()
 
 
@@ -209,3 +211,16 @@ def test_export_of_one_agent_or_one_user(col, data):
     assert titles("--agent", carol.agent_id) == ["carol.py"]
     assert titles("--user", "dave") == ["#general"]
     assert titles("--user", "dave", "--agent", carol.agent_id) == []
+
+
+def test_a_refusal_that_does_not_name_the_role_gets_it_from_the_command():
+    """A proxy in front of the collector answers 403 in its own words."""
+    import requests
+    from worklens.collector.cli.client import _check
+    from worklens.common.cli import UserError
+
+    resp = requests.Response()
+    resp.status_code, resp._content, resp.reason = 403, b"Forbidden", "Forbidden"
+    with pytest.raises(UserError) as err:
+        _check(resp, "https://proxy.example", "export")
+    assert str(err.value) == "permission denied: Forbidden (`export` needs an exporter token)"
