@@ -5,7 +5,7 @@ and can run while the collector serves."""
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +41,10 @@ def rollups_command(args: Any, cfg: Any, data_dir: Path) -> int:
     """``rollups rebuild [--from DATE] [--to DATE]`` (dates in [summary] timezone)."""
     try:
         tz = parse_tz(None, cfg.summary.timezone)
-        first = parse_date(args.date_from, tz) if args.date_from else None
-        last = parse_date(args.date_to, tz) if args.date_to else None
     except DateError as exc:
         raise UserError(str(exc)) from None
+    first = _date("--from", args.date_from, tz)
+    last = _date("--to", args.date_to, tz)
     if first and last and first > last:
         raise UserError(f"--from {first} is after --to {last}")
     from_ms = midnight_ms(first, tz) if first else None
@@ -58,6 +58,14 @@ def rollups_command(args: Any, cfg: Any, data_dir: Path) -> int:
     span = f"{first or 'the beginning'} to {last or 'now'}"
     print(f"rebuilt rollups for {agents} agent(s), {span}, in {time.monotonic() - started:.1f}s")
     return 0
+
+
+def _date(flag: str, text: str | None, tz: Any) -> date | None:
+    """A --from/--to date; the error names the flag, as summary's and export's do."""
+    try:
+        return parse_date(text, tz) if text else None
+    except DateError as exc:
+        raise UserError(f"{flag}: {exc}") from None
 
 
 def rules_command(args: Any, cfg: Any, data_dir: Path) -> int:
