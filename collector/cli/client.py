@@ -15,12 +15,12 @@ import io
 import json
 import os
 import sys
-import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import requests
+from worklens.collector.cli.progress import Progress
 from worklens.collector.reports.csvexport import safe
 from worklens.collector.reports.dates import DateError, parse_date, parse_tz
 from worklens.common.cli import UserError
@@ -241,39 +241,13 @@ def _title(data: dict[str, Any]) -> str:
 
 # -- export ---------------------------------------------------------------------------------
 
-class Progress:
-    """Rows and MB on one self-rewriting stderr line, only for a person at a terminal."""
-
-    def __init__(self, enabled: bool, every_s: float = 0.5):
-        self.enabled = enabled
-        self.every_s = every_s
-        self.rows = 0
-        self.bytes = 0
-        self._last = 0.0
-
-    def add(self, chunk: bytes) -> None:
-        self.bytes += len(chunk)
-        self.rows += chunk.count(b"\n")
-        now = time.monotonic()
-        if self.enabled and now - self._last >= self.every_s:
-            self._last = now
-            self._show("")
-
-    def done(self) -> None:
-        if self.enabled:
-            self._show("\n")
-
-    def _show(self, end: str) -> None:
-        rows = max(self.rows - 1, 0)  # the header line is not a row
-        sys.stderr.write(f"\rexported {rows:,} rows, {self.bytes / 1e6:.1f} MB{end}")
-        sys.stderr.flush()
-
-
 def _copy(chunks: Iterable[bytes], out: BinaryIO, progress: Progress) -> None:
+    size = 0
     for chunk in chunks:
         if chunk:
             out.write(chunk)
-            progress.add(chunk)
+            size += len(chunk)
+            progress.add(chunk.count(b"\n"), f"{size / 1e6:.1f} MB")
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -281,7 +255,9 @@ def run_export(args: argparse.Namespace) -> int:
     session = _session(args)
     resp = _get(session, args.url, f"/api/v1/export/{args.kind}.csv", params, "export",
                 stream=True)
-    progress = Progress(enabled=sys.stderr.isatty())
+    progress = Progress("exported")
+    progress.done = -1    # the header line is not a row
+    progress.add(0)       # a person sees at once that the export started
     try:
         chunks = resp.iter_content(chunk_size=CHUNK_BYTES)
         if args.output is None:
@@ -293,7 +269,7 @@ def run_export(args: argparse.Namespace) -> int:
         raise UserError(f"the export from {args.url} broke off: {_reason(exc)}") from None
     finally:
         resp.close()
-    progress.done()
+        progress.finish()   # on a terminal: the count so far, then any error on its own line
     return 0
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from worklens.collector import retention
 from worklens.collector.access import audit
+from worklens.collector.cli.progress import Progress
 from worklens.collector.config import store_url
 from worklens.collector.reports.dates import DateError, midnight_ms, parse_date, parse_tz
 from worklens.collector.rollup import buckets, rules
@@ -50,11 +51,13 @@ def rollups_command(args: Any, cfg: Any, data_dir: Path) -> int:
     from_ms = midnight_ms(first, tz) if first else None
     to_ms = midnight_ms(last + timedelta(days=1), tz) if last else None
     store = open_store(store_url(cfg, data_dir))
+    progress = Progress("rebuilding rollups:")
     try:
         started = time.monotonic()
-        agents = buckets.rebuild(store, from_ms, to_ms)
+        agents = buckets.rebuild(store, from_ms, to_ms, progress)
     finally:
         store.close()
+    progress.finish()
     span = f"{first or 'the beginning'} to {last or 'now'}"
     print(f"rebuilt rollups for {agents} agent(s), {span}, in {time.monotonic() - started:.1f}s")
     return 0
@@ -82,7 +85,10 @@ def rules_command(args: Any, cfg: Any, data_dir: Path) -> int:
         if args.action == "show":
             print(rules.to_toml(rules.get_rules(store)), end="")
             return 0
-        buckets.set_rules(store, loaded)
+        progress = Progress("re-categorising history:")
+        buckets.set_rules(store, loaded, progress)
+        if progress.total is not None:   # titles decide: the window rollups were recomputed
+            progress.finish()
         audit.record(store, audit.local_operator(), "rules.load",
                      {"file": str(args.file), "rules": [r.to_dict() for r in loaded]})
         print(f"loaded {len(loaded)} rule(s); history re-categorised")
