@@ -1,5 +1,5 @@
 """Summaries and timelines (role viewer). The numbers come from the
-summaries engineer's ``collector.summary`` (rollups, not raw spans); this
+reports' ``reports.summary`` (rollups, not raw spans); this
 module only parses parameters and shapes JSON."""
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ check, the same validation, the same store call.
 
 Revocation: a stream is authenticated when it opens and again, before the next
 batch is accepted, (a) at once when this process revoked or re-enrolled any
-agent since (collector.enrollment's change counter), and (b) at least every
+agent since (access.enrollment's change counter), and (b) at least every
 ``CREDENTIAL_RECHECK_S`` seconds otherwise, which catches revocations written
 by another process (the ``token``/admin CLI, the HTTP API's own SQL, other
 collectors sharing a database). A stream whose credential no longer holds ends
