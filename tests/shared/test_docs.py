@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pytest
 
-# Each program's config module, holding AgentConfig / CollectorConfig. After the
-# namespace move this one line reads worklens.agent.config / worklens.collector.config.
-CONFIG_MODULES = {"agent": "agent.config", "collector": "collector.config"}
-DURATIONS = "worklens.durations"   # after the move: worklens.common.durations
+# Each program's config module, holding AgentConfig / CollectorConfig.
+CONFIG_MODULES = {"agent": "worklens.agent.config", "collector": "worklens.collector.config"}
+DURATIONS = "worklens.common.durations"
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs"
