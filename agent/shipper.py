@@ -64,6 +64,7 @@ import grpc
 from worklens.agent.channel import explain, open_channel
 from worklens.agent.credential import Connection, Credential
 from worklens.agent.spool import Spool, now_ms
+from worklens.common import wire
 from worklens.common.cli import UserError
 from worklens.common.packing import PACKING, Packer
 from worklens.v1 import agent_pb2, agent_pb2_grpc
@@ -75,8 +76,6 @@ RETRYABLE = frozenset({
     grpc.StatusCode.CANCELLED, grpc.StatusCode.DATA_LOSS, grpc.StatusCode.OUT_OF_RANGE,
 })
 AUTH_FAILURES = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED})
-REJECTED_SEQUENCE_KEY = "worklens-rejected-sequence"
-RETRY_AFTER_KEY = "retry-after-ms"
 HELLO_TIMEOUT_S = 15.0
 
 
@@ -134,6 +133,10 @@ class Shipper:
         self._wakeup = threading.Condition()
         self._window: _Window | None = None
         self._used_stamp = 0.0   # credential file version the current attempt uses
+        # the failure this run last warned about: repeats of it go to DEBUG. Not the
+        # spool's last_error, which outlives the run (for `status`): a restarted agent
+        # must say once why it cannot deliver, not stay silent.
+        self._warned: str | None = None
         self._thread: threading.Thread | None = None
         # told to the collector in each stream's first batch (its live view's offline rule)
         self.flush_interval_ms = 0
@@ -203,6 +206,8 @@ class Shipper:
         try:
             stub = agent_pb2_grpc.AgentServiceStub(channel)
             window.packed = self._hello(stub, cred.agent_id)
+            if self.spool.get("auth_error"):   # Hello took this credential: a stop is over
+                self.spool.put("auth_error", None)
             self._window = window
             if self._stopping.is_set():
                 return 0.0
@@ -234,6 +239,7 @@ class Shipper:
         for ack in call:
             if window.acked(ack.sequence):
                 self.backoff.reset()
+                self._warned = None
                 if self.spool.get("last_error"):
                     self.spool.put("last_error", None)
                     log.info("delivering again: batch %d acknowledged", ack.sequence)
@@ -252,16 +258,17 @@ class Shipper:
             log.error("stopped sending: %s", message)
             self.spool.put("auth_error", message)
             raise AuthStopped(message)
-        if code == grpc.StatusCode.INVALID_ARGUMENT or (
-                code == grpc.StatusCode.RESOURCE_EXHAUSTED and RETRY_AFTER_KEY not in trailing):
-            sequence = _int(trailing.get(REJECTED_SEQUENCE_KEY)) or (
+        refused_for_good = code == grpc.StatusCode.RESOURCE_EXHAUSTED \
+            and wire.RETRY_AFTER_KEY not in trailing
+        if code == grpc.StatusCode.INVALID_ARGUMENT or refused_for_good:
+            sequence = _int(trailing.get(wire.REJECTED_SEQUENCE_KEY)) or (
                 window.oldest_in_flight() if window else None)
             reason = f"{code.name}: {err.details() if hasattr(err, 'details') else ''}"
             if sequence is not None and self.spool.dead_letter(sequence, reason):
                 return 0.0   # the rest flows on at once
             return self._failed(f"collector answered {reason}")
         if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-            delay = max(_int(trailing[RETRY_AFTER_KEY]) or 0, 0) / 1000
+            delay = max(_int(trailing[wire.RETRY_AFTER_KEY]) or 0, 0) / 1000
             log.warning("collector busy; retrying in %.1fs as it asked", delay)
             return delay
         if code not in RETRYABLE:
@@ -270,8 +277,9 @@ class Shipper:
 
     def _failed(self, message: str) -> float:
         delay = self.backoff.next()
-        if self.spool.get("last_error") != message:
+        if self._warned != message:
             log.warning("%s; retrying in %.1fs (data is kept in the spool)", message, delay)
+            self._warned = message
         else:
             log.debug("%s; retrying in %.1fs", message, delay)
         self.spool.put("last_error", message)

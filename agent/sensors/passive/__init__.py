@@ -29,42 +29,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from worklens.agent.sensors._select import SensorStatus
+from worklens.agent.sensors.passive._base import (
+    CALL,
+    INHIBITOR,
+    MEDIA,
+    REASON_NAMES,
+    RULE,
+    Signal,
+    Unavailable,
+)
 from worklens.agent.sensors.window._base import WindowInfo
-from worklens.v1 import agent_pb2
 
 log = logging.getLogger(__name__)
-
-MEDIA, CALL = agent_pb2.PASSIVE_REASON_MEDIA, agent_pb2.PASSIVE_REASON_CALL
-INHIBITOR, RULE = agent_pb2.PASSIVE_REASON_INHIBITOR, agent_pb2.PASSIVE_REASON_RULE
-REASON_NAMES = {MEDIA: "media", CALL: "call", INHIBITOR: "inhibitor", RULE: "rule"}
-
-
-class Signal:
-    """One passive signal. ``available`` False means it cannot work here and
-    ``detail`` says why (with the fix); ``engaged`` must not raise."""
-
-    reason: int = 0
-    backend: str = ""
-    available: bool = True
-    detail: str = ""
-    every: float = 0.0          # seconds between two real checks (results are reused)
-
-    def engaged(self, window: WindowInfo | None) -> bool:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        """Release connections."""
-
-
-class Unavailable(Signal):
-    available = False
-
-    def __init__(self, reason: int, backend: str, detail: str) -> None:
-        self.reason, self.backend, self.detail = reason, backend, detail
-
-    def engaged(self, window: WindowInfo | None) -> bool:
-        return False
-
+__all__ = ["CALL", "INHIBITOR", "MEDIA", "REASON_NAMES", "RULE", "PassiveDetector",
+           "RuleSignal", "Signal", "Unavailable", "describe", "open_detector"]
 
 class RuleSignal(Signal):
     """The operator's list: these apps count as passive while focused."""

@@ -16,7 +16,7 @@ import ctypes
 import ctypes.util
 from collections.abc import Callable
 
-from worklens.agent.sensors.passive import CALL, Signal
+from worklens.agent.sensors.passive._base import CALL, Signal
 from worklens.agent.sensors.window._base import WindowInfo
 
 

@@ -14,7 +14,7 @@ import os
 from typing import Any
 
 import psutil
-from worklens.agent.sensors.passive import INHIBITOR, MEDIA, Signal, Unavailable
+from worklens.agent.sensors.passive._base import INHIBITOR, MEDIA, Signal, Unavailable
 from worklens.agent.sensors.window._base import WindowInfo
 
 log = logging.getLogger(__name__)

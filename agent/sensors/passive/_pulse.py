@@ -18,7 +18,7 @@ import shutil
 import subprocess
 from collections.abc import Callable
 
-from worklens.agent.sensors.passive import CALL, Signal, Unavailable
+from worklens.agent.sensors.passive._base import CALL, Signal, Unavailable
 from worklens.agent.sensors.window._base import WindowInfo
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
-from worklens.agent.sensors.passive import CALL, Signal
+from worklens.agent.sensors.passive._base import CALL, Signal
 from worklens.agent.sensors.window._base import WindowInfo
 
 CONSENT_STORE = (r"Software\Microsoft\Windows\CurrentVersion\CapabilityAccessManager"
