@@ -192,15 +192,17 @@ class SpanTracker:
     def cut(self, now_ms: int) -> list[Span]:
         """Close the open spans as they stand and continue them from the same instant
         (the flush, down to a whole second); returns the closed parts. An ACTIVE span
-        is cut at the last input (see the module docstring); nothing is cut that
-        would be empty."""
+        is cut at the last input (see the module docstring), and the window span with
+        it: window time after the last input is neither active nor idle yet, and two
+        parts of equal length cost the wire one. Nothing is cut that would be empty."""
         closed: list[Span] = []
+        anchor = self._activity if self._activity is not None else self._window
+        if anchor is None:
+            return closed
+        at = self._settled_end(anchor, now_ms)
+        at -= at % CUT_GRANULARITY_MS
         for span in (self._window, self._activity):
-            if span is None:
-                continue
-            at = self._settled_end(span, now_ms)
-            at -= at % CUT_GRANULARITY_MS
-            if at <= span.start_ms:
+            if span is None or at <= span.start_ms:
                 continue
             closed.append(span.record(at))
             span.start_ms, span.continued = at, True

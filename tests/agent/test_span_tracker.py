@@ -232,3 +232,13 @@ def test_nothing_empty_is_cut_and_a_checkpoint_after_a_cut_holds_only_the_rest()
     assert tracker.cut(2000) == [] and tracker.open_records(2000) == []
     assert [(r.start_ms, r.duration_ms, r.continued) for r in tracker.open_records(2500)] == \
         [(2000, 500, True), (2000, 500, True)]
+
+
+def test_while_someone_reads_the_window_part_waits_with_the_active_part():
+    tracker = SpanTracker()
+    tracker.observe(Observation(0, EDITOR, ACTIVE, 0))
+    tracker.observe(Observation(1500, EDITOR, ACTIVE, 1500))    # last input at 1.5 s
+    tracker.observe(Observation(30000, EDITOR, ACTIVE, 1500))   # reading since
+    parts = tracker.cut(30000)
+    assert [(type(p).__name__, p.start_ms, p.duration_ms) for p in parts] == [
+        ("WindowSpan", 0, 1000), ("ActivitySpan", 0, 1000)]     # whole seconds
