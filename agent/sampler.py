@@ -126,6 +126,7 @@ class Sampler:
         self._passive: PassiveDetector | None = None
         self._wrote = False               # records written since the last flush
         self._last_cut_ms: int | None = None
+        self._started_ms: int | None = None     # the first sample: the spans began there
         self._passive_rule = PassiveRule(None, cfg.sampling.passive_max)
 
     def start(self) -> list[SensorStatus]:
@@ -162,6 +163,8 @@ class Sampler:
             if not self._follow_schedule():
                 return
             records: list[Record] = []
+            if self._started_ms is None:
+                self._started_ms = wall_ms(self._clock)
             gap = self._sleep.check()
             if gap is not None:
                 log.info("the machine slept for %.0fs", (gap.end_ms - gap.start_ms) / 1000)
@@ -219,7 +222,7 @@ class Sampler:
                 return
             now = wall_ms(self._clock)
             if self._last_cut_ms is None:
-                self._last_cut_ms = now      # the first flush interval starts now
+                self._last_cut_ms = self._started_ms if self._started_ms is not None else now
             flush_ms = self._cfg.delivery.flush_interval * 1000
             closed = []
             if self._wrote or now - self._last_cut_ms >= CUT_AFTER_FLUSHES * flush_ms:
