@@ -165,3 +165,61 @@ def test_a_busy_microphone_is_passive_call_until_recording_stops(
     assert kinds[i + 1:i + 3] == [("IDLE", "UNSPECIFIED"), ("ACTIVE", "UNSPECIFIED")], states
     assert stopped - 0.5 <= states[i + 1][2] <= stopped + 3.5, (states, stopped)
     assert abs(states[i + 2][2] - moved) <= 1.0, (states, moved)
+
+
+class StandInSessionManager:
+    """``org.gnome.SessionManager`` answering ``IsInhibited(flags)`` on a real session
+    bus (no GNOME session here): a stand-in for the one D-Bus call the agent makes."""
+
+    def __init__(self, address: str) -> None:
+        import threading
+
+        from jeepney.bus_messages import message_bus
+        from jeepney.io.blocking import open_dbus_connection
+
+        self.inhibited_flags = 0
+        self.asked: list[int] = []
+        self._conn = open_dbus_connection(bus=address)
+        self._conn.send_and_get_reply(message_bus.RequestName("org.gnome.SessionManager"))
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        from jeepney import MessageType, new_method_return
+
+        while True:
+            try:
+                msg = self._conn.receive()
+            except Exception:   # the connection closed at the end of the test
+                return
+            h = msg.header
+            if h.message_type == MessageType.method_call and \
+                    h.fields.get(3) == "IsInhibited":   # 3: the member header field
+                flags = msg.body[0]
+                self.asked.append(flags)
+                self._conn.send(new_method_return(msg, "b", (bool(self.inhibited_flags & flags),)))
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def test_an_idle_inhibitor_held_in_the_gnome_session_is_seen(session_bus, monkeypatch):
+    from worklens.agent.sensors.passive import INHIBITOR
+    from worklens.agent.sensors.passive._dbus import IdleInhibitors
+
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", session_bus)
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent")
+    manager = StandInSessionManager(session_bus)
+    signal_ = IdleInhibitors.open()
+    try:
+        assert signal_.available and signal_.reason == INHIBITOR, signal_.detail
+        assert signal_.detail == "GNOME session manager"
+        assert signal_.engaged(None) is False
+        manager.inhibited_flags = 8 | 4          # idle (8) and suspend (4) inhibited
+        assert signal_.engaged(None) is True
+        manager.inhibited_flags = 4              # suspend only: not an idle inhibitor
+        assert signal_.engaged(None) is False
+        assert manager.asked == [8, 8, 8]        # the agent asks for the idle flag only
+    finally:
+        signal_.close()
+        manager.close()
