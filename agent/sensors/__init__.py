@@ -27,12 +27,13 @@ def describe(cfg) -> list[SensorStatus]:
     sensor and reads nothing the agent would not read anyway.
     """
     from agent.sensors import idle, input, processes, window
+    from agent.sensors._select import configured_backend
 
     statuses = []
     for kind in (window, idle):
         backend, status = kind.open_sensor(cfg)
         backend.close()
         statuses.append(status)
-    statuses.append(input.probe())
+    statuses.append(input.probe(configured_backend(cfg, "input")))
     statuses.append(processes.describe(cfg))
     return statuses

@@ -25,17 +25,24 @@ from agent.sensors.window._base import WindowInfo
 def test_defaults_by_platform_and_session():
     assert default_backends("window", "linux", {"DISPLAY": ":0"}) == ["x11"]
     assert default_backends("idle", "linux", {"DISPLAY": ":0"}) == ["x11", "logind"]
-    assert default_backends("window", "linux", {"WAYLAND_DISPLAY": "wayland-0"}) == []
+    # Wayland: the compositor's interfaces first; X11 (XWayland sees only X clients)
+    # last, and only when there is an X display at all
+    wayland = {"WAYLAND_DISPLAY": "wayland-0"}
+    assert default_backends("window", "linux", wayland) == ["wlroots", "gnome", "kde"]
+    assert default_backends("window", "linux", {**wayland, "DISPLAY": ":0"}) == \
+        ["wlroots", "gnome", "kde", "x11"]
+    assert default_backends("idle", "linux", wayland) == ["wayland", "gnome", "logind"]
     assert default_backends("idle", "linux", {}) == ["logind"]
     assert default_backends("window", "win32", {}) == ["win32"]
     assert default_backends("idle", "darwin", {}) == ["darwin"]
 
 
-def test_wayland_without_xwayland_falls_back_to_none_and_says_how_to_fix():
-    backend, status = window.open_sensor(env={"WAYLAND_DISPLAY": "wayland-0"}, platform="linux")
+def test_wayland_without_a_usable_interface_falls_back_to_none_and_says_why():
+    backend, status = window.open_sensor(env={"WAYLAND_DISPLAY": "wayland-nowhere-0"},
+                                         platform="linux")
     assert backend.active_window() is None
     assert (status.backend, status.available) == ("none", False)
-    assert "XWayland" in status.reason
+    assert "wlroots: cannot connect to Wayland display wayland-nowhere-0" in status.reason
 
 
 def test_headless_linux_says_to_set_display():
