@@ -53,21 +53,39 @@ def desktop_user() -> pwd.struct_passwd:
         return pwd.getpwnam(USER)
 
 
-def unreadable_python(user: pwd.struct_passwd) -> str:
-    """Why ``user`` cannot run this interpreter with the project importable ("" if it can).
+def python_for(user: pwd.struct_passwd) -> tuple[str, str] | None:
+    """A Python ``user`` can run with this project and its packages importable:
+    (interpreter, code to run first), or None if there is none.
 
-    A venv made from a Python under /root (pyenv) is not readable by anyone else:
-    make it from the system Python (``PYTHON=/usr/bin/python3 make .venv/.installed``)."""
-    done = subprocess.run(
-        [*as_user(user), sys.executable, "-c", "import agent, pywayland"], cwd="/",
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, capture_output=True, text=True,
-        timeout=60, check=False)
-    if done.returncode == 0:
-        return ""
-    last = (done.stderr.strip().splitlines() or ["?"])[-1]
-    return (f"user {user.pw_name} cannot run {sys.executable} with the project ({last}): "
-            "make the venv from a Python every user can read, e.g. "
-            "PYTHON=/usr/bin/python3 make .venv/.installed")
+    This interpreter when the user can run it. A venv made from a Python under
+    /root (pyenv, as root) is not readable by anyone else, though its
+    site-packages under the work tree are: then the system's Python of the same
+    version runs with those site directories added (same ABI, same packages)."""
+    probe = "import agent, pywayland"
+    if _runs(user, [sys.executable, "-c", probe]):
+        return sys.executable, ""
+    system = shutil.which(f"python{sys.version_info.major}.{sys.version_info.minor}",
+                          path="/usr/bin:/usr/local/bin")
+    if system is None:
+        return None
+    import site
+
+    dirs = [d for d in site.getsitepackages() if os.path.isdir(d)]
+    preamble = f"import site; [site.addsitedir(d) for d in {dirs!r}]; "
+    return (system, preamble) if _runs(user, [system, "-c", preamble + probe]) else None
+
+
+def agent_argv(python: tuple[str, str], *args: str) -> list[str]:
+    """``worklens-agent ARGS`` through ``python`` (from ``python_for``)."""
+    interpreter, preamble = python
+    return [interpreter, "-c", preamble + "from agent.cli import main; main()", *args]
+
+
+def _runs(user: pwd.struct_passwd, argv: list[str]) -> bool:
+    done = subprocess.run([*as_user(user), *argv], cwd="/", capture_output=True,
+                          env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+                          timeout=60, check=False)
+    return done.returncode == 0
 
 
 def as_user(user: pwd.struct_passwd) -> list[str]:
@@ -86,6 +104,7 @@ class Sway:
     wayland_display: str = ""
     sway_socket: str = ""
     clients: list[subprocess.Popen] = field(default_factory=list)
+    python: tuple[str, str] | None = None      # set by a test: see python_for
 
     @classmethod
     def start(cls) -> Sway:

@@ -16,9 +16,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from collector_harness import collector_command
-from e2e_support import agent_command, clean_env
+from e2e_support import clean_env
 from polling import wait_for
-from sway import Sway, missing_programs, unreadable_python
+from sway import Sway, agent_argv, missing_programs, python_for
 
 pytestmark = pytest.mark.system
 
@@ -50,10 +50,11 @@ def sway():
     if missing:
         pytest.skip(f"needs {', '.join(missing)} (apt-get install sway foot wtype)")
     desk = Sway.start()
-    problem = unreadable_python(desk.user)
-    if problem:
+    desk.python = python_for(desk.user)
+    if desk.python is None:
         desk.stop()
-        pytest.skip(problem)
+        pytest.skip(f"user {desk.user.pw_name} can run no Python with this project: make the "
+                    "venv from a Python every user can read (PYTHON=/usr/bin/python3 make)")
     yield desk
     desk.stop()
 
@@ -73,7 +74,7 @@ def test_focus_and_typing_on_sway_become_window_and_activity_spans(
         "WORKLENS_SAMPLING_IDLE_THRESHOLD": f"{IDLE_THRESHOLD:g}s",
         "WORKLENS_DELIVERY_FLUSH_INTERVAL": f"{FLUSH:g}s"})
     env.pop("DISPLAY", None)
-    agent = subprocess.Popen(sway.command(agent_command("run", "--data-dir", str(data))),
+    agent = subprocess.Popen(sway.command(agent_argv(sway.python, "run", "--data-dir", str(data))),
                              env=env, cwd="/", stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
@@ -128,7 +129,7 @@ def test_focus_and_typing_on_sway_become_window_and_activity_spans(
     # input counts are not measured on Wayland: zero in the data, "unavailable" in status
     assert {row["key_presses"] for row in activity} == {"0"}
     status = json.loads(subprocess.run(
-        sway.command(agent_command("status", "--json", "--data-dir", str(data))), env=env,
+        sway.command(agent_argv(sway.python, "status", "--json", "--data-dir", str(data))), env=env,
         cwd="/", capture_output=True, text=True, timeout=60, check=True).stdout)
     sensors = {s["name"]: s for s in status["sensors"]}
     assert (sensors["window"]["backend"], sensors["idle"]["backend"]) == ("wlroots", "wayland")
