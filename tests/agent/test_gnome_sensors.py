@@ -15,7 +15,7 @@ from dbus_standins import GNOME_EXTENSION, GnomeExtensionStandIn, interface_of
 from polling import wait_for
 from session_bus import Mutter, SessionBusDaemon
 
-from agent.sensors import describe
+from agent.sensors import BackendUnavailable, describe
 from agent.sensors.idle import _gnome
 from agent.sensors.window import _gnome as window_gnome
 
@@ -135,7 +135,7 @@ def test_a_restarted_gnome_shell_is_asked_again(bus):
 
 
 def test_without_the_extension_the_fix_is_named(bus):
-    with pytest.raises(Exception, match="gnome-extensions enable focus@worklens.org"):
+    with pytest.raises(BackendUnavailable, match=r"gnome-extensions enable focus@worklens\.org"):
         window_gnome.open(env=bus.env)
 
 
