@@ -63,6 +63,14 @@ class _Callback:
             log.exception("D-Bus message handler failed")
 
 
+class _SnapshotDict(dict):
+    """jeepney's filter table, iterated by its receiving thread while others add
+    or remove filters: iterating a snapshot keeps that thread from failing."""
+
+    def values(self):  # type: ignore[override]
+        return list(super().values())
+
+
 class SessionBus:
     """One connection to the session bus with a receiving thread."""
 
@@ -81,6 +89,7 @@ class SessionBus:
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise BackendUnavailable(f"cannot reach the D-Bus session bus ({exc})") from None
         self._router = DBusRouter(conn)
+        self._router._filters.filters = _SnapshotDict(self._router._filters.filters)
         self._conn = conn
         self._timeout = timeout
         self._handles: list[Any] = []
@@ -147,11 +156,11 @@ class SessionBus:
         router, self._router = self._router, None
         if router is None:
             return
+        with contextlib.suppress(Exception):
+            router.close()              # the receiving thread ends first
         for handle in self._handles:
             with contextlib.suppress(Exception):
                 handle.close()
         self._handles.clear()
-        with contextlib.suppress(Exception):
-            router.close()
         with contextlib.suppress(Exception):
             self._conn.close()
