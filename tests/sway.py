@@ -61,7 +61,7 @@ def python_for(user: pwd.struct_passwd) -> tuple[str, str] | None:
     /root (pyenv, as root) is not readable by anyone else, though its
     site-packages under the work tree are: then the system's Python of the same
     version runs with those site directories added (same ABI, same packages)."""
-    probe = "import agent, pywayland"
+    probe = "import worklens.agent, pywayland"
     if _runs(user, [sys.executable, "-c", probe]):
         return sys.executable, ""
     system = shutil.which(f"python{sys.version_info.major}.{sys.version_info.minor}",
@@ -78,7 +78,7 @@ def python_for(user: pwd.struct_passwd) -> tuple[str, str] | None:
 def agent_argv(python: tuple[str, str], *args: str) -> list[str]:
     """``worklens-agent ARGS`` through ``python`` (from ``python_for``)."""
     interpreter, preamble = python
-    return [interpreter, "-c", preamble + "from agent.cli import main; main()", *args]
+    return [interpreter, "-c", preamble + "from worklens.agent.cli import main; main()", *args]
 
 
 def _runs(user: pwd.struct_passwd, argv: list[str]) -> bool:

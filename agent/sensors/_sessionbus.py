@@ -21,7 +21,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from agent.sensors._select import BackendUnavailable
+from worklens.agent.sensors._select import BackendUnavailable
 
 log = logging.getLogger(__name__)
 BUS = "org.freedesktop.DBus"

@@ -36,7 +36,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.sensors._select import BackendUnavailable
+from worklens.agent.sensors._select import BackendUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ class Session:
     def _bind_toplevels(self, registry: Any) -> None:
         if TOPLEVEL_MANAGER not in self.globals:
             return
-        from agent.sensors._wlproto.wlr_foreign_toplevel_management_unstable_v1 import (
+        from worklens.agent.sensors._wlproto.wlr_foreign_toplevel_management_unstable_v1 import (
             ZwlrForeignToplevelManagerV1,
         )
 
@@ -152,14 +152,14 @@ class Session:
             return
         timeout_ms = round(IDLE_TICK * 1000)
         if EXT_IDLE in self.globals:
-            from agent.sensors._wlproto.ext_idle_notify_v1 import ExtIdleNotifierV1
+            from worklens.agent.sensors._wlproto.ext_idle_notify_v1 import ExtIdleNotifierV1
 
             seat = self._bind(registry, WlSeat, 1)
             notifier = self._bind(registry, ExtIdleNotifierV1, 1)
             timer = notifier.get_idle_notification(timeout_ms, seat)
             timer.dispatcher["idled"] = self._on_idle
         elif KDE_IDLE in self.globals:
-            from agent.sensors._wlproto.idle import OrgKdeKwinIdle
+            from worklens.agent.sensors._wlproto.idle import OrgKdeKwinIdle
 
             seat = self._bind(registry, WlSeat, 1)
             manager = self._bind(registry, OrgKdeKwinIdle, 1)

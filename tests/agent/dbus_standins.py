@@ -12,8 +12,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from jeepney import DBusAddress, HeaderFields, new_error, new_signal
-
-from agent.sensors._sessionbus import SessionBus
+from worklens.agent.sensors._sessionbus import SessionBus
 
 REPO = Path(__file__).resolve().parents[2]
 GNOME_EXTENSION = REPO / "packaging/linux/gnome-shell-extension/focus@worklens.org"

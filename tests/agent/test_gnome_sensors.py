@@ -14,10 +14,9 @@ import pytest
 from dbus_standins import GNOME_EXTENSION, GnomeExtensionStandIn, interface_of
 from polling import wait_for
 from session_bus import Mutter, SessionBusDaemon
-
-from agent.sensors import BackendUnavailable, describe
-from agent.sensors.idle import _gnome
-from agent.sensors.window import _gnome as window_gnome
+from worklens.agent.sensors import BackendUnavailable, describe
+from worklens.agent.sensors.idle import _gnome
+from worklens.agent.sensors.window import _gnome as window_gnome
 
 pytestmark = pytest.mark.system
 

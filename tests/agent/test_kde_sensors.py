@@ -12,9 +12,8 @@ import pytest
 from dbus_standins import KWinStandIn
 from polling import wait_for
 from session_bus import SessionBusDaemon
-
-from agent.sensors import BackendUnavailable
-from agent.sensors.window import _kde
+from worklens.agent.sensors import BackendUnavailable
+from worklens.agent.sensors.window import _kde
 
 pytestmark = pytest.mark.system
 

@@ -8,11 +8,10 @@ import time
 import pytest
 from polling import wait_for
 from sway import Sway, missing_programs
-
-from agent.sensors import _wayland, describe
-from agent.sensors.idle import _wayland as idle_wayland
-from agent.sensors.input import WAYLAND_REASON, InputCounter
-from agent.sensors.window import _wlroots as window_wlroots
+from worklens.agent.sensors import _wayland, describe
+from worklens.agent.sensors.idle import _wayland as idle_wayland
+from worklens.agent.sensors.input import WAYLAND_REASON, InputCounter
+from worklens.agent.sensors.window import _wlroots as window_wlroots
 
 pytestmark = pytest.mark.system
 
@@ -102,8 +101,7 @@ def test_wayland_backends_win_before_x11_and_status_says_why(in_session, monkeyp
 
 def test_sensors_config_overrides_the_order(in_session):
     from sensor_support import make_config
-
-    from agent.sensors import window
+    from worklens.agent.sensors import window
 
     cfg = make_config(sensors={"window": "kde, wlroots"})
     backend, status = window.open_sensor(cfg)

@@ -1,6 +1,6 @@
 """Regenerate the Python bindings next to this file from ``xml/*.xml`` with
 pywayland's own scanner (what pywayland documents for protocols it does not
-ship). Run: ``python -m agent.sensors._wlproto.generate [OUTPUT_DIR]``.
+ship). Run: ``python -m worklens.agent.sensors._wlproto.generate [OUTPUT_DIR]``.
 
 The scanner makes one module per protocol and imports the core interfaces it
 refers to (``wl_seat``, ``wl_output``...) from a sibling ``wayland`` module;

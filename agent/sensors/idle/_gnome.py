@@ -16,10 +16,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from agent.sensors import _sessionbus
-from agent.sensors._select import BackendUnavailable
-from agent.sensors.idle import _logind
-from agent.sensors.idle._base import UNKNOWN, IdleBackend, IdleReading
+from worklens.agent.sensors import _sessionbus
+from worklens.agent.sensors._select import BackendUnavailable
+from worklens.agent.sensors.idle import _logind
+from worklens.agent.sensors.idle._base import UNKNOWN, IdleBackend, IdleReading
 
 log = logging.getLogger(__name__)
 

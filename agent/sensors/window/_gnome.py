@@ -18,10 +18,10 @@ import logging
 import threading
 from collections.abc import Mapping
 
-from agent.sensors import _sessionbus
-from agent.sensors._procinfo import process_identity
-from agent.sensors._select import BackendUnavailable
-from agent.sensors.window._base import WindowBackend, WindowInfo
+from worklens.agent.sensors import _sessionbus
+from worklens.agent.sensors._procinfo import process_identity
+from worklens.agent.sensors._select import BackendUnavailable
+from worklens.agent.sensors.window._base import WindowBackend, WindowInfo
 
 log = logging.getLogger(__name__)
 

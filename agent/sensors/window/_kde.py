@@ -20,10 +20,10 @@ from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 
-from agent.sensors import _sessionbus
-from agent.sensors._procinfo import process_identity
-from agent.sensors._select import BackendUnavailable
-from agent.sensors.window._base import WindowBackend, WindowInfo
+from worklens.agent.sensors import _sessionbus
+from worklens.agent.sensors._procinfo import process_identity
+from worklens.agent.sensors._select import BackendUnavailable
+from worklens.agent.sensors.window._base import WindowBackend, WindowInfo
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ SCRIPT_PATHS = (("6", "/Scripting/Script{}"), ("5", "/{}"))
 
 
 def script_path() -> Path:
-    return Path(str(resources.files("agent.sensors.window").joinpath("kwin_focus.js")))
+    return Path(str(resources.files("worklens.agent.sensors.window").joinpath("kwin_focus.js")))
 
 
 class KdeWindow(WindowBackend):

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from agent.sensors import _wayland
-from agent.sensors._select import BackendUnavailable
-from agent.sensors.window._base import WindowBackend, WindowInfo
+from worklens.agent.sensors import _wayland
+from worklens.agent.sensors._select import BackendUnavailable
+from worklens.agent.sensors.window._base import WindowBackend, WindowInfo
 
 NO_PID = "this protocol gives no pid: pid 0, no executable"
 
