@@ -8,6 +8,7 @@ on it, for tests of the GNOME and KDE paths (see /work/shared/real-desktop.md).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -106,6 +107,102 @@ class Mutter:
         shutil.rmtree(self.runtime_dir, ignore_errors=True)
 
     def __enter__(self) -> Mutter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+EXTENSIONS = Path(__file__).resolve().parents[1] / "packaging/linux/gnome-shell-extension"
+DCONF_DEFAULT = Path(__file__).resolve().parents[1] / "packaging/linux/agent/dconf-worklens-agent"
+
+
+@dataclass
+class GnomeShell:
+    """A real headless GNOME Shell on ``bus``, with the project's extensions installed
+    (as a user's, under a private XDG_DATA_HOME) and enabled the way the package
+    enables them: the shipped dconf default, compiled into a database that the
+    session's dconf profile reads. GNOME Shell needs a system bus (logind): a private
+    one stands in, with no services on it."""
+
+    proc: subprocess.Popen
+    home: Path
+    system_bus: SessionBusDaemon
+
+    @classmethod
+    def start(cls, bus: SessionBusDaemon) -> GnomeShell:
+        home = Path(tempfile.mkdtemp(prefix="worklens-gnome-"))
+        runtime, data, keyfiles = home / "rt", home / "data", home / "dconf.d"
+        runtime.mkdir(mode=0o700)
+        shutil.copytree(EXTENSIONS, data / "gnome-shell" / "extensions")
+        keyfiles.mkdir()
+        shutil.copy(DCONF_DEFAULT, keyfiles / "50-worklens-agent")
+        subprocess.run(["dconf", "compile", str(home / "worklens.db"), str(keyfiles)],
+                       check=True, capture_output=True)
+        (home / "profile").write_text(f"user-db:user\nfile-db:{home / 'worklens.db'}\n")
+        system_bus = SessionBusDaemon.start()
+        env = {**os.environ, **bus.env, "HOME": str(home), "XDG_RUNTIME_DIR": str(runtime),
+               "XDG_DATA_HOME": str(data), "XDG_CONFIG_HOME": str(home / "config"),
+               "DCONF_PROFILE": str(home / "profile"),
+               "DBUS_SYSTEM_BUS_ADDRESS": system_bus.address}
+        for name in ("DISPLAY", "WAYLAND_DISPLAY"):
+            env.pop(name, None)
+        log = open(home / "gnome-shell.log", "wb")  # noqa: SIM115 (kept for the shell's life)
+        # --unsafe-mode: org.gnome.Shell.Eval, the test's way to move the focus
+        proc = subprocess.Popen(["gnome-shell", "--headless", "--wayland", "--no-x11",
+                                 "--virtual-monitor", "1280x800", "--unsafe-mode"],
+                                env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        shell = cls(proc, home, system_bus)
+        try:
+            wait_for(lambda: shell._owned("org.worklens.FocusedWindow", bus), timeout=90,
+                     what="GNOME Shell with the Worklens extension on the session bus")
+        except BaseException:
+            shell.stop()
+            raise
+        return shell
+
+    def _owned(self, name: str, bus: SessionBusDaemon) -> bool:
+        if self.proc.poll() is not None:
+            log = (self.home / "gnome-shell.log").read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"gnome-shell exited with {self.proc.returncode}: {log}")
+        done = subprocess.run(["gdbus", "call", "--session", "--dest", "org.freedesktop.DBus",
+                               "--object-path", "/org/freedesktop/DBus", "--method",
+                               "org.freedesktop.DBus.NameHasOwner", name],
+                              env={**os.environ, **bus.env}, capture_output=True, text=True,
+                              check=False)
+        return "true" in done.stdout
+
+    def eval(self, bus: SessionBusDaemon, code: str) -> str:
+        """Run JavaScript inside GNOME Shell (org.gnome.Shell.Eval, unsafe mode only)."""
+        done = subprocess.run(["gdbus", "call", "--session", "--dest", "org.gnome.Shell",
+                               "--object-path", "/org/gnome/Shell", "--method",
+                               "org.gnome.Shell.Eval", code], env={**os.environ, **bus.env},
+                              capture_output=True, text=True, check=True)
+        if not done.stdout.startswith("(true,"):
+            raise RuntimeError(f"Eval failed: {done.stdout}")
+        return done.stdout
+
+    def activate(self, bus: SessionBusDaemon, title: str) -> bool:
+        """Give the window titled ``title`` the focus, as a click on it would."""
+        out = self.eval(bus, "(() => { const w = global.get_window_actors().map(a => "
+                        f"a.meta_window).find(w => w.get_title() === {json.dumps(title)}); "
+                        "if (w) w.activate(global.get_current_time()); return !!w; })()")
+        return "'true'" in out
+
+    @property
+    def env(self) -> dict[str, str]:
+        """For Wayland clients of this shell (foot)."""
+        return {**os.environ, "XDG_RUNTIME_DIR": str(self.home / "rt"),
+                "WAYLAND_DISPLAY": "wayland-0", "HOME": str(self.home)}
+
+    def stop(self) -> None:
+        _stop(self.proc)
+        self.system_bus.stop()
+        shutil.rmtree(self.home, ignore_errors=True)
+
+    def __enter__(self) -> GnomeShell:
         return self
 
     def __exit__(self, *exc: object) -> None:

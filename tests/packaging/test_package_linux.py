@@ -30,8 +30,10 @@ COLLECTOR_CONFIG = "/etc/worklens/collector.toml"
 AGENT_UNIT = "/usr/lib/systemd/user/worklens-agent.service"
 COLLECTOR_UNIT = "/usr/lib/systemd/system/worklens-collector.service"
 LAUNCHER = "/usr/libexec/worklens/worklens-agent-session"
-GNOME_EXTENSION = tuple(f"/usr/share/gnome-shell/extensions/focus@worklens.org/{name}" for name in
-                        ("metadata.json", "extension.js", "org.worklens.FocusedWindow1.xml"))
+GNOME_EXTENSION = tuple(f"/usr/share/gnome-shell/extensions/{uuid}/{name}"
+                        for uuid in ("focus@worklens.org", "focus-legacy@worklens.org")
+                        for name in ("metadata.json", "extension.js",
+                                     "org.worklens.FocusedWindow1.xml"))
 DCONF_DEFAULT = "/etc/dconf/db/local.d/50-worklens-agent"
 SWAY_SNIPPET = "/etc/sway/config.d/50-worklens-agent.conf"
 AUTOSTART = "/etc/xdg/autostart/worklens-agent.desktop"

@@ -223,13 +223,14 @@ def test_macos_scripts_pass_shellcheck() -> None:
 def test_linux_agent_package_carries_the_wayland_pieces() -> None:
     """Checked on the sources (the package build itself is in test_package_linux)."""
     nfpm = (PACKAGING / "linux" / "nfpm-agent.yaml").read_text()
-    extension = PACKAGING / "linux" / "gnome-shell-extension" / "focus@worklens.org"
-    for path in sorted(extension.iterdir()):
-        assert f"src: packaging/linux/gnome-shell-extension/focus@worklens.org/{path.name}" \
-            in nfpm
-        assert f"dst: /usr/share/gnome-shell/extensions/focus@worklens.org/{path.name}" in nfpm
+    extensions = PACKAGING / "linux" / "gnome-shell-extension"
+    for uuid in ("focus@worklens.org", "focus-legacy@worklens.org"):
+        for path in sorted((extensions / uuid).iterdir()):
+            assert f"src: packaging/linux/gnome-shell-extension/{uuid}/{path.name}" in nfpm
+            assert f"dst: /usr/share/gnome-shell/extensions/{uuid}/{path.name}" in nfpm
     dconf = (PACKAGING / "linux" / "agent" / "dconf-worklens-agent").read_text()
-    assert "[org/gnome/shell]\nenabled-extensions=['focus@worklens.org']" in dconf
+    assert ("[org/gnome/shell]\nenabled-extensions=['focus@worklens.org', "
+            "'focus-legacy@worklens.org']") in dconf
     assert "dst: /etc/dconf/db/local.d/50-worklens-agent" in nfpm
     assert "dconf update" in (PACKAGING / "linux" / "agent" / "postinst").read_text()
     sway = (PACKAGING / "linux" / "agent" / "sway-worklens-agent.conf").read_text()

@@ -2,7 +2,8 @@
 Shell extension over the session bus.
 
 GNOME gives other programs no way to see the focused window on Wayland, so the
-Linux packages install a small extension (``focus@worklens.org``, sources in
+Linux packages install a small extension (``focus@worklens.org`` for GNOME Shell
+45 and later, ``focus-legacy@worklens.org`` for 42 to 44; sources in
 packaging/linux/gnome-shell-extension/) that exports it: name
 ``org.worklens.FocusedWindow``, object ``/org/worklens/FocusedWindow``,
 interface ``org.worklens.FocusedWindow1`` with ``Get() -> (wm_class, title,
@@ -28,10 +29,11 @@ log = logging.getLogger(__name__)
 BUS_NAME = "org.worklens.FocusedWindow"
 OBJECT_PATH = "/org/worklens/FocusedWindow"
 INTERFACE = "org.worklens.FocusedWindow1"
-EXTENSION_UUID = "focus@worklens.org"
-FIX = (f"the Worklens GNOME Shell extension ({EXTENSION_UUID}) is not running: install the "
-       f"worklens-agent package (it ships the extension), run `gnome-extensions enable "
-       f"{EXTENSION_UUID}` and log in again")
+EXTENSION_UUID = "focus@worklens.org"            # GNOME Shell 45 and later
+LEGACY_UUID = "focus-legacy@worklens.org"        # GNOME Shell 42 to 44
+FIX = (f"the Worklens GNOME Shell extension is not running: install the worklens-agent "
+       f"package (it ships the extension), run `gnome-extensions enable {EXTENSION_UUID}` "
+       f"(GNOME 42-44: {LEGACY_UUID}) and log in again")
 
 
 class GnomeWindow(WindowBackend):
@@ -43,7 +45,7 @@ class GnomeWindow(WindowBackend):
         self._focus: tuple[str, str, int] | None = None
         self._resync = True
         self._identity: tuple[int, str, str] = (0, "", "")
-        self.detail = f"GNOME Shell extension {EXTENSION_UUID} over the session bus"
+        self.detail = "the Worklens GNOME Shell extension over the session bus"
         bus.on(self._on_changed, type="signal", interface=INTERFACE, member="Changed",
                path=OBJECT_PATH)
         bus.on(self._on_owner, type="signal", sender=_sessionbus.BUS,
