@@ -163,6 +163,9 @@ def open_backend(package: str, kind: str, configured: str = "",
                                   f"{status.reason}; not used: {tried}" if status.reason
                                   else f"not used: {tried}")
         return backend, status
+    if (kind == "window" and platform.startswith("linux") and env.get("WAYLAND_DISPLAY")
+            and not env.get("DISPLAY") and "none" not in names):
+        reasons.append(no_display_reason(env))     # the last resort: XWayland's X11
     none = importlib.import_module(f"{package}._none").open()
     reason = "; ".join(reasons) or "no backend for this platform"
     log.warning("%s sensor unavailable: %s", kind, reason)
