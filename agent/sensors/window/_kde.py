@@ -84,7 +84,9 @@ class KdeWindow(WindowBackend):
         klass, caption, pid = (str(v) for v in [*msg.body, "", "", "0"][:3])
         with self._lock:
             self._focus = (klass, caption, int(pid) if pid.isdigit() else 0)
-        self._bus.reply(msg)
+        bus = self._bus
+        if bus is not None:         # a call that arrived while the agent stops
+            bus.reply(msg)
 
     def _on_kwin_owner(self, msg) -> None:
         _name, _old, new = msg.body
