@@ -295,3 +295,18 @@ def test_logind_without_a_system_bus_is_unavailable_with_a_reason(monkeypatch):
     monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/system_bus_socket")
     with pytest.raises(BackendUnavailable, match="system bus"):
         _logind.open()
+
+
+def test_without_pywayland_the_wayland_backends_name_the_fix(monkeypatch):
+    """pywayland is a Linux dependency; where it is missing (an odd platform, a
+    broken install) the agent still runs and status says what to install."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pywayland.client", None)   # import fails
+    env = {"WAYLAND_DISPLAY": "wayland-0", "XDG_RUNTIME_DIR": "/nonexistent"}
+    _backend, status = window.open_sensor(env=env, platform="linux")
+    assert status.backend == "none"
+    assert "wlroots: pywayland is not installed" in status.reason
+    assert "pip install 'pywayland>=0.4.17,<0.5'" in status.reason
+    _backend, status = idle.open_sensor(env=env, platform="linux")
+    assert "wayland: pywayland is not installed" in status.reason
