@@ -48,9 +48,18 @@ def test_focus_changes_and_title_changes_reach_the_agent(gnome):
     window = window_gnome.open(env=bus.env)
     try:
         def focus(title: str):
-            wait_for(lambda: shell.activate(bus, title), timeout=30, what=f"{title!r} mapped")
-            return wait_for(lambda: (w := window.active_window()) and w.title == title and w,
-                            timeout=10, what=f"the agent to see {title!r}")
+            """Activate ``title`` (again, until the agent sees it: a window activated
+            before its first frame is shown may not keep the focus)."""
+            def attempt():
+                if not shell.activate(bus, title):
+                    return None                   # not mapped yet
+                try:
+                    return wait_for(lambda: (w := window.active_window()) and
+                                    w.title == title and w, timeout=2, interval=0.05,
+                                    what=f"the agent to see {title!r}")
+                except AssertionError:
+                    return None
+            return wait_for(attempt, timeout=30, what=f"{title!r} focused and seen")
 
         info = focus("gs report 41ab")
         assert (info.app, info.pid, info.aliases) == ("foot", report.pid, ("foot",))
