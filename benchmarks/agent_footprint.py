@@ -105,9 +105,9 @@ def run_on_sway(args: argparse.Namespace) -> int:
         env = {k: v for k, v in desk.env.items() if not k.startswith("WORKLENS_")}
         with out_path.open("w") as out:
             os.chown(out_path, desk.user.pw_uid, desk.user.pw_gid)
-            args = ("run", "--print", "--data-dir", str(desk.work / "d"))
-            argv = desk.command(sway_desktop.agent_argv(python, *args)) if python \
-                else [AGENT, *args]
+            run_args = ("run", "--print", "--data-dir", str(desk.work / "d"))
+            argv = desk.command(sway_desktop.agent_argv(python, *run_args)) if python \
+                else [AGENT, *run_args]
             agent = subprocess.Popen(argv, env=env, cwd="/", stdout=out,
                                      stderr=subprocess.PIPE, text=True)
             try:
