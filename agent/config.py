@@ -19,9 +19,14 @@ def collector_addresses(text: str) -> list[str]:
         return []
     for entry in entries:
         host, sep, port = entry.rpartition(":")
-        if not sep or not host.strip("[]") or not port.isdigit() or not 0 < int(port) < 65536:
+        if not sep or not _HOST.fullmatch(host) or not port.isdigit() \
+                or not 0 < int(port) < 65536:
             raise ValueError(f"{entry!r} is not HOST:PORT" if entry else "an empty entry")
     return entries
+
+
+# a DNS name or IPv4 address, or an IPv6 address in brackets ([::1])
+_HOST = re.compile(r"[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]")
 
 
 def _valid_addresses(text: str) -> bool:

@@ -146,6 +146,7 @@ class Shipper:
         self.failback_after = failback_after
         self._on_address = on_address or (lambda address: None)   # connected to it
         self._rotation = failover.Rotation([""])
+        self._said: dict[str, str] = {}   # address -> the problem last logged for it
 
     # -- control -----------------------------------------------------------------
 
@@ -252,6 +253,8 @@ class Shipper:
             if window.acked(ack.sequence):
                 self.backoff.reset()
                 self._rotation.delivered()
+                if self._said:
+                    self._said.clear()      # delivering: the next problem is news again
                 if self.spool.get("last_error"):
                     self.spool.put("last_error", None)
                     log.info("delivering again: batch %d acknowledged", ack.sequence)
@@ -282,9 +285,12 @@ class Shipper:
         if rotation.failed():
             return False
         message = explain(err, conn)
-        log.warning("%s; trying the collector at %s", message, rotation.address)
-        self.spool.put("last_error", message)
-        self.spool.put("last_error_ms", now_ms())
+        # once per address and problem: a fleet cycling through dead collectors
+        # must not fill the log
+        said = self._said.get(conn.address) == message
+        self._said[conn.address] = message
+        log.log(logging.DEBUG if said else logging.WARNING, "%s; trying the collector at %s",
+                message, rotation.address)
         return True
 
     def _watch_earlier(self, conn: Connection, cred: Credential, window: _Window) -> None:
