@@ -2,15 +2,25 @@
 `worklens-collector serve` listening on 127.0.0.2, reached either directly or
 through a TCP front door on 127.0.0.1 (tests/byteproxy.py) that the test shuts
 and reopens, the delivery pipeline in its own process (tests/e2e/agent_driver.py)
-and the real `worklens-agent run` and `status`. Counts come from the store."""
+and the real `worklens-agent run` and `status`. Counts come from the store.
+
+One name with several DNS records is gRPC's to handle (its resolver and
+``pick_first``): tested with the agent in a private mount namespace whose
+/etc/hosts gives one name two loopback addresses."""
 
 from __future__ import annotations
 
 import collections
 import json
+import os
+import shutil
 import socket
 import subprocess
+import sys
+import threading
+from pathlib import Path
 
+import pytest
 from byteproxy import ByteCountingProxy
 from e2e_support import agent_command, clean_env
 from polling import wait_for
@@ -108,3 +118,64 @@ def test_status_shows_the_address_the_running_agent_uses_and_asks_each(
     assert f"{dead} (plain text) — NOT reachable" in text
     assert f"{col.grpc_address} (plain text) — reachable, credential accepted (in use)" in text
     assert agent.terminate() == 0, agent.output
+
+
+# Runs "$@" with HOSTS (the first argument) mounted over /etc/hosts, in a mount
+# namespace of its own: nothing outside the test sees the name.
+WITH_HOSTS = 'mount --bind "$0" /etc/hosts && exec "$@"'
+
+
+def private_hosts_works(hosts: Path) -> bool:
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        return False
+    probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                            WITH_HOSTS, str(hosts), "getent", "ahostsv4", "collectors.test"],
+                           capture_output=True, text=True, timeout=30)
+    return probe.returncode == 0 and "127.0.0.2" in probe.stdout
+
+
+@pytest.mark.system
+def test_one_name_with_two_records_gRPC_moves_to_the_other_record(
+        tmp_path, collector_proc_factory, agents):
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 localhost\n127.0.0.1 collectors.test\n"
+                     "127.0.0.2 collectors.test\n")
+    if not private_hosts_works(hosts):
+        pytest.skip("needs root and unshare (util-linux) for a private /etc/hosts")
+    col = collector_proc_factory()
+    col.start(grpc_listen="127.0.0.3:0")
+    # two front doors on the same port, one per record of the name
+    doors = [ByteCountingProxy(col.grpc_address)]
+    port = int(doors[0].address.rsplit(":", 1)[1])
+    doors.append(ByteCountingProxy(col.grpc_address, host="127.0.0.2", port=port))
+    data, agent_id = agents.enroll(col, "agent", address=col.grpc_address)
+    env = clean_env(**FAST, WORKLENS_COLLECTOR_ADDRESS=f"collectors.test:{port}",
+                    WORKLENS_COLLECTOR_INSECURE="true")   # not a loopback NAME
+    driver = [sys.executable, str(Path(__file__).parent / "agent_driver.py"), "--data-dir",
+              str(data), "--prefix", "dns", "--span", "0.03", "--count", "300"]
+    proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                             WITH_HOSTS, str(hosts), *driver], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
+    try:
+        wait_for(lambda: sum(d.sent for d in doors) > 2000 and len(stored(col, agent_id)[0]),
+                 what="delivery through one of the name's records")
+        used = next(d for d in doors if d.sent)
+        other = next(d for d in doors if d is not used)
+        before = len(stored(col, agent_id)[0])
+        used.close()                                   # that record's host goes away
+        wait_for(lambda: other.sent > 2000 and len(stored(col, agent_id)[0]) > before + 5,
+                 what="delivery through the other record")
+        assert proc.wait(120) == 0, "".join(lines)
+        assert any(line.strip() == "drained" for line in lines), "".join(lines)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+        for door in doors:
+            door.close()
+    sequences, titles = stored(col, agent_id)
+    assert sequences == list(range(1, len(sequences) + 1)), "a batch missing or doubled"
+    assert set(titles) == {f"dns {i}" for i in range(301)}
+    assert [t for t, n in titles.items() if n > 1] == []
