@@ -8,6 +8,7 @@ back."""
 
 from __future__ import annotations
 
+import collections
 import json
 import threading
 from concurrent import futures
@@ -269,6 +270,69 @@ def test_unavailable_moves_to_the_next_address_but_internal_stays(tmp_path, coll
         assert stored(collector, other.agent_id)[0] == []
     finally:
         shipper.stop()
+
+
+class Storing(agent_pb2_grpc.AgentServiceServicer):
+    """Acks every batch and counts how often each sequence arrived."""
+
+    def __init__(self):
+        self.received: collections.Counter[int] = collections.Counter()
+
+    def Hello(self, request, context):
+        return agent_pb2.HelloResponse(agent_id="ag-scripted", last_sequence=0)
+
+    def Upload(self, request_iterator, context):
+        for batch in request_iterator:
+            self.received[batch.sequence] += 1
+            yield agent_pb2.Ack(sequence=batch.sequence)
+
+
+def test_moving_back_to_the_preferred_address_resends_nothing(tmp_path):
+    servers, collectors = [], []
+    for _ in range(2):
+        servicer = Storing()
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        agent_pb2_grpc.add_AgentServiceServicer_to_server(servicer, server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        servers.append(server)
+        collectors.append((servicer, f"127.0.0.1:{port}"))
+    (preferred, preferred_address), (fallback, fallback_address) = collectors
+    door = ByteCountingProxy(preferred_address)
+    door_port = int(door.address.rsplit(":", 1)[1])
+    door.close()                                    # the preferred one is down at first
+    spool = spool_with(tmp_path / "agent", [])
+    shipper = make_shipper(spool, f"{door.address},{fallback_address}", "ag-scripted",
+                           "ag-scripted.x", failback_after=0.3, max_in_flight=8)
+    shipper.start()
+    stop = threading.Event()
+    fed = [0]
+
+    def feed() -> None:
+        while not stop.is_set():
+            add(spool, shipper, fed[0], 1)
+            fed[0] += 1
+            stop.wait(0.005)
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    try:
+        wait_for(lambda: len(fallback.received) > 30, what="delivery to the fallback")
+        door = ByteCountingProxy(preferred_address, port=door_port)
+        wait_for(lambda: len(preferred.received) > 30, what="delivery back at the preferred")
+        stop.set()
+        feeder.join(5)
+        wait_for(lambda: spool.depth().batches == 0, what="the rest acknowledged")
+    finally:
+        stop.set()
+        shipper.stop()
+        door.close()
+        for server in servers:
+            server.stop(0)
+    both = preferred.received + fallback.received
+    assert sorted(both) == list(range(1, fed[0] + 1))
+    assert set(both.values()) == {1}, "a batch was sent twice"
+    assert max(fallback.received) < min(preferred.received)   # a clean hand-over
 
 
 # -- enrollment and status -------------------------------------------------------------------
