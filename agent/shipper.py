@@ -311,6 +311,10 @@ class Shipper:
                 if _answers(dataclasses.replace(conn, address=address), cred, self._host):
                     log.info("the collector at %s answers again: moving back to it", address)
                     window.finish(index)
+                    # a collector that never ends the half-closed call must not
+                    # hold the shipper: the unacked are resent at the other
+                    if not window.ended.wait(self.ack_timeout):
+                        window.cancel()
                     return
 
     def _switch_back(self, index: int) -> float:
@@ -395,6 +399,7 @@ class _Window:
         self._user_only = agent_pb2.HostInfo(user=host.user)
         self.timed_out = False
         self.done = threading.Event()     # the stream is over (or being finished)
+        self.ended = threading.Event()    # the stream is over
         self.switch_to: int | None = None  # finishing to move to this address index
         self.packed = False           # set before requests() runs: the collector accepts it
         self._packer = Packer()       # this stream's context; a new stream starts afresh
@@ -412,6 +417,7 @@ class _Window:
 
     def cancel(self) -> None:
         self.done.set()
+        self.ended.set()
         with self._cond:
             self._closed = True
             call = self._call
