@@ -14,6 +14,7 @@ whole list is saved for ``run``.
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 import grpc
@@ -25,6 +26,8 @@ from worklens.agent.hostinfo import host_info
 from worklens.agent.spool import now_ms
 from worklens.common.cli import UserError
 from worklens.v1 import agent_pb2, agent_pb2_grpc
+
+log = logging.getLogger(__name__)
 
 ENROLL_TIMEOUT_S = 15.0
 
@@ -60,6 +63,8 @@ def enroll(conn: Connection, secret: str, data_dir: Path,
     for one in choices:
         try:
             reply = _enroll_at(one, secret, install, timeout)
+            if len(choices) > 1:
+                log.info("enrolled through the collector at %s", one.address)
             break
         except grpc.RpcError as err:
             code = err.code() if hasattr(err, "code") else None
