@@ -97,4 +97,15 @@ class AgentConfig:
 
 
 def load(path: Path | None = None, overrides: dict | None = None) -> AgentConfig:
-    return _config.load(AgentConfig, path, overrides=overrides)
+    cfg = _config.load(AgentConfig, path, overrides=overrides)
+    check(cfg)
+    return cfg
+
+
+def check(cfg: AgentConfig) -> None:
+    """What a key's type alone cannot check: the schedule's grammar, which lives
+    with the schedule (agent.privacy). Every command loads through here, so
+    ``status`` never accepts a configuration that ``run`` refuses."""
+    from worklens.agent.privacy import load_schedule
+
+    load_schedule(cfg.privacy.schedule)

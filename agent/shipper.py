@@ -142,6 +142,10 @@ class Shipper:
         self._wakeup = threading.Condition()
         self._window: _Window | None = None
         self._used_stamp = 0.0   # credential file version the current attempt uses
+        # the failure this run last warned about: repeats of it go to DEBUG. Not the
+        # spool's last_error, which outlives the run (for `status`): a restarted agent
+        # must say once why it cannot deliver, not stay silent.
+        self._warned: str | None = None
         self._thread: threading.Thread | None = None
         self.failback_after = failback_after
         self._on_address = on_address or (lambda address: None)   # connected to it
@@ -213,6 +217,8 @@ class Shipper:
         try:
             stub = agent_pb2_grpc.AgentServiceStub(channel)
             window.packed = self._hello(stub, cred.agent_id)
+            if self.spool.get("auth_error"):   # Hello took this credential: a stop is over
+                self.spool.put("auth_error", None)
             self._window = window
             if self._stopping.is_set():
                 return 0.0
@@ -252,6 +258,7 @@ class Shipper:
         for ack in call:
             if window.acked(ack.sequence):
                 self.backoff.reset()
+                self._warned = None
                 self._rotation.delivered()
                 if self._said:
                     self._said.clear()      # delivering: the next problem is news again
@@ -354,8 +361,9 @@ class Shipper:
 
     def _failed(self, message: str) -> float:
         delay = self.backoff.next()
-        if self.spool.get("last_error") != message:
+        if self._warned != message:
             log.warning("%s; retrying in %.1fs (data is kept in the spool)", message, delay)
+            self._warned = message
         else:
             log.debug("%s; retrying in %.1fs", message, delay)
         self.spool.put("last_error", message)
