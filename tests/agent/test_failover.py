@@ -382,3 +382,19 @@ def test_the_running_agent_records_the_address_it_uses(tmp_path):
     state = runstate.read(tmp_path)
     assert state.collector["address"] == "127.0.0.1:50051" and state.collector["since_ms"] > 0
     runstate.clear(tmp_path)
+
+
+def test_status_with_every_address_down_says_so_for_each(tmp_path, collector, doors):
+    data = tmp_path / "agent"
+    done = agent_cli("enroll", "--collector", ",".join(d.address for d in doors), "--secret",
+                     collector.create_token("enroll"), "--data-dir", str(data))
+    assert done.returncode == 0, done.stderr
+    for door in doors:
+        door.close()
+    shown = agent_cli("status", "--data-dir", str(data))
+    assert shown.returncode == 1 and "Traceback" not in shown.stderr, shown.stderr
+    assert "2 addresses, the first preferred" in shown.stdout
+    for door in doors:
+        assert f"{door.address} (plain text) — NOT reachable" in shown.stdout
+    assert shown.stdout.count("nothing answers there") == 2
+    assert "delivering:     NO" in shown.stdout

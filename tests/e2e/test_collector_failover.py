@@ -105,6 +105,8 @@ def test_status_shows_the_address_the_running_agent_uses_and_asks_each(
     done = subprocess.run(agent_command("status", "--json", "--data-dir", str(data)),
                           env=clean_env(), capture_output=True, text=True, timeout=60)
     assert "Traceback" not in done.stderr, done.stderr
+    # one address of two down is no reason to worry: the agent delivers
+    assert done.returncode == 0 and json.loads(done.stdout)["ok"] is True, done.stdout
     facts = json.loads(done.stdout)["collector"]
     assert facts["in_use"] == col.grpc_address
     assert facts["reachable"] and facts["credential_accepted"]
