@@ -44,7 +44,22 @@ def export(col, kind: str, token: str) -> list[dict[str, str]]:
         "--from", str(today - timedelta(days=1)), "--to", str(today)),
         env=clean_env(), capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    return list(csv.DictReader(io.StringIO(done.stdout)))
+    return joined(list(csv.DictReader(io.StringIO(done.stdout))))
+
+
+def joined(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    """One row per span: a ``continued`` row (a part the agent cut at a flush, see
+    docs/freshness-and-live.md) is added to the row before it."""
+    out: list[dict[str, str]] = []
+    for row in rows:
+        if row.get("continued") == "true" and out:
+            before = out[-1]
+            assert before["end"] == row["start"], (before, row)
+            seconds = float(before["duration_seconds"]) + float(row["duration_seconds"])
+            out[-1] = {**before, "end": row["end"], "duration_seconds": str(seconds)}
+        else:
+            out.append(row)
+    return out
 
 
 def as_desktop_user(desk: Sway, *args: str) -> list[str]:
