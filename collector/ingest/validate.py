@@ -18,7 +18,8 @@ exe path                    4096 characters
 host facts                  hostname 255, os 64, os_version 256, user 256,
                             agent_version 64 characters
 activity state              ACTIVE, IDLE, LOCKED, ASLEEP or PASSIVE (not
-                            UNSPECIFIED); reason a known PassiveReason
+                            UNSPECIFIED); reason a known PassiveReason,
+                            on PASSIVE spans only
 pid                         >= 0
 cpu_percent, cpu_seconds    finite and >= 0
 byte counts, dropped_events <= 2**62
@@ -49,6 +50,7 @@ VALID_STATES = frozenset({agent_pb2.ACTIVITY_STATE_ACTIVE, agent_pb2.ACTIVITY_ST
                           agent_pb2.ACTIVITY_STATE_LOCKED, agent_pb2.ACTIVITY_STATE_ASLEEP,
                           agent_pb2.ACTIVITY_STATE_PASSIVE})
 VALID_REASONS = frozenset(agent_pb2.PassiveReason.values())
+PASSIVE = agent_pb2.ACTIVITY_STATE_PASSIVE
 
 
 class InvalidBatch(ValueError):
@@ -151,6 +153,8 @@ def _check_activity(rows: list[tuple], window: tuple[int, int]) -> None:
     if unknown:
         raise InvalidBatch(f"activity.reason must be a known passive reason (0-4); got "
                            f"{sorted(unknown)}")
+    if any(why and st != PASSIVE for st, why in zip(state, reason, strict=True)):
+        raise InvalidBatch("activity.reason is for PASSIVE spans only")
 
 
 def _check_processes(rows: list[tuple], window: tuple[int, int]) -> None:

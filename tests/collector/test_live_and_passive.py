@@ -149,10 +149,16 @@ def test_passive_now_and_offline_after_two_missed_flushes(col, data):
     assert gone["reason"] == ""
 
 
-def test_an_unknown_passive_reason_is_refused(col, data):
+@pytest.mark.parametrize(("state", "reason", "says"), [
+    (PASSIVE, 9, "known passive reason"), (ACTIVE, MEDIA, "PASSIVE spans only")])
+def test_a_bad_passive_reason_is_refused(col, data, state, reason, says):
+    import grpc
+
     d = col.enroll_agent(hostname="ws-bad")
     bad = agent_pb2.Batch(agent_id=d.agent_id, sequence=1, host=agent_pb2.HostInfo(user="x"),
-                          activity=[activity(int(time.time() * 1000) - 5000, 1, ACTIVE)])
-    bad.activity[0].reason = 9
-    with pytest.raises(Exception, match="reason"):
+                          activity=[activity(int(time.time() * 1000) - 5000, 1, state)])
+    bad.activity[0].reason = reason
+    with pytest.raises(grpc.RpcError) as refused:
         col.upload(d, [bad])
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert says in refused.value.details()
