@@ -27,7 +27,7 @@ from collector.rollup import ACTIVE, ASLEEP, BUCKET_MS, IDLE, LOCKED, bucket_of
 from collector.rules import PRODUCTIVITY, UNCLASSIFIED, app_key, classifier
 from collector.timezones import local_tz_name
 
-BY = ("app", "agent", "user", "day", "hour", "category")
+BY = ("app", "agent", "user", "group", "day", "hour", "category")
 CLASSES = (*PRODUCTIVITY, UNCLASSIFIED)
 STATE_NAMES = {ACTIVE: "active", IDLE: "idle", LOCKED: "locked", ASLEEP: "asleep"}
 TOP_PROCESSES = 5
@@ -188,17 +188,27 @@ def agent_names(conn: sqlite3.Connection) -> dict[int, str]:
 
 
 _DIMENSION = {"app": "app", "category": "category", "agent": "agent", "user": "username",
-              "day": "bucket", "hour": "bucket"}
+              "group": "agent", "day": "bucket", "hour": "bucket"}
 
 
-def _query(by: str, start: int, end: int, agent: int | None, user: str | None
-           ) -> tuple[str, list]:
-    """The rollup query: the fleet table when no agent/user filter or dimension needs
-    the per-agent table (its rows do not grow with the number of agents)."""
-    per_agent = agent is not None or user is not None or by in ("agent", "user")
+def agents_clause(keys: frozenset[int]) -> str:
+    """``agent IN (...)`` for a resolved scope (integers only, so inlined safely)."""
+    if not keys:
+        return "0"
+    return f"agent IN ({','.join(str(int(k)) for k in sorted(keys))})"
+
+
+def _query(by: str, start: int, end: int, agent: int | None, user: str | None,
+           agents: frozenset[int] | None = None) -> tuple[str, list]:
+    """The rollup query: the fleet table when no agent/user/scope filter or dimension
+    needs the per-agent table (its rows do not grow with the number of agents)."""
+    per_agent = (agent is not None or user is not None or agents is not None
+                 or by in ("agent", "user", "group"))
     table = "rollup_window" if per_agent else "rollup_window_all"
     dim = _DIMENSION[by]
     where, params = ["bucket >= ?", "bucket < ?"], [start, end]
+    if agents is not None:
+        where.append(agents_clause(agents))
     if agent is not None:
         where.append("agent = ?")
         params.append(agent)
@@ -212,9 +222,16 @@ def _query(by: str, start: int, end: int, agent: int | None, user: str | None
 
 def summarize(store: Any, from_date: date, to_date: date, by: str,
               tz: tzinfo | str | None = None, agent: str | None = None,
-              user: str | None = None) -> Summary:
+              user: str | None = None, agents: frozenset[int] | None = None,
+              groups_of: dict[int, list[str]] | None = None,
+              no_group: str = "(no group)") -> Summary:
     """Active/idle seconds, spans and productivity per group over whole local days
-    ``from_date``..``to_date`` (inclusive) in ``tz``, read from the rollups."""
+    ``from_date``..``to_date`` (inclusive) in ``tz``, read from the rollups.
+
+    ``agents``: only these agent keys (a resolved scope, collector.groups); None =
+    all. ``by="group"`` counts an agent's time in each of its ``groups_of`` (an
+    agent in two groups is in both rows, once in the total); ``no_group`` for
+    agents in none."""
     if by not in BY:
         raise SummaryError(f"by: expected one of {', '.join(BY)}, got {by!r}")
     if from_date > to_date:
@@ -226,9 +243,16 @@ def summarize(store: Any, from_date: date, to_date: date, by: str,
     total = _Acc()
     with store.reader() as conn:
         key = agent_key(conn, agent) if agent is not None else None
+        if key is not None and agents is not None and key not in agents:
+            raise UnknownAgent(f"no agent {agent!r}")
         names = agent_names(conn) if by == "agent" else {}
-        sql, params = _query(by, start, end, key, user)
+        sql, params = _query(by, start, end, key, user, agents)
         for dim, productivity, active, idle, spans in conn.execute(sql, params):
+            if by == "group":
+                total.add(productivity, active, idle, spans)
+                for grp in (groups_of or {}).get(dim) or (no_group,):
+                    groups[grp].add(productivity, active, idle, spans)
+                continue
             if by == "day":
                 dim = labels.day(dim)
             elif by == "hour":

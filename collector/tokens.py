@@ -22,6 +22,7 @@ import secrets
 import sqlite3
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +32,7 @@ from worklens.durations import parse_duration
 
 from collector import audit
 from collector.config import CollectorConfig, store_url
+from collector.groups import all_token_groups, check_groups, put_token_groups, token_groups
 from collector.store import Store, open_store
 
 ROLES = ("enroll", "viewer", "exporter", "admin")
@@ -65,6 +67,7 @@ class TokenInfo:
     expires_ms: int | None
     revoked_ms: int | None
     last_used_ms: int | None
+    groups: tuple[str, ...] = ()   # enroll: groups of its agents; viewer/exporter: scope
 
     def status(self, now_ms: int | None = None) -> str:
         now_ms = _now_ms() if now_ms is None else now_ms
@@ -79,20 +82,28 @@ _COLUMNS = "id, role, name, created_ms, expires_ms, revoked_ms, last_used_ms"
 
 
 def create_token(store: Store, role: str, name: str = "",
-                 expires_s: float | None = None) -> tuple[TokenInfo, str]:
-    """Create a token; return its info and the secret (shown once, stored hashed)."""
+                 expires_s: float | None = None, groups: Iterable[str] = ()
+                 ) -> tuple[TokenInfo, str]:
+    """Create a token; return its info and the secret (shown once, stored hashed).
+    ``groups``: for an enroll token the groups of the agents it enrolls, for a
+    viewer or exporter token its scope (collector.groups); admins see everything."""
     if role not in ROLES:
         raise UserError(f"unknown role {role!r} (expected one of {', '.join(ROLES)})")
+    groups = check_groups(groups)
+    if groups and role == "admin":
+        raise UserError("--group: an admin token sees every agent; give groups to enroll, "
+                        "viewer or exporter tokens")
     token_id = secrets.token_hex(6)
     secret = f"{TOKEN_PREFIX}_{token_id}_{new_secret()}"
     created = _now_ms()
     expires = None if expires_s is None else created + int(expires_s * 1000)
-    info = TokenInfo(token_id, role, name, created, expires, None, None)
+    info = TokenInfo(token_id, role, name, created, expires, None, None, groups)
 
     def insert(conn: sqlite3.Connection) -> None:
         conn.execute("INSERT INTO tokens (id, role, name, secret_hash, created_ms, expires_ms) "
                      "VALUES (?, ?, ?, ?, ?, ?)",
                      (token_id, role, name, hash_secret(secret), created, expires))
+        put_token_groups(conn, token_id, groups)
 
     store.write(insert)
     return info, secret
@@ -113,9 +124,9 @@ def verify_token(store: Store, secret: str) -> TokenInfo | None:
     with store.reader() as conn:
         row = conn.execute(f"SELECT {_COLUMNS}, secret_hash FROM tokens WHERE id = ?",
                            (token_id,)).fetchone()
-    if row is None or not same_hash(secret, row[-1]):
-        return None
-    info = TokenInfo(*row[:-1])
+        if row is None or not same_hash(secret, row[-1]):
+            return None
+        info = TokenInfo(*row[:-1], token_groups(conn, token_id))
     now = _now_ms()
     if info.status(now) != "active":
         return None
@@ -129,7 +140,8 @@ def verify_token(store: Store, secret: str) -> TokenInfo | None:
 def list_tokens(store: Store) -> list[TokenInfo]:
     with store.reader() as conn:
         rows = conn.execute(f"SELECT {_COLUMNS} FROM tokens ORDER BY created_ms, id").fetchall()
-    return [TokenInfo(*row) for row in rows]
+        groups = all_token_groups(conn)
+    return [TokenInfo(*row, groups.get(row[0], ())) for row in rows]
 
 
 def revoke_token(store: Store, token_id: str) -> bool:
@@ -168,9 +180,9 @@ def _print_table(tokens: list[TokenInfo]) -> None:
     if not tokens:
         print("no tokens (create one with: worklens-collector token create --role enroll)")
         return
-    header = ("ID", "ROLE", "NAME", "STATUS", "CREATED", "EXPIRES", "LAST USED")
+    header = ("ID", "ROLE", "NAME", "STATUS", "CREATED", "EXPIRES", "LAST USED", "GROUPS")
     rows = [(t.id, t.role, t.name or "-", t.status(), _when(t.created_ms), _when(t.expires_ms),
-             _when(t.last_used_ms)) for t in tokens]
+             _when(t.last_used_ms), ",".join(t.groups) or "-") for t in tokens]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
@@ -181,10 +193,11 @@ def command(args: argparse.Namespace, cfg: CollectorConfig, data_dir: Path) -> i
     store = open_store(store_url(cfg, data_dir))
     try:
         if args.action == "create":
-            info, secret = create_token(store, args.role, args.name or "", expires)
+            info, secret = create_token(store, args.role, args.name or "", expires,
+                                        groups=args.group or ())
             audit.record(store, audit.local_operator(), "token.create",
                          {"id": info.id, "role": info.role, "name": info.name,
-                          "expires_ms": info.expires_ms})
+                          "expires_ms": info.expires_ms, "groups": list(info.groups)})
             print(secret)
             until = f", expires {_when(info.expires_ms)}" if info.expires_ms else ""
             print(f"created {info.role} token {info.id}{until}. The secret above is shown only "

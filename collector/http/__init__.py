@@ -16,7 +16,16 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from collector.http import api_admin, api_agents, api_export, api_query, api_rules, errors, ops
+from collector.http import (
+    api_admin,
+    api_agents,
+    api_export,
+    api_groups,
+    api_query,
+    api_rules,
+    errors,
+    ops,
+)
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -32,7 +41,7 @@ def create_app(store: Any, cfg: Any) -> FastAPI:
     app.state.store = store
     app.state.cfg = cfg
     errors.install(app)
-    for module in (ops, api_agents, api_query, api_export, api_rules, api_admin):
+    for module in (ops, api_agents, api_query, api_export, api_rules, api_admin, api_groups):
         app.include_router(module.router)
     _mount_dashboard(app)
     return app

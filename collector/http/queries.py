@@ -11,21 +11,25 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from collector.dates import DateRange
+from collector.groups import NO_GROUP, Visible
 from collector.http.errors import ApiError
 from collector.store import blocks
 
 EXPORT_KINDS = ("spans", "activity", "processes", "daily", "apps")
 
 
-def summary(store: Any, rng: DateRange, by: str, agent: str | None, user: str | None
-            ) -> dict[str, Any]:
+def summary(store: Any, rng: DateRange, by: str, agent: str | None, user: str | None,
+            seen: Visible | None = None) -> dict[str, Any]:
     """``rows`` (each keyed by the grouping's name, e.g. ``{"app": "firefox", ...}``),
-    ``total`` and, for one agent, ``top_processes`` per day."""
+    ``total`` and, for one agent, ``top_processes`` per day; only over the agents
+    ``seen`` (the caller's resolved scope)."""
     from collector import summary as summaries
 
     try:
         result = summaries.summarize(store, rng.first, rng.last, by, rng.tz, agent=agent,
-                                     user=user)
+                                     user=user, agents=seen.keys if seen else None,
+                                     groups_of=seen.groups_of if seen else None,
+                                     no_group=NO_GROUP)
     except summaries.UnknownAgent:
         raise ApiError(404, f"agent: no agent with id {agent!r}") from None
     except summaries.SummaryError as exc:
@@ -95,21 +99,31 @@ def _process_users(store: Any, agent_id: str, lo: int, hi: int, names: set[str]
     return {name: ", ".join(sorted(u for u in found if u)) for name, found in users.items()}
 
 
-def agents(store: Any) -> list[dict[str, Any]]:
+def agents(store: Any, seen: Visible | None = None) -> list[dict[str, Any]]:
+    """The agents the caller may see, each with its groups (as the scope shows them)."""
     from collector import summary as summaries
 
-    return [asdict(a) for a in summaries.list_agents(store)]
+    with store.reader() as conn:
+        keys = dict(conn.execute("SELECT agent_id, id FROM agents").fetchall())
+    out = []
+    for a in summaries.list_agents(store):
+        key = keys.get(a.agent_id)
+        if key is None or (seen is not None and not seen.allows(key)):
+            continue
+        out.append({**asdict(a), "groups": seen.groups_of.get(key, []) if seen else []})
+    return out
 
 
 def export_csv(store: Any, kind: str, rng: DateRange, agent: str | None = None,
-               user: str | None = None) -> Iterable[bytes]:
+               user: str | None = None, seen: Visible | None = None) -> Iterable[bytes]:
     """Check the request now (so errors are a 400/404 before any byte is sent) and
     return the generator of UTF-8 CSV chunks, which owns its own connection."""
     from collector import csvexport, summary
 
     try:
         return csvexport.export(store, kind, rng.first, rng.last, rng.tz, agent=agent,
-                                user=user)
+                                user=user, agents=seen.keys if seen else None,
+                                groups_of=seen.groups_of if seen else None)
     except summary.UnknownAgent:
         raise ApiError(404, f"agent: no agent with id {agent!r}") from None
     except (csvexport.ExportError, summary.SummaryError) as exc:
