@@ -147,7 +147,8 @@ def test_scoped_csv_exports_hold_only_the_scope(col, data):
 
 
 # Read routes that hold no agent data (same answer for every scope).
-NOT_AGENT_DATA = {"/healthz", "/metrics", "/api/v1/rules", "/api/v1/tokens", "/api/v1/audit"}
+NOT_AGENT_DATA = {"/healthz", "/metrics", "/api/v1/rules", "/api/v1/tokens", "/api/v1/audit",
+                  "/api/v1/me"}
 
 
 def _scope_checks(data) -> dict[str, list[tuple[dict, str]]]:
