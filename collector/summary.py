@@ -220,6 +220,41 @@ def _query(by: str, start: int, end: int, agent: int | None, user: str | None,
     return sql, params
 
 
+DAY_MS = 86_400_000
+_DAY_DIMENSION = {"agent": "agent", "user": "username", "group": "agent"}
+
+
+def _agent_query(by: str, start: int, end: int, agent: int | None, user: str | None,
+                 agents: frozenset[int]) -> tuple[str, list]:
+    """By agent, user or group: whole UTC days from ``rollup_agent_day`` (rows per
+    agent-day, not per 15 minutes and app), the edges of a range in another zone
+    from ``rollup_window``, read through its (agent, bucket) key for each agent."""
+    dim = _DAY_DIMENSION[by]
+    d0, d1 = -(-start // DAY_MS) * DAY_MS, end // DAY_MS * DAY_MS
+    keys = frozenset((agent,)) if agent is not None else agents
+    extra, extra_params = "", []
+    if user is not None:
+        extra, extra_params = " AND username = ?", [user]
+    parts, params = [], []
+    if d1 > d0:
+        parts.append(f"SELECT {dim} AS dim, productivity, active_ms, idle_ms, spans "
+                     f"FROM rollup_agent_day WHERE day >= ? AND day < ? AND "
+                     f"{agents_clause(keys)}{extra}")
+        params += [d0, d1, *extra_params]
+        edges = [(start, d0), (d1, end)]
+    else:
+        edges = [(start, end)]
+    for lo, hi in edges:
+        if hi > lo:
+            parts.append(f"SELECT {dim} AS dim, productivity, active_ms, idle_ms, spans "
+                         f"FROM rollup_window WHERE {agents_clause(keys)} AND bucket >= ? "
+                         f"AND bucket < ?{extra}")
+            params += [lo, hi, *extra_params]
+    sql = (f"SELECT dim, productivity, sum(active_ms), sum(idle_ms), sum(spans) FROM "
+           f"({' UNION ALL '.join(parts)}) GROUP BY dim, productivity")
+    return sql, params
+
+
 def summarize(store: Any, from_date: date, to_date: date, by: str,
               tz: tzinfo | str | None = None, agent: str | None = None,
               user: str | None = None, agents: frozenset[int] | None = None,
@@ -246,7 +281,12 @@ def summarize(store: Any, from_date: date, to_date: date, by: str,
         if key is not None and agents is not None and key not in agents:
             raise UnknownAgent(f"no agent {agent!r}")
         names = agent_names(conn) if by == "agent" else {}
-        sql, params = _query(by, start, end, key, user, agents)
+        if by in _DAY_DIMENSION:
+            visible = agents if agents is not None else frozenset(
+                k for (k,) in conn.execute("SELECT id FROM agents"))
+            sql, params = _agent_query(by, start, end, key, user, visible)
+        else:
+            sql, params = _query(by, start, end, key, user, agents)
         for dim, productivity, active, idle, spans in conn.execute(sql, params):
             if by == "group":
                 total.add(productivity, active, idle, spans)

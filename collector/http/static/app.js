@@ -401,8 +401,9 @@ function trendCard(title, rows, byWeek, id) {
 function kpis(total, rows) {
   const items = [["Active", dur(total.active_seconds)]];
   if (total.passive_seconds !== undefined) items.push(["Passive", dur(total.passive_seconds)]);
-  items.push(["Idle", dur(total.idle_seconds)], ["Productive", pct(total.productive_share)],
-             ["People", (rows.people ?? "—").toLocaleString("en-US")]);
+  items.push(["Idle", dur(total.idle_seconds)], ["Productive", pct(total.productive_share)]);
+  if (rows.people !== undefined) items.push(["People", rows.people.toLocaleString("en-US")]);
+  if (rows.agents !== undefined) items.push(["Agents", rows.agents.toLocaleString("en-US")]);
   return el("div", { cls: "kpis" }, ...items.map(([k, v]) =>
     el("div", { cls: "kpi" }, el("span", { cls: "kpi-label" }, k), el("strong", {}, v))));
 }
@@ -430,12 +431,13 @@ function categoryClass(r) {
 
 async function viewOverview(ctx, group) {
   const p = { ...ctx.range, ...(group ? { group } : {}) };
-  const [byDay, byGroup, byApp, byCat, byUser] = await Promise.all([
+  const [byDay, byGroup, byApp, byCat, byUser, agents] = await Promise.all([
     api("/api/v1/summary", { ...p, by: "day" }),
     api("/api/v1/summary", { ...p, by: "group" }),
     api("/api/v1/summary", { ...p, by: "app" }),
     api("/api/v1/summary", { ...p, by: "category" }),
     group ? api("/api/v1/summary", { ...p, by: "user" }) : Promise.resolve(null),
+    group ? Promise.resolve(null) : api("/api/v1/agents", { tz: p.tz }),
   ]);
   ctx.done(byDay);
   const total = byDay.total;
@@ -449,7 +451,8 @@ async function viewOverview(ctx, group) {
   }
   const people = new Set();
   if (byUser) byUser.rows.forEach((r) => people.add(r.user));
-  nodes.push(kpis(total, { people: byUser ? people.size : undefined }));
+  nodes.push(kpis(total, byUser ? { people: people.size }
+    : { agents: agents.agents.filter((x) => !x.revoked).length }));
   nodes.push(el("div", { cls: "grid" },
     trendCard("Trend by day", byDay.rows, false, "trend-day"),
     trendCard("Trend by week", byDay.rows, true, "trend-week")));
@@ -632,7 +635,7 @@ async function viewPerson(ctx) {
     : emptyState(`${user} was not active in this range.`);
   return [el("div", { cls: "view-head" }, el("h2", { id: "view-title" }, user),
              exportButtons(ctx.params, { user })), crumbs,
-          kpis(byDay.total, { people: 1 }),
+          kpis(byDay.total, {}),
           el("div", { cls: "grid" }, trendCard("Trend by day", byDay.rows, false, "trend-day"),
              card("Days", dayTable)),
           card("Their agents", el("ul", {}, ...theirs.map((a) => el("li", {},
@@ -985,6 +988,7 @@ async function route() {
     if (seq !== state.seq) return;   // a newer navigation won
     $("view").replaceChildren(...nodes.filter(Boolean));
     afters.forEach((fn) => fn());
+    performance.mark(`worklens:${parts[0]}`);   // read by benchmarks/dashboard.py
     document.title = `${$("view-title")?.textContent || "Worklens"} · Worklens`;
   } catch (err) {
     if (seq === state.seq) failed(err);
