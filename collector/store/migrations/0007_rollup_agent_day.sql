@@ -61,6 +61,10 @@ WHEN NOT (OLD.bucket = NEW.bucket AND OLD.agent = NEW.agent AND OLD.username = N
         idle_ms = idle_ms - OLD.idle_ms, spans = spans - OLD.spans
     WHERE day = OLD.bucket - OLD.bucket % 86400000 AND agent = OLD.agent
         AND username = OLD.username AND productivity = OLD.productivity;
+    DELETE FROM rollup_agent_day
+    WHERE day = OLD.bucket - OLD.bucket % 86400000 AND agent = OLD.agent
+        AND username = OLD.username AND productivity = OLD.productivity
+        AND active_ms = 0 AND idle_ms = 0 AND spans = 0;
     INSERT INTO rollup_agent_day VALUES (NEW.bucket - NEW.bucket % 86400000, NEW.agent,
         NEW.username, NEW.productivity, NEW.active_ms, NEW.idle_ms, NEW.spans)
     ON CONFLICT DO UPDATE SET active_ms = active_ms + excluded.active_ms,
