@@ -44,7 +44,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "protos")]
 
 def assign_groups(db_url: str, groups: int) -> list[str]:
     """Agents in equal groups team-00..: by enrollment order, replacing any groups."""
-    from collector.store import open_store
+    from worklens.collector.store import open_store
 
     names = [f"team-{i:02d}" for i in range(groups)]
     store = open_store(db_url)
@@ -55,7 +55,7 @@ def assign_groups(db_url: str, groups: int) -> list[str]:
             conn.executemany("INSERT INTO agent_groups (agent, grp) VALUES (?, ?)",
                              [(k, names[i * groups // len(keys)]) for i, k in enumerate(keys)])
         store.write(write)
-        from collector.tokens import create_token
+        from worklens.collector.access.tokens import create_token
         scoped = create_token(store, "viewer", "benchmark-team-viewer", groups=[names[0]])[1]
         return [*names, scoped]
     finally:

@@ -15,8 +15,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
-
-from collector.http import (
+from worklens.collector.http import (
     api_admin,
     api_agents,
     api_dashboard,

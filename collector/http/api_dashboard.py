@@ -9,12 +9,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
-
-from collector import rules, rules_preview
-from collector.http.api_query import DATE_HELP
-from collector.http.auth import Principal, require
-from collector.http.context import range_params, store_of
-from collector.http.errors import ApiError
+from worklens.collector.http.api_query import DATE_HELP
+from worklens.collector.http.auth import Principal, require
+from worklens.collector.http.context import range_params, store_of
+from worklens.collector.http.errors import ApiError
+from worklens.collector.reports import rules_preview
+from worklens.collector.rollup import rules
 
 router = APIRouter(prefix="/api/v1", tags=["dashboard"])
 Viewer = Annotated[Principal, Depends(require("viewer"))]

@@ -8,12 +8,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
-
-from collector import audit, groups
-from collector.http.auth import Principal, require
-from collector.http.context import client_address, store_of
-from collector.http.errors import ApiError
-from collector.http.scope import scope_of
+from worklens.collector.access import audit, groups
+from worklens.collector.http.auth import Principal, require
+from worklens.collector.http.context import client_address, store_of
+from worklens.collector.http.errors import ApiError
+from worklens.collector.http.scope import scope_of
 
 router = APIRouter(prefix="/api/v1", tags=["groups"])
 Viewer = Annotated[Principal, Depends(require("viewer"))]

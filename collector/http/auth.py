@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import Request
-
-from collector.http.errors import ApiError
+from worklens.collector.access import tokens
+from worklens.collector.http.errors import ApiError
 
 ROLE_RANK = {"viewer": 1, "exporter": 2, "admin": 3}
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="worklens"'}
@@ -31,7 +31,7 @@ class Principal:
     @property
     def scope(self):
         """What this caller may see (collector.groups.Scope): its groups, or all."""
-        from collector.groups import scope_for
+        from worklens.collector.access.groups import scope_for
 
         return scope_for(self.role, self.groups)
 
@@ -47,8 +47,6 @@ def _bearer(request: Request) -> str:
 
 def authenticate(request: Request) -> Principal:
     """The caller's token, verified against the store, or a 401."""
-    from collector import tokens  # the ingest engineer's module; imported late on purpose
-
     info = tokens.verify_token(request.app.state.store, _bearer(request))
     if info is None:
         raise ApiError(401, "invalid, revoked or expired token", CHALLENGE)

@@ -13,9 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Request
-
-from collector import groups
-from collector.http.errors import ApiError
+from worklens.collector.access import groups
+from worklens.collector.http.errors import ApiError
 
 
 def scope_of(request: Request) -> groups.Scope:

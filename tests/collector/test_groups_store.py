@@ -6,8 +6,8 @@ from __future__ import annotations
 import shutil
 import sqlite3
 
-from collector import groups, tokens
-from collector.store import migrate, open_store
+from worklens.collector.access import groups, tokens
+from worklens.collector.store import migrate, open_store
 
 
 def test_a_store_from_before_groups_opens_with_everyone_unscoped(tmp_path):

@@ -9,9 +9,8 @@ from datetime import date, timedelta
 
 import dataset as ds
 import pytest
-
-from collector import rollup, rules
-from collector.summary import _query, summarize
+from worklens.collector.reports.summary import _query, summarize
+from worklens.collector.rollup import buckets as rollup
 
 DAY_MS = 86_400_000
 
@@ -37,7 +36,7 @@ def by_day(store) -> dict[tuple, tuple]:
 
 def slow_rows(store, first, last, by, tz):
     """The same summary through the 15-minute table (the pre-0007 query)."""
-    from collector.summary import day_range_ms, zone
+    from worklens.collector.reports.summary import day_range_ms, zone
 
     start, end = day_range_ms(first, last, zone(tz))
     with store.reader() as conn:
@@ -52,12 +51,12 @@ def test_the_day_table_follows_every_change(store):
     expected, stored = by_day(store)
     assert expected and stored == expected
     # app-only rules: re-applied by UPDATE of the rollups' class (the "move" trigger)
-    rules.set_rules(store, [{"app": "firefox", "category": "Web", "productivity": "neutral"}])
+    rollup.set_rules(store, [{"app": "firefox", "category": "Web", "productivity": "neutral"}])
     assert by_day(store)[1] == by_day(store)[0]
-    rules.set_rules(store, [{"app": "firefox", "category": "Web", "productivity": "unproductive"}])
+    rollup.set_rules(store, [{"app": "firefox", "category": "Web", "productivity": "unproductive"}])
     assert by_day(store)[1] == by_day(store)[0]
     # title rules: window rollups recomputed (delete + insert)
-    rules.set_rules(store, [{"app": "firefox", "category": "Web", "productivity": "neutral"},
+    rollup.set_rules(store, [{"app": "firefox", "category": "Web", "productivity": "neutral"},
                             {"title": "main", "category": "Code", "productivity": "productive"}])
     expected, stored = by_day(store)
     assert stored == expected

@@ -8,7 +8,7 @@ Status codes (the agent's retry table keys on them):
 
 ====================  =========================================================
 INVALID_ARGUMENT      malformed bytes, a batch breaking a limit (see
-                      collector.validate), too many events, packed bytes that
+                      worklens.collector.ingest.validate), too many events, packed bytes that
                       do not inflate in the stream's context or do not parse.
                       Upload ends with trailing metadata
                       ``worklens-rejected-sequence: <seq>``; nothing of that
@@ -31,7 +31,7 @@ Upload pipelines: a reader task parses, validates and queues each batch to the
 store as it arrives (several in flight per stream share group commits), and
 the handler yields acks in order as their commits complete.
 
-Packed batches (``Batch.packed``, worklens.packing): each Upload stream has its
+Packed batches (``Batch.packed``, worklens.common.packing): each Upload stream has its
 own inflate context and difference state, created with the stream and dropped
 with it. A packed batch is inflated (capped at the maximum message size),
 parsed, its differences turned back into times and memory, its process
@@ -57,7 +57,19 @@ from dataclasses import dataclass
 
 import grpc
 from google.protobuf.message import DecodeError, Message
-from worklens.packing import (
+from worklens.collector import metrics
+from worklens.collector.access.enrollment import (
+    MAX_INSTALL_ID,
+    AgentRevoked,
+    EnrollmentRefused,
+    authenticate,
+    credential_changes,
+    enroll,
+)
+from worklens.collector.ingest.validate import InvalidBatch, Limits, check_batch, check_host
+from worklens.collector.store import AgentRow, Store, StoreBusy, StoreError
+from worklens.collector.store.records import extract
+from worklens.common.packing import (
     PACKING,
     Inflater,
     PackedTooLarge,
@@ -66,19 +78,6 @@ from worklens.packing import (
     expand_processes,
 )
 from worklens.v1 import agent_pb2
-
-from collector import metrics
-from collector.enrollment import (
-    MAX_INSTALL_ID,
-    AgentRevoked,
-    EnrollmentRefused,
-    authenticate,
-    credential_changes,
-    enroll,
-)
-from collector.store import AgentRow, Store, StoreBusy, StoreError
-from collector.store.records import extract
-from collector.validate import InvalidBatch, Limits, check_batch, check_host
 
 log = logging.getLogger(__name__)
 

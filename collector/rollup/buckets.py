@@ -38,16 +38,12 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from functools import lru_cache
 from itertools import chain
-from pathlib import Path
 from typing import Any
 
-from worklens.cli import UserError
-
-from collector import rules as rules_mod
-from collector.store import blocks
+from worklens.collector.rollup import rules as rules_mod
+from worklens.collector.store import blocks
 
 log = logging.getLogger(__name__)
 
@@ -620,30 +616,20 @@ def reapply_rules(conn: sqlite3.Connection, old: rules_mod.Classifier,
     conn.execute("DELETE FROM temp.rule_remap")
 
 
-# -- CLI ------------------------------------------------------------------------------------
+def set_rules(store: Any, rules: list[rules_mod.Rule] | list[dict]) -> list[rules_mod.Rule]:
+    """Replace the rules and re-categorise all history in one transaction."""
+    checked = rules_mod.validate([r.to_dict() if isinstance(r, rules_mod.Rule) else r
+                                  for r in rules])
 
-def command(args: Any, cfg: Any, data_dir: Path) -> int:
-    """``rollups rebuild [--from DATE] [--to DATE]`` (dates in [summary] timezone)."""
-    from collector.config import store_url
-    from collector.dates import DateError, midnight_ms, parse_date, parse_tz
-    from collector.store import open_store
+    def replace(conn: sqlite3.Connection) -> None:
+        old = rules_mod.Classifier(rules_mod.read_rules(conn))
+        conn.execute("DELETE FROM rules")
+        conn.executemany("INSERT INTO rules (position, app, title, category, productivity) "
+                         "VALUES (?, ?, ?, ?, ?)",
+                         [(i, r.app, r.title, r.category, r.productivity)
+                          for i, r in enumerate(checked)])
+        conn.execute("UPDATE rules_version SET version = version + 1 WHERE id = 1")
+        reapply_rules(conn, old, rules_mod.classifier(conn))
 
-    try:
-        tz = parse_tz(None, cfg.summary.timezone)
-        first = parse_date(args.date_from, tz) if args.date_from else None
-        last = parse_date(args.date_to, tz) if args.date_to else None
-    except DateError as exc:
-        raise UserError(str(exc)) from None
-    if first and last and first > last:
-        raise UserError(f"--from {first} is after --to {last}")
-    from_ms = midnight_ms(first, tz) if first else None
-    to_ms = midnight_ms(last + timedelta(days=1), tz) if last else None
-    store = open_store(store_url(cfg, data_dir))
-    try:
-        started = time.monotonic()
-        agents = rebuild(store, from_ms, to_ms)
-    finally:
-        store.close()
-    span = f"{first or 'the beginning'} to {last or 'now'}"
-    print(f"rebuilt rollups for {agents} agent(s), {span}, in {time.monotonic() - started:.1f}s")
-    return 0
+    store.write(replace)
+    return checked

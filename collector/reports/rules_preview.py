@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta, tzinfo
 from typing import Any
 
-from collector.rules import (
+from worklens.collector.reports.summary import day_range_ms
+from worklens.collector.rollup.rules import (
     UNCLASSIFIED,
     UNCLASSIFIED_CATEGORY,
     Classifier,
@@ -26,7 +27,6 @@ from collector.rules import (
     read_rules,
     validate,
 )
-from collector.summary import day_range_ms
 
 RAW_DAYS = 7
 

@@ -13,12 +13,11 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from worklens.cli import UserError
-
-from collector import audit, enrollment, groups
-from collector.config import CollectorConfig, store_url
-from collector.store import Store, open_store
-from collector.summary import list_agents
+from worklens.collector.access import audit, enrollment, groups
+from worklens.collector.config import CollectorConfig, store_url
+from worklens.collector.reports.summary import list_agents
+from worklens.collector.store import Store, open_store
+from worklens.common.cli import UserError
 
 
 def _when(ms: int | None) -> str:
