@@ -255,6 +255,29 @@ def _agent_query(by: str, start: int, end: int, agent: int | None, user: str | N
     return sql, params
 
 
+def _utc_days(first: date, last: date, tz: tzinfo) -> bool:
+    """Every local midnight of the range is a UTC midnight (UTC, or a zone at +00:00
+    throughout): local days are then rows of ``rollup_agent_day`` as they are."""
+    return all(midnight_ms(first + timedelta(days=i), tz) % DAY_MS == 0
+               for i in range((last - first).days + 2))
+
+
+def _agent_day_query(start: int, end: int, agent: int | None, user: str | None,
+                     agents: frozenset[int] | None) -> tuple[str, list]:
+    """By day for some agents or a user, local days being UTC days."""
+    where, params = ["day >= ?", "day < ?"], [start, end]
+    if agents is not None:
+        where.append(agents_clause(agents))
+    if agent is not None:
+        where.append("agent = ?")
+        params.append(agent)
+    if user is not None:
+        where.append("username = ?")
+        params.append(user)
+    return (f"SELECT day, productivity, sum(active_ms), sum(idle_ms), sum(spans) FROM "
+            f"rollup_agent_day WHERE {' AND '.join(where)} GROUP BY day, productivity", params)
+
+
 def summarize(store: Any, from_date: date, to_date: date, by: str,
               tz: tzinfo | str | None = None, agent: str | None = None,
               user: str | None = None, agents: frozenset[int] | None = None,
@@ -281,7 +304,10 @@ def summarize(store: Any, from_date: date, to_date: date, by: str,
         if key is not None and agents is not None and key not in agents:
             raise UnknownAgent(f"no agent {agent!r}")
         names = agent_names(conn) if by == "agent" else {}
-        if by in _DAY_DIMENSION:
+        if by == "day" and (key is not None or user is not None or agents is not None) \
+                and _utc_days(from_date, to_date, tz):
+            sql, params = _agent_day_query(start, end, key, user, agents)
+        elif by in _DAY_DIMENSION:
             visible = agents if agents is not None else frozenset(
                 k for (k,) in conn.execute("SELECT id FROM agents"))
             sql, params = _agent_query(by, start, end, key, user, visible)

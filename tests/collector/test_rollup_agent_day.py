@@ -5,7 +5,7 @@ same numbers as summing the 15-minute rows, in any time zone."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import dataset as ds
 import pytest
@@ -79,3 +79,17 @@ def test_summaries_by_agent_and_user_match_the_fine_rollups(store, tz, by):
         assert fast.total.idle_seconds * 1000 == sum(v[1] for v in slow.values())
         assert fast.total.spans == sum(v[2] for v in slow.values())
         assert len(fast.rows) == len({k[0] for k in slow})
+
+
+
+def test_by_day_for_one_user_in_utc_reads_whole_days(store):
+    first, last = ds.SPRING_DAY - timedelta(days=2), ds.AUTUMN_DAY + timedelta(days=1)
+    fast = summarize(store, first, last, "day", "UTC", user="alice")
+    with store.reader() as conn:
+        slow = {datetime.fromtimestamp(day / 1000, UTC).date().isoformat(): active / 1000
+                for day, active in conn.execute(
+                    "SELECT bucket - bucket % 86400000, sum(active_ms) FROM rollup_window "
+                    "WHERE username = 'alice' GROUP BY 1")}
+    assert {r.key: r.active_seconds for r in fast.rows if r.active_seconds} == {
+        k: v for k, v in slow.items() if v}
+    assert fast.rows == sorted(fast.rows, key=lambda r: r.key)
