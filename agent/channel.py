@@ -17,17 +17,9 @@ from pathlib import Path
 
 import grpc
 from worklens.agent.credential import Connection
+from worklens.common import wire
 from worklens.common.addresses import is_loopback
 from worklens.common.cli import UserError
-
-# Mirrors AGENT_KEEPALIVE_OPTIONS in collector/server.py (the agent does not
-# import collector code): the collector tolerates a client ping every 30 s at
-# most and answers faster pings with GOAWAY "too_many_pings"; a ping every 60 s
-# keeps NAT/firewall state alive and notices a dead collector within ~80 s.
-# gRPC only pings when the connection has been quiet, so a busy stream pays
-# nothing for it. tests/agent/test_channel.py checks the two stay compatible.
-KEEPALIVE_TIME_MS = 60_000
-KEEPALIVE_TIMEOUT_MS = 20_000
 
 ENROLL_HINT = "`worklens-agent enroll --collector HOST:PORT --secret SECRET`"
 
@@ -64,10 +56,7 @@ RECEIVE_WINDOW_BYTES = 16 * 1024
 
 def channel_options() -> list[tuple[str, int]]:
     return [
-        ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
-        ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
-        ("grpc.keepalive_permit_without_calls", 1),
-        ("grpc.http2.max_pings_without_data", 0),
+        *wire.AGENT_KEEPALIVE_OPTIONS,   # what the collector tolerates (worklens.common.wire)
         # each channel reconnects on its own schedule: the shipper's backoff, not a
         # process-wide subchannel pool, decides when to try again
         ("grpc.use_local_subchannel_pool", 1),
@@ -129,7 +118,7 @@ class _BearerAuth(grpc.UnaryUnaryClientInterceptor, grpc.StreamStreamClientInter
     """Adds ``authorization: Bearer <credential>`` to every call."""
 
     def __init__(self, credential: str):
-        self._header = ("authorization", f"Bearer {credential}")
+        self._header = wire.bearer(credential)
 
     def _details(self, details: grpc.ClientCallDetails) -> _CallDetails:
         metadata = [*(details.metadata or ()), self._header]

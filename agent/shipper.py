@@ -64,6 +64,7 @@ import grpc
 from worklens.agent.channel import explain, open_channel
 from worklens.agent.credential import Connection, Credential
 from worklens.agent.spool import Spool, now_ms
+from worklens.common import wire
 from worklens.common.cli import UserError
 from worklens.common.packing import PACKING, Packer
 from worklens.v1 import agent_pb2, agent_pb2_grpc
@@ -75,8 +76,6 @@ RETRYABLE = frozenset({
     grpc.StatusCode.CANCELLED, grpc.StatusCode.DATA_LOSS, grpc.StatusCode.OUT_OF_RANGE,
 })
 AUTH_FAILURES = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED})
-REJECTED_SEQUENCE_KEY = "worklens-rejected-sequence"
-RETRY_AFTER_KEY = "retry-after-ms"
 HELLO_TIMEOUT_S = 15.0
 
 
@@ -249,16 +248,17 @@ class Shipper:
             log.error("stopped sending: %s", message)
             self.spool.put("auth_error", message)
             raise AuthStopped(message)
-        if code == grpc.StatusCode.INVALID_ARGUMENT or (
-                code == grpc.StatusCode.RESOURCE_EXHAUSTED and RETRY_AFTER_KEY not in trailing):
-            sequence = _int(trailing.get(REJECTED_SEQUENCE_KEY)) or (
+        refused_for_good = code == grpc.StatusCode.RESOURCE_EXHAUSTED \
+            and wire.RETRY_AFTER_KEY not in trailing
+        if code == grpc.StatusCode.INVALID_ARGUMENT or refused_for_good:
+            sequence = _int(trailing.get(wire.REJECTED_SEQUENCE_KEY)) or (
                 window.oldest_in_flight() if window else None)
             reason = f"{code.name}: {err.details() if hasattr(err, 'details') else ''}"
             if sequence is not None and self.spool.dead_letter(sequence, reason):
                 return 0.0   # the rest flows on at once
             return self._failed(f"collector answered {reason}")
         if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-            delay = max(_int(trailing[RETRY_AFTER_KEY]) or 0, 0) / 1000
+            delay = max(_int(trailing[wire.RETRY_AFTER_KEY]) or 0, 0) / 1000
             log.warning("collector busy; retrying in %.1fs as it asked", delay)
             return delay
         if code not in RETRYABLE:

@@ -44,7 +44,7 @@ class Enrolled:
 
 # Bumped (after the commit) whenever this process revokes an agent or rotates its
 # credential, so that open Upload streams re-check their credential before their
-# next batch instead of waiting for the periodic re-check (collector.ingest).
+# next batch instead of waiting for the periodic re-check (ingest.service).
 _changes = itertools.count(1)
 _changes_seen = 0
 _changes_lock = threading.Lock()

@@ -1,19 +1,22 @@
 """``worklens-collector``: argument parsing only. Each subcommand's work lives in
 a module of this package (``function(args, cfg, data_dir) -> int``), imported
-only when that subcommand runs, so that ``summary`` starts without the server's
-libraries and ``serve`` without ``requests``."""
+only when that subcommand runs."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import os
 import sys
 from pathlib import Path
 
 from worklens import __version__
 from worklens.collector import config as collector_config
-from worklens.common.cli import run_main, setup_logging
+from worklens.collector.access import tokens
+from worklens.collector.reports import csvexport
+from worklens.collector.reports import summary as summaries
+from worklens.common.cli import UserError, run_main, setup_logging
 from worklens.common.settings import default_data_dir, system_config_file
 
 PROG = "worklens-collector"
@@ -30,9 +33,6 @@ COMMANDS = {
 }
 # Operator client commands talk to the HTTP API and take no store options.
 CLIENT_COMMANDS = {"summary", "export"}
-ROLES = ("enroll", "viewer", "exporter", "admin")
-SUMMARY_BY = ("app", "agent", "user", "group", "day", "hour", "category")
-EXPORT_KINDS = ("spans", "activity", "processes", "daily", "apps")
 
 
 def _store_options() -> argparse.ArgumentParser:
@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     token = sub.add_parser("token", help="create, list and revoke secrets")
     token_sub = token.add_subparsers(dest="action", required=True, metavar="ACTION")
     create = token_sub.add_parser("create", parents=[store], help="print a new secret once")
-    create.add_argument("--role", required=True, choices=ROLES)
+    create.add_argument("--role", required=True, choices=tokens.ROLES)
     create.add_argument("--name", default="", help="a label for people")
     create.add_argument("--expires", metavar="DURATION", help="e.g. 30d (default: never)")
     create.add_argument("--group", action="append", metavar="G",
@@ -96,11 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     summary = sub.add_parser("summary", parents=[client, scope],
                              help="active/idle time summaries")
-    summary.add_argument("--by", required=True, choices=SUMMARY_BY)
+    summary.add_argument("--by", required=True, choices=summaries.BY)
     summary.add_argument("--format", choices=("table", "json", "csv"), default="table")
 
     export = sub.add_parser("export", parents=[client, scope], help="CSV export")
-    export.add_argument("kind", choices=EXPORT_KINDS)
+    export.add_argument("kind", choices=csvexport.KINDS)
     export.add_argument("-o", "--output", type=Path, metavar="FILE",
                         help="write to FILE (default: stdout)")
 
@@ -143,8 +143,21 @@ def _overrides(args: argparse.Namespace) -> dict:
     }
 
 
+# What `pip install 'worklens[collector]'` adds to the agent's install (import names).
+COLLECTOR_LIBRARIES = ("fastapi", "uvicorn", "prometheus_client", "orjson", "requests")
+
+
+def check_collector_libraries() -> None:
+    """One line, not an ImportError traceback, on an agent-only install."""
+    missing = [name for name in COLLECTOR_LIBRARIES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise UserError(f"the collector's libraries are not installed ({', '.join(missing)}): "
+                        "pip install 'worklens[collector]'")
+
+
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    check_collector_libraries()
     config_file = None
     if args.command not in CLIENT_COMMANDS:
         config_file = args.config or system_config_file("collector")

@@ -1,7 +1,7 @@
 """``worklens-collector summary`` and ``export``: the operator's client for the
-collector's HTTP API (``requests``). Arguments are parsed in collector/cli.py.
+collector's HTTP API (``requests``). Arguments are parsed in cli/__init__.py.
 
-Dates are checked here with the server's own rules (collector.dates) so a
+Dates are checked here with the server's own rules (reports.dates) so a
 typo fails at once, but relative words (``today``, ``7d``) are sent as typed
 and resolved by the collector in the requested (or its default) time zone.
 Every expected failure is one line and exit code 1 (worklens.common.cli.UserError).

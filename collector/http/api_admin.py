@@ -21,7 +21,7 @@ Admin = Annotated[Principal, Depends(require("admin"))]
 
 
 class TokenRequest(BaseModel):
-    role: Literal["enroll", "viewer", "exporter", "admin"]
+    role: Literal[tokens.ROLES]  # type: ignore[valid-type]
     name: str = Field("", max_length=200)
     expires: str | None = Field(None, description="a duration such as 30d; omitted = never")
     groups: list[str] = Field(default_factory=list, max_length=50,

@@ -1,6 +1,6 @@
 """``GET /api/v1/export/{kind}.csv`` (role exporter): CSV streamed straight
 from the database. The rows and their format (RFC 4180, ISO 8601 with offset,
-formula neutralising) are the summaries engineer's ``collector.csvexport``;
+formula neutralising) are ``reports.csvexport``'s;
 this module audits the export, then streams it from a worker thread."""
 
 from __future__ import annotations

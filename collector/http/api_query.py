@@ -1,5 +1,5 @@
 """Summaries and timelines (role viewer). The numbers come from the
-summaries engineer's ``collector.summary`` (rollups, not raw spans); this
+reports' ``reports.summary`` (rollups, not raw spans); this
 module only parses parameters and shapes JSON."""
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ from worklens.collector.http.context import range_params, store_of, tz_param
 from worklens.collector.http.errors import ApiError, bad_param
 from worklens.collector.http.jsonresp import FastJSONResponse
 from worklens.collector.http.scope import check_agent, scope_of, visible_for
+from worklens.collector.reports import summary as summaries
 from worklens.collector.reports.dates import DateError, parse_date
 
 # Handlers return FastJSONResponse themselves: FastAPI's generic encoder would walk a
 # day's timeline (thousands of nested objects) many times slower than orjson.
 router = APIRouter(prefix="/api/v1", tags=["query"])
 Viewer = Annotated[Principal, Depends(require("viewer"))]
-SUMMARY_BY = ("app", "agent", "user", "group", "day", "hour", "category")
+SUMMARY_BY = summaries.BY
 
 DATE_HELP = "YYYY-MM-DD, today, yesterday or Nd (last N days)"
 TzParam = Query(description="IANA time zone (default: the collector's [summary] timezone)")

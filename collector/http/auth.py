@@ -2,7 +2,7 @@
 
 Roles are ordered: viewer < exporter < admin. ``enroll`` tokens exist only for
 agents trading the enrollment secret and open nothing here. Tokens are checked
-with ``collector.tokens.verify_token`` (hashed secrets, constant-time compare),
+with ``access.tokens.verify_token`` (hashed secrets, constant-time compare),
 so unknown, revoked and expired tokens all get the same 401.
 """
 

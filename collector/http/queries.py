@@ -18,7 +18,7 @@ from worklens.collector.reports.dates import DateRange
 from worklens.collector.rollup import buckets, rules
 from worklens.collector.store import blocks
 
-EXPORT_KINDS = ("spans", "activity", "processes", "daily", "apps")
+EXPORT_KINDS = csvexport.KINDS   # owned by the CSV module
 
 
 def summary(store: Any, rng: DateRange, by: str, agent: str | None, user: str | None,

@@ -40,7 +40,7 @@ check, the same validation, the same store call.
 
 Revocation: a stream is authenticated when it opens and again, before the next
 batch is accepted, (a) at once when this process revoked or re-enrolled any
-agent since (collector.enrollment's change counter), and (b) at least every
+agent since (access.enrollment's change counter), and (b) at least every
 ``CREDENTIAL_RECHECK_S`` seconds otherwise, which catches revocations written
 by another process (the ``token``/admin CLI, the HTTP API's own SQL, other
 collectors sharing a database). A stream whose credential no longer holds ends
@@ -69,6 +69,7 @@ from worklens.collector.access.enrollment import (
 from worklens.collector.ingest.validate import InvalidBatch, Limits, check_batch, check_host
 from worklens.collector.store import AgentRow, Store, StoreBusy, StoreError
 from worklens.collector.store.records import extract
+from worklens.common import wire
 from worklens.common.packing import (
     PACKING,
     Inflater,
@@ -82,8 +83,6 @@ from worklens.v1 import agent_pb2
 log = logging.getLogger(__name__)
 
 SERVICE = "worklens.v1.AgentService"
-REJECTED_SEQUENCE_KEY = "worklens-rejected-sequence"
-RETRY_AFTER_KEY = "retry-after-ms"
 # Batches of one stream parsed and queued ahead of their acks.
 MAX_IN_FLIGHT = 32
 # An open stream's credential is looked up again at least this often (when
@@ -109,9 +108,9 @@ class _Reject:
     def trailing_metadata(self) -> tuple[tuple[str, str], ...]:
         out = []
         if self.sequence is not None:
-            out.append((REJECTED_SEQUENCE_KEY, str(self.sequence)))
+            out.append((wire.REJECTED_SEQUENCE_KEY, str(self.sequence)))
         if self.retry_after_ms is not None:
-            out.append((RETRY_AFTER_KEY, str(self.retry_after_ms)))
+            out.append((wire.RETRY_AFTER_KEY, str(self.retry_after_ms)))
         return tuple(out)
 
 
@@ -154,12 +153,7 @@ def _forget(pipeline: asyncio.Queue) -> None:
 
 
 def _credential(context: grpc.aio.ServicerContext) -> str:
-    for key, value in context.invocation_metadata() or ():
-        if key == "authorization" and isinstance(value, str):
-            scheme, _, credential = value.partition(" ")
-            if scheme.lower() == "bearer":
-                return credential.strip()
-    return ""
+    return wire.credential_of(context.invocation_metadata())
 
 
 def _store_failure(exc: StoreError, sequence: int | None) -> _Reject:

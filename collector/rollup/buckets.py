@@ -44,11 +44,13 @@ from typing import Any
 
 from worklens.collector.rollup import rules as rules_mod
 from worklens.collector.store import blocks
+from worklens.v1 import agent_pb2
 
 log = logging.getLogger(__name__)
 
 BUCKET_MS = blocks.BUCKET_MS   # the store computes process totals per bucket
-ACTIVE, IDLE, LOCKED, ASLEEP = 1, 2, 3, 4
+ACTIVE, IDLE, LOCKED, ASLEEP = (agent_pb2.ACTIVITY_STATE_ACTIVE, agent_pb2.ACTIVITY_STATE_IDLE,
+                               agent_pb2.ACTIVITY_STATE_LOCKED, agent_pb2.ACTIVITY_STATE_ASLEEP)
 _STATE_COLUMN = {ACTIVE: 0, IDLE: 1, LOCKED: 2, ASLEEP: 3}
 NEVER = -(2 ** 62)
 FOREVER = 2 ** 62

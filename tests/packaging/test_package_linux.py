@@ -105,9 +105,9 @@ def test_make_package_builds_deb_and_rpm_for_both_programs(packages: Packages,
     for path in ("/opt/worklens/collector/worklens-collector", COLLECTOR_UNIT, COLLECTOR_CONFIG):
         assert path in collector, f"{path} missing from {packages.collector_deb.name}"
     # the store's migrations and the dashboard are data the bundle must carry
-    assert any(p.startswith("/opt/worklens/collector/_internal/collector/store/migrations/")
+    assert any(p.startswith("/opt/worklens/collector/_internal/worklens/collector/store/migrations/")
                and p.endswith(".sql") for p in collector)
-    assert any(p.startswith("/opt/worklens/collector/_internal/collector/http/static/")
+    assert any(p.startswith("/opt/worklens/collector/_internal/worklens/collector/http/static/")
                for p in collector)
 
     conffiles = (deb_control(packages.agent_deb, tmp_path) / "conffiles").read_text().split()

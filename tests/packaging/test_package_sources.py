@@ -7,6 +7,7 @@ Apple allows — so a Windows or macOS build has one less way to fail."""
 from __future__ import annotations
 
 import plistlib
+import posixpath
 import re
 import shutil
 import subprocess
@@ -70,6 +71,47 @@ def test_other_platforms_bundle_their_own_backends(recipe, platform: str, own: s
     hidden = recipe.analysis_args("agent", platform)["hiddenimports"]
     assert own in hidden and foreign not in hidden
     assert f"pynput.keyboard._{platform}" in hidden
+
+
+# -- Linux packages: the documentation --------------------------------------------------
+
+MARKDOWN_LINK = re.compile(r"\[[^\]]*\]\(([^)\s#]*)[^)]*\)")
+
+
+def shipped_docs(program: str) -> dict[str, Path]:
+    """What nfpm-PROGRAM.yaml puts under /usr/share/doc/worklens-PROGRAM/: the path
+    there -> the repository file (a ``src`` glob with a directory ``dst``, as nfpm
+    reads it)."""
+    root = f"/usr/share/doc/worklens-{program}/"
+    text = (PACKAGING / "linux" / f"nfpm-{program}.yaml").read_text()
+    shipped = {}
+    for src, dst in re.findall(r"- src: (\S+)\n\s+dst: (\S+)", text):
+        if not dst.startswith(root):
+            continue
+        where = dst[len(root):]
+        if "*" in src:
+            shipped.update({where + path.name: path for path in sorted(REPO.glob(src))})
+        else:
+            shipped[where] = REPO / src
+    return shipped
+
+
+@pytest.mark.parametrize("program", ["agent", "collector"])
+def test_packages_ship_the_docs_with_every_page_they_link_to(program: str) -> None:
+    """The README and every docs/ page go to /usr/share/doc/worklens-PROGRAM in the
+    repository's layout, so that their relative links work on the installed system."""
+    shipped = shipped_docs(program)
+    assert {"README.md", "docs/README.md", "docs/configuration.md"} <= set(shipped)
+    assert {f"docs/{p.name}" for p in (REPO / "docs").glob("*.md")} <= set(shipped)
+    broken = []
+    for where, source in shipped.items():
+        for target in MARKDOWN_LINK.findall(source.read_text(encoding="utf-8")):
+            if not target or re.match(r"^[a-z][a-z0-9+.-]*:", target):
+                continue
+            linked = posixpath.normpath(posixpath.join(posixpath.dirname(where), target))
+            if linked not in shipped and not (REPO / linked).is_dir():
+                broken.append(f"{where} -> {target}")
+    assert not broken, f"links to files the {program} package does not install: {broken}"
 
 
 # -- Windows ------------------------------------------------------------------------------
