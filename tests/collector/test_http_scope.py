@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import subprocess
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -241,3 +243,24 @@ def test_cli_revokes_an_agent(col, data, tmp_path):
     assert listed[agent.agent_id] is True
     nosuch = col.cli("agents", "revoke", "ag-nosuch")
     assert nosuch.returncode == 1 and "no agent" in nosuch.stderr
+
+
+def test_operator_commands_summarise_and_export_by_group(col, data):
+    from collector_harness import collector_command
+
+    def run(*args: str, token: str):
+        return subprocess.run([*collector_command(*args, "--url", col.url), "--token", token],
+                              capture_output=True, text=True, timeout=60)
+
+    day = ["--from", DAY.isoformat(), "--to", DAY.isoformat(), "--tz", "UTC"]
+    done = run("summary", *day, "--by", "group", "--format", "json", token=data["admin"])
+    assert done.returncode == 0, done.stderr
+    rows = {r["group"]: r["active_seconds"] for r in json.loads(done.stdout)["rows"]}
+    assert rows["eng/backend"] == 7200 and rows["sales"] == 3600
+    table = run("summary", *day, "--by", "group", token=data["admin"]).stdout
+    assert "eng/backend" in table and "2:00" in table
+    scoped = run("summary", *day, "--by", "user", "--group", "eng", token=data["viewer"])
+    assert scoped.returncode == 1 and "no group 'eng'" in scoped.stderr
+    csv_out = run("export", "daily", *day, "--group", "sales", token=data["exporter"])
+    assert csv_out.returncode == 0 and data["sales"] in csv_out.stdout
+    assert_no_eng(csv_out.stdout, data)
