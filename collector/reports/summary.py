@@ -224,11 +224,17 @@ DAY_MS = 86_400_000
 _DAY_DIMENSION = {"agent": "agent", "user": "username", "group": "agent"}
 
 
+_CLASS_SUMS = ", ".join(f"sum({c}_ms)" for c in CLASSES)
+_CLASS_CASES = ", ".join(f"CASE productivity WHEN '{c}' THEN active_ms ELSE 0 END AS {c}_ms"
+                         for c in CLASSES)
+
+
 def _agent_query(by: str, start: int, end: int, agent: int | None, user: str | None,
-                 agents: frozenset[int]) -> tuple[str, list]:
-    """By agent, user or group: whole UTC days from ``rollup_agent_day`` (rows per
-    agent-day, not per 15 minutes and app), the edges of a range in another zone
-    from ``rollup_window``, read through its (agent, bucket) key for each agent."""
+                 agents: frozenset[int] | None, all_keys: frozenset[int]) -> tuple[str, list]:
+    """By agent, user or group: whole UTC days from ``rollup_agent_day`` (a row per
+    agent-day and user, classes in columns), the edges of a range in another zone
+    from ``rollup_window``, read through its (agent, bucket) key agent by agent.
+    Rows: (dim, <class>_ms for each of CLASSES, idle_ms, spans)."""
     dim = _DAY_DIMENSION[by]
     d0, d1 = -(-start // DAY_MS) * DAY_MS, end // DAY_MS * DAY_MS
     keys = frozenset((agent,)) if agent is not None else agents
@@ -237,21 +243,21 @@ def _agent_query(by: str, start: int, end: int, agent: int | None, user: str | N
         extra, extra_params = " AND username = ?", [user]
     parts, params = [], []
     if d1 > d0:
-        parts.append(f"SELECT {dim} AS dim, productivity, active_ms, idle_ms, spans "
-                     f"FROM rollup_agent_day WHERE day >= ? AND day < ? AND "
-                     f"{agents_clause(keys)}{extra}")
+        only = "" if keys is None else f" AND {agents_clause(keys)}"
+        parts.append(f"SELECT {dim} AS dim, {', '.join(f'{c}_ms' for c in CLASSES)}, idle_ms, "
+                     f"spans FROM rollup_agent_day WHERE day >= ? AND day < ?{only}{extra}")
         params += [d0, d1, *extra_params]
         edges = [(start, d0), (d1, end)]
     else:
         edges = [(start, end)]
     for lo, hi in edges:
-        if hi > lo:
-            parts.append(f"SELECT {dim} AS dim, productivity, active_ms, idle_ms, spans "
-                         f"FROM rollup_window WHERE {agents_clause(keys)} AND bucket >= ? "
-                         f"AND bucket < ?{extra}")
+        if hi > lo:   # an IN list of agents: the (agent, bucket) key, not a table scan
+            parts.append(f"SELECT {dim} AS dim, {_CLASS_CASES}, idle_ms, spans FROM "
+                         f"rollup_window WHERE {agents_clause(keys or all_keys)} AND "
+                         f"bucket >= ? AND bucket < ?{extra}")
             params += [lo, hi, *extra_params]
-    sql = (f"SELECT dim, productivity, sum(active_ms), sum(idle_ms), sum(spans) FROM "
-           f"({' UNION ALL '.join(parts)}) GROUP BY dim, productivity")
+    sql = (f"SELECT dim, {_CLASS_SUMS}, sum(idle_ms), sum(spans) FROM "
+           f"({' UNION ALL '.join(parts)}) GROUP BY dim")
     return sql, params
 
 
@@ -264,7 +270,8 @@ def _utc_days(first: date, last: date, tz: tzinfo) -> bool:
 
 def _agent_day_query(start: int, end: int, agent: int | None, user: str | None,
                      agents: frozenset[int] | None) -> tuple[str, list]:
-    """By day for some agents or a user, local days being UTC days."""
+    """By day for some agents or a user, local days being UTC days; rows as
+    ``_agent_query``'s with the day's UTC midnight as dim."""
     where, params = ["day >= ?", "day < ?"], [start, end]
     if agents is not None:
         where.append(agents_clause(agents))
@@ -274,8 +281,17 @@ def _agent_day_query(start: int, end: int, agent: int | None, user: str | None,
     if user is not None:
         where.append("username = ?")
         params.append(user)
-    return (f"SELECT day, productivity, sum(active_ms), sum(idle_ms), sum(spans) FROM "
-            f"rollup_agent_day WHERE {' AND '.join(where)} GROUP BY day, productivity", params)
+    return (f"SELECT day, {_CLASS_SUMS}, sum(idle_ms), sum(spans) FROM rollup_agent_day "
+            f"WHERE {' AND '.join(where)} GROUP BY day", params)
+
+
+def _class_rows(rows: Any) -> Any:
+    """Wide rows (dim, <class>_ms..., idle, spans) as the narrow ones the summary
+    loop adds up: (dim, class, active, idle, spans), idle and spans counted once."""
+    for dim, *rest in rows:
+        idle, spans = rest[-2], rest[-1]
+        for i, name in enumerate(CLASSES):
+            yield dim, name, rest[i], idle if i == 0 else 0, spans if i == 0 else 0
 
 
 def summarize(store: Any, from_date: date, to_date: date, by: str,
@@ -304,16 +320,18 @@ def summarize(store: Any, from_date: date, to_date: date, by: str,
         if key is not None and agents is not None and key not in agents:
             raise UnknownAgent(f"no agent {agent!r}")
         names = agent_names(conn) if by == "agent" else {}
+        wide = True
         if by == "day" and (key is not None or user is not None or agents is not None) \
                 and _utc_days(from_date, to_date, tz):
             sql, params = _agent_day_query(start, end, key, user, agents)
         elif by in _DAY_DIMENSION:
-            visible = agents if agents is not None else frozenset(
-                k for (k,) in conn.execute("SELECT id FROM agents"))
-            sql, params = _agent_query(by, start, end, key, user, visible)
+            every = frozenset(k for (k,) in conn.execute("SELECT id FROM agents"))
+            sql, params = _agent_query(by, start, end, key, user, agents, every)
         else:
             sql, params = _query(by, start, end, key, user, agents)
-        for dim, productivity, active, idle, spans in conn.execute(sql, params):
+            wide = False
+        rows = conn.execute(sql, params)
+        for dim, productivity, active, idle, spans in (_class_rows(rows) if wide else rows):
             if by == "group":
                 total.add(productivity, active, idle, spans)
                 for grp in (groups_of or {}).get(dim) or (no_group,):

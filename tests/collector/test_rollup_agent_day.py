@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import dataset as ds
 import pytest
-from worklens.collector.reports.summary import _query, summarize
+from worklens.collector.reports.summary import CLASSES, _query, summarize
 from worklens.collector.rollup import buckets as rollup
 
 DAY_MS = 86_400_000
@@ -25,12 +25,24 @@ def store(tmp_path):
 
 def by_day(store) -> dict[tuple, tuple]:
     with store.reader() as conn:
-        expected = {tuple(r[:4]): tuple(r[4:]) for r in conn.execute(
-            "SELECT bucket - bucket % 86400000, agent, username, productivity, sum(active_ms), "
-            "sum(idle_ms), sum(spans) FROM rollup_window GROUP BY 1, 2, 3, 4")}
-        stored = {tuple(r[:4]): tuple(r[4:]) for r in conn.execute(
-            "SELECT day, agent, username, productivity, active_ms, idle_ms, spans "
-            "FROM rollup_agent_day")}
+        expected: dict = {}
+        present = set()
+        for day, agent, user, cls, active, idle, spans in conn.execute(
+                "SELECT bucket - bucket % 86400000, agent, username, productivity, "
+                "sum(active_ms), sum(idle_ms), sum(spans) FROM rollup_window GROUP BY 1, 2, 3, 4"):
+            present.add((cls, day, agent, user))
+            expected[(day, agent, user, cls)] = active
+            for k, v in (("idle", idle), ("spans", spans)):
+                expected[(day, agent, user, k)] = expected.get((day, agent, user, k), 0) + v
+        stored = {}
+        for day, agent, user, *classes, idle, spans in conn.execute(
+                "SELECT day, agent, username, productive_ms, neutral_ms, unproductive_ms, "
+                "unclassified_ms, idle_ms, spans FROM rollup_agent_day"):
+            for cls, active in zip(CLASSES, classes, strict=True):
+                if active or (cls, day, agent, user) in present:
+                    stored[(day, agent, user, cls)] = active
+            stored[(day, agent, user, "idle")] = idle
+            stored[(day, agent, user, "spans")] = spans
     return expected, stored
 
 
