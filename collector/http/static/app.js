@@ -343,7 +343,19 @@ function seriesOf(rows) {
   return series;
 }
 
-function trendPoints(rows, byWeek) {
+// Days of [from, to] in each week (Monday key): a week cut by the range is marked.
+function weekDays(from, to) {
+  const out = new Map();
+  if (!from || !to) return out;
+  for (let d = from, n = 0; d <= to && n < 4000; d = addDays(d, 1), n += 1) {
+    const k = mondayOf(d);
+    out.set(k, (out.get(k) || 0) + 1);
+  }
+  return out;
+}
+
+function trendPoints(rows, byWeek, range = {}) {
+  const inRange = byWeek ? weekDays(range.from, range.to) : new Map();
   const buckets = new Map();
   for (const r of rows) {
     const key = byWeek ? mondayOf(r.day) : r.day;
@@ -357,19 +369,22 @@ function trendPoints(rows, byWeek) {
   }
   return [...buckets.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([key, b]) => {
     const share = b.active ? b.productive / b.active : null;
-    const label = byWeek ? `week of ${key}` : key;
+    const days = inRange.get(key) || 7;
+    const partial = byWeek && days < 7 ? ` (${days} day${days > 1 ? "s" : ""} in range)` : "";
+    const label = byWeek ? `week of ${key}${partial}` : key;
     const parts = [`active ${dur(b.active)}`];
     if (b.passive) parts.push(`passive ${dur(b.passive)}`);
     parts.push(`idle ${dur(b.idle)}`);
     if (share !== null) parts.push(`${pct(share)} productive`);
-    return { label, short: byWeek ? `wk ${shortDay(key)}` : shortDay(key), key, share,
+    return { label, short: byWeek ? `wk ${shortDay(key)}${partial ? "*" : ""}` : shortDay(key),
+             key, share,
              values: { active: b.active / 3600, passive: b.passive / 3600, idle: b.idle / 3600 },
              totals: b, title: `${label}: ${parts.join(", ")}` };
   });
 }
 
-function trendCard(title, rows, byWeek, id) {
-  const points = trendPoints(rows, byWeek);
+function trendCard(title, rows, byWeek, id, range) {
+  const points = trendPoints(rows, byWeek, range);
   const body = el("div", { cls: "chart-box", id });
   if (!points.length) {
     body.append(emptyState("No activity in this range. Pick other dates, or check that agents " +
@@ -454,8 +469,8 @@ async function viewOverview(ctx, group) {
   nodes.push(kpis(total, byUser ? { people: people.size }
     : { agents: agents.agents.filter((x) => !x.revoked).length }));
   nodes.push(el("div", { cls: "grid" },
-    trendCard("Trend by day", byDay.rows, false, "trend-day"),
-    trendCard("Trend by week", byDay.rows, true, "trend-week")));
+    trendCard("Trend by day", byDay.rows, false, "trend-day", byDay),
+    trendCard("Trend by week", byDay.rows, true, "trend-week", byDay)));
   if (!group) {
     const live = el("section", { cls: "card live-slot", id: "live-slot",
                                  attrs: { "data-slot": "live" } },
@@ -474,7 +489,7 @@ async function viewOverview(ctx, group) {
       cell(productivityCell(r))))))
     : emptyState("No activity in this range.");
   const appTotal = byApp.total.active_seconds;
-  nodes.push(el("div", { cls: "grid" },
+  nodes.push(el("div", { cls: "grid wide" },
     card("By group", groupTable, el("p", { cls: "hint" },
       "An agent in two groups counts in both rows. Admins set groups under Agents.")),
     card("Top applications", topTable("top-apps", byApp.rows, "app", "Application", appTotal)),

@@ -26,7 +26,7 @@ function niceScale(max, ticks = 4) {
 // points: [{label, short, values: {active, passive, idle} (hours), share (0..1 or null), title}]
 // series: [{key, label, cls}]
 function trendChart(points, series, { width = 640, height = 220, ariaLabel = "" } = {}) {
-  const pad = { left: 40, right: 40, top: 12, bottom: 34 };
+  const pad = { left: 62, right: 40, top: 12, bottom: 34 };
   const plotW = Math.max(60, width - pad.left - pad.right);
   const plotH = height - pad.top - pad.bottom;
   const svg = svgEl("svg", { viewBox: `0 0 ${width} ${height}`, width: "100%", role: "img",
@@ -38,7 +38,7 @@ function trendChart(points, series, { width = 640, height = 220, ariaLabel = "" 
     svg.append(svgEl("line", { x1: pad.left, x2: pad.left + plotW, y1: y(v), y2: y(v),
                                class: "grid" }));
     svg.append(svgEl("text", { x: pad.left - 6, y: y(v) + 4, class: "tick", "text-anchor": "end" },
-                     `${+v.toFixed(1)} h`));
+                     `${(+v.toFixed(1)).toLocaleString("en-US")} h`));
   }
   for (const share of [0, 0.5, 1]) {
     svg.append(svgEl("text", { x: pad.left + plotW + 6, y: pad.top + plotH - share * plotH + 4,
@@ -57,7 +57,7 @@ function trendChart(points, series, { width = 640, height = 220, ariaLabel = "" 
       const v = p.values[s.key] || 0;
       if (v > 0) {
         g.append(svgEl("rect", { x, width: barW, y: y(base + v), height: Math.max(0, y(base) - y(base + v)),
-                                 class: `bar ${s.cls}` }));
+                                 class: `tbar ${s.cls}` }));
       }
       base += v;
     }

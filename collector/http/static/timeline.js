@@ -18,6 +18,18 @@
     return `hsl(${h % 360}, 55%, 50%)`;
   }
 
+  // The value of `key` holding the most time among items[first..last].
+  function dominant(items, first, last, key) {
+    const time = new Map();
+    for (let i = first; i <= last; i += 1) {
+      const it = items[i];
+      time.set(it[key], (time.get(it[key]) || 0) + (it.end_ms - it.start_ms));
+    }
+    let best = null, most = -1;
+    for (const [k, v] of time) if (v > most) { best = k; most = v; }
+    return best;
+  }
+
   function clockFormat(tz, seconds) {
     const opts = { hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
     if (seconds) opts.second = "2-digit";
@@ -92,7 +104,7 @@
     }
 
     get width() { return Math.max(200, this.host.clientWidth || 600); }
-    get plotW() { return this.width - LABEL_W - 8; }
+    get plotW() { return this.width - LABEL_W - 22; }   // room for the last tick's label
 
     timeAt(clientX) {
       const box = this.svg.getBoundingClientRect();
@@ -152,7 +164,8 @@
     }
 
     // Marks for `items` ({start_ms, end_ms}) between v0 and v1: one per item at least
-    // a pixel wide, one merged mark per run of narrower neighbours.
+    // a pixel wide, one merged mark per pixel column of narrower ones (so a busy hour
+    // at 24 h is a strip of columns, each coloured by what dominated it).
     marks(items) {
       const k = this.plotW / (this.v1 - this.v0);
       const out = [];
@@ -168,7 +181,7 @@
         if (x1 - x0 >= 1) {
           flush();
           out.push({ x0, x1, first: i, last: i });
-        } else if (pend && x0 - pend.x1 < 1) {
+        } else if (pend && x0 < Math.floor(pend.x0) + 1) {
           pend.x1 = Math.max(pend.x1, x1);
           pend.last = i;
         } else {
@@ -203,26 +216,27 @@
       const spans = this.data.spans;
       for (const m of this.marks(spans)) {
         const merged = m.last > m.first;
-        const span = spans[m.first];
+        const app = merged ? dominant(spans, m.first, m.last, "app") : spans[m.first].app;
         const rect = svgEl("rect", { x: LABEL_W + m.x0, width: Math.max(1, m.x1 - m.x0), y: 22,
                                      height: 28, class: merged ? "seg merged" : "seg window",
                                      "data-kind": "w", "data-first": m.first,
                                      "data-last": m.last });
-        if (!merged) rect.setAttribute("fill", appColour(span.app));
+        rect.setAttribute("fill", appColour(app));
         this.svg.append(rect);
       }
       const acts = this.data.activity;
       for (const m of this.marks(acts)) {
         const merged = m.last > m.first;
-        const state = merged ? "mixed" : acts[m.first].state;
+        const state = merged ? dominant(acts, m.first, m.last, "state") : acts[m.first].state;
         this.svg.append(svgEl("rect", { x: LABEL_W + m.x0, width: Math.max(1, m.x1 - m.x0),
                                         y: 62, height: 22, class: `seg state ${state}`,
                                         "data-kind": "a", "data-first": m.first,
                                         "data-last": m.last }));
       }
       const len = this.v1 - this.v0;
-      this.rangeLabel.textContent = `Showing ${this.hhmm.format(new Date(this.v0))}–` +
-        `${this.hhmm.format(new Date(this.v1))} (${this.duration(len / 1000)} of ` +
+      const end = this.v1 >= this.d1 ? "24:00" : this.hhmm.format(new Date(this.v1));
+      this.rangeLabel.textContent = `Showing ${this.hhmm.format(new Date(this.v0))}–${end} ` +
+        `(${this.duration(len / 1000)} of ` +
         `${this.duration((this.d1 - this.d0) / 1000)})`;
     }
 
@@ -235,8 +249,9 @@
         const busy = items.slice(first, last + 1)
           .reduce((s, x) => s + (x.end_ms - x.start_ms), 0);
         const what = kind === "w" ? "window spans" : "activity segments";
+        const most = dominant(items, first, last, kind === "w" ? "app" : "state");
         return [`${last - first + 1} ${what} (${this.duration(busy / 1000)})`, when,
-                "Zoom in to tell them apart."];
+                `mostly ${most}`, "Zoom in to tell them apart."];
       }
       const dur = this.duration((a.end_ms - a.start_ms) / 1000);
       if (kind === "a") return [`${a.state}`, `${when} (${dur})`];
