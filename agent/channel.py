@@ -8,14 +8,23 @@ Security by default: TLS with a pinned CA (``ca_cert``), mutual TLS when
 rides as ``authorization: Bearer <credential>`` call metadata, added by an
 interceptor so that no caller can forget it. Retry and backoff are not here:
 the shipper owns them (see agent/shipper.py).
+
+``[collector] address`` may name several collectors, comma-separated, the
+preferred first. A channel always goes to ONE of them (``each_address``);
+which one, and when to move to another, is the shipper's policy
+(agent/failover.py). A single name with several DNS records is left to gRPC:
+its resolver returns every record and its default ``pick_first`` policy tries
+them in order on each connection attempt.
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 from pathlib import Path
 
 import grpc
+from worklens.agent.config import collector_addresses
 from worklens.agent.credential import Connection
 from worklens.common import wire
 from worklens.common.addresses import is_loopback
@@ -50,6 +59,26 @@ def split_address(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def each_address(conn: Connection) -> list[Connection]:
+    """One Connection per configured address, in order of preference (the same
+    TLS settings for all)."""
+    try:
+        addresses = collector_addresses(conn.address)
+    except ValueError as exc:
+        raise UserError(f"collector address {conn.address!r}: {exc}; expected HOST:PORT or "
+                        f"several separated by commas") from None
+    return [dataclasses.replace(conn, address=address) for address in addresses]
+
+
+def check(conn: Connection) -> None:
+    """Fail now, in one line, on what would fail every connection later: no or a
+    bad address, plain text to a machine that is not this one, unreadable TLS files."""
+    if not conn.address:
+        open_channel(conn)      # says how to configure one
+    for one in each_address(conn):
+        open_channel(one).close()
+
+
 # The agent's per-stream receive window (acks are a few bytes each).
 RECEIVE_WINDOW_BYTES = 16 * 1024
 
@@ -71,10 +100,13 @@ def channel_options() -> list[tuple[str, int]]:
 
 
 def open_channel(conn: Connection, credential: str | None = None) -> grpc.Channel:
-    """A gzip-compressing channel to the collector, TLS unless it is local."""
+    """A gzip-compressing channel to the collector, TLS unless it is local.
+    ``conn`` names one address (see ``each_address`` for several)."""
     if not conn.address:
         raise UserError(f"no collector address: enroll first with {ENROLL_HINT}, "
                         f"or set [collector] address")
+    if "," in conn.address:
+        raise ValueError(f"open_channel takes one address, not {conn.address!r}")
     host, _ = split_address(conn.address)
     options = channel_options()
     if conn.ca_cert or conn.client_cert:

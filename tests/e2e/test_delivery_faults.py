@@ -56,11 +56,14 @@ def spool_state(data):
         spool.close()
 
 
-def agent_status(data) -> dict:
+def agent_status(data, delivering: bool = True) -> dict:
+    """``status --json``; it exits 1 exactly when the agent would not deliver."""
     done = subprocess.run(agent_command("status", "--json", "--data-dir", str(data)),
                           env=clean_env(), capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    assert done.returncode == (0 if delivering else 1), done.stderr
+    facts = json.loads(done.stdout)
+    assert facts["ok"] is delivering
+    return facts
 
 
 def assert_exactly_once(col, agent_id: str, expected: list[str]) -> None:
@@ -225,7 +228,7 @@ def test_revoked_credential_stops_the_agent_and_it_says_so(collector_proc_factor
         network.cut()         # the agent's next connection meets the revocation
         wait_for(lambda: "re-enroll" in driver.output, what="the agent to say re-enroll")
         assert "stopped sending" in driver.output
-        facts = agent_status(data)
+        facts = agent_status(data, delivering=False)
         assert "re-enroll" in facts["spool"]["sending_stopped"]
         assert facts["collector"]["credential_accepted"] is False
         stored_then = sum(titles(col, agent_id).values())

@@ -84,10 +84,13 @@ def admin(root: DebianRoot, *args: str) -> str:
 
 
 def agent_status(root: DebianRoot, user: str) -> dict:
+    """`status --json`; its exit code is 1 while the agent could not deliver."""
     done = root.run("worklens-agent", "status", "--json", "--config", AGENT_CONFIG, user=user,
                     env={"PATH": SESSION_PATH, "WORKLENS_SAMPLING_WINDOW_BACKEND": "none",
-                         "WORKLENS_SAMPLING_IDLE_BACKEND": "none"})
-    return json.loads(done.stdout)
+                         "WORKLENS_SAMPLING_IDLE_BACKEND": "none"}, check=False)
+    facts = json.loads(done.stdout)
+    assert done.returncode == (0 if facts["ok"] else 1), done.stderr
+    return facts
 
 
 # -- what was built -----------------------------------------------------------------------
@@ -105,10 +108,10 @@ def test_make_package_builds_deb_and_rpm_for_both_programs(packages: Packages,
     for path in ("/opt/worklens/collector/worklens-collector", COLLECTOR_UNIT, COLLECTOR_CONFIG):
         assert path in collector, f"{path} missing from {packages.collector_deb.name}"
     # the store's migrations and the dashboard are data the bundle must carry
-    assert any(p.startswith("/opt/worklens/collector/_internal/worklens/collector/store/migrations/")
-               and p.endswith(".sql") for p in collector)
-    assert any(p.startswith("/opt/worklens/collector/_internal/worklens/collector/http/static/")
+    inside = "/opt/worklens/collector/_internal/worklens/collector/"
+    assert any(p.startswith(inside + "store/migrations/") and p.endswith(".sql")
                for p in collector)
+    assert any(p.startswith(inside + "http/static/") for p in collector)
 
     conffiles = (deb_control(packages.agent_deb, tmp_path) / "conffiles").read_text().split()
     assert sorted(conffiles) == [AGENT_CONFIG, AUTOSTART]
@@ -185,7 +188,7 @@ def test_agent_installs_seeded_and_runs_without_python(packages: Packages,
     assert status["enrolled"] is False and status["will_self_enroll"] is True
     assert status["collector"]["address"] == "collector.example.org:50051"
     human = root.run("worklens-agent", "status", "--config", AGENT_CONFIG, user="alice",
-                     env=FAST_AGENT).stdout
+                     env=FAST_AGENT, check=False).stdout   # exit 1: no collector there
     assert "never recorded" in human
 
     agent = root.start("worklens-agent", "run", "--print", "--config", AGENT_CONFIG,
@@ -275,7 +278,7 @@ def test_installed_agent_enrolls_from_seeded_config_and_delivers(packages: Packa
         return status if status["spool"]["last_ack_ms"] else None
 
     status = wait_for(acked, timeout=120, interval=1.0, what="a batch acknowledged")
-    assert status["enrolled"] and status["collector"]["reachable"] is True
+    assert status["enrolled"] and status["collector"]["reachable"] is True and status["ok"]
     assert agent.terminate() == 0, agent.stderr
     assert collector.terminate() == 0, collector.stderr
 
