@@ -72,6 +72,16 @@ class SamplingSection:
 
 
 @dataclass
+class SensorsSection:
+    """Which sensor backends to use, overriding the automatic order (docs/desktops.md):
+    one name or a comma-separated list tried in order; empty = automatic."""
+
+    window: str = ""                  # e.g. "wlroots", "gnome", "kde", "x11", "none"
+    idle: str = ""                    # e.g. "wayland", "gnome", "x11", "logind", "none"
+    input: str = ""                   # "x11", "pynput", "none"
+
+
+@dataclass
 class DeliverySection:
     flush_interval: float = duration(30.0, minimum=0.1)
     spool_max_mb: float = setting(100.0, check=lambda n: n > 0, expect="a positive number of MB")
@@ -91,6 +101,7 @@ class PrivacySection:
 class AgentConfig:
     collector: CollectorSection = field(default_factory=CollectorSection)
     sampling: SamplingSection = field(default_factory=SamplingSection)
+    sensors: SensorsSection = field(default_factory=SensorsSection)
     delivery: DeliverySection = field(default_factory=DeliverySection)
     privacy: PrivacySection = field(default_factory=PrivacySection)
     log: LogSection = field(default_factory=LogSection)

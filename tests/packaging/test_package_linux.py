@@ -30,6 +30,12 @@ COLLECTOR_CONFIG = "/etc/worklens/collector.toml"
 AGENT_UNIT = "/usr/lib/systemd/user/worklens-agent.service"
 COLLECTOR_UNIT = "/usr/lib/systemd/system/worklens-collector.service"
 LAUNCHER = "/usr/libexec/worklens/worklens-agent-session"
+GNOME_EXTENSION = tuple(f"/usr/share/gnome-shell/extensions/{uuid}/{name}"
+                        for uuid in ("focus@worklens.org", "focus-legacy@worklens.org")
+                        for name in ("metadata.json", "extension.js",
+                                     "org.worklens.FocusedWindow1.xml"))
+DCONF_DEFAULT = "/etc/dconf/db/local.d/50-worklens-agent"
+SWAY_SNIPPET = "/etc/sway/config.d/50-worklens-agent.conf"
 AUTOSTART = "/etc/xdg/autostart/worklens-agent.desktop"
 SCRIPTS = ("postinst", "prerm", "postrm")
 # A desktop session's environment: no Python anywhere, agent sensors that need
@@ -104,6 +110,11 @@ def test_make_package_builds_deb_and_rpm_for_both_programs(packages: Packages,
     assert agent["/usr/bin/worklens-agent"].startswith("l")   # a symlink into the bundle
     assert agent[AGENT_CONFIG].startswith("-rw-r--r-- root/root")
     assert agent[LAUNCHER].startswith("-rwxr-xr-x root/root")
+    # Wayland: the GNOME Shell extension in the system-wide folder, enabled by a dconf
+    # default; sway starts the launcher; the KWin script ships inside the bundle
+    for path in (*GNOME_EXTENSION, DCONF_DEFAULT, SWAY_SNIPPET):
+        assert agent[path].startswith("-rw-r--r-- root/root"), path
+    assert any(p.endswith("/worklens/agent/sensors/window/kwin_focus.js") for p in agent)
     collector = deb_listing(packages.collector_deb)
     for path in ("/opt/worklens/collector/worklens-collector", COLLECTOR_UNIT, COLLECTOR_CONFIG):
         assert path in collector, f"{path} missing from {packages.collector_deb.name}"
@@ -114,7 +125,7 @@ def test_make_package_builds_deb_and_rpm_for_both_programs(packages: Packages,
     assert any(p.startswith(inside + "http/static/") for p in collector)
 
     conffiles = (deb_control(packages.agent_deb, tmp_path) / "conffiles").read_text().split()
-    assert sorted(conffiles) == [AGENT_CONFIG, AUTOSTART]
+    assert sorted(conffiles) == sorted([AGENT_CONFIG, AUTOSTART, DCONF_DEFAULT, SWAY_SNIPPET])
     conffiles = (deb_control(packages.collector_deb, tmp_path) / "conffiles").read_text().split()
     assert conffiles == [COLLECTOR_CONFIG]
 

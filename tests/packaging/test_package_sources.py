@@ -218,3 +218,39 @@ def test_macos_scripts_pass_shellcheck() -> None:
     done = subprocess.run(["shellcheck", "--shell=sh", *map(str, scripts)], capture_output=True,
                           text=True)
     assert done.returncode == 0, done.stdout
+
+
+def test_linux_agent_package_carries_the_wayland_pieces() -> None:
+    """Checked on the sources (the package build itself is in test_package_linux)."""
+    nfpm = (PACKAGING / "linux" / "nfpm-agent.yaml").read_text()
+    extensions = PACKAGING / "linux" / "gnome-shell-extension"
+    for uuid in ("focus@worklens.org", "focus-legacy@worklens.org"):
+        for path in sorted((extensions / uuid).iterdir()):
+            assert f"src: packaging/linux/gnome-shell-extension/{uuid}/{path.name}" in nfpm
+            assert f"dst: /usr/share/gnome-shell/extensions/{uuid}/{path.name}" in nfpm
+    dconf = (PACKAGING / "linux" / "agent" / "dconf-worklens-agent").read_text()
+    assert ("[org/gnome/shell]\nenabled-extensions=['focus@worklens.org', "
+            "'focus-legacy@worklens.org']") in dconf
+    assert "dst: /etc/dconf/db/local.d/50-worklens-agent" in nfpm
+    assert "dconf update" in (PACKAGING / "linux" / "agent" / "postinst").read_text()
+    sway = (PACKAGING / "linux" / "agent" / "sway-worklens-agent.conf").read_text()
+    assert "exec /usr/libexec/worklens/worklens-agent-session" in sway
+    launcher = (PACKAGING / "linux" / "agent" / "worklens-agent-session").read_text()
+    for name in ("WAYLAND_DISPLAY", "XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS"):
+        assert name in launcher     # handed to the systemd user unit at login
+
+
+def test_linux_bundle_carries_the_wayland_and_desktop_backends(recipe) -> None:
+    agent = recipe.analysis_args("agent", "linux")
+    hidden = set(agent["hiddenimports"])
+    assert {"worklens.agent.sensors.window._wlroots", "worklens.agent.sensors.window._gnome",
+            "worklens.agent.sensors.window._kde", "worklens.agent.sensors.idle._wayland",
+            "worklens.agent.sensors.idle._gnome",
+            "worklens.agent.sensors._wlproto.wlr_foreign_toplevel_management_unstable_v1",
+            "pywayland.client", "_cffi_backend", "jeepney.io.threading"} <= hidden
+    datas = {(Path(src).name, Path(dest).as_posix()) for src, dest in agent["datas"]}
+    assert ("kwin_focus.js", "worklens/agent/sensors/window") in datas
+    assert ("LICENSE.LGPL-2.1", "worklens/agent/sensors/_wlproto/xml") in datas
+    for platform in ("win32", "darwin"):
+        other = recipe.analysis_args("agent", platform)["hiddenimports"]
+        assert not [m for m in other if "_wayland" in m or "_wlroots" in m or "_kde" in m]
