@@ -868,6 +868,10 @@ function renderPreview(box, data) {
     el("p", { id: "preview-summary" }, `${dur(data.changed_seconds)} of ${dur(data.total_seconds)}` +
        ` of window time from ${data.from} to ${data.to} would change category or class; ` +
        `${dur(data.unclassified_seconds)} would stay unclassified.`),
+    el("p", { cls: "hint" }, data.source === "rollups"
+      ? `Computed from the summary rollups, ${data.from} to ${data.to}.`
+      : `Rules on window titles need the raw spans: computed from ${data.from} to ` +
+        `${data.to} (at most the last 7 days of the range).`),
     el("table", { cls: "data", id: "preview-rules" },
       el("thead", {}, el("tr", {}, el("th", {}, "#"), el("th", {}, "Category"),
         el("th", { cls: "num" }, "Matches"), el("th", { cls: "num" }, "Reclassified"))),
