@@ -85,6 +85,9 @@ def time_calls(url: str, admin: str, scoped: str, span: dict, days: list[date],
         "scoped_overview_by_day": (as_scoped, lambda: ("/api/v1/summary",
                                                        {**span, "by": "day"})),
         "scoped_by_group": (as_scoped, lambda: ("/api/v1/summary", {**span, "by": "group"})),
+        "scoped_by_app": (as_scoped, lambda: ("/api/v1/summary", {**span, "by": "app"})),
+        "scoped_by_category": (as_scoped, lambda: ("/api/v1/summary",
+                                                   {**span, "by": "category"})),
         "day_timeline": (as_admin, lambda: ("/api/v1/timeline", {
             "agent": rng.choice(agents), "date": rng.choice(days).isoformat(), "tz": "UTC"})),
         "day_processes": (as_admin, lambda: ("/api/v1/processes", {

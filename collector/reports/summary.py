@@ -261,6 +261,31 @@ def _agent_query(by: str, start: int, end: int, agent: int | None, user: str | N
     return sql, params
 
 
+def _app_day_query(by: str, start: int, end: int, agents: frozenset[int]) -> tuple[str, list]:
+    """By app or category for some agents (a scope or group): whole UTC days from
+    ``rollup_app_day``, the edges of a range in another zone from ``rollup_window``
+    through its (agent, bucket) key. Rows: (dim, class, active_ms, idle_ms, spans)."""
+    dim = _DIMENSION[by]
+    d0, d1 = -(-start // DAY_MS) * DAY_MS, end // DAY_MS * DAY_MS
+    only = agents_clause(agents)
+    parts, params = [], []
+    if d1 > d0:
+        parts.append(f"SELECT {dim} AS dim, productivity, active_ms, idle_ms, spans FROM "
+                     f"rollup_app_day WHERE day >= ? AND day < ? AND {only}")
+        params += [d0, d1]
+        edges = [(start, d0), (d1, end)]
+    else:
+        edges = [(start, end)]
+    for lo, hi in edges:
+        if hi > lo:
+            parts.append(f"SELECT {dim} AS dim, productivity, active_ms, idle_ms, spans FROM "
+                         f"rollup_window WHERE {only} AND bucket >= ? AND bucket < ?")
+            params += [lo, hi]
+    sql = (f"SELECT dim, productivity, sum(active_ms), sum(idle_ms), sum(spans) FROM "
+           f"({' UNION ALL '.join(parts)}) GROUP BY dim, productivity")
+    return sql, params
+
+
 def _utc_days(first: date, last: date, tz: tzinfo) -> bool:
     """Every local midnight of the range is a UTC midnight (UTC, or a zone at +00:00
     throughout): local days are then rows of ``rollup_agent_day`` as they are."""
@@ -327,6 +352,10 @@ def summarize(store: Any, from_date: date, to_date: date, by: str,
         elif by in _DAY_DIMENSION:
             every = frozenset(k for (k,) in conn.execute("SELECT id FROM agents"))
             sql, params = _agent_query(by, start, end, key, user, agents, every)
+        elif by in ("app", "category") and agents is not None and key is None \
+                and user is None:
+            sql, params = _app_day_query(by, start, end, agents)
+            wide = False
         else:
             sql, params = _query(by, start, end, key, user, agents)
             wide = False

@@ -1,7 +1,8 @@
-"""``rollup_agent_day`` (migration 0007) stays the per-UTC-day sum of
-``rollup_window`` through everything that changes it - ingest, a rules change,
-a rebuild, retention - and by agent/user/group summaries read from it give the
-same numbers as summing the 15-minute rows, in any time zone."""
+"""``rollup_agent_day`` and ``rollup_app_day`` (migrations 0007, 0008) stay the
+per-UTC-day sums of ``rollup_window`` through everything that changes it -
+ingest, a rules change, a rebuild, retention - and the summaries that read them
+(by agent/user/group; by app/category for some agents) give the same numbers as
+summing the 15-minute rows, in any time zone."""
 
 from __future__ import annotations
 
@@ -46,6 +47,17 @@ def by_day(store) -> dict[tuple, tuple]:
     return expected, stored
 
 
+def app_days(store) -> tuple[dict, dict]:
+    with store.reader() as conn:
+        expected = {tuple(r[:5]): tuple(r[5:]) for r in conn.execute(
+            "SELECT bucket - bucket % 86400000, agent, app, category, productivity, "
+            "sum(active_ms), sum(idle_ms), sum(spans) FROM rollup_window GROUP BY 1, 2, 3, 4, 5")}
+        stored = {tuple(r[:5]): tuple(r[5:]) for r in conn.execute(
+            "SELECT day, agent, app, category, productivity, active_ms, idle_ms, spans "
+            "FROM rollup_app_day")}
+    return expected, stored
+
+
 def slow_rows(store, first, last, by, tz):
     """The same summary through the 15-minute table (the pre-0007 query)."""
     from worklens.collector.reports.summary import day_range_ms, zone
@@ -65,8 +77,10 @@ def test_the_day_table_follows_every_change(store):
     # app-only rules: re-applied by UPDATE of the rollups' class (the "move" trigger)
     rollup.set_rules(store, [{"app": "firefox", "category": "Web", "productivity": "neutral"}])
     assert by_day(store)[1] == by_day(store)[0]
+    assert app_days(store)[1] == app_days(store)[0]
     rollup.set_rules(store, [{"app": "firefox", "category": "Web", "productivity": "unproductive"}])
     assert by_day(store)[1] == by_day(store)[0]
+    assert app_days(store)[1] == app_days(store)[0]
     # title rules: window rollups recomputed (delete + insert)
     rollup.set_rules(store, [{"app": "firefox", "category": "Web", "productivity": "neutral"},
                             {"title": "main", "category": "Code", "productivity": "productive"}])
@@ -74,10 +88,12 @@ def test_the_day_table_follows_every_change(store):
     assert stored == expected
     store.write(lambda conn: rollup.rebuild_in(conn))
     assert by_day(store)[1] == by_day(store)[0]
+    assert app_days(store)[1] == app_days(store)[0]
     store.write(lambda conn: conn.execute(
         "DELETE FROM rollup_window WHERE bucket < (SELECT max(bucket) FROM rollup_window)"))
     expected, stored = by_day(store)
     assert stored == expected      # zero rows are removed, not left behind
+    assert app_days(store)[1] == app_days(store)[0]
 
 
 @pytest.mark.parametrize("tz", ["UTC", ds.ZONE, "Asia/Kathmandu", "America/St_Johns"])
@@ -105,3 +121,24 @@ def test_by_day_for_one_user_in_utc_reads_whole_days(store):
     assert {r.key: r.active_seconds for r in fast.rows if r.active_seconds} == {
         k: v for k, v in slow.items() if v}
     assert fast.rows == sorted(fast.rows, key=lambda r: r.key)
+
+
+@pytest.mark.parametrize("tz", ["UTC", ds.ZONE, "Asia/Kathmandu"])
+@pytest.mark.parametrize("by", ["app", "category"])
+def test_scoped_summaries_by_app_match_the_fine_rollups(store, tz, by):
+    with store.reader() as conn:
+        keys = frozenset(k for (k,) in conn.execute("SELECT id FROM agents"))
+    one = frozenset([min(keys)])
+    first, last = ds.SPRING_DAY - timedelta(days=2), ds.AUTUMN_DAY + timedelta(days=1)
+    for agents in (keys, one):
+        fast = summarize(store, first, last, by, tz, agents=agents)
+        slow = summarize(store, first, last, by, tz, agent=None, user=None)  # fleet table
+        if agents == keys:
+            assert fast.rows == slow.rows and fast.total == slow.total
+        else:
+            from worklens.collector.reports.summary import agent_names
+
+            with store.reader() as conn:
+                name = agent_names(conn)[min(keys)]
+            mine = summarize(store, first, last, by, tz, agent=name)   # the agent filter
+            assert fast.rows == mine.rows and fast.total == mine.total
