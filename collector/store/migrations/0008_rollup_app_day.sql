@@ -14,7 +14,7 @@ CREATE TABLE rollup_app_day (
     active_ms INTEGER NOT NULL DEFAULT 0,
     idle_ms INTEGER NOT NULL DEFAULT 0,
     spans INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (day, agent, app, category, productivity)
+    PRIMARY KEY (agent, day, app, category, productivity)   -- read for some agents: agent first
 ) WITHOUT ROWID;
 
 INSERT INTO rollup_app_day (day, agent, app, category, productivity, active_ms, idle_ms, spans)
