@@ -17,6 +17,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from worklens.collector.access.groups import put_agent_groups
 from worklens.collector.access.tokens import hash_secret, new_secret, same_hash, verify_token
 from worklens.collector.store import AgentRow, Store
 from worklens.v1 import agent_pb2
@@ -100,6 +101,9 @@ async def enroll(store: Store, secret: str, install_id: str,
             "os_version, username, agent_version, enrolled_ms) VALUES (?,?,?,?,?,?,?,?,?)",
             (agent_id, install_id, hash_secret(secret_part), host.hostname, host.os,
              host.os_version, host.user, host.agent_version, now))
+        # The enroll secret's groups, at enrollment only: a re-enroll keeps what an
+        # admin may have changed since.
+        put_agent_groups(conn, cur.lastrowid, token.groups)
         agent = AgentRow(cur.lastrowid, agent_id, install_id, "", host.hostname, host.os,
                          host.os_version, host.user, host.agent_version, now)
         return Enrolled(agent, f"{agent_id}.{secret_part}", new=True)

@@ -29,6 +29,7 @@ COMMANDS = {
     "purge": "worklens.collector.cli.maintenance:purge_command",
     "rollups": "worklens.collector.cli.maintenance:rollups_command",
     "rules": "worklens.collector.cli.maintenance:rules_command",
+    "agents": "worklens.collector.cli.agents:command",
 }
 # Operator client commands talk to the HTTP API and take no store options.
 CLIENT_COMMANDS = {"summary", "export"}
@@ -81,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--role", required=True, choices=tokens.ROLES)
     create.add_argument("--name", default="", help="a label for people")
     create.add_argument("--expires", metavar="DURATION", help="e.g. 30d (default: never)")
+    create.add_argument("--group", action="append", metavar="G",
+                        help="repeatable: enroll = groups of the agents it enrolls; "
+                             "viewer/exporter = sees only agents in these groups")
     token_sub.add_parser("list", parents=[store], help="list tokens (never their secrets)")
     revoke = token_sub.add_parser("revoke", parents=[store], help="revoke a token")
     revoke.add_argument("id")
@@ -88,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     scope = argparse.ArgumentParser(add_help=False)
     scope.add_argument("--agent", help="only this agent id")
     scope.add_argument("--user", help="only this user")
+    scope.add_argument("--group", help="only agents in this group (and its subgroups)")
 
     summary = sub.add_parser("summary", parents=[client, scope],
                              help="active/idle time summaries")
@@ -114,6 +119,19 @@ def build_parser() -> argparse.ArgumentParser:
     rules_sub.add_parser("show", parents=[store], help="print the rules as TOML")
     load = rules_sub.add_parser("load", parents=[store], help="replace the rules from a file")
     load.add_argument("file", type=Path)
+
+    agents = sub.add_parser("agents", help="list agents, set their groups, revoke them")
+    agents_sub = agents.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = agents_sub.add_parser("list", parents=[store], help="agents with their groups")
+    listing.add_argument("--group", help="only agents in this group (and its subgroups)")
+    set_group = agents_sub.add_parser("set-group", parents=[store],
+                                      help="replace an agent's groups")
+    set_group.add_argument("agent", metavar="AGENT")
+    set_group.add_argument("groups", nargs="*", metavar="GROUP",
+                           help="the new groups (none: the agent leaves every group)")
+    revoke_agent = agents_sub.add_parser("revoke", parents=[store],
+                                         help="revoke an agent's credential (its data stays)")
+    revoke_agent.add_argument("agent", metavar="AGENT")
     return parser
 
 

@@ -122,7 +122,7 @@ def _query(args: argparse.Namespace) -> dict[str, str]:
         except DateError as exc:
             raise UserError(f"{flag}: {exc}") from None
     params = {"from": args.date_from, "to": args.date_to}
-    for name in ("tz", "agent", "user"):
+    for name in ("tz", "agent", "user", "group"):
         if getattr(args, name, None):
             params[name] = getattr(args, name)
     return params

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from worklens.collector.http.auth import Principal, require
 from worklens.collector.http.context import store_of, tz_param
 from worklens.collector.http.jsonresp import FastJSONResponse
+from worklens.collector.http.scope import visible_for
 from worklens.collector.reports import live as live_view
 
 router = APIRouter(prefix="/api/v1", tags=["query"])
@@ -29,11 +30,13 @@ def live(request: Request, _who: Viewer,
          tz: Annotated[str | None, Query(description="IANA time zone")] = None,
          ) -> FastJSONResponse:
     """``state`` is active, passive (with ``reason``), idle, locked, asleep, offline
-    (two of the agent's flushes missing) or unknown (no activity stored yet)."""
+    (two of the agent's flushes missing) or unknown (no activity stored yet). A token
+    scoped to groups sees only the agents in them."""
     zone = tz_param(request, tz)
     now = int(time.time() * 1000)
     agents = []
-    for agent in live_view.live(store_of(request), now):
+    seen = visible_for(request, store_of(request))      # a group-scoped token sees its own
+    for agent in live_view.live(store_of(request), now, seen.allows):
         item = agent.to_dict()
         for name in _TIMES:
             item[name] = _iso(item[f"{name}_ms"], zone)

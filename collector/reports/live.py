@@ -19,6 +19,7 @@ its own flush interval and the last batch stored, never guessed from activity.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -60,8 +61,10 @@ class LiveAgent:
         return asdict(self)
 
 
-def live(store: Any, now_ms: int) -> list[LiveAgent]:
-    """Every agent that is not revoked, most recently heard from first."""
+def live(store: Any, now_ms: int,
+         allows: Callable[[int], bool] | None = None) -> list[LiveAgent]:
+    """Every agent that is not revoked (and that ``allows``, by internal key, lets the
+    caller see: a group-scoped token), most recently heard from first."""
     with store.reader() as conn:
         agents = conn.execute(
             "SELECT a.id, a.agent_id, a.hostname, a.username, a.last_seen_ms, "
@@ -69,7 +72,7 @@ def live(store: Any, now_ms: int) -> list[LiveAgent]:
             "FROM agents a LEFT JOIN agent_live l ON l.agent = a.id "
             "WHERE a.revoked_ms IS NULL "
             "ORDER BY coalesce(a.last_seen_ms, 0) DESC, a.agent_id").fetchall()
-        return [_one(conn, row, now_ms) for row in agents]
+        return [_one(conn, row, now_ms) for row in agents if allows is None or allows(row[0])]
 
 
 def _one(conn: sqlite3.Connection, row: tuple, now_ms: int) -> LiveAgent:

@@ -90,7 +90,10 @@ def test_passive_time_is_summarised_exported_and_categorised(col, data):
                                      **day_params()).json()["rows"]}
     vlc = rows["vlc"]
     assert (vlc["active_seconds"], vlc["passive_seconds"], vlc["idle_seconds"]) == (0, 600, 300)
-    assert vlc["productive_seconds"] == 600     # passive time counts as its app's category
+    assert vlc["productive_seconds"] == 0       # classes are shares of active time...
+    by_category = {r["category"]: r for r in get(col, data, "/api/v1/summary", by="category",
+                                                 **day_params()).json()["rows"]}
+    assert by_category["Training"]["passive_seconds"] == 600   # ...passive has its category
     total = get(col, data, "/api/v1/summary", by="user", **day_params()).json()["total"]
     assert (total["active_seconds"], total["passive_seconds"]) == (1200, 600)
     activity_csv = list(csv.DictReader(io.StringIO(get(

@@ -116,16 +116,19 @@ def test_collector_killed_repeatedly_every_span_stored_exactly_once(
     col = collector_proc_factory()
     col.start()
     data, agent_id = agents.enroll(col)
-    driver = agents.driver(data, "--prefix", "steady", "--span", "0.03", "--count", "300",
-                           env=FAST)
+    # No span count: on a loaded machine four restarts can outlast any fixed number of
+    # spans, and a driver that has finished makes no more progress to wait for.
+    driver = agents.driver(data, "--prefix", "steady", "--span", "0.03", env=FAST)
     for _ in range(4):
         closed_before = len(driver.events("closed"))
         wait_for(lambda: len(driver.events("closed")) > closed_before + 40,  # noqa: B023
                    what="the stream to progress")
         col.restart(kill=True)                     # SIGKILL, then the same ports again
-    assert driver.wait() == 0, driver.output
+    assert driver.terminate() == 0, driver.output  # closes the open span, drains, exits
     assert "drained" in driver.lines, driver.output
-    assert_exactly_once(col, agent_id, [f"steady {i}" for i in range(301)])
+    closed = [f"steady {n}" for n, _, _ in driver.events("closed")]
+    assert len(closed) > 160
+    assert_exactly_once(col, agent_id, closed)
 
 
 def test_agent_killed_loses_nothing_closed_and_at_most_a_flush_of_the_open_span(
