@@ -539,6 +539,8 @@ def test_the_now_panel_follows_an_agent_while_the_page_is_open(col, data, browse
     shows up without a reload; a hostile title stays text."""
     import time as _time
 
+    from selenium.webdriver.common.by import By
+
     live = col.enroll_agent(hostname="ws-now-panel")
     sign_in(browser, col, data["viewer"])
 
@@ -546,7 +548,13 @@ def test_the_now_panel_follows_an_agent_while_the_page_is_open(col, data, browse
         rows = [r for r in table(driver, "now-table") if r and r[0].startswith("ws-now-panel")]
         return rows[0] if rows else None
 
-    wait_for(browser, lambda d: now_row(d) and now_row(d)[1] == "offline")  # never sent
+    # agents that are offline or report nothing now are folded into one line
+    wait_for(browser, lambda d: any("offline or without current activity" in " ".join(r)
+                                    for r in table(d, "now-table")))
+    assert now_row(browser) is None                        # never sent: folded away
+    browser.find_element(By.CSS_SELECTOR, "#now-table .now-toggle").click()
+    wait_for(browser, lambda d: now_row(d) and now_row(d)[1] == "offline")
+    browser.find_element(By.CSS_SELECTOR, "#now-table .now-toggle").click()   # fold again
     start = int(_time.time() * 1000) - 4000
     col.send(live, "dana", [window(start, 4, "mpv", NOW_EVIL_TITLE)],
              [agent_pb2.ActivitySpan(start_ms=start, duration_ms=4000,

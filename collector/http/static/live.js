@@ -1,13 +1,16 @@
 // Worklens dashboard, "Now" panel: what each agent is doing right now, from
-// GET /api/v1/live, polled every few seconds while the page is open and visible.
-// Self-contained (its own helpers) so the rest of the dashboard can change freely.
+// GET /api/v1/live, polled every few seconds while its slot is on the page and the
+// page is visible. The dashboard (app.js) calls window.WorklensLive.mount(slot,
+// {api, params}) where the panel belongs; this file keeps its own helpers.
 // Data goes on the page with textContent only: titles belong to other programs.
 "use strict";
 
 (() => {
   const POLL_MS = 5000;
-  const TOKEN_KEY = "worklens.token";
   const STATES = ["active", "passive", "idle", "locked", "asleep", "offline", "unknown"];
+  const QUIET = new Set(["offline", "unknown"]);   // folded into one line until asked for
+  let showQuiet = false;
+  let timer = null;
 
   function el(tag, cls, text) {
     const node = document.createElement(tag);
@@ -35,7 +38,8 @@
     const state = STATES.includes(agent.state) ? agent.state : "unknown";
     const badge = el("span", `now-state now-${state}`,
                      agent.reason ? `${state} (${agent.reason})` : state);
-    const since = el("td", "num", agent.since_ms && state !== "offline"
+    const quiet = QUIET.has(state);   // app and since would be stale: shown as "last"
+    const since = el("td", "num", agent.since_ms && !quiet
       ? `${clock(agent.since)} (${ago(nowMs - agent.since_ms)})` : "");
     const contact = el("td", "num", agent.last_contact_ms
       ? `${ago(nowMs - agent.last_contact_ms)} ago` : "never");
@@ -44,45 +48,82 @@
       ? `${agent.spool_batches} batch(es)` : "empty");
     const stateCell = el("td");
     stateCell.append(badge);
-    tr.append(who, stateCell, el("td", null, agent.app), el("td", "now-title", agent.title),
+    const app = el("td", quiet ? "now-title" : null, quiet && agent.app
+      ? `last: ${agent.app}` : agent.app);
+    tr.append(who, stateCell, app, el("td", "now-title", quiet ? "" : agent.title),
               since, contact, spool);
     return tr;
   }
 
-  async function poll() {
-    const panel = document.getElementById("now");
-    const app = document.getElementById("app");
-    const token = sessionStorage.getItem(TOKEN_KEY);
-    if (!panel || !app || app.hidden || !token || document.hidden) return;
-    const status = document.getElementById("now-status");
-    try {
-      const resp = await fetch("/api/v1/live", { headers: { Authorization: `Bearer ${token}` } });
-      if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
-      const data = await resp.json();
-      const body = document.querySelector("#now-table tbody");
-      const rows = data.agents.map((a) => row(a, data.now_ms));
-      if (!rows.length) {
-        const tr = el("tr");
-        const td = el("td", "hint", "No agents enrolled yet.");
-        td.colSpan = 7;
-        tr.append(td);
-        rows.push(tr);
-      }
-      body.replaceChildren(...rows);
-      status.textContent = `updated ${clock(data.now)}`;
-      status.classList.remove("error");
-    } catch (err) {
-      status.textContent = `not updated: ${err.message}`;
-      status.classList.add("error");
-    }
+  // One line for the agents that are offline or report nothing now, with a toggle:
+  // on a fleet they would push everything else off the page.
+  function quietRow(count, again) {
+    const tr = el("tr", "now-quiet");
+    const td = el("td", "hint");
+    td.colSpan = 7;
+    const button = el("button", "link now-toggle", showQuiet ? "hide them"
+      : `show ${count === 1 ? "it" : "them"}`);
+    button.type = "button";
+    button.addEventListener("click", () => { showQuiet = !showQuiet; again(); });
+    td.append(`${count} agent(s) offline or without current activity `, button);
+    tr.append(td);
+    return tr;
   }
 
-  document.addEventListener("DOMContentLoaded", () => {
+  function build(slot) {
+    const head = el("div", "now-head");
+    head.append(el("span", "status", ""));
+    head.lastChild.id = "now-status";
+    head.lastChild.setAttribute("role", "status");
+    const table = el("table", "data");
+    table.id = "now-table";
+    const tr = el("tr");
+    for (const [name, cls] of [["Agent"], ["State"], ["Application"], ["Window title"],
+      ["Since", "num"], ["Last contact", "num"], ["Waiting to send", "num"]]) {
+      tr.append(el("th", cls || null, name));
+    }
+    table.append(el("thead"), el("tbody"));
+    table.tHead.append(tr);
+    const hint = el("p", "hint", "Updated every few seconds. Agents send what happened up to " +
+      "each flush; an agent is offline when two of its flushes are missing.");
+    slot.append(head, table, hint);
+    return { status: head.lastChild, body: table.tBodies[0] };
+  }
+
+  function mount(slot, { api, params }) {
+    for (const old of slot.querySelectorAll(".empty")) old.remove();
+    const view = build(slot);
+    if (timer) clearInterval(timer);
+    const poll = async () => {
+      if (!slot.isConnected) { clearInterval(timer); timer = null; return; }
+      if (document.hidden) return;
+      try {
+        const data = await api("/api/v1/live", { tz: params && params.tz });
+        const live = data.agents.filter((a) => !QUIET.has(a.state));
+        const quiet = data.agents.filter((a) => QUIET.has(a.state));
+        const rows = live.map((a) => row(a, data.now_ms));
+        if (quiet.length) {
+          rows.push(quietRow(quiet.length, poll));
+          if (showQuiet) rows.push(...quiet.map((a) => row(a, data.now_ms)));
+        }
+        if (!rows.length) {
+          const tr = el("tr");
+          const td = el("td", "hint", "No agents enrolled yet.");
+          td.colSpan = 7;
+          tr.append(td);
+          rows.push(tr);
+        }
+        view.body.replaceChildren(...rows);
+        view.status.textContent = `updated ${clock(data.now)}`;
+        view.status.classList.remove("error");
+      } catch (err) {
+        view.status.textContent = `not updated: ${err.message}`;
+        view.status.classList.add("error");
+      }
+    };
     poll();
-    setInterval(poll, POLL_MS);
-    // signing in shows the app: fill the panel at once rather than at the next tick
-    new MutationObserver(poll).observe(document.getElementById("app"),
-                                       { attributes: true, attributeFilter: ["hidden"] });
-    document.addEventListener("visibilitychange", poll);
-  });
+    timer = setInterval(poll, POLL_MS);
+  }
+
+  window.WorklensLive = { mount };
 })();
