@@ -165,6 +165,7 @@ def _scope_checks(data) -> dict[str, list[tuple[dict, str]]]:
         "/api/v1/timeline": [({"agent": eng, "date": DAY.isoformat()}, "viewer")],
         "/api/v1/processes": [({"agent": eng, "date": DAY.isoformat()}, "viewer")],
         "/api/v1/export/{kind}.csv": [({}, "exporter"), ({"agent": eng}, "exporter")],
+        "/api/v1/live": [({}, "viewer")],
     }
 
 

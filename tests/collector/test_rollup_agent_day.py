@@ -28,22 +28,24 @@ def by_day(store) -> dict[tuple, tuple]:
     with store.reader() as conn:
         expected: dict = {}
         present = set()
-        for day, agent, user, cls, active, idle, spans in conn.execute(
+        for day, agent, user, cls, active, idle, spans, passive in conn.execute(
                 "SELECT bucket - bucket % 86400000, agent, username, productivity, "
-                "sum(active_ms), sum(idle_ms), sum(spans) FROM rollup_window GROUP BY 1, 2, 3, 4"):
+                "sum(active_ms), sum(idle_ms), sum(spans), sum(passive_ms) FROM rollup_window "
+                "GROUP BY 1, 2, 3, 4"):
             present.add((cls, day, agent, user))
             expected[(day, agent, user, cls)] = active
-            for k, v in (("idle", idle), ("spans", spans)):
+            for k, v in (("idle", idle), ("spans", spans), ("passive", passive)):
                 expected[(day, agent, user, k)] = expected.get((day, agent, user, k), 0) + v
         stored = {}
-        for day, agent, user, *classes, idle, spans in conn.execute(
+        for day, agent, user, *classes, idle, spans, passive in conn.execute(
                 "SELECT day, agent, username, productive_ms, neutral_ms, unproductive_ms, "
-                "unclassified_ms, idle_ms, spans FROM rollup_agent_day"):
+                "unclassified_ms, idle_ms, spans, passive_ms FROM rollup_agent_day"):
             for cls, active in zip(CLASSES, classes, strict=True):
                 if active or (cls, day, agent, user) in present:
                     stored[(day, agent, user, cls)] = active
             stored[(day, agent, user, "idle")] = idle
             stored[(day, agent, user, "spans")] = spans
+            stored[(day, agent, user, "passive")] = passive
     return expected, stored
 
 
@@ -51,10 +53,11 @@ def app_days(store) -> tuple[dict, dict]:
     with store.reader() as conn:
         expected = {tuple(r[:5]): tuple(r[5:]) for r in conn.execute(
             "SELECT bucket - bucket % 86400000, agent, app, category, productivity, "
-            "sum(active_ms), sum(idle_ms), sum(spans) FROM rollup_window GROUP BY 1, 2, 3, 4, 5")}
+            "sum(active_ms), sum(idle_ms), sum(spans), sum(passive_ms) FROM rollup_window "
+            "GROUP BY 1, 2, 3, 4, 5")}
         stored = {tuple(r[:5]): tuple(r[5:]) for r in conn.execute(
-            "SELECT day, agent, app, category, productivity, active_ms, idle_ms, spans "
-            "FROM rollup_app_day")}
+            "SELECT day, agent, app, category, productivity, active_ms, idle_ms, spans, "
+            "passive_ms FROM rollup_app_day")}
     return expected, stored
 
 
@@ -66,7 +69,7 @@ def slow_rows(store, first, last, by, tz):
     with store.reader() as conn:
         sql, params = _query("agent" if by == "group" else by, start, end, None, None)
         out: dict = {}
-        for dim, prod, active, idle, spans in conn.execute(sql, params):
+        for dim, prod, active, idle, spans, _passive in conn.execute(sql, params):
             out[(dim, prod)] = (active, idle, spans)
     return out
 
