@@ -3,7 +3,10 @@ agent's own credential, and remember where the collector is.
 
 Safe to re-run: the install id in the data dir makes the collector hand back
 the same agent id (with a fresh credential; the old one stops working), so
-re-enrolling never creates a second agent for the same machine.
+re-enrolling never creates a second agent for the same machine. The current
+credential goes with the request: the collector re-enrolls an existing agent
+only for the holder of its credential (or with an admin's approval), so that
+the shared enrollment secret plus an install id cannot take over a machine.
 """
 
 from __future__ import annotations
@@ -29,17 +32,29 @@ def enroll(conn: Connection, secret: str, data_dir: Path,
     """Enroll and store the credential; raises grpc.RpcError when the collector
     refuses or cannot be reached (callers decide whether to retry)."""
     install = credential.install_id(data_dir)
+    current = _current_credential(data_dir)
+    metadata = (("authorization", f"Bearer {current}"),) if current else ()
     channel = open_channel(conn)
     try:
         stub = agent_pb2_grpc.AgentServiceStub(channel)
         reply = stub.Enroll(agent_pb2.EnrollRequest(secret=secret, host=host_info(),
-                                                    install_id=install), timeout=timeout)
+                                                    install_id=install), timeout=timeout,
+                            metadata=metadata)
     finally:
         channel.close()
     cred = Credential(agent_id=reply.agent_id, credential=reply.credential,
                       install_id=install, enrolled_ms=now_ms(), collector=conn)
     credential.save(data_dir, cred)
     return cred
+
+
+def _current_credential(data_dir: Path) -> str:
+    """The credential this data dir holds, if any and readable ("" otherwise)."""
+    try:
+        saved = credential.load(data_dir)
+    except UserError:
+        return ""
+    return saved.credential if saved is not None else ""
 
 
 def refusal(err: grpc.RpcError, conn: Connection) -> str:

@@ -72,11 +72,24 @@ from collector.enrollment import (
     MAX_INSTALL_ID,
     AgentRevoked,
     EnrollmentRefused,
+    ReenrollRefused,
     authenticate,
     credential_changes,
     enroll,
 )
-from collector.store import AgentRow, Store, StoreBusy, StoreError
+from collector.guards import (
+    MAX_ENROLL_BYTES,
+    MAX_HELLO_BYTES,
+    FailedEnrollments,
+    collect_garbage_soon,
+    event_count,
+    for_log,
+    has_control,
+    peer_address,
+    snapshots_fit,
+)
+from collector.overlaps import clip_overlaps
+from collector.store import AgentRow, IngestResult, Store, StoreBusy, StoreError
 from collector.store.records import extract
 from collector.validate import InvalidBatch, Limits, check_batch, check_host
 
@@ -163,6 +176,31 @@ def _credential(context: grpc.aio.ServicerContext) -> str:
     return ""
 
 
+async def _outcome(item: _InFlight) -> IngestResult | _Reject:
+    """What the store made of a queued batch; a refusal as a _Reject (returned, not
+    raised from an ``except`` block: see AgentService.enroll)."""
+    try:
+        return await item.future
+    except StoreError as exc:
+        return _store_failure(exc, item.sequence)
+    except Exception as exc:  # the store refused this one batch's values
+        return _Reject(grpc.StatusCode.INVALID_ARGUMENT, f"batch not storable: {exc}",
+                       "invalid", item.sequence)
+
+
+def _enroll_problem(request: agent_pb2.EnrollRequest) -> str | None:
+    """Why an EnrollRequest cannot be used, or None."""
+    if not request.install_id or len(request.install_id) > MAX_INSTALL_ID:
+        return f"install_id must be 1 to {MAX_INSTALL_ID} characters"
+    if has_control(request.install_id):
+        return "install_id must not contain control characters"
+    try:
+        check_host(request.host)
+    except InvalidBatch as exc:
+        return str(exc)
+    return None
+
+
 def _store_failure(exc: StoreError, sequence: int | None) -> _Reject:
     if isinstance(exc, StoreBusy):
         return _Reject(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc), "busy", sequence,
@@ -173,9 +211,11 @@ def _store_failure(exc: StoreError, sequence: int | None) -> _Reject:
 class AgentService:
     """Enroll, Hello and Upload for agents; knows gRPC, not SQL."""
 
-    def __init__(self, store: Store, limits: Limits) -> None:
+    def __init__(self, store: Store, limits: Limits,
+                 failed_enrollments: FailedEnrollments | None = None) -> None:
         self.store = store
         self.limits = limits
+        self._failed_enrollments = failed_enrollments or FailedEnrollments()
         self._readers: set[asyncio.Task] = set()
         self._draining = False
 
@@ -194,18 +234,23 @@ class AgentService:
     @staticmethod
     async def _abort(context: grpc.aio.ServicerContext, reject: _Reject) -> None:
         metrics.rejected(reject.reason)
+        collect_garbage_soon()
         await context.abort(reject.code, reject.details,
                             trailing_metadata=reject.trailing_metadata())
 
-    async def _parse_or_abort(self, cls: type[Message], data: bytes,
-                              context: grpc.aio.ServicerContext) -> Message:
+    @staticmethod
+    def _parse_small(cls: type[Message], data: bytes, limit: int) -> Message | _Reject:
+        """A pre-authentication message, refused before parsing when it is larger than
+        any honest one can be (see collector.guards)."""
+        if len(data) > limit:
+            return _Reject(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                           f"{cls.__name__} of {len(data)} bytes: the limit is {limit}",
+                           "too_large")
         try:
             return _parse(cls, data)
         except DecodeError as exc:
-            await self._abort(context, _Reject(grpc.StatusCode.INVALID_ARGUMENT,
-                                               f"malformed {cls.__name__} message: {exc}",
-                                               "malformed"))
-            raise  # abort() raises; this keeps type checkers honest
+            return _Reject(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"malformed {cls.__name__} message: {exc}", "malformed")
 
     async def _authenticate(self, context: grpc.aio.ServicerContext) -> AgentRow:
         credential = _credential(context)
@@ -222,38 +267,54 @@ class AgentService:
 
     async def enroll(self, data: bytes, context: grpc.aio.ServicerContext
                      ) -> agent_pb2.EnrollResponse:
-        request = await self._parse_or_abort(agent_pb2.EnrollRequest, data, context)
-        invalid = None
-        if not request.install_id or len(request.install_id) > MAX_INSTALL_ID:
-            invalid = f"install_id must be 1 to {MAX_INSTALL_ID} characters"
-        else:
-            try:
-                check_host(request.host)
-            except InvalidBatch as exc:
-                invalid = str(exc)
+        # Nothing that holds the request (or the exception of a refusal) may be
+        # alive when abort() raises: its traceback keeps this frame, and a frame
+        # kept in a reference cycle waits for the cyclic garbage collector, which
+        # the tuned thresholds run rarely (collector.store.records).
+        peer = peer_address(context.peer() or "")
+        outcome = await self._enroll(data, _credential(context), peer)
+        del data
+        if isinstance(outcome, _Reject):
+            if outcome.reason in ("unauthenticated", "invalid", "malformed", "permission",
+                                  "too_large"):
+                self._failed_enrollments.failed(peer)
+            await self._abort(context, outcome)
+        return outcome
+
+    async def _enroll(self, data: bytes, credential: str, peer: str
+                      ) -> agent_pb2.EnrollResponse | _Reject:
+        wait_ms = self._failed_enrollments.retry_after_ms(peer)
+        if wait_ms is not None:
+            return _Reject(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                           "too many failed enrollments from this address; retry later",
+                           "rate_limited", retry_after_ms=wait_ms)
+        request = self._parse_small(agent_pb2.EnrollRequest, data, MAX_ENROLL_BYTES)
+        if isinstance(request, _Reject):
+            return request
+        invalid = _enroll_problem(request)
         if invalid:
-            await self._abort(context, _Reject(grpc.StatusCode.INVALID_ARGUMENT, invalid,
-                                               "invalid"))
+            return _Reject(grpc.StatusCode.INVALID_ARGUMENT, invalid, "invalid")
         try:
             enrolled = await enroll(self.store, request.secret, request.install_id,
-                                    request.host)
+                                    request.host, credential)
         except EnrollmentRefused as exc:
-            await self._abort(context, _Reject(grpc.StatusCode.UNAUTHENTICATED, str(exc),
-                                               "unauthenticated"))
-        except AgentRevoked as exc:
-            await self._abort(context, _Reject(grpc.StatusCode.PERMISSION_DENIED, str(exc),
-                                               "permission"))
+            return _Reject(grpc.StatusCode.UNAUTHENTICATED, str(exc), "unauthenticated")
+        except (AgentRevoked, ReenrollRefused) as exc:
+            return _Reject(grpc.StatusCode.PERMISSION_DENIED, str(exc), "permission")
         except StoreError as exc:
-            await self._abort(context, _store_failure(exc, None))
-        log.info("%s agent %s (host %r, install %s)",
-                 "enrolled" if enrolled.new else "re-enrolled", enrolled.agent.agent_id,
-                 request.host.hostname, request.install_id)
+            return _store_failure(exc, None)
+        # the install id is a secret of the agent's machine: never logged
+        log.info("%s agent %s (host %s)", "enrolled" if enrolled.new else "re-enrolled",
+                 enrolled.agent.agent_id, for_log(request.host.hostname))
         return agent_pb2.EnrollResponse(agent_id=enrolled.agent.agent_id,
                                         credential=enrolled.credential)
 
     async def hello(self, data: bytes, context: grpc.aio.ServicerContext
                     ) -> agent_pb2.HelloResponse:
-        await self._parse_or_abort(agent_pb2.HelloRequest, data, context)
+        request = self._parse_small(agent_pb2.HelloRequest, data, MAX_HELLO_BYTES)
+        del data
+        if isinstance(request, _Reject):
+            await self._abort(context, request)
         agent = await self._authenticate(context)
         return agent_pb2.HelloResponse(agent_id=agent.agent_id,
                                        server_time_ms=int(time.time() * 1000),
@@ -279,19 +340,13 @@ class AgentService:
                 item = await pipeline.get()
                 if item is _END:
                     return
-                if isinstance(item, _Reject):
+                if not isinstance(item, _Reject):
+                    result = await _outcome(item)
+                if isinstance(item, _Reject) or isinstance(result, _Reject):
+                    reject = item if isinstance(item, _Reject) else result
+                    item = result = None   # nothing of the batch outlives the refusal
                     _REJECTED.inc()
-                    await self._abort(context, item)
-                try:
-                    result = await item.future
-                except StoreError as exc:
-                    _REJECTED.inc()
-                    await self._abort(context, _store_failure(exc, item.sequence))
-                except Exception as exc:  # the store refused this one batch's values
-                    _REJECTED.inc()
-                    await self._abort(context, _Reject(
-                        grpc.StatusCode.INVALID_ARGUMENT, f"batch not storable: {exc}",
-                        "invalid", item.sequence))
+                    await self._abort(context, reject)
                 slots.release()
                 if result.duplicate:
                     _DUPLICATE.inc()
@@ -372,6 +427,10 @@ class AgentService:
         except DecodeError as exc:
             return _Reject(grpc.StatusCode.INVALID_ARGUMENT, f"malformed Batch message: {exc}",
                            "malformed")
+        del data
+        too_many = self._too_many(batch)
+        if too_many is not None:
+            return too_many
         if batch.packed:
             batch = self._unpack(batch, stream)
             if isinstance(batch, _Reject):
@@ -385,6 +444,7 @@ class AgentService:
             return _Reject(grpc.StatusCode.PERMISSION_DENIED,
                            f"batch.agent_id {batch.agent_id[:64]!r} is not the agent of this "
                            f"credential ({agent.agent_id})", "permission", batch.sequence)
+        clip_overlaps(batch)
         records = extract(agent.key, batch)
         try:
             check_batch(batch, records, self.limits)
@@ -397,6 +457,22 @@ class AgentService:
         except StoreError as exc:
             return _store_failure(exc, sequence)
         return _InFlight(sequence, future, arrived, records.count)
+
+    def _too_many(self, batch: agent_pb2.Batch, sequence: int | None = None) -> _Reject | None:
+        """Too many events, counted before anything is expanded or extracted (a
+        16 MB message can hold 8 million empty records)."""
+        limit = self.limits.max_events
+        if not snapshots_fit(batch, limit):
+            count = f"{len(batch.process_snapshots)} process snapshots"
+        else:
+            number = event_count(batch)
+            if number <= limit:
+                return None
+            count = str(number)
+        sequence = batch.sequence if sequence is None else sequence
+        return _Reject(grpc.StatusCode.INVALID_ARGUMENT,
+                       f"batch {sequence} rejected: too many events in one batch: "
+                       f"{count} > {limit} (split it)", "invalid", sequence)
 
     def _unpack(self, outer: agent_pb2.Batch, stream: _Stream) -> agent_pb2.Batch | _Reject:
         """The batch a packed message carries, inflated in the stream's context."""
@@ -425,6 +501,9 @@ class AgentService:
             return invalid(f"packed bytes inflate to a malformed Batch message: {exc}")
         if batch.packed:
             return invalid("packed bytes inflate to a batch that is packed again")
+        too_many = self._too_many(batch, sequence)
+        if too_many is not None:
+            return too_many
         if batch.sequence not in (0, sequence):
             return invalid(f"packed bytes carry sequence {batch.sequence}")
         batch.sequence = sequence

@@ -29,6 +29,7 @@ import grpc
 from worklens.cli import UserError
 
 from collector.config import CollectorConfig, store_url
+from collector.guards import FailedEnrollments
 from collector.ingest import AgentService
 from collector.store import Store, open_store
 from collector.store.records import tune_garbage_collector
@@ -156,7 +157,9 @@ class Collector:
 
     async def _start_grpc(self, tls: TlsFiles | None) -> None:
         server = grpc.aio.server(options=server_options(self.cfg))
-        self._service = AgentService(self.store, Limits.from_config(self.cfg))
+        self._service = AgentService(
+            self.store, Limits.from_config(self.cfg),
+            FailedEnrollments(burst=self.cfg.grpc.enroll_failures_burst))
         server.add_generic_rpc_handlers((self._service.handler(),))
         listen = self.cfg.grpc.listen
         try:
