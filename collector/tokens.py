@@ -159,9 +159,23 @@ def _parse_expires(text: str | None) -> float | None:
         seconds = parse_duration(text)
     except ValueError as exc:
         raise UserError(f"--expires: {exc}") from None
-    if seconds <= 0:
-        raise UserError("--expires: must be longer than 0s")
+    problem = expires_problem(seconds)
+    if problem:
+        raise UserError(f"--expires: {problem}")
     return seconds
+
+
+# A token lifetime beyond this is a typo (and past it the expiry overflows the store).
+MAX_EXPIRES_S = 100 * 365 * 86400.0
+
+
+def expires_problem(seconds: float) -> str | None:
+    """Why a token lifetime cannot be used, or None."""
+    if not seconds > 0:
+        return "must be longer than 0s"
+    if seconds > MAX_EXPIRES_S:
+        return "must be at most 36500d (100 years); omit it for a token that never expires"
+    return None
 
 
 def _print_table(tokens: list[TokenInfo]) -> None:

@@ -17,6 +17,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from collector.http import api_admin, api_agents, api_export, api_query, api_rules, errors, ops
+from collector.http.headers import SecurityHeaders
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -35,6 +36,7 @@ def create_app(store: Any, cfg: Any) -> FastAPI:
     for module in (ops, api_agents, api_query, api_export, api_rules, api_admin):
         app.include_router(module.router)
     _mount_dashboard(app)
+    app.add_middleware(SecurityHeaders)
     return app
 
 

@@ -47,8 +47,9 @@ def create_token(request: Request, body: TokenRequest, who: Admin) -> JSONRespon
             expires_s = parse_duration(body.expires)
         except ValueError as exc:
             raise ApiError(400, f"expires: {exc}") from exc
-        if expires_s <= 0:
-            raise ApiError(400, "expires: must be longer than 0s")
+        problem = tokens.expires_problem(expires_s)
+        if problem:
+            raise ApiError(400, f"expires: {problem}")
     info, secret = tokens.create_token(store_of(request), body.role, name=body.name,
                                        expires_s=expires_s)
     audit.record(store_of(request), who, "token.create",
