@@ -91,6 +91,7 @@ from collector.guards import (
 from collector.overlaps import clip_overlaps
 from collector.store import AgentRow, IngestResult, Store, StoreBusy, StoreError
 from collector.store.records import extract
+from collector.userchange import note_user_change
 from collector.validate import InvalidBatch, Limits, check_batch, check_host
 
 log = logging.getLogger(__name__)
@@ -139,6 +140,7 @@ class _Stream:
     checked_changes: int
     inflater: Inflater | None = None
     deltas: StreamDeltas | None = None
+    user: str = ""          # the user this stream's agent last reported
 
 
 @dataclass(frozen=True)
@@ -327,7 +329,8 @@ class AgentService:
                      ) -> AsyncIterator[agent_pb2.Ack]:
         changes = credential_changes()   # before the lookup: a change meanwhile re-checks
         agent = await self._authenticate(context)
-        stream = _Stream(_credential(context), agent, time.monotonic(), changes)
+        stream = _Stream(_credential(context), agent, time.monotonic(), changes,
+                         user=agent.username)
         # the client knows its stream was accepted (authenticated) before any ack
         await context.send_initial_metadata(())
         pipeline: asyncio.Queue = asyncio.Queue()
@@ -452,6 +455,11 @@ class AgentService:
             return _Reject(grpc.StatusCode.INVALID_ARGUMENT,
                            f"batch {batch.sequence} rejected: {exc}", "invalid", batch.sequence)
         sequence = batch.sequence
+        user = batch.host.user
+        if user and user != stream.user:
+            if stream.user:
+                note_user_change(self.store, agent.key, agent.agent_id, stream.user, user)
+            stream.user = user
         try:
             future = self.store.ingest_nowait(agent, batch, records, consume=True)
         except StoreError as exc:

@@ -161,8 +161,8 @@ def _check_processes(rows: list[tuple], window: tuple[int, int]) -> None:
     _check_range("processes", "rss_bytes", rss, 0, MAX_COUNTER)
     _check_finite("processes", "cpu_seconds", cpu_s)
     _check_range("processes", "cpu_seconds", cpu_s, 0, math.inf)
-    _check_range("processes", "cpu_percent", cpu, 0, MAX_CORES * 100)
     _check_cpu_time(cpu_s, interval)
+    _check_range("processes", "cpu_percent", cpu, 0, MAX_CORES * 100)
     _check_range("processes", "interval_ms", interval, 0, MAX_DURATION_MS)
 
 

@@ -240,3 +240,35 @@ def test_reenrolling_an_existing_install_needs_its_credential_or_an_admin(collec
         third = collector.stub(channel).Enroll(request, timeout=30)
     assert third.agent_id == victim.agent_id
     assert enroll_call(collector, request).code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+# -- 8. smaller gaps ---------------------------------------------------------------------------
+
+def test_sequence_zero_is_refused_plain_and_packed(collector, bystander):
+    agent = collector.enroll_agent()
+    _acks, error = upload_error(collector, agent, [make_batch(agent.agent_id, 0)])
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "sequence" in error.details()
+    inner = make_batch(agent.agent_id, 0)
+    inner.ClearField("sequence")
+    packed = agent_pb2.Batch(sequence=0, packed=Deflater().pack(inner.SerializeToString()))
+    _acks, error = upload_error(collector, agent, [packed])
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "sequence" in error.details()
+    assert stored(collector, agent) == NOTHING
+
+
+def test_absurd_cpu_time_is_refused(collector, bystander):
+    agent = collector.enroll_agent()
+    plain = make_batch(agent.agent_id, 1)
+    plain.processes[0].cpu_seconds = 1e300
+    snapshot = make_batch(agent.agent_id, 1, processes=0)
+    snapshot.process_snapshots.add(time_ms=now_ms() - 60_000, interval_ms=60_000).entries.add(
+        pid=1, name="x", cpu=2**64 - 1)
+    for batch in (plain, snapshot):
+        _acks, error = upload_error(collector, agent, [batch])
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "cpu_seconds" in error.details() and "cores" in error.details()
+    assert stored(collector, agent) == NOTHING
+    busy = make_batch(agent.agent_id, 1)   # 64 cores flat out for a minute is fine
+    busy.processes[0].cpu_seconds = 64 * 60.0
+    busy.processes[0].cpu_percent = 6400.0
+    assert collector.upload(agent, [busy])[0].sequence == 1
