@@ -17,7 +17,7 @@ name ``fzNNNNNNN.<tag>``, activity key_presses and system process_count = the
 tag, a 32-bit hash of its number), so that after the run the store can be searched for rows of
 rejected batches: there must be none.
 
-Meanwhile a bystander agent keeps one stream open and sends a valid batch
+Meanwhile a bystander agent (a process of its own) keeps one stream open and sends a valid batch
 every 100 ms; its slowest ack is the figure a hostile fleet must not push
 past a second. The collector's RSS (with its writer process) is measured
 after a warm-up and again at the end, once it had time to settle.
@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import multiprocessing as mp
 import queue
 import random
 import sqlite3
@@ -239,37 +240,35 @@ class Fuzzer:
 
 # -- the bystander -------------------------------------------------------------------------
 
-class Bystander(threading.Thread):
-    """One agent with one stream, a valid batch every 100 ms; records each ack's wait."""
-
-    def __init__(self, address: str, secret: str) -> None:
-        super().__init__(daemon=True)
-        channel = grpc.insecure_channel(address)
-        reply = agent_pb2_grpc.AgentServiceStub(channel).Enroll(agent_pb2.EnrollRequest(
-            secret=secret, install_id="bystander", host=HOST), timeout=60)
-        self.agent_id, self.channel = reply.agent_id, channel
-        self.metadata = (("authorization", f"Bearer {reply.credential}"),)
-        self.out: queue.Queue = queue.Queue()
-        self.waits: list[float] = []
-        self.stop = threading.Event()
-        self.error: str | None = None
-
-    def run(self) -> None:
-        stub = agent_pb2_grpc.AgentServiceStub(self.channel)
-        acks = stub.Upload(iter(self.out.get, None), metadata=self.metadata)
-        rng = random.Random(7)
-        sequence = 0
-        try:
-            while not self.stop.is_set():
-                sequence += 1
-                sent = time.monotonic()
-                self.out.put(valid_batch(self.agent_id, sequence, 0, rng))
-                next(acks)
-                self.waits.append(time.monotonic() - sent)
-                time.sleep(0.1)
-        except grpc.RpcError as exc:
-            self.error = f"{exc.code().name}: {exc.details()}"
-        self.out.put(None)
+def bystander(address: str, secret: str, started, stop, results) -> None:
+    """One agent with one stream, a valid batch every 100 ms, each ack's wait recorded.
+    Runs in a process of its own: the fuzzing threads' protobuf work must not hold up
+    its thread (the GIL) and pass for the collector's slowness."""
+    channel = grpc.insecure_channel(address)
+    stub = agent_pb2_grpc.AgentServiceStub(channel)
+    reply = stub.Enroll(agent_pb2.EnrollRequest(secret=secret, install_id="bystander",
+                                                host=HOST), timeout=60)
+    metadata = (("authorization", f"Bearer {reply.credential}"),)
+    out: queue.Queue = queue.Queue()
+    acks = stub.Upload(iter(out.get, None), metadata=metadata)
+    started.put(reply.agent_id)
+    rng = random.Random(7)
+    waits: list[float] = []
+    error = None
+    sequence = 0
+    try:
+        while not stop.is_set():
+            sequence += 1
+            sent = time.monotonic()
+            out.put(valid_batch(reply.agent_id, sequence, 0, rng))
+            next(acks)
+            waits.append(time.monotonic() - sent)
+            time.sleep(0.1)
+    except grpc.RpcError as exc:
+        error = f"{exc.code().name}: {exc.details()}"
+    out.put(None)
+    results.put((waits, error))
+    channel.close()
 
 
 def rss_mb(pid: int) -> float:
@@ -310,7 +309,10 @@ def main() -> None:
     pid = collector.proc.pid
     try:
         secret = create_token(data_dir, "enroll")
-        bystander = Bystander(collector.grpc_address, secret)
+        ctx = mp.get_context("spawn")
+        started_q, results_q, stop = ctx.Queue(), ctx.Queue(), ctx.Event()
+        watcher = ctx.Process(target=bystander, args=(collector.grpc_address, secret,
+                                                      started_q, stop, results_q))
         counter = iter(range(1, 10**9))
         lock = threading.Lock()
 
@@ -321,7 +323,7 @@ def main() -> None:
         shared = numbers()
         warmup = max(200, args.batches // 50)
         fuzzers = [Fuzzer(i, collector.grpc_address, secret, shared, warmup,
-                          bystander.agent_id, args.seed * 1000 + i) for i in range(args.streams)]
+                          "ag-bystander", args.seed * 1000 + i) for i in range(args.streams)]
         log(f"collector at {collector.grpc_address}; warm-up with {warmup} batches")
         warming = [threading.Thread(target=f.run, daemon=True) for f in fuzzers]
         for t in warming:
@@ -333,10 +335,11 @@ def main() -> None:
         baseline = rss_mb(pid)
         log(f"collector after warm-up: {baseline:.0f} MB; fuzzing {args.batches} batches "
             f"from {args.streams} agents, bystander streaming")
-        bystander.start()
+        watcher.start()
+        bystander_id = started_q.get(timeout=120)
         budget = warmup + args.batches
         for f in fuzzers:
-            f.budget = budget
+            f.budget, f.other_agent = budget, bystander_id
         runners = [threading.Thread(target=f.run, daemon=True) for f in fuzzers]
         started = time.monotonic()
         for r in runners:
@@ -346,11 +349,11 @@ def main() -> None:
             done = sum(f.tally.accepted + len(f.tally.rejected) + f.tally.lost
                        for f in fuzzers)
             log(f"  {time.monotonic() - started:5.0f}s: {done} batches, collector "
-                f"{rss_mb(pid):.0f} MB, bystander worst ack "
-                f"{max(bystander.waits, default=0) * 1000:.0f} ms")
+                f"{rss_mb(pid):.0f} MB")
         elapsed = time.monotonic() - started
-        bystander.stop.set()
-        bystander.join(30)
+        stop.set()
+        waits, bystander_error = results_q.get(timeout=120)
+        watcher.join(30)
         time.sleep(3)
         final = rss_mb(pid)
         # the warm-up's batches are part of neither figure
@@ -362,8 +365,8 @@ def main() -> None:
         for f in fuzzers:
             for code, count in f.tally.codes.items():
                 codes[code] = codes.get(code, 0) + count
-        log(f"status codes: {codes}; bystander: {len(bystander.waits)} acks"
-            + (f", ended with {bystander.error}" if bystander.error else ""))
+        log(f"status codes: {codes}; bystander: {len(waits)} acks"
+            + (f", ended with {bystander_error}" if bystander_error else ""))
         all_rejected = [n for f in fuzzers for n in f.tally.rejected]
         from_rejected = rows_of(data_dir / "worklens.db", all_rejected)
         traceback = any("Traceback" in line for line in collector.lines)
@@ -375,9 +378,11 @@ def main() -> None:
         "rejected": len(rejected),
         "rows_from_rejected": from_rejected,
         "rss_growth_mb": round(final - baseline, 1),
-        "worst_bystander_ack_ms": round(max(bystander.waits, default=0) * 1000, 1),
-        "bystander_acks": len(bystander.waits),
-        "bystander_error": bystander.error,
+        "worst_bystander_ack_ms": round(max(waits, default=0) * 1000, 1),
+        "p99_bystander_ack_ms": round(sorted(waits)[int(len(waits) * 0.99)] * 1000, 1)
+        if waits else None,
+        "bystander_acks": len(waits),
+        "bystander_error": bystander_error,
         "traceback_in_log": traceback,
         "seconds": round(elapsed, 1),
         "streams": args.streams,

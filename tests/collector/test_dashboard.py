@@ -175,3 +175,15 @@ def test_page_loads_nothing_from_outside(col, browser):
             assert not url or url.startswith(col.url), url
     resp = col.get("/")
     assert "default-src 'self'" in resp.headers["content-security-policy"]
+
+
+def test_control_and_bidi_characters_are_shown_not_obeyed(col, data, browser):
+    """A title with RIGHT-TO-LEFT OVERRIDE would read as another file name; the page
+    shows such characters as <U+XXXX>, in cells and in tooltips alike."""
+    browser.get(col.url + "/")
+    wait_for(browser, lambda d: d.execute_script("return typeof el === 'function'"))
+    cell, tooltip = browser.execute_script(
+        "const n = el('td', {title: arguments[0]}, arguments[0]);"
+        "return [n.textContent, n.getAttribute('title')];", "invoice\u202efdp.exe\x1b[2J\x00")
+    assert cell == tooltip == "invoice<U+202E>fdp.exe<U+001B>[2J<U+0000>"
+    assert browser.execute_script("return el('td', {}, 'tab\\tkept').textContent") == "tab\tkept"

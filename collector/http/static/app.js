@@ -7,11 +7,20 @@
 const TOKEN_KEY = "worklens.token";
 const $ = (id) => document.getElementById(id);
 
+// Control and bidirectional-control characters are shown as <U+XXXX>, as in the
+// CSV exports: a title with U+202E RIGHT-TO-LEFT OVERRIDE would otherwise read
+// as other text than the one stored ("invoice\u202Efdp.exe" as "invoiceexe.pdf").
+const HIDDEN = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+function shown(text) {
+  return String(text).replace(HIDDEN, (c) =>
+    `<U+${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, "0")}>`);
+}
+
 function el(tag, opts = {}, text) {
   const node = document.createElement(tag);
   if (opts.cls) node.className = opts.cls;
-  if (opts.title) node.setAttribute("title", opts.title);
-  if (text !== undefined && text !== null) node.textContent = String(text);
+  if (opts.title) node.setAttribute("title", shown(opts.title));
+  if (text !== undefined && text !== null) node.textContent = shown(text);
   return node;
 }
 
