@@ -22,6 +22,8 @@ what that leaves open).
 
 from __future__ import annotations
 
+import bisect
+
 from worklens.v1 import agent_pb2
 
 
@@ -74,3 +76,70 @@ def _overlapping(bounds: list[tuple[int, int]]) -> bool:
         if end is None or stop > end:
             end = stop
     return False
+
+
+# -- across batches: the first stored span of an instant wins --------------------------------
+# Used by the rollups (collector.rollup) for agents whose spans ever overlapped what
+# they had stored: raw rows stay as sent, and each counts only the time that no span of
+# its kind stored before it (lower rowid) covers. Non-overlapping input is unchanged by
+# this, so ingest and rebuild agree whatever the arrival order.
+
+class Covered:
+    """Disjoint, sorted intervals: the time some spans already cover."""
+
+    def __init__(self) -> None:
+        self._starts: list[int] = []
+        self._ends: list[int] = []
+
+    def take(self, start: int, end: int) -> list[tuple[int, int]]:
+        """The parts of [start, end) not covered yet; from now on all of it is."""
+        if end <= start:
+            return []
+        starts, ends = self._starts, self._ends
+        first = bisect.bisect_right(ends, start)
+        last, cursor, parts = first, start, []
+        while last < len(starts) and starts[last] < end:
+            if starts[last] > cursor:
+                parts.append((cursor, starts[last]))
+            cursor = max(cursor, ends[last])
+            last += 1
+        if cursor < end:
+            parts.append((cursor, end))
+        if last > first:
+            starts[first:last] = [min(start, starts[first])]
+            ends[first:last] = [max(end, ends[last - 1])]
+        else:
+            starts.insert(first, start)
+            ends.insert(first, end)
+        return parts
+
+
+def window_pieces(rows: list[tuple], covered: Covered) -> tuple[list[tuple], bool]:
+    """Window rows (``records`` layout, in rowid order) cut to the time ``covered`` did
+    not have yet; True if any was cut."""
+    out, cut = [], False
+    for row in rows:
+        start, duration = row[1], row[2]
+        parts = covered.take(start, start + duration)
+        if duration <= 0 or parts == [(start, start + duration)]:
+            out.append(row)
+            continue
+        cut = True
+        out.extend((row[0], lo, hi - lo, *row[3:]) for lo, hi in parts)
+    return out, cut
+
+
+def activity_pieces(rows: list[tuple], covered: Covered) -> tuple[list[tuple], bool]:
+    """As ``window_pieces`` for activity rows; a cut row keeps its input counts at its
+    own start (a zero-length row), its time goes to the pieces (without counts)."""
+    out, cut = [], False
+    for row in rows:
+        start, duration = row[1], row[2]
+        parts = covered.take(start, start + duration)
+        if duration <= 0 or parts == [(start, start + duration)]:
+            out.append(row)
+            continue
+        cut = True
+        out.append((row[0], start, 0, *row[3:]))
+        out.extend((row[0], lo, hi - lo, row[3], 0, 0, 0, 0, row[8]) for lo, hi in parts)
+    return out, cut

@@ -8,3 +8,10 @@
 ALTER TABLE agents ADD COLUMN reenroll_until_ms INTEGER;
 ALTER TABLE agents ADD COLUMN previous_user TEXT NOT NULL DEFAULT '';
 ALTER TABLE agents ADD COLUMN user_changed_ms INTEGER;
+-- Overlapping spans across batches (collector.rollup, collector.overlaps): where each
+-- agent's stored window and activity spans end (NULL: not known yet, found on the
+-- next batch), and whether they ever overlapped (bit 1 windows, bit 2 activity):
+-- such an agent's rollups count each instant once, for the span stored first.
+ALTER TABLE rollup_agent ADD COLUMN window_end_ms INTEGER;
+ALTER TABLE rollup_agent ADD COLUMN activity_end_ms INTEGER;
+ALTER TABLE rollup_agent ADD COLUMN overlaps INTEGER NOT NULL DEFAULT 0;
