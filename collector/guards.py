@@ -140,24 +140,33 @@ def peer_address(peer: str) -> str:
 # drop the request before aborting; this collects what grpc keeps, once per
 # GC_AFTER_REFUSAL_S at most, whatever the rate of refusals.
 GC_AFTER_REFUSAL_S = 1.0
-_collect_pending = False
+# ... or sooner, once refused calls brought this many bytes since the last collection
+# (a flood of 16 MB messages would otherwise hold ~16 MB x calls per second).
+GC_REFUSED_BYTES = 32 * 1024 * 1024
+GC_SOON_S = 0.05
+_pending: asyncio.TimerHandle | None = None
+_refused_bytes = 0
 
 
-def collect_garbage_soon() -> None:
-    """Schedule one full garbage collection GC_AFTER_REFUSAL_S from now (unless one
-    is already scheduled); call from the event loop after refusing a call."""
-    global _collect_pending
-    if _collect_pending:
-        return
+def collect_garbage_soon(size: int = 0) -> None:
+    """Schedule one full garbage collection GC_AFTER_REFUSAL_S from now (unless one is
+    already scheduled), or GC_SOON_S from now once GC_REFUSED_BYTES were refused; call
+    from the event loop after refusing a call of ``size`` bytes."""
+    global _pending, _refused_bytes
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         return
-    _collect_pending = True
-    loop.call_later(GC_AFTER_REFUSAL_S, _collect)
+    _refused_bytes += size
+    soon = _refused_bytes >= GC_REFUSED_BYTES
+    if _pending is not None:
+        if not soon or _pending.when() <= loop.time() + GC_SOON_S:
+            return
+        _pending.cancel()
+    _pending = loop.call_later(GC_SOON_S if soon else GC_AFTER_REFUSAL_S, _collect)
 
 
 def _collect() -> None:
-    global _collect_pending
-    _collect_pending = False
+    global _pending, _refused_bytes
+    _pending, _refused_bytes = None, 0
     gc.collect()

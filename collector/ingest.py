@@ -53,7 +53,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import grpc
 from google.protobuf.message import DecodeError, Message
@@ -120,6 +120,7 @@ class _Reject:
     reason: str
     sequence: int | None = None
     retry_after_ms: int | None = None
+    size: int = 0            # bytes of the refused message (see guards.collect_garbage_soon)
 
     def trailing_metadata(self) -> tuple[tuple[str, str], ...]:
         out = []
@@ -236,7 +237,7 @@ class AgentService:
     @staticmethod
     async def _abort(context: grpc.aio.ServicerContext, reject: _Reject) -> None:
         metrics.rejected(reject.reason)
-        collect_garbage_soon()
+        collect_garbage_soon(reject.size)
         await context.abort(reject.code, reject.details,
                             trailing_metadata=reject.trailing_metadata())
 
@@ -275,8 +276,10 @@ class AgentService:
         # the tuned thresholds run rarely (collector.store.records).
         peer = peer_address(context.peer() or "")
         outcome = await self._enroll(data, _credential(context), peer)
+        size = len(data)
         del data
         if isinstance(outcome, _Reject):
+            outcome = replace(outcome, size=size)
             if outcome.reason in ("unauthenticated", "invalid", "malformed", "permission",
                                   "too_large"):
                 self._failed_enrollments.failed(peer)
@@ -314,6 +317,8 @@ class AgentService:
     async def hello(self, data: bytes, context: grpc.aio.ServicerContext
                     ) -> agent_pb2.HelloResponse:
         request = self._parse_small(agent_pb2.HelloRequest, data, MAX_HELLO_BYTES)
+        if isinstance(request, _Reject):
+            request = replace(request, size=len(data))
         del data
         if isinstance(request, _Reject):
             await self._abort(context, request)
@@ -383,6 +388,8 @@ class AgentService:
                 if data is None:
                     break
                 item = self._still_valid(stream) or self._handle(data, stream)
+                if isinstance(item, _Reject):
+                    item = replace(item, size=len(data))
                 pipeline.put_nowait(item)
                 if isinstance(item, _Reject):
                     return
