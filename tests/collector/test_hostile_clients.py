@@ -77,10 +77,11 @@ def test_refused_big_calls_leave_the_collectors_memory_at_its_baseline(collector
         refuse_batches(proc, agent, huge_title, 120)   # 120 MB of authenticated, invalid
         levels.append(settled_rss_mb(proc.proc.pid))
     # Before the fix every refused call kept its message: +270 MB per round, for good.
-    # Now the level depends on the C heap's free lists (+-20 MB from run to run) but
+    # Now the level depends on the C heap's free lists and on when the last collection
+    # ran (up to 32 MB of refused messages wait for it; +-20 MB from run to run), but it
     # does not grow with the number of refused calls.
     assert levels[1] - baseline < 100, (baseline, levels)
-    assert levels[1] - levels[0] < 30, (baseline, levels)
+    assert levels[1] - levels[0] < 50, (baseline, levels)
     assert stored(proc, agent) == NOTHING
     assert proc.upload(agent, [make_batch(agent.agent_id, 1)])[0].sequence == 1
 
