@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 
 ## run: collector on the embedded SQLite store + an enrolled local agent
 run: $(STAMP)
-	$(BIN)/python -m collector.devrun
+	$(BIN)/python -m worklens.collector.devrun
 
 ## test: ruff, then the whole suite (real gRPC, X server, browser, packages)
 test: $(STAMP)

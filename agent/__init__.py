@@ -3,6 +3,10 @@ and process usage; turns them into spans; spools them durably and ships them
 to the collector. Data flows one way: sensors -> spans -> sink (print or spool)
 -> shipper -> wire."""
 
+if __name__ != "worklens.agent":  # e.g. `import agent` from a checkout: not our name
+    raise ImportError("Worklens installs one import name: use `import worklens.agent` "
+                      "(pip install . or make run/test), not `import agent`")
+
 import os as _os
 
 # gRPC's C core prints every failed TLS handshake on stderr at INFO level; the

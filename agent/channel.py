@@ -16,10 +16,9 @@ import collections
 from pathlib import Path
 
 import grpc
-from worklens.addresses import is_loopback
-from worklens.cli import UserError
-
-from agent.credential import Connection
+from worklens.agent.credential import Connection
+from worklens.common.addresses import is_loopback
+from worklens.common.cli import UserError
 
 # Mirrors AGENT_KEEPALIVE_OPTIONS in collector/server.py (the agent does not
 # import collector code): the collector tolerates a client ping every 30 s at

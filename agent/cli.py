@@ -9,15 +9,15 @@ import sys
 from pathlib import Path
 
 from worklens import __version__
-from worklens.cli import run_main, setup_logging
-from worklens.config import default_data_dir, system_config_file
-
-from agent import config as agent_config
+from worklens.agent import config as agent_config
+from worklens.common.cli import run_main, setup_logging
+from worklens.common.settings import default_data_dir, system_config_file
 
 PROG = "worklens-agent"
 
 # subcommand -> module whose ``command(args, cfg, data_dir) -> int`` does the work
-COMMANDS = {"enroll": "agent.enroll", "run": "agent.runner", "status": "agent.status"}
+COMMANDS = {"enroll": "worklens.agent.enroll", "run": "worklens.agent.runner",
+            "status": "worklens.agent.status"}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,8 +7,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from worklens import config as _config
-from worklens.config import LogSection, duration, setting
+from worklens.common import settings as _config
+from worklens.common.settings import LogSection, duration, setting
 
 
 def _valid_regexes(patterns: list[str]) -> bool:

@@ -20,7 +20,7 @@ import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from worklens.cli import UserError
+from worklens.common.cli import UserError
 
 log = logging.getLogger(__name__)
 

@@ -18,16 +18,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import grpc
-from worklens.cli import UserError
-
-from agent import credential
-from agent.channel import ENROLL_HINT, connection, open_channel
-from agent.credential import Connection, Credential
-from agent.enroll import enroll
-from agent.hostinfo import host_info
-from agent.shipper import Backoff, EnrollmentFailed, Shipper
-from agent.sink import Record
-from agent.spool import Spool
+from worklens.agent import credential
+from worklens.agent.channel import ENROLL_HINT, connection, open_channel
+from worklens.agent.credential import Connection, Credential
+from worklens.agent.enroll import enroll
+from worklens.agent.hostinfo import host_info
+from worklens.agent.shipper import Backoff, EnrollmentFailed, Shipper
+from worklens.agent.sink import Record
+from worklens.agent.spool import Spool
+from worklens.common.cli import UserError
 
 log = logging.getLogger(__name__)
 

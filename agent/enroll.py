@@ -15,14 +15,13 @@ import argparse
 from pathlib import Path
 
 import grpc
-from worklens.cli import UserError
+from worklens.agent import credential
+from worklens.agent.channel import connection, explain, open_channel
+from worklens.agent.credential import Connection, Credential
+from worklens.agent.hostinfo import host_info
+from worklens.agent.spool import now_ms
+from worklens.common.cli import UserError
 from worklens.v1 import agent_pb2, agent_pb2_grpc
-
-from agent import credential
-from agent.channel import connection, explain, open_channel
-from agent.credential import Connection, Credential
-from agent.hostinfo import host_info
-from agent.spool import now_ms
 
 ENROLL_TIMEOUT_S = 15.0
 

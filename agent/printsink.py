@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
-from agent.sink import Record
+from worklens.agent.sink import Record
 
 log = logging.getLogger(__name__)
 

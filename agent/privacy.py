@@ -28,9 +28,8 @@ import re
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from worklens.config import ConfigError
-
-from agent.sensors.window._base import WindowInfo
+from worklens.agent.sensors.window._base import WindowInfo
+from worklens.common.settings import ConfigError
 
 REDACTED = "[redacted]"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

@@ -19,11 +19,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from agent import runstate
-from agent.printsink import PrintSink
-from agent.privacy import load_schedule
-from agent.sampler import Sampler
-from agent.sink import Sink
+from worklens.agent import runstate
+from worklens.agent.printsink import PrintSink
+from worklens.agent.privacy import load_schedule
+from worklens.agent.sampler import Sampler
+from worklens.agent.sink import Sink
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 def open_sink(args: Any, cfg, data_dir: Path) -> Sink:
     if getattr(args, "print_only", False):
         return PrintSink()
-    from agent.delivery import open_delivery  # the delivery side: spool + shipper
+    from worklens.agent.delivery import open_delivery  # the delivery side: spool + shipper
 
     return open_delivery(cfg, data_dir)
 

@@ -24,8 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import psutil
-
-from agent.sensors import SensorStatus
+from worklens.agent.sensors import SensorStatus
 
 log = logging.getLogger(__name__)
 

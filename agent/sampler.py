@@ -12,17 +12,17 @@ import logging
 import threading
 from collections.abc import Sequence
 
-from agent.privacy import Privacy
-from agent.sensors import idle as idle_sensors
-from agent.sensors import window as window_sensors
-from agent.sensors._select import SensorStatus, backend_status
-from agent.sensors.clock import Clock, SleepDetector, wall_ms
-from agent.sensors.idle._base import IdleReading
-from agent.sensors.input import InputCounter
-from agent.sensors.processes import ProcessSensor
-from agent.sensors.processes import describe as describe_processes
-from agent.sink import Record, Sink
-from agent.spans import ACTIVE, IDLE, LOCKED, Observation, SpanTracker, State
+from worklens.agent.privacy import Privacy
+from worklens.agent.sensors import idle as idle_sensors
+from worklens.agent.sensors import window as window_sensors
+from worklens.agent.sensors._select import SensorStatus, backend_status
+from worklens.agent.sensors.clock import Clock, SleepDetector, wall_ms
+from worklens.agent.sensors.idle._base import IdleReading
+from worklens.agent.sensors.input import InputCounter
+from worklens.agent.sensors.processes import ProcessSensor
+from worklens.agent.sensors.processes import describe as describe_processes
+from worklens.agent.sink import Record, Sink
+from worklens.agent.spans import ACTIVE, IDLE, LOCKED, Observation, SpanTracker, State
 
 log = logging.getLogger(__name__)
 MIN_SLEEP_THRESHOLD = 10.0   # seconds of wall/monotonic drift that mean "the machine slept"

@@ -10,7 +10,7 @@ and acks it as a duplicate, so nothing is stored twice.
 
 Compression is a transport concern decided here, per stream: when the
 collector's Hello says it accepts packed batches, each batch goes out packed
-(worklens.packing: process samples as snapshots, times and memory as differences
+(worklens.common.packing: process samples as snapshots, times and memory as differences
 from what the stream said before, then one DEFLATE context per stream carried
 over from batch to batch) and gRPC's per-message gzip is off for
 the stream; otherwise batches go out plain with the channel's gzip. The spool
@@ -61,13 +61,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import grpc
-from worklens.cli import UserError
-from worklens.packing import PACKING, Packer
+from worklens.agent.channel import explain, open_channel
+from worklens.agent.credential import Connection, Credential
+from worklens.agent.spool import Spool, now_ms
+from worklens.common.cli import UserError
+from worklens.common.packing import PACKING, Packer
 from worklens.v1 import agent_pb2, agent_pb2_grpc
-
-from agent.channel import explain, open_channel
-from agent.credential import Connection, Credential
-from agent.spool import Spool, now_ms
 
 log = logging.getLogger(__name__)
 

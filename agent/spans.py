@@ -24,11 +24,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from worklens.agent.sensors.clock import Gap
+from worklens.agent.sensors.input import NO_INPUT, InputCounts
+from worklens.agent.sensors.window._base import WindowInfo
 from worklens.v1 import agent_pb2
-
-from agent.sensors.clock import Gap
-from agent.sensors.input import NO_INPUT, InputCounts
-from agent.sensors.window._base import WindowInfo
 
 State = agent_pb2.ActivityState
 ACTIVE = agent_pb2.ACTIVITY_STATE_ACTIVE

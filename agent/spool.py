@@ -41,10 +41,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from worklens.cli import UserError
+from worklens.agent.sink import Record
+from worklens.common.cli import UserError
 from worklens.v1 import agent_pb2
-
-from agent.sink import Record
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +182,7 @@ class Spool:
             log.error("could not spool %d record(s): %s (counted as dropped)", len(rows), exc)
 
     def checkpoint(self, open_records: Sequence[Record]) -> None:
-        """Replace the remembered open spans (see agent.sink.Sink.checkpoint)."""
+        """Replace the remembered open spans (see worklens.agent.sink.Sink.checkpoint)."""
         rows = [(_KINDS[type(r)], r.SerializeToString()) for r in open_records]
         try:
             with self._lock, self._conn:

@@ -22,15 +22,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import grpc
-from worklens.cli import UserError
-from worklens.durations import format_duration
+from worklens.agent import credential, runstate
+from worklens.agent.channel import ENROLL_HINT, connection, explain, open_channel
+from worklens.agent.credential import Connection
+from worklens.agent.hostinfo import host_info
+from worklens.agent.spool import Spool
+from worklens.common.cli import UserError
+from worklens.common.durations import format_duration
 from worklens.v1 import agent_pb2, agent_pb2_grpc
-
-from agent import credential, runstate
-from agent.channel import ENROLL_HINT, connection, explain, open_channel
-from agent.credential import Connection
-from agent.hostinfo import host_info
-from agent.spool import Spool
 
 log = logging.getLogger(__name__)
 
@@ -165,13 +164,13 @@ def _read_spool(data_dir: Path) -> SpoolReport:
 
 def _sensors(cfg) -> list[dict]:
     """What the sensors can see here, from the sensor side's own ``describe``."""
-    if importlib.util.find_spec("agent.sensors") is None:
+    if importlib.util.find_spec("worklens.agent.sensors") is None:
         return []
-    import agent.sensors as sensors
+    import worklens.agent.sensors as sensors
     if not hasattr(sensors, "describe"):
         return []
     # the probes log why a sensor is unavailable; the table below says it already
-    quiet = logging.getLogger("agent.sensors")
+    quiet = logging.getLogger("worklens.agent.sensors")
     level = quiet.level
     quiet.setLevel(logging.ERROR)
     try:

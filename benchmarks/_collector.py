@@ -14,11 +14,12 @@ from pathlib import Path
 
 # Disables the summaries' rollup hook in the collector process, to measure the
 # ingest path alone (benchmarks/ingest.py --without-rollups).
-WITHOUT_ROLLUPS = "import collector.rollup as r; r.install = lambda store: None; "
+WITHOUT_ROLLUPS = "import worklens.collector.rollup as r; r.install = lambda store: None; "
 
 
 def collector_cmd(*args: str, prelude: str = "") -> list[str]:
-    return [sys.executable, "-c", prelude + "from collector.cli import main; main()", *args]
+    main = "from worklens.collector.cli import main; main()"
+    return [sys.executable, "-c", prelude + main, *args]
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -10,7 +10,7 @@ sends one batch every ``--interval`` seconds (an agent's flush interval; the
 agents' phases are spread over it): one minute of a machine's time in the shape
 an agent sends it (a window span, an activity span, the top 10 processes,
 system totals: ~13 events; see ingest.py's ``agent`` mix), packed as agents
-pack it (worklens.packing: one DEFLATE context and difference state per
+pack it (worklens.common.packing: one DEFLATE context and difference state per
 stream, which the collector keeps per stream too) unless ``--plain``.
 
 Once every agent is connected, it measures for ``--duration`` seconds: the
@@ -36,10 +36,9 @@ from pathlib import Path
 
 from _collector import collector_processes, create_token, start_collector, stop_collector
 from ingest import BatchStream, log, percentile, process_cpu_seconds
-from worklens.packing import Packer
+from worklens.collector.server import raise_open_files_limit
+from worklens.common.packing import Packer
 from worklens.v1 import agent_pb2
-
-from collector.server import raise_open_files_limit
 
 ONE_MINUTE_OF_EVENTS = 13   # ingest.py's agent mix: one minute of a machine's time
 

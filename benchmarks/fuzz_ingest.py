@@ -44,7 +44,7 @@ from pathlib import Path
 
 import grpc
 from _collector import collector_processes, create_token, start_collector, stop_collector
-from worklens.packing import Packer
+from worklens.common.packing import Packer
 from worklens.v1 import agent_pb2, agent_pb2_grpc
 
 UPLOAD = "/worklens.v1.AgentService/Upload"
@@ -290,7 +290,7 @@ def rows_of(db: Path, numbers: list[int]) -> int:
     ))
     # process samples are stored in blocks: their names sit in the block's name table
     names = {marker(n) for n in numbers}
-    from collector.store import blocks
+    from worklens.collector.store import blocks
     for agent, data in conn.execute("SELECT agent, data FROM process_blocks"):
         found += sum(1 for sample in blocks.unpack(agent, data) if sample[3] in names)
     conn.close()

@@ -258,7 +258,7 @@ class BatchStream:
         self.packer = None
         self.ready: list[bytes] = []   # bodies made before the run, seq 1, 2, ...
         if packed:
-            from worklens.packing import Packer
+            from worklens.common.packing import Packer
 
             self.packer = Packer()
 

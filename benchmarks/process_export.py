@@ -21,10 +21,9 @@ import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from worklens.collector.reports.csvexport import export
+from worklens.collector.rollup import open_with_rollups
 from worklens.v1 import agent_pb2
-
-from collector.csvexport import export
-from collector.store import open_store
 
 NAMES = ("code", "firefox", "python3", "Xorg", "slack", "chrome", "gnome-shell", "pulseaudio",
          "dbus-daemon", "systemd")
@@ -56,7 +55,7 @@ def main() -> None:
                         metavar="1-24", help="hours of samples per agent, on one day")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="worklens-bench-") as tmp:
-        store = open_store(f"sqlite:///{Path(tmp) / 'worklens.db'}")
+        store = open_with_rollups(f"sqlite:///{Path(tmp) / 'worklens.db'}")
         try:
             keys = [store.write(lambda c, i=i: c.execute(
                 "INSERT INTO agents (agent_id, credential_hash, enrolled_ms) VALUES (?, 'x', 0)",

@@ -120,10 +120,9 @@ class AgentPattern:
 
 
 async def _enroll_all(store, count: int) -> list:
+    from worklens.collector.access.enrollment import enroll
+    from worklens.collector.access.tokens import create_token
     from worklens.v1 import agent_pb2
-
-    from collector.enrollment import enroll
-    from collector.tokens import create_token
 
     _info, secret = create_token(store, "enroll", "benchmark")
     agents = []
@@ -135,9 +134,8 @@ async def _enroll_all(store, count: int) -> list:
 
 
 async def _fill(store, args, first_day: date) -> int:
+    from worklens.collector.store.records import Records
     from worklens.v1 import agent_pb2
-
-    from collector.store.records import Records
 
     rng = random.Random(42)
     t0 = time.monotonic()
@@ -186,12 +184,11 @@ async def _fill(store, args, first_day: date) -> int:
 
 
 def fill(db_url: str, args, first_day: date) -> None:
-    from collector import rules
-    from collector.store import open_store
+    from worklens.collector.rollup import open_with_rollups, set_rules
 
-    store = open_store(db_url)
+    store = open_with_rollups(db_url)
     try:
-        rules.set_rules(store, RULES)
+        set_rules(store, RULES)
         asyncio.run(_fill(store, args, first_day))
     finally:
         store.close()
@@ -200,10 +197,10 @@ def fill(db_url: str, args, first_day: date) -> None:
 # -- 2. the collector -----------------------------------------------------------------------
 
 def make_token(db_url: str, role: str) -> str:
-    from collector.store import open_store
-    from collector.tokens import create_token
+    from worklens.collector.access.tokens import create_token
+    from worklens.collector.rollup import open_with_rollups
 
-    store = open_store(db_url)
+    store = open_with_rollups(db_url)
     try:
         return create_token(store, role, f"benchmark-{role}")[1]
     finally:
@@ -211,9 +208,9 @@ def make_token(db_url: str, role: str) -> str:
 
 
 def agent_ids(db_url: str) -> list[str]:
-    from collector.store import open_store
+    from worklens.collector.rollup import open_with_rollups
 
-    store = open_store(db_url)
+    store = open_with_rollups(db_url)
     try:
         with store.reader() as conn:
             return [r[0] for r in conn.execute("SELECT agent_id FROM agents ORDER BY id")]

@@ -45,14 +45,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from byteproxy import ByteCountingProxy  # noqa: E402
-from worklens import config as wl_config  # noqa: E402
+from worklens.agent import config as agent_config  # noqa: E402
+from worklens.agent.credential import Connection  # noqa: E402
+from worklens.agent.delivery import open_delivery  # noqa: E402
+from worklens.agent.enroll import enroll  # noqa: E402
+from worklens.agent.shipper import Backoff  # noqa: E402
+from worklens.common import settings as wl_config  # noqa: E402
 from worklens.v1 import agent_pb2  # noqa: E402
-
-from agent import config as agent_config  # noqa: E402
-from agent.credential import Connection  # noqa: E402
-from agent.delivery import open_delivery  # noqa: E402
-from agent.enroll import enroll  # noqa: E402
-from agent.shipper import Backoff  # noqa: E402
 
 ACTIVE, IDLE, LOCKED = (agent_pb2.ACTIVITY_STATE_ACTIVE, agent_pb2.ACTIVITY_STATE_IDLE,
                         agent_pb2.ACTIVITY_STATE_LOCKED)

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from worklens import config as _config
-from worklens.config import LogSection, duration, setting
+from worklens.common import settings as _config
+from worklens.common.settings import LogSection, duration, setting
 
 
 def _host_port(value: str) -> bool:

@@ -1,4 +1,4 @@
-"""``make run`` (``python -m collector.devrun``): a collector on the embedded
+"""``make run`` (``python -m worklens.collector.devrun``): a collector on the embedded
 SQLite store and an enrolled agent for this desktop session, together, so a
 newcomer sees Worklens work in one command.
 
@@ -55,7 +55,7 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def _cli(program: str, *args: str) -> list[str]:
-    module = "collector.cli" if program == "collector" else "agent.cli"
+    module = "worklens.collector.cli" if program == "collector" else "worklens.agent.cli"
     return [sys.executable, "-c", f"from {module} import main; main()", *args]
 
 

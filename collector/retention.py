@@ -22,14 +22,10 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from worklens.cli import UserError
-from worklens.durations import parse_duration
-
-from collector.rollup import floor_bucket
-from collector.store.base import StoreError
+from worklens.collector.rollup.buckets import floor_bucket
+from worklens.collector.store.base import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -132,24 +128,3 @@ def schedule_retention(scheduler_or_loop: Any, store: Any, keep_s: float,
     if start:
         scheduler.start()
     return scheduler
-
-
-def command(args: Any, cfg: Any, data_dir: Path) -> int:
-    """``purge --older-than DURATION``."""
-    from collector.config import store_url
-    from collector.store import open_store
-
-    try:
-        seconds = parse_duration(args.older_than)
-    except ValueError as exc:
-        raise UserError(f"--older-than: {exc}") from None
-    if seconds <= 0:
-        raise UserError("--older-than: expected a duration above zero, e.g. 400d")
-    store = open_store(store_url(cfg, data_dir))
-    try:
-        result = purge(store, seconds)
-    finally:
-        store.close()
-    cutoff = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(result.cutoff_ms / 1000))
-    print(f"deleted {result.total} rows older than {cutoff}")
-    return 0

@@ -16,25 +16,29 @@ to finish, let the store writer commit everything queued, close, exit 0.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import logging
 import signal
 import socket
-from pathlib import Path
 from typing import Any
 
 import grpc
-from worklens.cli import UserError
-
-from collector.config import CollectorConfig, store_url
-from collector.guards import FailedEnrollments
-from collector.ingest import AgentService
-from collector.store import Store, open_store
-from collector.store.records import tune_garbage_collector
-from collector.tls import TlsFiles, check_plaintext, grpc_credentials, split_host_port, tls_files
-from collector.validate import Limits
+from worklens.collector.access.tls import (
+    TlsFiles,
+    check_plaintext,
+    grpc_credentials,
+    split_host_port,
+    tls_files,
+)
+from worklens.collector.config import CollectorConfig
+from worklens.collector.ingest.guards import FailedEnrollments
+from worklens.collector.ingest.service import AgentService
+from worklens.collector.ingest.validate import Limits
+from worklens.collector.rollup import open_with_rollups
+from worklens.collector.store import Store
+from worklens.collector.store.records import tune_garbage_collector
+from worklens.common.cli import UserError
 
 log = logging.getLogger(__name__)
 
@@ -91,13 +95,13 @@ def _check_listeners(cfg: CollectorConfig) -> tuple[TlsFiles | None, TlsFiles | 
 
 
 def _load_create_app() -> Any:
-    """The HTTP app factory, or None while collector.http does not exist yet."""
+    """The HTTP app factory, or None while worklens.collector.http does not exist yet."""
     try:
-        from collector.http import create_app
+        from worklens.collector.http import create_app
     except ModuleNotFoundError as exc:
-        if exc.name != "collector.http":
+        if exc.name != "worklens.collector.http":
             raise
-        log.warning("collector.http is not installed: serving gRPC only")
+        log.warning("worklens.collector.http is not installed: serving gRPC only")
         return None
     return create_app
 
@@ -136,7 +140,7 @@ class Collector:
 
     async def start(self) -> None:
         grpc_tls, http_tls = _check_listeners(self.cfg)
-        self.store = open_store(self.url, serving=True)
+        self.store = open_with_rollups(self.url, serving=True)
         loop = asyncio.get_running_loop()
 
         def writer_failed(_exc: BaseException) -> None:
@@ -144,7 +148,7 @@ class Collector:
                 loop.call_soon_threadsafe(self.failed.set)
         self.store.on_writer_failure(writer_failed)
         try:
-            from collector.retention import schedule_retention  # [retention] keep, hourly
+            from worklens.collector.retention import schedule_retention  # [retention] keep, hourly
             self._retention = schedule_retention(asyncio.get_running_loop(), self.store,
                                                  self.cfg.retention.keep)
             await self._start_grpc(grpc_tls)
@@ -266,7 +270,3 @@ async def serve(cfg: CollectorConfig, url: str) -> int:
     await collector.stop()
     log.info("stopped")
     return 1 if collector.failed.is_set() else 0
-
-
-def command(args: argparse.Namespace, cfg: CollectorConfig, data_dir: Path) -> int:
-    return asyncio.run(serve(cfg, store_url(cfg, data_dir)))

@@ -32,7 +32,7 @@ WORK = REPO / "build" / "pyinstaller"
 PROGRAMS = ("agent", "collector")
 PACKAGERS = ("deb", "rpm")
 # What a bundle is made of: when none of it changed, the bundle is reused.
-SOURCE_ROOTS = ("agent", "collector", "protos/worklens", "packaging/pyinstaller")
+SOURCE_ROOTS = ("agent", "collector", "common", "protos/worklens", "packaging/pyinstaller")
 # nfpm speaks Debian architecture names and translates them for rpm.
 NFPM_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm7"}
 

@@ -23,12 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from worklens import config as wl_config
+from worklens.collector.config import CollectorConfig
+from worklens.collector.server import Collector
+from worklens.collector.store import blocks
+from worklens.common import settings as wl_config
 from worklens.v1 import agent_pb2, agent_pb2_grpc
-
-from collector.config import CollectorConfig
-from collector.server import Collector
-from collector.store import blocks
 
 START_TIMEOUT_S = 60.0
 
@@ -153,7 +152,7 @@ class _Client:
 
 
 class InProcessCollector(_Client):
-    """A collector.server.Collector on its own event loop thread in this process."""
+    """A worklens.collector.server.Collector on its own event loop thread in this process."""
 
     def __init__(self, data_dir: Path, cfg: CollectorConfig | None = None, *,
                  http: bool = False) -> None:
@@ -181,7 +180,7 @@ class InProcessCollector(_Client):
 
     def create_token(self, role: str = "enroll", name: str = "",
                      expires_s: float | None = None) -> str:
-        from collector.tokens import create_token
+        from worklens.collector.access.tokens import create_token
         return create_token(self.store, role, name, expires_s)[1]
 
     def stop(self) -> None:
@@ -302,4 +301,4 @@ class CollectorProcess(_Client):
 
 
 def collector_command(*args: str) -> list[str]:
-    return [sys.executable, "-c", "from collector.cli import main; main()", *args]
+    return [sys.executable, "-m", "worklens.collector", *args]

@@ -15,7 +15,7 @@ cannot; ``worklens-agent status`` prints it.
 
 from __future__ import annotations
 
-from agent.sensors._select import BackendUnavailable, SensorStatus
+from worklens.agent.sensors._select import BackendUnavailable, SensorStatus
 
 __all__ = ["BackendUnavailable", "SensorStatus", "describe"]
 
@@ -26,7 +26,7 @@ def describe(cfg) -> list[SensorStatus]:
     Cheap enough for a status command: it connects to the display once per
     sensor and reads nothing the agent would not read anyway.
     """
-    from agent.sensors import idle, input, processes, window
+    from worklens.agent.sensors import idle, input, processes, window
 
     statuses = []
     for kind in (window, idle):

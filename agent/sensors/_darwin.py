@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.sensors._select import BackendUnavailable
+from worklens.agent.sensors._select import BackendUnavailable
 
 
 def appkit() -> Any:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from agent.sensors._select import BackendUnavailable
+from worklens.agent.sensors._select import BackendUnavailable
 
 
 class LASTINPUTINFO(ctypes.Structure):

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from agent.sensors._select import (
+from worklens.agent.sensors._select import (
     BackendUnavailable,
     DisplayNotReady,
     display_label,

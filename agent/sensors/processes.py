@@ -16,9 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import psutil
+from worklens.agent.sensors._select import SensorStatus
 from worklens.v1 import agent_pb2
-
-from agent.sensors._select import SensorStatus
 
 _GONE = (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied)
 

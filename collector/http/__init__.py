@@ -15,9 +15,16 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
-
-from collector.http import api_admin, api_agents, api_export, api_query, api_rules, errors, ops
-from collector.http.headers import SecurityHeaders
+from worklens.collector.http import (
+    api_admin,
+    api_agents,
+    api_export,
+    api_query,
+    api_rules,
+    errors,
+    ops,
+)
+from worklens.collector.http.headers import SecurityHeaders
 
 STATIC_DIR = Path(__file__).parent / "static"
 

@@ -9,12 +9,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from worklens.durations import parse_duration
-
-from collector import audit, enrollment
-from collector.http.auth import Principal, require
-from collector.http.context import client_address, store_of
-from collector.http.errors import ApiError
+from worklens.collector.access import audit, enrollment, tokens
+from worklens.collector.http.auth import Principal, require
+from worklens.collector.http.context import client_address, store_of
+from worklens.collector.http.errors import ApiError
+from worklens.common.durations import parse_duration
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])
 Admin = Annotated[Principal, Depends(require("admin"))]
@@ -32,15 +31,11 @@ def _token_json(info: Any) -> dict[str, Any]:
 
 @router.get("/tokens", summary="List tokens (never their secrets)")
 def list_tokens(request: Request, _who: Admin) -> dict[str, Any]:
-    from collector import tokens
-
     return {"tokens": [_token_json(t) for t in tokens.list_tokens(store_of(request))]}
 
 
 @router.post("/tokens", status_code=201, summary="Create a token; its secret is shown once")
 def create_token(request: Request, body: TokenRequest, who: Admin) -> JSONResponse:
-    from collector import tokens
-
     expires_s = None
     if body.expires:
         try:
@@ -60,8 +55,6 @@ def create_token(request: Request, body: TokenRequest, who: Admin) -> JSONRespon
 
 @router.delete("/tokens/{token_id}", summary="Revoke a token")
 def revoke_token(request: Request, token_id: str, who: Admin) -> dict[str, Any]:
-    from collector import tokens
-
     if not tokens.revoke_token(store_of(request), token_id):
         raise ApiError(404, f"no token with id {token_id!r}")
     audit.record(store_of(request), who, "token.revoke", {"id": token_id},
@@ -71,7 +64,7 @@ def revoke_token(request: Request, token_id: str, who: Admin) -> dict[str, Any]:
 
 @router.post("/agents/{agent_id}/revoke", summary="Revoke an agent's credential")
 def revoke_agent(request: Request, agent_id: str, who: Admin) -> dict[str, Any]:
-    # Through collector.enrollment, so that an upload stream the agent has open
+    # Through worklens.collector.access.enrollment, so that an upload stream the agent has open
     # right now is refused at its next batch, not only at its next connection.
     store = store_of(request)
     if not enrollment.revoke_agent(store, agent_id) and not _agent_exists(store, agent_id):

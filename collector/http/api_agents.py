@@ -6,11 +6,10 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-
-from collector.http import queries
-from collector.http.auth import Principal, require
-from collector.http.context import store_of, tz_param
-from collector.http.jsonresp import FastJSONResponse
+from worklens.collector.http import queries
+from worklens.collector.http.auth import Principal, require
+from worklens.collector.http.context import store_of, tz_param
+from worklens.collector.http.jsonresp import FastJSONResponse
 
 router = APIRouter(prefix="/api/v1", tags=["query"])
 Viewer = Annotated[Principal, Depends(require("viewer"))]

@@ -9,14 +9,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
-
-from collector import audit
-from collector.http import queries
-from collector.http.api_query import DATE_HELP
-from collector.http.auth import Principal, require
-from collector.http.context import client_address, range_params, store_of
-from collector.http.errors import ApiError
-from collector.http.stream import threaded_chunks
+from worklens.collector.access import audit
+from worklens.collector.http import queries
+from worklens.collector.http.api_query import DATE_HELP
+from worklens.collector.http.auth import Principal, require
+from worklens.collector.http.context import client_address, range_params, store_of
+from worklens.collector.http.errors import ApiError
+from worklens.collector.http.stream import threaded_chunks
 
 router = APIRouter(prefix="/api/v1", tags=["export"])
 Exporter = Annotated[Principal, Depends(require("exporter"))]

@@ -10,13 +10,12 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request
-
-from collector.dates import DateError, parse_date
-from collector.http import queries
-from collector.http.auth import Principal, require
-from collector.http.context import range_params, store_of, tz_param
-from collector.http.errors import ApiError, bad_param
-from collector.http.jsonresp import FastJSONResponse
+from worklens.collector.http import queries
+from worklens.collector.http.auth import Principal, require
+from worklens.collector.http.context import range_params, store_of, tz_param
+from worklens.collector.http.errors import ApiError, bad_param
+from worklens.collector.http.jsonresp import FastJSONResponse
+from worklens.collector.reports.dates import DateError, parse_date
 
 # Handlers return FastJSONResponse themselves: FastAPI's generic encoder would walk a
 # day's timeline (thousands of nested objects) many times slower than orjson.

@@ -8,11 +8,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request
-
-from collector import audit
-from collector.http import queries
-from collector.http.auth import Principal, require
-from collector.http.context import client_address, store_of
+from worklens.collector.access import audit
+from worklens.collector.http import queries
+from worklens.collector.http.auth import Principal, require
+from worklens.collector.http.context import client_address, store_of
 
 router = APIRouter(prefix="/api/v1", tags=["rules"])
 Viewer = Annotated[Principal, Depends(require("viewer"))]

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import Request
-
-from collector.http.errors import ApiError
+from worklens.collector.access import tokens
+from worklens.collector.http.errors import ApiError
 
 ROLE_RANK = {"viewer": 1, "exporter": 2, "admin": 3}
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="worklens"'}
@@ -39,8 +39,6 @@ def _bearer(request: Request) -> str:
 
 def authenticate(request: Request) -> Principal:
     """The caller's token, verified against the store, or a 401."""
-    from collector import tokens  # the ingest engineer's module; imported late on purpose
-
     info = tokens.verify_token(request.app.state.store, _bearer(request))
     if info is None:
         raise ApiError(401, "invalid, revoked or expired token", CHALLENGE)

@@ -6,9 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Request
-
-from collector.dates import DateError, DateRange, parse_range, parse_tz
-from collector.http.errors import ApiError
+from worklens.collector.http.errors import ApiError
+from worklens.collector.reports.dates import DateError, DateRange, parse_range, parse_tz
 
 
 def store_of(request: Request) -> Any:

@@ -15,9 +15,9 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["ops"])
 
 try:  # registers the ingest counters on the default registry (INGEST engineer's module)
-    import collector.metrics  # noqa: F401
+    import worklens.collector.metrics  # noqa: F401
 except ImportError:  # pragma: no cover - only while that module is being written
-    log.debug("collector.metrics not available; /metrics shows the store size only")
+    log.debug("worklens.collector.metrics not available; /metrics shows the store size only")
 
 STORE_SIZE = Gauge("worklens_store_size_bytes",
                    "Bytes used by the store's database (pages in use, WAL excluded).")

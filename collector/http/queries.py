@@ -1,6 +1,6 @@
-"""The one place where the HTTP layer calls the summaries engineer's modules
-(``collector.summary``, ``collector.rules``, ``collector.csvexport``), so the
-routers stay about HTTP and a change of those interfaces touches one file."""
+"""The one place where the HTTP layer calls the reports and rules
+(``reports.summary``, ``reports.csvexport``, ``rollup.rules``), so the routers
+stay about HTTP and a change of those interfaces touches one file."""
 
 from __future__ import annotations
 
@@ -10,9 +10,12 @@ from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from collector.dates import DateRange
-from collector.http.errors import ApiError
-from collector.store import blocks
+from worklens.collector.http.errors import ApiError
+from worklens.collector.reports import csvexport
+from worklens.collector.reports import summary as summaries
+from worklens.collector.reports.dates import DateRange
+from worklens.collector.rollup import buckets, rules
+from worklens.collector.store import blocks
 
 EXPORT_KINDS = ("spans", "activity", "processes", "daily", "apps")
 
@@ -21,8 +24,6 @@ def summary(store: Any, rng: DateRange, by: str, agent: str | None, user: str | 
             ) -> dict[str, Any]:
     """``rows`` (each keyed by the grouping's name, e.g. ``{"app": "firefox", ...}``),
     ``total`` and, for one agent, ``top_processes`` per day."""
-    from collector import summary as summaries
-
     try:
         result = summaries.summarize(store, rng.first, rng.last, by, rng.tz, agent=agent,
                                      user=user)
@@ -43,8 +44,6 @@ def summary(store: Any, rng: DateRange, by: str, agent: str | None, user: str | 
 def timeline(store: Any, agent_id: str, day: date, tz: ZoneInfo) -> dict[str, Any] | None:
     """The day's window spans (clipped to the day, with their activity states) and the
     activity segments; None when there is no such agent."""
-    from collector import summary as summaries
-
     try:
         result = summaries.timeline(store, agent_id, day, tz)
     except summaries.UnknownAgent:
@@ -60,8 +59,6 @@ def processes(store: Any, agent_id: str, day: date, tz: ZoneInfo) -> dict[str, A
     """The agent's top processes of one local day by CPU time and by peak memory, each
     with the user(s) it ran as; None when there is no such agent. The rollups keep no
     user, so it is read from the raw samples ("" once retention has dropped them)."""
-    from collector import summary as summaries
-
     try:
         days = summaries.top_processes(store, day, day, tz, agent=agent_id)
         lo, hi = summaries.day_range_ms(day, day, tz)
@@ -83,8 +80,6 @@ def _process_users(store: Any, agent_id: str, lo: int, hi: int, names: set[str]
     """Process name -> its distinct users in [lo, hi), comma-separated, sorted."""
     if not names:
         return {}
-    from collector import summary as summaries
-
     users: dict[str, set[str]] = {}
     with store.reader() as conn:
         key = summaries.agent_key(conn, agent_id)
@@ -96,8 +91,6 @@ def _process_users(store: Any, agent_id: str, lo: int, hi: int, names: set[str]
 
 
 def agents(store: Any) -> list[dict[str, Any]]:
-    from collector import summary as summaries
-
     return [asdict(a) for a in summaries.list_agents(store)]
 
 
@@ -105,31 +98,25 @@ def export_csv(store: Any, kind: str, rng: DateRange, agent: str | None = None,
                user: str | None = None) -> Iterable[bytes]:
     """Check the request now (so errors are a 400/404 before any byte is sent) and
     return the generator of UTF-8 CSV chunks, which owns its own connection."""
-    from collector import csvexport, summary
-
     try:
         return csvexport.export(store, kind, rng.first, rng.last, rng.tz, agent=agent,
                                 user=user)
-    except summary.UnknownAgent:
+    except summaries.UnknownAgent:
         raise ApiError(404, f"agent: no agent with id {agent!r}") from None
-    except (csvexport.ExportError, summary.SummaryError) as exc:
+    except (csvexport.ExportError, summaries.SummaryError) as exc:
         raise ApiError(400, str(exc)) from None
 
 
 def get_rules(store: Any) -> list[dict[str, Any]]:
-    from collector import rules
-
     return [r.to_dict() for r in rules.get_rules(store)]
 
 
 def put_rules(store: Any, raw: Any) -> list[dict[str, Any]]:
     """Validate and replace (re-applied to history); a bad rule is a 400 naming it."""
-    from collector import rules
-
     if raw is None:
         raise ApiError(400, 'rules: expected {"rules": [...]}')
     try:
-        checked = rules.set_rules(store, raw)
+        checked = buckets.set_rules(store, raw)
     except rules.RuleError as exc:
         raise ApiError(400, str(exc)) from None
     return [r.to_dict() for r in checked]

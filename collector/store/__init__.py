@@ -1,6 +1,9 @@
 """The collector's store: one small interface the gRPC and HTTP layers use,
 without seeing SQL. See collector/store/STORE.md.
 
+The store knows nothing of rollups, rules or summaries: whoever serves ingest
+registers the rollup hook (``worklens.collector.rollup.open_with_rollups``).
+
 ``open_store(url)`` picks the backend from the URL scheme. Pass
 ``serving=True`` from ``serve`` only: it takes the exclusive lock that makes
 a second collector process on the same database fail at start; maintenance
@@ -12,14 +15,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from collector.store.base import (
+from worklens.collector.store.base import (
     AgentRow,
     IngestResult,
     StoreBusy,
     StoreError,
     StoreUnavailable,
 )
-from collector.store.sqlite import SqliteStore, StoredBatch
+from worklens.collector.store.sqlite import SqliteStore, StoredBatch
 
 Store = SqliteStore
 
@@ -47,10 +50,7 @@ def open_store(url: str, *, serving: bool = False) -> Store:
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     if scheme == "sqlite":
         # serving: group commits in a writer process of their own (collector.store.writerproc)
-        store = SqliteStore(sqlite_path(url), serving=serving, writer_process=serving)
-        from collector import rollup  # summaries: rollups kept in the ingest transaction
-        rollup.install(store)
-        return store
+        return SqliteStore(sqlite_path(url), serving=serving, writer_process=serving)
     if scheme in ("postgresql", "postgres"):
         raise StoreError("PostgreSQL backend not available yet")
     raise StoreError(f"bad store URL {url!r}: expected sqlite:///PATH.db or postgresql://...")

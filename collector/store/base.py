@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from worklens.cli import UserError
+from worklens.common.cli import UserError
 
 
 class StoreError(UserError):

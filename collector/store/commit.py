@@ -24,11 +24,10 @@ from itertools import chain
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from worklens.collector.store.base import AgentRow, IngestResult, StoreUnavailable
+from worklens.collector.store.checkpoint import Checkpointer, passive_checkpoint
+from worklens.collector.store.records import Rows, insert_rows
 from worklens.v1 import agent_pb2
-
-from collector.store.base import AgentRow, IngestResult, StoreUnavailable
-from collector.store.checkpoint import Checkpointer, passive_checkpoint
-from collector.store.records import Rows, insert_rows
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +35,7 @@ log = logging.getLogger(__name__)
 # went out (SQLite's auto-checkpoint would run inside COMMIT, before them). It is
 # the only writer, so each checkpoint completes and the WAL is reused, not grown.
 # In the writer process a Checkpointer thread does most of the copying beside the
-# commits, and this one only finishes it (see collector.store.checkpoint).
+# commits, and this one only finishes it (see worklens.collector.store.checkpoint).
 CHECKPOINT_INTERVAL_S = 1.0
 
 # Errors that belong to one batch (its values or its hook), not to the database.

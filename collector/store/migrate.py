@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from collector.store import blocks
+from worklens.collector.store import blocks
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from itertools import chain
 
+from worklens.collector.store import blocks
 from worklens.v1 import agent_pb2
-
-from collector.store import blocks
 
 INSERT_WINDOWS = ("INSERT INTO window_spans (agent, start_ms, duration_ms, app, title, pid, exe, "
                   "excluded, username) VALUES (?,?,?,?,?,?,?,?,?)")

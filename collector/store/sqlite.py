@@ -45,17 +45,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from worklens.v1 import agent_pb2
-
-from collector.store import migrate
-from collector.store.base import (
+from worklens.collector.store.base import (
     AgentRow,
     IngestResult,
     StoreBusy,
     StoreError,
     StoreUnavailable,
 )
-from collector.store.commit import (
+from worklens.collector.store.commit import (
     BatchHead,
     GroupCommitter,
     GroupHook,
@@ -66,21 +63,20 @@ from collector.store.commit import (
     in_transaction,
     now_ms,
 )
-from collector.store.records import Records, extract, seal
-from collector.store.writerproc import WriterDied, WriterProcess
+from worklens.collector.store.connect import BUSY_TIMEOUT_MS, connect_writer
+from worklens.collector.store.records import Records, extract, seal
+from worklens.collector.store.writerproc import WriterDied, WriterProcess
+from worklens.v1 import agent_pb2
 
 __all__ = ["SqliteStore", "StoredBatch", "connect_writer", "describe_sqlite_error"]
 
 log = logging.getLogger(__name__)
 
-BUSY_TIMEOUT_MS = 10_000
 # One group commit takes at most this many events; the rest waits for the next.
 GROUP_MAX_EVENTS = 200_000
 # Back-pressure: beyond this many queued events, ingest raises StoreBusy.
 MAX_PENDING_EVENTS = 1_000_000
 RETRY_AFTER_MS = 1_000
-CACHE_KIB = 64 * 1024
-PAGE_SIZE = 8192
 
 _STOP = object()
 _DIED = object()   # the writer process is gone: the writer thread stops
@@ -98,39 +94,6 @@ class _Ingest(GroupItem):
 class _Write:
     fn: Callable[[sqlite3.Connection], Any]
     future: concurrent.futures.Future
-
-
-def connect_writer(path: Path, *, migrate_schema: bool = True) -> sqlite3.Connection:
-    """The writer connection: WAL, ``synchronous=FULL`` (an ack means durable), the
-    schema migrated. Raises StoreError with one line."""
-    try:
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
-                               timeout=BUSY_TIMEOUT_MS / 1000)
-    except sqlite3.Error as exc:
-        raise StoreError(describe_sqlite_error(exc, path)) from None
-    try:
-        # Only takes effect when the file is created. Each group commit dirties about one
-        # index page per agent and table, all of which go to the WAL (and again to the
-        # file at the checkpoint): 32 KiB pages made the writer process write ~1.3 KB per
-        # event; 8 KiB measured 5-10 % more events/s, summaries and exports no slower.
-        conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
-        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if mode.lower() != "wal":
-            raise StoreError(f"{path}: cannot switch to WAL mode (got {mode})")
-        for pragma in ("synchronous=FULL", "foreign_keys=ON",
-                       f"busy_timeout={BUSY_TIMEOUT_MS}", f"cache_size=-{CACHE_KIB}",
-                       "temp_store=MEMORY"):
-            conn.execute(f"PRAGMA {pragma}")
-        if migrate_schema:
-            migrate.apply(conn)
-        conn.execute("PRAGMA wal_autocheckpoint=0")  # see GroupCommitter.checkpoint()
-    except sqlite3.Error as exc:
-        conn.close()
-        raise StoreError(describe_sqlite_error(exc, path)) from None
-    except BaseException:
-        conn.close()
-        raise
-    return conn
 
 
 class SqliteStore:

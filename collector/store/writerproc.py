@@ -36,12 +36,11 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from worklens.cli import setup_logging
-
-from collector.store.base import StoreError
-from collector.store.checkpoint import Checkpointer
-from collector.store.commit import GroupCommitter, GroupHook, GroupItem
-from collector.store.records import Rows, tune_garbage_collector
+from worklens.collector.store.base import StoreError
+from worklens.collector.store.checkpoint import Checkpointer
+from worklens.collector.store.commit import GroupCommitter, GroupHook, GroupItem
+from worklens.collector.store.records import Rows, tune_garbage_collector
+from worklens.common.cli import setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +140,7 @@ def child_main(path: str, pipe: Any, log_level: str = "WARNING") -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     setup_logging(log_level)   # its errors (a full disk) read like the collector's
     # the parent's pragmas, no migrations
-    from collector.store.sqlite import BUSY_TIMEOUT_MS, connect_writer
+    from worklens.collector.store.connect import BUSY_TIMEOUT_MS, connect_writer
 
     try:
         conn = connect_writer(Path(path), migrate_schema=False)
@@ -183,7 +182,7 @@ def _dump_outcomes(outcomes: list[Any]) -> bytes:
     try:
         return pickle.dumps(outcomes, _PROTOCOL)
     except Exception:  # an exception type that does not pickle: say what it was
-        from collector.store.base import StoreUnavailable
+        from worklens.collector.store.base import StoreUnavailable
 
         return pickle.dumps([o if not isinstance(o, BaseException)
                              else StoreUnavailable(f"batch not stored: {o!r}")

@@ -1,6 +1,6 @@
 """Entry script of the bundled ``worklens-agent`` (same as the console script)."""
 
-from agent.cli import main
+from worklens.agent.cli import main
 
 if __name__ == "__main__":
     main()

@@ -2,7 +2,7 @@
 
 import multiprocessing
 
-from collector.cli import main
+from worklens.collector.cli import main
 
 if __name__ == "__main__":
     # the store's writer process is started with multiprocessing's spawn: in a bundle

@@ -16,6 +16,7 @@ PyInstaller's build classes at import time.
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -58,9 +59,24 @@ def platform_key(platform: str | None = None) -> str:
     return "linux" if platform.startswith("linux") else platform
 
 
-# Where our own packages' sources live in the repository.
-_SOURCES = {"agent": REPO / "agent", "collector": REPO / "collector",
-            "worklens": REPO / "protos" / "worklens"}
+# Where our own packages' sources live in the repository: one import namespace
+# over four folders, mapped as pyproject.toml's package-dir does.
+_SOURCES = {"worklens": REPO / "protos" / "worklens", "worklens.common": REPO / "common",
+            "worklens.agent": REPO / "agent", "worklens.collector": REPO / "collector"}
+# PyInstaller finds modules by walking folders on its path, as an installed
+# package lies; the repository maps folders to names instead, so the build lays
+# the namespace out as installed in a staging folder first.
+STAGE = REPO / "build" / "pysrc"
+
+
+def stage_sources() -> Path:
+    """Copy our sources into ``STAGE/worklens/...`` as pip would install them."""
+    shutil.rmtree(STAGE, ignore_errors=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for package, source in _SOURCES.items():
+        target = STAGE.joinpath(*package.split("."))
+        shutil.copytree(source, target, ignore=ignore, dirs_exist_ok=True)
+    return STAGE
 
 
 def own_modules(package: str, platform: str) -> list[str]:
@@ -68,18 +84,24 @@ def own_modules(package: str, platform: str) -> list[str]:
     whatever ``sys.path`` finds first), minus other platforms' backends."""
     foreign = _FOREIGN_BACKENDS.get(platform, ())
     root = _SOURCES[package]
+    base = package.split(".")
     modules = []
     for path in sorted(root.rglob("*.py")):
-        parts = [package, *path.relative_to(root).with_suffix("").parts]
+        parts = [*base, *path.relative_to(root).with_suffix("").parts]
         if parts[-1] == "__init__":
             parts.pop()
-        if not any(part.startswith(foreign) for part in parts[1:]):
+        if not any(part.startswith(foreign) for part in parts[len(base):]):
             modules.append(".".join(parts))
     return modules
 
 
+def shared_modules(platform: str) -> list[str]:
+    """What both programs carry: the namespace root, the wire contract, common/."""
+    return own_modules("worklens", platform) + own_modules("worklens.common", platform)
+
+
 def agent_hidden_imports(platform: str) -> list[str]:
-    hidden = own_modules("agent", platform) + own_modules("worklens", platform)
+    hidden = own_modules("worklens.agent", platform) + shared_modules(platform)
     hidden += _PYNPUT_BACKENDS[platform]
     hidden += collect_submodules("apscheduler")   # triggers/executors/jobstores by entry point
     hidden += ["grpc", "grpc._cython.cygrpc", "google.protobuf", "psutil"]
@@ -91,7 +113,7 @@ def agent_hidden_imports(platform: str) -> list[str]:
 
 
 def collector_hidden_imports(platform: str) -> list[str]:
-    hidden = own_modules("collector", platform) + own_modules("worklens", platform)
+    hidden = own_modules("worklens.collector", platform) + shared_modules(platform)
     # uvicorn resolves its loop/protocol/lifespan implementations from strings.
     hidden += [
         "uvicorn.logging", "uvicorn.loops", "uvicorn.loops.auto", "uvicorn.loops.asyncio",
@@ -114,7 +136,7 @@ def own_data(package: str) -> list[tuple[str, str]]:
     """Everything in one of our packages that is not code (SQL migrations, the
     dashboard's static files), as (source file, directory in the bundle)."""
     root = _SOURCES[package]
-    return [(str(path), str(Path(package, path.parent.relative_to(root))))
+    return [(str(path), str(Path(*package.split("."), path.parent.relative_to(root))))
             for path in sorted(root.rglob("*"))
             if path.is_file() and path.suffix not in (".py", ".pyc")
             and "__pycache__" not in path.parts]
@@ -122,7 +144,7 @@ def own_data(package: str) -> list[tuple[str, str]]:
 
 def collector_datas() -> list[tuple[str, str]]:
     # store/migrations/*.sql and http/static/**, plus metadata for --version.
-    return own_data("collector") + copy_metadata("worklens") + copy_metadata("apscheduler")
+    return own_data("worklens.collector") + copy_metadata("worklens") + copy_metadata("apscheduler")
 
 
 def analysis_args(program: str, platform: str | None = None) -> dict:
@@ -133,7 +155,7 @@ def analysis_args(program: str, platform: str | None = None) -> dict:
     datas = agent_datas() if program == "agent" else collector_datas()
     return {
         "scripts": [str(HERE / f"{program}_main.py")],
-        "pathex": [str(REPO), str(REPO / "protos")],
+        "pathex": [str(stage_sources())],
         "hiddenimports": sorted(set(hidden)),
         "datas": datas,
         "excludes": EXCLUDES,

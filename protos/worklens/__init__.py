@@ -1,6 +1,10 @@
-"""The package both programs share: the wire contract (``worklens.v1``) and the
-small grammar they both speak — durations, typed TOML/env configuration and the
-command-line error convention. Nothing here knows about agents or collectors."""
+"""Worklens: one import namespace for both programs.
+
+``worklens.v1``: the wire contract (generated from ``agent.proto``, committed
+beside it); ``worklens.common``: what both programs share (config grammar,
+durations, batch packing, CLI convention); ``worklens.agent``: the agent;
+``worklens.collector``: the collector (``pip install 'worklens[collector]'``).
+"""
 
 from importlib.metadata import PackageNotFoundError, version
 

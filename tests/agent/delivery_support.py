@@ -8,11 +8,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from worklens.agent.credential import Connection, Credential
+from worklens.agent.shipper import Backoff, Shipper
+from worklens.agent.spool import Spool
 from worklens.v1 import agent_pb2
-
-from agent.credential import Connection, Credential
-from agent.shipper import Backoff, Shipper
-from agent.spool import Spool
 
 HOST = agent_pb2.HostInfo(hostname="test-host", os="linux", os_version="6.1", user="alice",
                           agent_version="0.1.0")
@@ -58,7 +57,7 @@ def agent_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60
     import sys
     clean = {k: v for k, v in os.environ.items() if not k.startswith("WORKLENS_")}
     clean.update(env or {})
-    return subprocess.run([sys.executable, "-c", "from agent.cli import main; main()", *args],
+    return subprocess.run([sys.executable, "-m", "worklens.agent", *args],
                           env=clean, capture_output=True, text=True, timeout=timeout)
 
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import itertools
 
-from worklens import config as shared_config
-
-from agent import config as agent_config
+from worklens.agent import config as agent_config
+from worklens.common import settings as shared_config
 
 
 class ListSink:

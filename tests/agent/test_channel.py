@@ -10,12 +10,11 @@ from byteproxy import ByteCountingProxy
 from certs import make_pki
 from collector_harness import InProcessCollector, collector_config
 from delivery_support import HOST, window
-from worklens.cli import UserError
+from worklens.agent import channel
+from worklens.agent.credential import Connection
+from worklens.agent.enroll import enroll
+from worklens.common.cli import UserError
 from worklens.v1 import agent_pb2, agent_pb2_grpc
-
-from agent import channel
-from agent.credential import Connection
-from agent.enroll import enroll
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +159,7 @@ def test_a_collector_that_is_not_running_is_explained():
 
 
 def test_keepalive_is_within_what_the_collector_tolerates():
-    from collector import server
+    from worklens.collector import server
     options = dict(channel.channel_options())
     assert options["grpc.keepalive_time_ms"] >= server.MIN_CLIENT_PING_INTERVAL_MS
     for key, value in server.AGENT_KEEPALIVE_OPTIONS:

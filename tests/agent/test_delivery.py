@@ -7,14 +7,13 @@ import pytest
 from collector_harness import InProcessCollector, collector_config
 from delivery_support import fast_backoff, free_port, window
 from polling import wait_for
-from worklens import config as wl_config
-from worklens.cli import UserError
-
-from agent import config as agent_config
-from agent.channel import connection
-from agent.delivery import open_delivery
-from agent.enroll import enroll
-from agent.spool import Spool
+from worklens.agent import config as agent_config
+from worklens.agent.channel import connection
+from worklens.agent.delivery import open_delivery
+from worklens.agent.enroll import enroll
+from worklens.agent.spool import Spool
+from worklens.common import settings as wl_config
+from worklens.common.cli import UserError
 
 
 def agent_cfg(**sections):

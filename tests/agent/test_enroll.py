@@ -9,8 +9,7 @@ import os
 import pytest
 from collector_harness import InProcessCollector
 from delivery_support import agent_cli, free_port
-
-from collector.enrollment import install_key
+from worklens.collector.access.enrollment import install_key
 
 
 @pytest.fixture

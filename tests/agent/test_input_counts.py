@@ -10,10 +10,9 @@ import time
 
 import pytest
 from desktop import wait_for
-
-from agent.sensors import input as input_sensor
-from agent.sensors.input import InputCounter, InputCounts
-from agent.sensors.input import _x11 as record
+from worklens.agent.sensors import input as input_sensor
+from worklens.agent.sensors.input import InputCounter, InputCounts
+from worklens.agent.sensors.input import _x11 as record
 
 SETTLE = 0.4   # after the expected count arrived: long enough for a stray extra to show
 

@@ -7,10 +7,9 @@ import json
 
 import pytest
 from sensor_support import make_config
+from worklens.agent.printsink import PrintSink, record_to_dict
+from worklens.agent.sensors import describe
 from worklens.v1 import agent_pb2
-
-from agent.printsink import PrintSink, record_to_dict
-from agent.sensors import describe
 
 
 def test_each_record_is_one_json_line_with_every_wire_field():

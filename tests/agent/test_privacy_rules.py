@@ -6,10 +6,9 @@ from datetime import datetime
 
 import pytest
 from sensor_support import make_config
-from worklens.config import ConfigError
-
-from agent.privacy import REDACTED, Privacy, parse_schedule
-from agent.sensors.window._base import WindowInfo
+from worklens.agent.privacy import REDACTED, Privacy, parse_schedule
+from worklens.agent.sensors.window._base import WindowInfo
+from worklens.common.settings import ConfigError
 
 # 2024-06-03 is a Monday
 MON, TUE, WED, FRI, SAT, SUN = 3, 4, 5, 7, 8, 9

@@ -8,8 +8,7 @@ import subprocess
 import time
 
 import pytest
-
-from agent.sensors.processes import ProcessSensor
+from worklens.agent.sensors.processes import ProcessSensor
 
 BUSY = ["sh", "-c", "while :; do :; done"]
 

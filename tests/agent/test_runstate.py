@@ -8,8 +8,8 @@ import os
 import subprocess
 import sys
 
-from agent import runstate
-from agent.sensors import SensorStatus
+from worklens.agent import runstate
+from worklens.agent.sensors import SensorStatus
 
 SENSORS = [SensorStatus("window", "x11", True), SensorStatus("idle", "x11", True),
            SensorStatus("input", "xrecord", False, "starts inside the monitoring schedule")]
@@ -26,7 +26,7 @@ def test_a_live_agents_state_is_read_back(tmp_path):
 
 def test_a_dead_agents_state_is_not_believed(tmp_path):
     subprocess.run([sys.executable, "-c",
-                    "import sys; from pathlib import Path; from agent import runstate; "
+                    "import sys; from pathlib import Path; from worklens.agent import runstate; "
                     "runstate.write(Path(sys.argv[1]), [])", str(tmp_path)], check=True)
     assert (tmp_path / runstate.RUNNING_FILE).exists()   # killed: it could not clean up
     assert runstate.read(tmp_path) is None

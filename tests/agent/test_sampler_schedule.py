@@ -8,9 +8,8 @@ from datetime import datetime
 
 import pytest
 from sensor_support import ListSink, make_config
-
-from agent.sampler import Sampler
-from agent.sensors.clock import Clock
+from worklens.agent.sampler import Sampler
+from worklens.agent.sensors.clock import Clock
 
 pytestmark = pytest.mark.system
 

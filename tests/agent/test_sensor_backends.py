@@ -8,16 +8,15 @@ from types import SimpleNamespace
 
 import pytest
 from sensor_support import make_config
-
-from agent.sensors import idle, window
-from agent.sensors._select import BackendUnavailable, default_backends
-from agent.sensors._win32api import Win32Api
-from agent.sensors.idle import _darwin as idle_darwin
-from agent.sensors.idle import _logind
-from agent.sensors.idle import _win32 as idle_win32
-from agent.sensors.window import _darwin as window_darwin
-from agent.sensors.window import _win32 as window_win32
-from agent.sensors.window._base import WindowInfo
+from worklens.agent.sensors import idle, window
+from worklens.agent.sensors._select import BackendUnavailable, default_backends
+from worklens.agent.sensors._win32api import Win32Api
+from worklens.agent.sensors.idle import _darwin as idle_darwin
+from worklens.agent.sensors.idle import _logind
+from worklens.agent.sensors.idle import _win32 as idle_win32
+from worklens.agent.sensors.window import _darwin as window_darwin
+from worklens.agent.sensors.window import _win32 as window_win32
+from worklens.agent.sensors.window._base import WindowInfo
 
 # --- choosing a backend -----------------------------------------------------------
 

@@ -16,12 +16,11 @@ from byteproxy import ByteCountingProxy
 from collector_harness import InProcessCollector, make_batch
 from delivery_support import HOST, make_shipper, spool_with, window
 from polling import wait_for
+from worklens.agent.credential import Connection, Credential
+from worklens.agent.shipper import Backoff, Shipper
+from worklens.agent.spool import Spool
+from worklens.collector.access.enrollment import revoke_agent
 from worklens.v1 import agent_pb2, agent_pb2_grpc
-
-from agent.credential import Connection, Credential
-from agent.shipper import Backoff, Shipper
-from agent.spool import Spool
-from collector.enrollment import revoke_agent
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.sensors.clock import Gap, SleepDetector
+from worklens.agent.sensors.clock import Gap, SleepDetector
 
 
 class FakeClock:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import itertools
 
 from sensor_support import assert_contiguous
-
-from agent.sensors.clock import Gap
-from agent.sensors.input import InputCounts
-from agent.sensors.window._base import WindowInfo
-from agent.spans import ACTIVE, ASLEEP, IDLE, LOCKED, Observation, SpanTracker
+from worklens.agent.sensors.clock import Gap
+from worklens.agent.sensors.input import InputCounts
+from worklens.agent.sensors.window._base import WindowInfo
+from worklens.agent.spans import ACTIVE, ASLEEP, IDLE, LOCKED, Observation, SpanTracker
 
 EDITOR = WindowInfo(app="editor", title="notes.txt", pid=10, exe="/usr/bin/editor")
 BROWSER = WindowInfo(app="browser", title="News", pid=20)

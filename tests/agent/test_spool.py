@@ -13,10 +13,9 @@ import sys
 import textwrap
 
 import pytest
+from worklens.agent import spool as spool_mod
+from worklens.agent.spool import Spool, decode_records
 from worklens.v1 import agent_pb2
-
-from agent import spool as spool_mod
-from agent.spool import Spool, decode_records
 
 DAY_MS = 86_400_000
 
@@ -88,7 +87,7 @@ def test_kill_9_keeps_closed_records_and_the_last_checkpoint(tmp_path):
         import sys, time
         from pathlib import Path
         from worklens.v1 import agent_pb2
-        from agent.spool import Spool
+        from worklens.agent.spool import Spool
         sp = Spool.open(Path({str(tmp_path)!r}))
         sp.add([agent_pb2.WindowSpan(app="closed-a", title="A", duration_ms=1)])
         sp.seal()

@@ -14,9 +14,8 @@ import pytest
 from collector_harness import InProcessCollector
 from delivery_support import agent_cli, free_port, window
 from desktop import wait_for
-
-from agent.spool import Spool
-from collector.enrollment import revoke_agent
+from worklens.agent.spool import Spool
+from worklens.collector.access.enrollment import revoke_agent
 
 
 @pytest.fixture
@@ -143,7 +142,7 @@ def _status_without_display(data) -> tuple[str, dict]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("WORKLENS_") and k not in ("DISPLAY", "XAUTHORITY",
                                                           "WAYLAND_DISPLAY")}
-    runs = [subprocess.run([sys.executable, "-c", "from agent.cli import main; main()",
+    runs = [subprocess.run([sys.executable, "-m", "worklens.agent",
                             "status", "--data-dir", str(data), *extra], env=env,
                            capture_output=True, text=True, timeout=60)
             for extra in ((), ("--json",))]
@@ -158,7 +157,7 @@ def test_status_from_another_shell_shows_what_the_running_agent_sees(tmp_path, e
     data, _ = enrolled
     env = {k: v for k, v in desktop.env.items() if not k.startswith("WORKLENS_")}
     env["WORKLENS_DELIVERY_FLUSH_INTERVAL"] = "1s"
-    agent = subprocess.Popen([sys.executable, "-c", "from agent.cli import main; main()", "run",
+    agent = subprocess.Popen([sys.executable, "-m", "worklens.agent", "run",
                               "--data-dir", str(data)], env=env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True)
     try:

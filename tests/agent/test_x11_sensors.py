@@ -7,11 +7,10 @@ import time
 import pytest
 from desktop import Desktop, missing_programs, unused_display, wait_for
 from sensor_support import make_config
-
-from agent.sensors import _xconn, describe
-from agent.sensors._select import backend_status
-from agent.sensors.idle import _x11 as idle_x11
-from agent.sensors.window import _x11 as window_x11
+from worklens.agent.sensors import _xconn, describe
+from worklens.agent.sensors._select import backend_status
+from worklens.agent.sensors.idle import _x11 as idle_x11
+from worklens.agent.sensors.window import _x11 as window_x11
 
 pytestmark = pytest.mark.system
 

@@ -151,15 +151,15 @@ def ingest(store, key: int, batches: list[agent_pb2.Batch]) -> None:
 
 
 def open_store(directory):
-    """A fresh store (through the real ``open_store``, so the rollup hook is on)."""
-    from collector.store import open_store as _open
-    return _open(f"sqlite:///{directory}/worklens.db")
+    """A fresh store as the collector serves it (the rollup hook on)."""
+    from worklens.collector.rollup import open_with_rollups
+    return open_with_rollups(f"sqlite:///{directory}/worklens.db")
 
 
 def load(store, rules: bool = True) -> dict[str, int]:
     """Rules first (so ingest categorises), then both agents' batches. Returns the
     internal agent keys by public id."""
-    from collector.rules import set_rules
+    from worklens.collector.rollup import set_rules
     if rules:
         set_rules(store, RULES)
     keys = {ALICE: add_agent(store, ALICE, "alice"), BOB: add_agent(store, BOB, "bob")}

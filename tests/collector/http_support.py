@@ -12,10 +12,9 @@ from pathlib import Path
 
 import requests
 from collector_harness import AgentCredentials, CollectorProcess
+from worklens.collector.access import tokens
+from worklens.collector.rollup import open_with_rollups
 from worklens.v1 import agent_pb2
-
-from collector import tokens
-from collector.store import open_store
 
 ACTIVE, IDLE, LOCKED = (agent_pb2.ACTIVITY_STATE_ACTIVE, agent_pb2.ACTIVITY_STATE_IDLE,
                         agent_pb2.ACTIVITY_STATE_LOCKED)
@@ -34,7 +33,7 @@ class HttpCollector(CollectorProcess):
     def token(self, role: str, name: str = "", expires_s: float | None = None) -> str:
         """A new token secret, made through the store as `token create` does
         (in-process: quicker than the CLI and lets tests pick short expiries)."""
-        store = open_store(self.db_url)
+        store = open_with_rollups(self.db_url)
         try:
             _info, secret = tokens.create_token(store, role, name or f"test-{role}", expires_s)
         finally:

@@ -9,11 +9,10 @@ import shutil
 import sqlite3
 
 import pytest
+from worklens.collector.rollup import buckets as rollup
+from worklens.collector.store import blocks, migrate
+from worklens.collector.store.records import extract
 from worklens.v1 import agent_pb2
-
-from collector import rollup
-from collector.store import blocks, migrate
-from collector.store.records import extract
 
 B = blocks.BUCKET_MS
 T0 = 1_790_000_000_000 - 1_790_000_000_000 % B   # a bucket start

@@ -8,11 +8,10 @@ import threading
 import time
 
 import pytest
-
-from collector.store import commit
-from collector.store.checkpoint import Checkpointer
-from collector.store.commit import GroupCommitter
-from collector.store.sqlite import BUSY_TIMEOUT_MS, connect_writer
+from worklens.collector.store import commit
+from worklens.collector.store.checkpoint import Checkpointer
+from worklens.collector.store.commit import GroupCommitter
+from worklens.collector.store.connect import BUSY_TIMEOUT_MS, connect_writer
 
 ROW = b"x" * 4000   # about half a page: every transaction adds pages
 

@@ -15,9 +15,8 @@ from datetime import date, datetime
 
 import dataset as ds
 import pytest
-
-from collector.csvexport import KINDS, ExportError, export, rfc4180, safe
-from collector.summary import UnknownAgent, summarize
+from worklens.collector.reports.csvexport import KINDS, ExportError, export, rfc4180, safe
+from worklens.collector.reports.summary import UnknownAgent, summarize
 
 FIRST, LAST = date(2026, 3, 28), date(2026, 10, 25)
 
@@ -159,14 +158,14 @@ def test_cells_neutralised_and_quoted_like_the_csv_module(text):
 MILLION_ROWS = textwrap.dedent("""
     import json, sys, time
     from datetime import date
-    from collector.store import open_store
-    from collector.csvexport import export
+    from worklens.collector.rollup import open_with_rollups
+    from worklens.collector.reports.csvexport import export
 
     def rss_kb():
         with open("/proc/self/status") as f:
             return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
 
-    store = open_store(f"sqlite:///{sys.argv[1]}/big.db")
+    store = open_with_rollups(f"sqlite:///{sys.argv[1]}/big.db")
     base = 1774742400000  # 2026-03-29T00:00Z
     def fill(conn):
         conn.execute("INSERT INTO agents (agent_id, credential_hash, enrolled_ms) "

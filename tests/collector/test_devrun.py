@@ -44,7 +44,7 @@ def test_make_run_starts_both_and_stops_both(tmp_path, sig, started_as):
     env = {k: v for k, v in os.environ.items() if not k.startswith("WORKLENS_")}
     env.pop("DISPLAY", None)   # no desktop: the agent records processes only
     env["WORKLENS_DEV_DIR"] = str(dev_dir)
-    proc = subprocess.Popen([sys.executable, "-m", "collector.devrun"], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "worklens.collector.devrun"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             preexec_fn=started_as)
     lines: list[str] = []
@@ -74,7 +74,8 @@ def test_make_run_stops_both_when_make_itself_is_killed(tmp_path):
     env.pop("DISPLAY", None)
     env["WORKLENS_DEV_DIR"] = str(dev_dir)
     # a shell stands in for make: `; true` keeps it from exec-ing python in its place
-    make = subprocess.Popen(["sh", "-c", f"{sys.executable} -m collector.devrun; true"], env=env,
+    devrun = f"{sys.executable} -m worklens.collector.devrun; true"
+    make = subprocess.Popen(["sh", "-c", devrun], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(make.stdout), daemon=True).start()

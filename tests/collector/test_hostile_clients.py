@@ -14,12 +14,11 @@ import psutil
 import pytest
 from collector_harness import make_batch, now_ms
 from ingest_support import NOTHING, Bystander, stored, upload_error
-from worklens.packing import Deflater
+from worklens.collector.access.enrollment import allow_reenroll, install_key
+from worklens.collector.ingest.guards import MAX_ENROLL_BYTES
+from worklens.collector.reports.summary import summarize
+from worklens.common.packing import Deflater
 from worklens.v1 import agent_pb2
-
-from collector.enrollment import allow_reenroll, install_key
-from collector.guards import MAX_ENROLL_BYTES
-from collector.summary import summarize
 
 MB = 1 << 20
 HOUR = 3_600_000

@@ -12,9 +12,8 @@ import pytest
 import requests
 import uvicorn
 from collector_harness import collector_config
-
-from collector.http import create_app
-from collector.store import open_store
+from worklens.collector.http import create_app
+from worklens.collector.store import open_store
 
 
 @pytest.fixture

@@ -108,7 +108,7 @@ def test_an_empty_batch_is_acked_and_recorded(collector):
 
 
 def test_reenrolling_a_revoked_agent_is_permission_denied(collector):
-    from collector.enrollment import revoke_agent
+    from worklens.collector.access.enrollment import revoke_agent
     secret = collector.create_token("enroll")
     agent = collector.enroll_agent(secret, install_id="stolen-laptop")
     assert revoke_agent(collector.store, agent.agent_id)
@@ -144,7 +144,7 @@ def test_metrics_count_stored_duplicate_and_rejected_batches(collector):
 
 def test_an_overloaded_store_answers_resource_exhausted_with_retry_after(collector,
                                                                         monkeypatch):
-    from collector.store import sqlite as sqlite_store
+    from worklens.collector.store import sqlite as sqlite_store
     monkeypatch.setattr(sqlite_store, "MAX_PENDING_EVENTS", 10)
     first, second = collector.enroll_agent(), collector.enroll_agent()
     gate = threading.Event()

@@ -129,7 +129,7 @@ def test_wrong_secret_for_a_real_agent_is_unauthenticated(collector, bystander):
 
 
 def test_revoked_agent_is_unauthenticated(collector, bystander):
-    from collector.enrollment import revoke_agent
+    from worklens.collector.access.enrollment import revoke_agent
     agent = collector.enroll_agent()
     assert collector.upload(agent, [make_batch(agent.agent_id, 1)])[0].sequence == 1
     assert revoke_agent(collector.store, agent.agent_id)
@@ -141,7 +141,7 @@ def test_revoked_agent_is_unauthenticated(collector, bystander):
 
 def test_revoked_expired_or_wrong_role_enrollment_secret_is_unauthenticated(collector,
                                                                             bystander):
-    from collector.tokens import create_token, revoke_token
+    from worklens.collector.access.tokens import create_token, revoke_token
     info, revoked = create_token(collector.store, "enroll", "old")
     assert revoke_token(collector.store, info.id)
     _, expired = create_token(collector.store, "enroll", "short", expires_s=0.001)
@@ -197,7 +197,7 @@ def test_a_failure_of_the_collectors_own_code_is_internal_and_logged_not_a_silen
         collector, bystander, monkeypatch, caplog):
     """A bug met while handling one batch must not look like the agent hanging up
     (the agent would reconnect and resend forever with nothing in the log)."""
-    import collector.ingest as ingest
+    import worklens.collector.ingest.service as ingest
 
     agent = collector.enroll_agent()
 

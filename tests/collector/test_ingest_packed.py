@@ -14,7 +14,7 @@ import grpc
 import pytest
 from collector_harness import collector_config, make_batch, now_ms
 from ingest_support import NOTHING, Bystander, rejected_sequence, stored, upload_error
-from worklens.packing import (
+from worklens.common.packing import (
     PACKING,
     Deflater,
     Inflater,

@@ -15,8 +15,22 @@ from datetime import date
 from google.protobuf.message import DecodeError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from worklens.durations import parse_duration
-from worklens.packing import (
+from worklens.collector.access.tokens import expires_problem
+from worklens.collector.ingest.guards import BIDI_CONTROLS, for_log, has_control
+from worklens.collector.ingest.validate import InvalidBatch, Limits, check_batch
+from worklens.collector.reports.csvexport import rfc4180, safe
+from worklens.collector.reports.dates import (
+    FIRST_DATE,
+    LAST_DATE,
+    DateError,
+    midnight_ms,
+    parse_date,
+    parse_tz,
+)
+from worklens.collector.store.overlaps import clip_overlaps
+from worklens.collector.store.records import extract
+from worklens.common.durations import parse_duration
+from worklens.common.packing import (
     Inflater,
     Packer,
     PackingError,
@@ -24,14 +38,6 @@ from worklens.packing import (
     expand_processes,
 )
 from worklens.v1 import agent_pb2
-
-from collector.csvexport import rfc4180, safe
-from collector.dates import FIRST_DATE, LAST_DATE, DateError, midnight_ms, parse_date, parse_tz
-from collector.guards import BIDI_CONTROLS, for_log, has_control
-from collector.overlaps import clip_overlaps
-from collector.store.records import extract
-from collector.tokens import expires_problem
-from collector.validate import InvalidBatch, Limits, check_batch
 
 EXAMPLES = settings(max_examples=150, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])

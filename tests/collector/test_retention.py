@@ -11,10 +11,9 @@ from datetime import UTC, date, datetime
 
 import dataset as ds
 import pytest
+from worklens.collector.reports.summary import summarize
+from worklens.collector.retention import purge, schedule_retention
 from worklens.v1 import agent_pb2
-
-from collector.retention import purge, schedule_retention
-from collector.summary import summarize
 
 # "now" is 2026-10-26T00:00Z: alice's spring data is ~211 days old, bob's autumn data 1 day.
 NOW = ds.ms("2026-10-26T00:00")
@@ -64,7 +63,7 @@ def test_rollups_keep_working_after_the_newest_rows_were_purged(store):
 
 
 def test_scheduled_purge_runs_on_an_asyncio_loop(tmp_path, monkeypatch):
-    monkeypatch.setattr("collector.retention.FIRST_RUN_S", 0.0)
+    monkeypatch.setattr("worklens.collector.retention.FIRST_RUN_S", 0.0)
     store = ds.open_store(tmp_path)
     try:
         ds.load(store)
@@ -86,7 +85,7 @@ def test_scheduled_purge_runs_on_an_asyncio_loop(tmp_path, monkeypatch):
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from collector.cli import main; main()", *args],
+    return subprocess.run([sys.executable, "-m", "worklens.collector", *args],
                           capture_output=True, text=True, timeout=120)
 
 
@@ -116,10 +115,10 @@ def test_purge_command(tmp_path):
 def test_serve_purges_on_its_schedule(tmp_path, monkeypatch):
     """The collector's serve starts the retention job: data older than [retention] keep
     disappears without any command (the dataset's spring days are months old)."""
-    from collector.config import load
-    from collector.server import Collector
+    from worklens.collector.config import load
+    from worklens.collector.server import Collector
 
-    monkeypatch.setattr("collector.retention.FIRST_RUN_S", 0.0)
+    monkeypatch.setattr("worklens.collector.retention.FIRST_RUN_S", 0.0)
 
     store = ds.open_store(tmp_path)
     ds.load(store)

@@ -10,10 +10,9 @@ from datetime import date
 
 import dataset as ds
 import pytest
+from worklens.collector.reports.summary import summarize
+from worklens.collector.rollup import buckets as rollup
 from worklens.v1 import agent_pb2
-
-from collector import rollup
-from collector.summary import summarize
 
 TABLES = ("rollup_window", "rollup_window_all", "rollup_activity", "rollup_process",
           "rollup_dropped")
@@ -80,7 +79,7 @@ def test_arrival_order_does_not_matter(tmp_path, store):
     reference = snapshot(store)
     other = ds.open_store(tmp_path / "late")
     try:
-        from collector.rules import set_rules
+        from worklens.collector.rollup import set_rules
         set_rules(other, ds.RULES)
         keys = {ds.ALICE: ds.add_agent(other, ds.ALICE, "alice"),
                 ds.BOB: ds.add_agent(other, ds.BOB, "bob")}
@@ -164,8 +163,8 @@ def test_rows_stored_without_the_hook_are_caught_up_by_the_next_group(tmp_path, 
     without the hook) are read back and counted exactly once all the same."""
     ds.load(store)
     reference = snapshot(store)
-    from collector.rules import set_rules
-    from collector.store.sqlite import SqliteStore
+    from worklens.collector.rollup import set_rules
+    from worklens.collector.store.sqlite import SqliteStore
 
     path = tmp_path / "bare"
     first = ds.open_store(path)   # schema and rules via the real open_store
@@ -189,7 +188,7 @@ def test_rows_stored_without_the_hook_are_caught_up_by_the_next_group(tmp_path, 
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from collector.cli import main; main()", *args],
+    return subprocess.run([sys.executable, "-m", "worklens.collector", *args],
                           capture_output=True, text=True, timeout=120)
 
 

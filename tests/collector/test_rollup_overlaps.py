@@ -14,10 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_rollup import snapshot
+from worklens.collector.reports.summary import summarize
+from worklens.collector.rollup import buckets as rollup
 from worklens.v1 import agent_pb2
-
-from collector import rollup
-from collector.summary import summarize
 
 T0 = ds.ms("2026-03-29T08:00")
 HOUR = 3_600_000
@@ -136,7 +135,7 @@ def test_any_overlapping_input_counts_at_most_the_wall_clock_and_rebuilds_the_sa
 
 def _clipped(b: agent_pb2.Batch) -> agent_pb2.Batch:
     """What the servicer stores: overlaps within one batch clipped first."""
-    from collector.overlaps import clip_overlaps
+    from worklens.collector.store.overlaps import clip_overlaps
 
     clip_overlaps(b)
     return b

@@ -11,20 +11,19 @@ from datetime import date
 
 import dataset as ds
 import pytest
-
-from collector import rollup
-from collector.rules import (
+from worklens.collector.reports.summary import summarize
+from worklens.collector.rollup import buckets as rollup
+from worklens.collector.rollup import set_rules
+from worklens.collector.rollup.rules import (
     Classifier,
     Rule,
     RuleError,
     get_rules,
     parse_text,
-    set_rules,
     to_json,
     to_toml,
     validate,
 )
-from collector.summary import summarize
 
 DAYS = (date(2026, 3, 28), date(2026, 3, 29))
 
@@ -130,7 +129,7 @@ def test_new_spans_use_the_current_rules(store):
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from collector.cli import main; main()", *args],
+    return subprocess.run([sys.executable, "-m", "worklens.collector", *args],
                           capture_output=True, text=True, timeout=120)
 
 

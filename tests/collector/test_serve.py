@@ -137,7 +137,7 @@ def test_sigterm_during_a_busy_stream_loses_nothing_that_was_acked(collector_pro
 # Loaded into the collector process through PYTHONPATH: the writer thread dies at its
 # first WAL checkpoint after a group commit, i.e. right after that commit's acks.
 WRITER_FAULT = """
-import collector.store.sqlite as sqlite_store
+import worklens.collector.store.sqlite as sqlite_store
 
 _commit_group = sqlite_store.SqliteStore._commit_group
 
@@ -187,7 +187,7 @@ def test_a_dead_store_writer_makes_the_collector_exit_and_loses_nothing(
 DISK_LIMIT = """
 from pathlib import Path
 
-import collector.store.commit as commit
+import worklens.collector.store.commit as commit
 
 _commit = commit.GroupCommitter.commit
 LIMIT_FILE = Path({limit_file!r})

@@ -14,10 +14,9 @@ from pathlib import Path
 import grpc
 import pytest
 from collector_harness import collector_command, make_batch
+from worklens.collector.store import StoreError, StoreUnavailable, open_store
+from worklens.collector.store.records import extract
 from worklens.v1 import agent_pb2
-
-from collector.store import StoreError, StoreUnavailable, open_store
-from collector.store.records import extract
 
 
 @pytest.fixture
@@ -277,14 +276,14 @@ def test_the_writer_refuses_work_after_close(tmp_path):
 
 
 def test_sqlite_url_forms(tmp_path):
-    from collector.store import sqlite_path
+    from worklens.collector.store import sqlite_path
     assert sqlite_path("sqlite:///abs/w.db") == Path("/abs/w.db")
     assert sqlite_path("sqlite:////abs/w.db") == Path("/abs/w.db")
     assert sqlite_path("sqlite:rel.db") == Path.cwd() / "rel.db"
 
 
 def test_a_writer_process_store_takes_only_hooks_that_can_travel(tmp_path):
-    from collector.store import SqliteStore
+    from worklens.collector.store import SqliteStore
 
     store = SqliteStore(tmp_path / "w.db", writer_process=True)
     try:
@@ -299,7 +298,7 @@ def test_a_writer_process_store_takes_only_hooks_that_can_travel(tmp_path):
 def test_when_the_writer_process_dies_the_store_stops_taking_writes(tmp_path):
     import time
 
-    from collector.store import SqliteStore
+    from worklens.collector.store import SqliteStore
 
     store = SqliteStore(tmp_path / "w.db", writer_process=True)
     died = []

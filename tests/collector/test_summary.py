@@ -7,8 +7,7 @@ from datetime import date, datetime
 
 import dataset as ds
 import pytest
-
-from collector.summary import (
+from worklens.collector.reports.summary import (
     SummaryError,
     UnknownAgent,
     list_agents,

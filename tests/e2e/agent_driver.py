@@ -23,12 +23,11 @@ import threading
 import time
 from pathlib import Path
 
-from worklens.cli import setup_logging
+from worklens.agent import config as agent_config
+from worklens.agent.delivery import open_delivery
+from worklens.agent.shipper import Backoff
+from worklens.common.cli import setup_logging
 from worklens.v1 import agent_pb2
-
-from agent import config as agent_config
-from agent.delivery import open_delivery
-from agent.shipper import Backoff
 
 
 def now_ms() -> int:

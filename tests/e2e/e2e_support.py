@@ -18,4 +18,4 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 def agent_command(*args: str) -> list[str]:
-    return [sys.executable, "-c", "from agent.cli import main; main()", *args]
+    return [sys.executable, "-m", "worklens.agent", *args]

@@ -19,8 +19,7 @@ from byteproxy import ByteCountingProxy
 from certs import make_pki
 from e2e_support import agent_command, clean_env
 from polling import wait_for
-
-from agent.spool import Spool
+from worklens.agent.spool import Spool
 
 FAST = {"WORKLENS_DELIVERY_FLUSH_INTERVAL": "200ms"}
 

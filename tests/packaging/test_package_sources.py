@@ -15,10 +15,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-
-from agent import cli as agent_cli
-from agent import config as agent_config
-from collector import cli as collector_cli
+from worklens.agent import cli as agent_cli
+from worklens.agent import config as agent_config
+from worklens.collector import cli as collector_cli
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGING = REPO / "packaging"
@@ -47,21 +46,24 @@ def test_linux_bundles_carry_every_subcommand_module(recipe) -> None:
     agent = recipe.analysis_args("agent", "linux")
     for module in agent_cli.COMMANDS.values():
         assert module in agent["hiddenimports"]
-    assert {"pynput.keyboard._xorg", "pynput.mouse._xorg", "agent.sensors.window._x11"} \
+    assert {"pynput.keyboard._xorg", "pynput.mouse._xorg", "worklens.agent.sensors.window._x11"} \
         <= set(agent["hiddenimports"])
     assert not [m for m in agent["hiddenimports"] if m.endswith(("._win32", "._darwin"))]
     collector = recipe.analysis_args("collector", "linux")
-    for module in collector_cli.COMMANDS.values():
-        assert module in collector["hiddenimports"]
+    for target in collector_cli.COMMANDS.values():
+        assert target.split(":")[0] in collector["hiddenimports"]
     assert "uvicorn.lifespan.on" in collector["hiddenimports"]
     datas = {Path(dest).as_posix() for _src, dest in collector["datas"]}
-    assert "collector/store/migrations" in datas       # the schema ships as data
-    assert any(d.startswith("collector/http/static") for d in datas)
+    assert "worklens/collector/store/migrations" in datas   # the schema ships as data
+    assert any(d.startswith("worklens/collector/http/static") for d in datas)
+    # one namespace, two programs: neither bundle carries the other's code
+    assert not [m for m in collector["hiddenimports"] if m.startswith("worklens.agent")]
+    assert not [m for m in agent["hiddenimports"] if m.startswith("worklens.collector")]
 
 
 @pytest.mark.parametrize("platform,own,foreign", [
-    ("win32", "agent.sensors.window._win32", "agent.sensors.window._x11"),
-    ("darwin", "agent.sensors.window._darwin", "agent.sensors.idle._logind"),
+    ("win32", "worklens.agent.sensors.window._win32", "worklens.agent.sensors.window._x11"),
+    ("darwin", "worklens.agent.sensors.window._darwin", "worklens.agent.sensors.idle._logind"),
 ])
 def test_other_platforms_bundle_their_own_backends(recipe, platform: str, own: str,
                                                    foreign: str) -> None:

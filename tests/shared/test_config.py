@@ -4,11 +4,10 @@ bad value stops with one line naming the key."""
 from __future__ import annotations
 
 import pytest
-from worklens.config import ConfigError
-from worklens.durations import format_duration, parse_duration
-
-from agent import config as agent_config
-from collector import config as collector_config
+from worklens.agent import config as agent_config
+from worklens.collector import config as collector_config
+from worklens.common.durations import format_duration, parse_duration
+from worklens.common.settings import ConfigError
 
 
 @pytest.mark.parametrize(("text", "seconds"), [
@@ -94,7 +93,7 @@ def test_missing_config_file_is_one_clear_error(tmp_path):
 
 def test_installed_config_is_found_without_a_flag(tmp_path, monkeypatch):
     """IT runs a plain `worklens-agent status`: the installed file applies."""
-    from worklens.config import system_config_file
+    from worklens.common.settings import system_config_file
 
     path = tmp_path / "agent.toml"
     path.write_text('[privacy]\ncapture_titles = false\n')

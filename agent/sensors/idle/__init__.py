@@ -13,8 +13,8 @@ import os
 import sys
 from collections.abc import Mapping
 
-from agent.sensors._select import SensorStatus, open_backend
-from agent.sensors.idle._base import IdleBackend, IdleReading
+from worklens.agent.sensors._select import SensorStatus, open_backend
+from worklens.agent.sensors.idle._base import IdleBackend, IdleReading
 
 __all__ = ["IdleBackend", "IdleReading", "open_sensor"]
 

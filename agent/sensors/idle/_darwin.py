@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.sensors import _darwin
-from agent.sensors.idle._base import IdleBackend, IdleReading
+from worklens.agent.sensors import _darwin
+from worklens.agent.sensors.idle._base import IdleBackend, IdleReading
 
 ANY_INPUT_EVENT = 0xFFFFFFFF  # kCGAnyInputEventType, ~0
 

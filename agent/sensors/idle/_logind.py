@@ -19,8 +19,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from agent.sensors._select import BackendUnavailable
-from agent.sensors.idle._base import UNKNOWN, IdleBackend, IdleReading
+from worklens.agent.sensors._select import BackendUnavailable
+from worklens.agent.sensors.idle._base import UNKNOWN, IdleBackend, IdleReading
 
 log = logging.getLogger(__name__)
 

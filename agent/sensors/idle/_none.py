@@ -3,7 +3,7 @@ and the agent records no activity spans rather than inventing them."""
 
 from __future__ import annotations
 
-from agent.sensors.idle._base import UNKNOWN, IdleBackend, IdleReading
+from worklens.agent.sensors.idle._base import UNKNOWN, IdleBackend, IdleReading
 
 
 class NoIdle(IdleBackend):

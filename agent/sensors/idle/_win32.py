@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import ctypes
 
-from agent.sensors._win32api import LASTINPUTINFO, Win32Api, load
-from agent.sensors.idle._base import IdleBackend, IdleReading
+from worklens.agent.sensors._win32api import LASTINPUTINFO, Win32Api, load
+from worklens.agent.sensors.idle._base import IdleBackend, IdleReading
 
 DESKTOP_SWITCHDESKTOP = 0x0100
 

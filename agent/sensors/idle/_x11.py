@@ -23,10 +23,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from agent.sensors import _xconn
-from agent.sensors._select import BackendUnavailable
-from agent.sensors.idle import _logind
-from agent.sensors.idle._base import UNKNOWN, IdleBackend, IdleReading
+from worklens.agent.sensors import _xconn
+from worklens.agent.sensors._select import BackendUnavailable
+from worklens.agent.sensors.idle import _logind
+from worklens.agent.sensors.idle._base import UNKNOWN, IdleBackend, IdleReading
 
 log = logging.getLogger(__name__)
 SCREEN_SAVER_ON = 1  # ScreenSaverOn in the MIT-SCREEN-SAVER protocol

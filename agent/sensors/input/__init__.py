@@ -29,7 +29,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 
-from agent.sensors._select import (
+from worklens.agent.sensors._select import (
     BackendUnavailable,
     DisplayNotReady,
     SensorStatus,
@@ -37,7 +37,7 @@ from agent.sensors._select import (
     no_display_reason,
     waiting_reason,
 )
-from agent.sensors.input._base import NO_INPUT, InputCounts, InputListener, Tally
+from worklens.agent.sensors.input._base import NO_INPUT, InputCounts, InputListener, Tally
 
 __all__ = ["NO_INPUT", "InputCounter", "InputCounts", "choose_backend", "probe"]
 

@@ -21,8 +21,8 @@ import threading
 import time
 from typing import Any
 
-from agent.sensors._select import BackendUnavailable
-from agent.sensors.input._base import InputListener, Tally
+from worklens.agent.sensors._select import BackendUnavailable
+from worklens.agent.sensors.input._base import InputListener, Tally
 
 log = logging.getLogger(__name__)
 READY_TIMEOUT = 2.0

@@ -39,9 +39,9 @@ import sys
 import threading
 from typing import Any
 
-from agent.sensors import _xconn
-from agent.sensors._select import BackendUnavailable
-from agent.sensors.input._base import InputListener, Tally
+from worklens.agent.sensors import _xconn
+from worklens.agent.sensors._select import BackendUnavailable
+from worklens.agent.sensors.input._base import InputListener, Tally
 
 log = logging.getLogger(__name__)
 

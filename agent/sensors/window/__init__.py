@@ -13,8 +13,8 @@ import os
 import sys
 from collections.abc import Mapping
 
-from agent.sensors._select import SensorStatus, open_backend
-from agent.sensors.window._base import WindowBackend, WindowInfo
+from worklens.agent.sensors._select import SensorStatus, open_backend
+from worklens.agent.sensors.window._base import WindowBackend, WindowInfo
 
 __all__ = ["WindowBackend", "WindowInfo", "open_sensor"]
 

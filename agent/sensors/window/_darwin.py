@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.sensors import _darwin
-from agent.sensors.window._base import WindowBackend, WindowInfo
+from worklens.agent.sensors import _darwin
+from worklens.agent.sensors.window._base import WindowBackend, WindowInfo
 
 
 class DarwinWindow(WindowBackend):

@@ -3,7 +3,7 @@ Wayland without XWayland): the agent runs on, reporting no window spans."""
 
 from __future__ import annotations
 
-from agent.sensors.window._base import WindowBackend, WindowInfo
+from worklens.agent.sensors.window._base import WindowBackend, WindowInfo
 
 
 class NoWindow(WindowBackend):

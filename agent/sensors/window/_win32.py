@@ -12,9 +12,9 @@ from __future__ import annotations
 import ctypes
 from collections.abc import Callable
 
-from agent.sensors._procinfo import process_identity
-from agent.sensors._win32api import Win32Api, load
-from agent.sensors.window._base import WindowBackend, WindowInfo
+from worklens.agent.sensors._procinfo import process_identity
+from worklens.agent.sensors._win32api import Win32Api, load
+from worklens.agent.sensors.window._base import WindowBackend, WindowInfo
 
 MAX_TITLE = 1024
 

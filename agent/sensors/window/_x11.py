@@ -22,9 +22,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from agent.sensors import _xconn
-from agent.sensors._procinfo import process_identity
-from agent.sensors.window._base import WindowBackend, WindowInfo
+from worklens.agent.sensors import _xconn
+from worklens.agent.sensors._procinfo import process_identity
+from worklens.agent.sensors.window._base import WindowBackend, WindowInfo
 
 log = logging.getLogger(__name__)
 MAX_TREE_DEPTH = 8

@@ -4,11 +4,11 @@
 -- ("sha256:<hex>"); rows written before keep theirs until the agent next enrolls.
 -- When the user an agent reports changes (agents.username follows the batches), the
 -- one before and when it changed are kept here, and the change is audited
--- (collector.userchange).
+-- (collector.ingest.userchange).
 ALTER TABLE agents ADD COLUMN reenroll_until_ms INTEGER;
 ALTER TABLE agents ADD COLUMN previous_user TEXT NOT NULL DEFAULT '';
 ALTER TABLE agents ADD COLUMN user_changed_ms INTEGER;
--- Overlapping spans across batches (collector.rollup, collector.overlaps): where each
+-- Overlapping spans across batches (collector.rollup, collector.store.overlaps): where each
 -- agent's stored window and activity spans end (NULL: not known yet, found on the
 -- next batch), and whether they ever overlapped (bit 1 windows, bit 2 activity):
 -- such an agent's rollups count each instant once, for the span stored first.

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from collector.timezones import local_tz_name
+from worklens.collector.reports.timezones import local_tz_name
 
 DATE_EXPECTED = "expected YYYY-MM-DD, today, yesterday or Nd (e.g. 7d)"
 # Dates a query may name: the epoch to a year whose local midnights (and the day

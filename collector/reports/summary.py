@@ -23,9 +23,9 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from collector.rollup import ACTIVE, ASLEEP, BUCKET_MS, IDLE, LOCKED, bucket_of
-from collector.rules import PRODUCTIVITY, UNCLASSIFIED, app_key, classifier
-from collector.timezones import local_tz_name
+from worklens.collector.reports.timezones import local_tz_name
+from worklens.collector.rollup.buckets import ACTIVE, ASLEEP, BUCKET_MS, IDLE, LOCKED, bucket_of
+from worklens.collector.rollup.rules import PRODUCTIVITY, UNCLASSIFIED, app_key, classifier
 
 BY = ("app", "agent", "user", "day", "hour", "category")
 CLASSES = (*PRODUCTIVITY, UNCLASSIFIED)

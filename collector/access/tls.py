@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-from worklens.addresses import is_loopback
-from worklens.cli import UserError
+from worklens.common.addresses import is_loopback
+from worklens.common.cli import UserError
 
 
 def split_host_port(listen: str) -> tuple[str, int]:

@@ -8,7 +8,7 @@ Status codes (the agent's retry table keys on them):
 
 ====================  =========================================================
 INVALID_ARGUMENT      malformed bytes, a batch breaking a limit (see
-                      collector.validate), too many events, packed bytes that
+                      worklens.collector.ingest.validate), too many events, packed bytes that
                       do not inflate in the stream's context or do not parse.
                       Upload ends with trailing metadata
                       ``worklens-rejected-sequence: <seq>``; nothing of that
@@ -31,7 +31,7 @@ Upload pipelines: a reader task parses, validates and queues each batch to the
 store as it arrives (several in flight per stream share group commits), and
 the handler yields acks in order as their commits complete.
 
-Packed batches (``Batch.packed``, worklens.packing): each Upload stream has its
+Packed batches (``Batch.packed``, worklens.common.packing): each Upload stream has its
 own inflate context and difference state, created with the stream and dropped
 with it. A packed batch is inflated (capped at the maximum message size),
 parsed, its differences turned back into times and memory, its process
@@ -57,18 +57,8 @@ from dataclasses import dataclass, replace
 
 import grpc
 from google.protobuf.message import DecodeError, Message
-from worklens.packing import (
-    PACKING,
-    Inflater,
-    PackedTooLarge,
-    PackingError,
-    StreamDeltas,
-    expand_processes,
-)
-from worklens.v1 import agent_pb2
-
-from collector import metrics
-from collector.enrollment import (
+from worklens.collector import metrics
+from worklens.collector.access.enrollment import (
     MAX_INSTALL_ID,
     AgentRevoked,
     EnrollmentRefused,
@@ -77,7 +67,7 @@ from collector.enrollment import (
     credential_changes,
     enroll,
 )
-from collector.guards import (
+from worklens.collector.ingest.guards import (
     MAX_ENROLL_BYTES,
     MAX_HELLO_BYTES,
     FailedEnrollments,
@@ -88,11 +78,20 @@ from collector.guards import (
     peer_address,
     snapshots_fit,
 )
-from collector.overlaps import clip_overlaps
-from collector.store import AgentRow, IngestResult, Store, StoreBusy, StoreError
-from collector.store.records import extract
-from collector.userchange import note_user_change
-from collector.validate import InvalidBatch, Limits, check_batch, check_host
+from worklens.collector.ingest.userchange import note_user_change
+from worklens.collector.ingest.validate import InvalidBatch, Limits, check_batch, check_host
+from worklens.collector.store import AgentRow, IngestResult, Store, StoreBusy, StoreError
+from worklens.collector.store.overlaps import clip_overlaps
+from worklens.collector.store.records import extract
+from worklens.common.packing import (
+    PACKING,
+    Inflater,
+    PackedTooLarge,
+    PackingError,
+    StreamDeltas,
+    expand_processes,
+)
+from worklens.v1 import agent_pb2
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +243,7 @@ class AgentService:
     @staticmethod
     def _parse_small(cls: type[Message], data: bytes, limit: int) -> Message | _Reject:
         """A pre-authentication message, refused before parsing when it is larger than
-        any honest one can be (see collector.guards)."""
+        any honest one can be (see collector.ingest.guards)."""
         if len(data) > limit:
             return _Reject(grpc.StatusCode.RESOURCE_EXHAUSTED,
                            f"{cls.__name__} of {len(data)} bytes: the limit is {limit}",

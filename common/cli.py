@@ -8,7 +8,7 @@ import logging
 import sys
 from collections.abc import Callable
 
-from worklens.config import ConfigError
+from worklens.common.settings import ConfigError
 
 
 class UserError(Exception):

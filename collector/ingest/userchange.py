@@ -17,7 +17,7 @@ import sqlite3
 import time
 from typing import Any
 
-from collector.guards import for_log
+from worklens.collector.ingest.guards import for_log
 
 log = logging.getLogger(__name__)
 ACTION = "agent.user_changed"

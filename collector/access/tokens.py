@@ -14,24 +14,16 @@ without ever seeing its secret again.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import hashlib
 import hmac
 import secrets
 import sqlite3
-import sys
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
 
-from worklens.cli import UserError
-from worklens.durations import parse_duration
-
-from collector import audit
-from collector.config import CollectorConfig, store_url
-from collector.store import Store, open_store
+from worklens.collector.store import Store
+from worklens.common.cli import UserError
 
 ROLES = ("enroll", "viewer", "exporter", "admin")
 TOKEN_PREFIX = "wl"
@@ -144,27 +136,6 @@ def revoke_token(store: Store, token_id: str) -> bool:
     return store.write(revoke)
 
 
-# -- the `token` command ---------------------------------------------------------------
-
-def _when(ms: int | None) -> str:
-    if ms is None:
-        return "-"
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-def _parse_expires(text: str | None) -> float | None:
-    if not text:
-        return None
-    try:
-        seconds = parse_duration(text)
-    except ValueError as exc:
-        raise UserError(f"--expires: {exc}") from None
-    problem = expires_problem(seconds)
-    if problem:
-        raise UserError(f"--expires: {problem}")
-    return seconds
-
-
 # A token lifetime beyond this is a typo (and past it the expiry overflows the store).
 MAX_EXPIRES_S = 100 * 365 * 86400.0
 
@@ -176,43 +147,3 @@ def expires_problem(seconds: float) -> str | None:
     if seconds > MAX_EXPIRES_S:
         return "must be at most 36500d (100 years); omit it for a token that never expires"
     return None
-
-
-def _print_table(tokens: list[TokenInfo]) -> None:
-    if not tokens:
-        print("no tokens (create one with: worklens-collector token create --role enroll)")
-        return
-    header = ("ID", "ROLE", "NAME", "STATUS", "CREATED", "EXPIRES", "LAST USED")
-    rows = [(t.id, t.role, t.name or "-", t.status(), _when(t.created_ms), _when(t.expires_ms),
-             _when(t.last_used_ms)) for t in tokens]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-
-
-def command(args: argparse.Namespace, cfg: CollectorConfig, data_dir: Path) -> int:
-    expires = _parse_expires(getattr(args, "expires", None)) if args.action == "create" else None
-    store = open_store(store_url(cfg, data_dir))
-    try:
-        if args.action == "create":
-            info, secret = create_token(store, args.role, args.name or "", expires)
-            audit.record(store, audit.local_operator(), "token.create",
-                         {"id": info.id, "role": info.role, "name": info.name,
-                          "expires_ms": info.expires_ms})
-            print(secret)
-            until = f", expires {_when(info.expires_ms)}" if info.expires_ms else ""
-            print(f"created {info.role} token {info.id}{until}. The secret above is shown only "
-                  "once: the collector keeps only its hash.", file=sys.stderr)
-        elif args.action == "list":
-            _print_table(list_tokens(store))
-        elif args.action == "revoke":
-            if not revoke_token(store, args.id):
-                raise UserError(f"no active token with id {args.id!r} (see: worklens-collector "
-                                "token list)")
-            audit.record(store, audit.local_operator(), "token.revoke", {"id": args.id})
-            print(f"revoked token {args.id}")
-        else:  # argparse restricts the choices; this is a programming error
-            raise UserError(f"unknown token action {args.action!r}")
-    finally:
-        store.close()
-    return 0

@@ -20,12 +20,9 @@ import sqlite3
 import tomllib
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
-from worklens.cli import UserError
-
-from collector import audit
+from worklens.common.cli import UserError
 
 PRODUCTIVITY = ("productive", "neutral", "unproductive")
 UNCLASSIFIED = "unclassified"
@@ -161,26 +158,6 @@ def get_rules(store: Any) -> list[Rule]:
         return read_rules(conn)
 
 
-def set_rules(store: Any, rules: list[Rule] | list[dict]) -> list[Rule]:
-    """Replace the rules and re-categorise all history in one transaction."""
-    from collector import rollup  # rollup imports this module
-
-    checked = validate([r.to_dict() if isinstance(r, Rule) else r for r in rules])
-
-    def replace(conn: sqlite3.Connection) -> None:
-        old = Classifier(read_rules(conn))
-        conn.execute("DELETE FROM rules")
-        conn.executemany("INSERT INTO rules (position, app, title, category, productivity) "
-                         "VALUES (?, ?, ?, ?, ?)",
-                         [(i, r.app, r.title, r.category, r.productivity)
-                          for i, r in enumerate(checked)])
-        conn.execute("UPDATE rules_version SET version = version + 1 WHERE id = 1")
-        rollup.reapply_rules(conn, old, classifier(conn))
-
-    store.write(replace)
-    return checked
-
-
 # -- files ----------------------------------------------------------------------------------
 
 def parse_text(text: str, name: str = "rules") -> list[Rule]:
@@ -226,31 +203,3 @@ def to_toml(rules: list[Rule]) -> str:
 
 def to_json(rules: list[Rule]) -> str:
     return json.dumps({"rules": [r.to_dict() for r in rules]}, ensure_ascii=False, indent=2)
-
-
-# -- CLI ------------------------------------------------------------------------------------
-
-def command(args: Any, cfg: Any, data_dir: Path) -> int:
-    """``rules show`` prints TOML; ``rules load FILE`` validates and replaces."""
-    from collector.config import store_url
-    from collector.store import open_store
-
-    if args.action == "load":
-        try:
-            text = Path(args.file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UserError(f"cannot read {args.file}: {getattr(exc, 'strerror', None) or exc}"
-                            ) from None
-        rules = parse_text(text, str(args.file))
-    store = open_store(store_url(cfg, data_dir))
-    try:
-        if args.action == "show":
-            print(to_toml(get_rules(store)), end="")
-            return 0
-        set_rules(store, rules)
-        audit.record(store, audit.local_operator(), "rules.load",
-                     {"file": str(args.file), "rules": [r.to_dict() for r in rules]})
-        print(f"loaded {len(rules)} rule(s); history re-categorised")
-        return 0
-    finally:
-        store.close()

@@ -4,7 +4,7 @@ collector's HTTP API (``requests``). Arguments are parsed in collector/cli.py.
 Dates are checked here with the server's own rules (collector.dates) so a
 typo fails at once, but relative words (``today``, ``7d``) are sent as typed
 and resolved by the collector in the requested (or its default) time zone.
-Every expected failure is one line and exit code 1 (worklens.cli.UserError).
+Every expected failure is one line and exit code 1 (worklens.common.cli.UserError).
 """
 
 from __future__ import annotations
@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import requests
-from worklens.cli import UserError
-
-from collector.csvexport import safe
-from collector.dates import DateError, parse_date, parse_tz
+from worklens.collector.reports.csvexport import safe
+from worklens.collector.reports.dates import DateError, parse_date, parse_tz
+from worklens.common.cli import UserError
 
 CONNECT_TIMEOUT_S = 10
 READ_TIMEOUT_S = 300

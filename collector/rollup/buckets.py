@@ -38,17 +38,12 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from functools import lru_cache
 from itertools import accumulate, chain
-from pathlib import Path
 from typing import Any
 
-from worklens.cli import UserError
-
-from collector import overlaps
-from collector import rules as rules_mod
-from collector.store import blocks
+from worklens.collector.rollup import rules as rules_mod
+from worklens.collector.store import blocks, overlaps
 
 log = logging.getLogger(__name__)
 
@@ -332,7 +327,7 @@ def _chunks(items: list, size: int = LOOKUP_CHUNK) -> Iterable[list]:
 class _AgentState:
     """An agent's row of ``rollup_agent`` as it was before a group's rows: its longest
     spans [window, ACTIVE/IDLE, any state], where its stored spans end, and whether they
-    ever overlapped (bit 1 windows, bit 2 activity; see collector.overlaps)."""
+    ever overlapped (bit 1 windows, bit 2 activity; see collector.store.overlaps)."""
 
     longest: list[int]
     window_end: int = NEVER
@@ -438,7 +433,7 @@ def _roll_up_first_wins(conn: sqlite3.Connection, clf: rules_mod.Classifier,
                         new: dict[int, tuple[list[tuple], list[tuple]]]) -> None:
     """Contributions of agents whose new spans may overlap (each other or what is
     stored), or whose stored spans did: each instant counts once, for the span stored
-    first (collector.overlaps). The stored spans near the new ones are read back with
+    first (collector.store.overlaps). The stored spans near the new ones are read back with
     their rowids; the pieces of new and stored spans then pair as in ``roll_up``."""
     ranges = []
     for agent, (windows, acts) in new.items():
@@ -760,30 +755,20 @@ def reapply_rules(conn: sqlite3.Connection, old: rules_mod.Classifier,
     conn.execute("DELETE FROM temp.rule_remap")
 
 
-# -- CLI ------------------------------------------------------------------------------------
+def set_rules(store: Any, rules: list[rules_mod.Rule] | list[dict]) -> list[rules_mod.Rule]:
+    """Replace the rules and re-categorise all history in one transaction."""
+    checked = rules_mod.validate([r.to_dict() if isinstance(r, rules_mod.Rule) else r
+                                  for r in rules])
 
-def command(args: Any, cfg: Any, data_dir: Path) -> int:
-    """``rollups rebuild [--from DATE] [--to DATE]`` (dates in [summary] timezone)."""
-    from collector.config import store_url
-    from collector.dates import DateError, midnight_ms, parse_date, parse_tz
-    from collector.store import open_store
+    def replace(conn: sqlite3.Connection) -> None:
+        old = rules_mod.Classifier(rules_mod.read_rules(conn))
+        conn.execute("DELETE FROM rules")
+        conn.executemany("INSERT INTO rules (position, app, title, category, productivity) "
+                         "VALUES (?, ?, ?, ?, ?)",
+                         [(i, r.app, r.title, r.category, r.productivity)
+                          for i, r in enumerate(checked)])
+        conn.execute("UPDATE rules_version SET version = version + 1 WHERE id = 1")
+        reapply_rules(conn, old, rules_mod.classifier(conn))
 
-    try:
-        tz = parse_tz(None, cfg.summary.timezone)
-        first = parse_date(args.date_from, tz) if args.date_from else None
-        last = parse_date(args.date_to, tz) if args.date_to else None
-    except DateError as exc:
-        raise UserError(str(exc)) from None
-    if first and last and first > last:
-        raise UserError(f"--from {first} is after --to {last}")
-    from_ms = midnight_ms(first, tz) if first else None
-    to_ms = midnight_ms(last + timedelta(days=1), tz) if last else None
-    store = open_store(store_url(cfg, data_dir))
-    try:
-        started = time.monotonic()
-        agents = rebuild(store, from_ms, to_ms)
-    finally:
-        store.close()
-    span = f"{first or 'the beginning'} to {last or 'now'}"
-    print(f"rebuilt rollups for {agents} agent(s), {span}, in {time.monotonic() - started:.1f}s")
-    return 0
+    store.write(replace)
+    return checked

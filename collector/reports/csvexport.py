@@ -45,9 +45,7 @@ from datetime import date, datetime, tzinfo
 from typing import Any
 from urllib.parse import quote
 
-from collector.rules import app_key, classifier
-from collector.store import blocks
-from collector.summary import (
+from worklens.collector.reports.summary import (
     CLASSES,
     STATE_NAMES,
     LocalLabels,
@@ -55,6 +53,8 @@ from collector.summary import (
     day_range_ms,
     zone,
 )
+from worklens.collector.rollup.rules import app_key, classifier
+from worklens.collector.store import blocks
 
 KINDS = ("spans", "activity", "processes", "daily", "apps")
 CHUNK_ROWS = 5000

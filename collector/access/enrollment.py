@@ -17,10 +17,9 @@ import threading
 import time
 from dataclasses import dataclass
 
+from worklens.collector.access.tokens import hash_secret, new_secret, same_hash, verify_token
+from worklens.collector.store import AgentRow, Store
 from worklens.v1 import agent_pb2
-
-from collector.store import AgentRow, Store
-from collector.tokens import hash_secret, new_secret, same_hash, verify_token
 
 AGENT_ID_PREFIX = "ag-"
 _ALPHABET = string.ascii_lowercase + string.digits

@@ -35,10 +35,9 @@ import math
 import time
 from dataclasses import dataclass
 
+from worklens.collector.config import CollectorConfig
+from worklens.collector.store.records import Records
 from worklens.v1 import agent_pb2
-
-from collector.config import CollectorConfig
-from collector.store.records import Records
 
 MAX_SEQUENCE = 2**63 - 1
 MAX_COUNTER = 2**62

@@ -1,5 +1,7 @@
-"""``worklens-collector``: argument parsing only; each subcommand's work lives in
-the module named for it (``command(args, cfg, data_dir) -> int``)."""
+"""``worklens-collector``: argument parsing only. Each subcommand's work lives in
+a module of this package (``function(args, cfg, data_dir) -> int``), imported
+only when that subcommand runs, so that ``summary`` starts without the server's
+libraries and ``serve`` without ``requests``."""
 
 from __future__ import annotations
 
@@ -10,21 +12,20 @@ import sys
 from pathlib import Path
 
 from worklens import __version__
-from worklens.cli import run_main, setup_logging
-from worklens.config import default_data_dir, system_config_file
-
-from collector import config as collector_config
+from worklens.collector import config as collector_config
+from worklens.common.cli import run_main, setup_logging
+from worklens.common.settings import default_data_dir, system_config_file
 
 PROG = "worklens-collector"
 
 COMMANDS = {
-    "serve": "collector.server",
-    "token": "collector.tokens",
-    "summary": "collector.client",
-    "export": "collector.client",
-    "purge": "collector.retention",
-    "rollups": "collector.rollup",
-    "rules": "collector.rules",
+    "serve": "worklens.collector.cli.serve:command",
+    "token": "worklens.collector.cli.tokens:command",
+    "summary": "worklens.collector.cli.client:command",
+    "export": "worklens.collector.cli.client:command",
+    "purge": "worklens.collector.cli.maintenance:purge_command",
+    "rollups": "worklens.collector.cli.maintenance:rollups_command",
+    "rules": "worklens.collector.cli.maintenance:rules_command",
 }
 # Operator client commands talk to the HTTP API and take no store options.
 CLIENT_COMMANDS = {"summary", "export"}
@@ -133,8 +134,8 @@ def _main(argv: list[str] | None) -> int:
     setup_logging(cfg.log.level)
     data_dir = getattr(args, "data_dir", None)
     data_dir = data_dir.expanduser() if data_dir else default_data_dir("collector")
-    module = importlib.import_module(COMMANDS[args.command])
-    return module.command(args, cfg, data_dir)
+    module, function = COMMANDS[args.command].split(":")
+    return getattr(importlib.import_module(module), function)(args, cfg, data_dir)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from worklens.durations import EXPECTED as DURATION_EXPECTED
-from worklens.durations import parse_duration
+from worklens.common.durations import EXPECTED as DURATION_EXPECTED
+from worklens.common.durations import parse_duration
 
 T = TypeVar("T")
 ENV_PREFIX = "WORKLENS_"
