@@ -81,7 +81,7 @@ from worklens.collector.ingest.guards import (
 from worklens.collector.ingest.userchange import note_user_change
 from worklens.collector.ingest.validate import InvalidBatch, Limits, check_batch, check_host
 from worklens.collector.store import AgentRow, IngestResult, Store, StoreBusy, StoreError
-from worklens.collector.store.overlaps import clip_overlaps
+from worklens.collector.store.overlaps import clip_overlaps, rows_overlap
 from worklens.collector.store.records import extract
 from worklens.common.packing import (
     PACKING,
@@ -453,8 +453,10 @@ class AgentService:
             return _Reject(grpc.StatusCode.PERMISSION_DENIED,
                            f"batch.agent_id {batch.agent_id[:64]!r} is not the agent of this "
                            f"credential ({agent.agent_id})", "permission", batch.sequence)
-        clip_overlaps(batch)
         records = extract(agent.key, batch)
+        if rows_overlap(records.windows) or rows_overlap(records.activity):
+            clip_overlaps(batch)
+            records = extract(agent.key, batch)
         try:
             check_batch(batch, records, self.limits)
         except InvalidBatch as exc:

@@ -27,6 +27,20 @@ import bisect
 from worklens.v1 import agent_pb2
 
 
+def rows_overlap(rows: list[tuple]) -> bool:
+    """Do these spans (``records`` rows: start at 1, duration at 2) overlap? One pass
+    over the tuples the servicer extracted anyway; the common answer is no."""
+    end = None
+    for row in rows:
+        start = row[1]
+        if end is not None and start < end:
+            return True
+        stop = start + row[2]
+        if end is None or stop > end:
+            end = stop
+    return False
+
+
 def clip_overlaps(batch: agent_pb2.Batch) -> int:
     """Clip overlapping window spans and activity spans of ``batch`` in place;
     returns how many spans were shortened or dropped."""
