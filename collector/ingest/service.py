@@ -70,12 +70,14 @@ from worklens.collector.access.enrollment import (
 from worklens.collector.ingest.guards import (
     MAX_ENROLL_BYTES,
     MAX_HELLO_BYTES,
+    PRESCAN_BYTES,
     FailedEnrollments,
     collect_garbage_soon,
     event_count,
     for_log,
     has_control,
     peer_address,
+    records_over,
     snapshots_fit,
 )
 from worklens.collector.ingest.userchange import note_user_change
@@ -431,6 +433,9 @@ class AgentService:
     def _accept(self, data: bytes, stream: _Stream) -> _InFlight | _Reject:
         arrived = time.monotonic()
         agent = stream.agent
+        too_many = self._too_many_in_bytes(data)
+        if too_many is not None:
+            return too_many
         try:
             batch = _parse(agent_pb2.Batch, data)
         except DecodeError as exc:
@@ -474,6 +479,19 @@ class AgentService:
             return _store_failure(exc, sequence)
         return _InFlight(sequence, future, arrived, records.count)
 
+    def _too_many_in_bytes(self, data: bytes, sequence: int | None = None) -> _Reject | None:
+        """Too many events, counted in a big message's bytes before it is parsed (see
+        guards.records_over); the sequence is not known yet unless given."""
+        if len(data) < PRESCAN_BYTES:
+            return None
+        count = records_over(data, self.limits.max_events)
+        if count is None:
+            return None
+        which = f"batch {sequence}" if sequence is not None else "a batch"
+        return _Reject(grpc.StatusCode.INVALID_ARGUMENT,
+                       f"{which} rejected: too many events in one batch: more than "
+                       f"{self.limits.max_events} (split it)", "invalid", sequence)
+
     def _too_many(self, batch: agent_pb2.Batch, sequence: int | None = None) -> _Reject | None:
         """Too many events, counted before anything is expanded or extracted (a
         16 MB message can hold 8 million empty records)."""
@@ -511,6 +529,9 @@ class AgentService:
                            "too_large", sequence)
         except PackingError as exc:
             return invalid(str(exc))
+        too_many = self._too_many_in_bytes(data, sequence)
+        if too_many is not None:
+            return too_many
         try:
             batch = _parse(agent_pb2.Batch, data)
         except DecodeError as exc:

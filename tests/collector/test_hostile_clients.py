@@ -15,7 +15,7 @@ import pytest
 from collector_harness import make_batch, now_ms
 from ingest_support import NOTHING, Bystander, stored, upload_error
 from worklens.collector.access.enrollment import allow_reenroll, install_key
-from worklens.collector.ingest.guards import MAX_ENROLL_BYTES
+from worklens.collector.ingest.guards import MAX_ENROLL_BYTES, PRESCAN_BYTES
 from worklens.collector.reports.summary import summarize
 from worklens.common.packing import Deflater
 from worklens.v1 import agent_pb2
@@ -277,3 +277,14 @@ def test_absurd_cpu_time_is_refused(collector, bystander):
     busy.processes[0].cpu_seconds = 64 * 60.0
     busy.processes[0].cpu_percent = 6400.0
     assert collector.upload(agent, [busy])[0].sequence == 1
+
+
+def test_a_big_honest_batch_passes_the_count_in_its_bytes(collector, bystander):
+    """Messages over guards.PRESCAN_BYTES are counted before parsing: a 1.5 MB batch
+    under the event limit (long titles) is stored whole."""
+    agent = collector.enroll_agent()
+    batch = make_batch(agent.agent_id, 1, windows=700, activity=700, processes=500,
+                       title="t" * 2000)
+    assert batch.ByteSize() > PRESCAN_BYTES
+    assert collector.upload(agent, [batch])[0].sequence == 1
+    assert collector.count("window_spans", agent.agent_id) == 700

@@ -16,7 +16,14 @@ from google.protobuf.message import DecodeError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from worklens.collector.access.tokens import expires_problem
-from worklens.collector.ingest.guards import BIDI_CONTROLS, for_log, has_control
+from worklens.collector.ingest.guards import (
+    BIDI_CONTROLS,
+    event_count,
+    for_log,
+    has_control,
+    records_over,
+    snapshots_fit,
+)
 from worklens.collector.ingest.validate import InvalidBatch, Limits, check_batch
 from worklens.collector.reports.csvexport import rfc4180, safe
 from worklens.collector.reports.dates import (
@@ -220,3 +227,16 @@ def test_token_lifetimes_parse_or_say_why_and_always_fit_the_store(text):
         return
     if expires_problem(seconds) is None:
         assert 0 < int(seconds * 1000) < 2**62
+
+
+@EXAMPLES
+@given(batches, st.integers(1, 12), st.lists(st.integers(0, 5), max_size=4))
+def test_counting_records_in_the_bytes_agrees_with_the_parsed_batch(batch, limit, entries):
+    for n in entries:
+        batch.process_snapshots.add(time_ms=NOW).entries.extend(
+            [agent_pb2.ProcessEntry(pid=1)] * n)
+    over = records_over(batch.SerializeToString(), limit)
+    if snapshots_fit(batch, limit) and event_count(batch) <= limit:
+        assert over is None
+    else:
+        assert over is not None and over > limit
