@@ -53,7 +53,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import grpc
 from google.protobuf.message import DecodeError, Message
@@ -102,6 +102,13 @@ REJECTED_SEQUENCE_KEY = "worklens-rejected-sequence"
 RETRY_AFTER_KEY = "retry-after-ms"
 # Batches of one stream parsed and queued ahead of their acks.
 MAX_IN_FLIGHT = 32
+# ... and at most this many events (records held in memory until their commit): a
+# stream of 16 MB batches must not hold 32 of them. One batch is always let through.
+MAX_IN_FLIGHT_EVENTS = 100_000
+# Upload streams one agent may have open at once (an agent uses one; a few more cover
+# a reconnect while the old connection is not yet known to be dead).
+MAX_STREAMS_PER_AGENT = 8
+STREAMS_RETRY_AFTER_MS = 5_000
 # An open stream's credential is looked up again at least this often (when
 # batches arrive): the bound on how long a revocation made by another process
 # takes to reach an open stream.
@@ -143,6 +150,8 @@ class _Stream:
     inflater: Inflater | None = None
     deltas: StreamDeltas | None = None
     user: str = ""          # the user this stream's agent last reported
+    in_flight_events: int = 0
+    room: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass(frozen=True)
@@ -221,6 +230,7 @@ class AgentService:
         self.limits = limits
         self._failed_enrollments = failed_enrollments or FailedEnrollments()
         self._readers: set[asyncio.Task] = set()
+        self._streams: dict[int, int] = {}   # agent key -> open Upload streams
         self._draining = False
 
     def handler(self) -> grpc.GenericRpcHandler:
@@ -335,8 +345,26 @@ class AgentService:
                      ) -> AsyncIterator[agent_pb2.Ack]:
         changes = credential_changes()   # before the lookup: a change meanwhile re-checks
         agent = await self._authenticate(context)
+        if self._streams.get(agent.key, 0) >= MAX_STREAMS_PER_AGENT:
+            await self._abort(context, _Reject(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"agent {agent.agent_id} already has {MAX_STREAMS_PER_AGENT} upload streams "
+                "open; retry later", "busy", retry_after_ms=STREAMS_RETRY_AFTER_MS))
         stream = _Stream(_credential(context), agent, time.monotonic(), changes,
                          user=agent.username)
+        self._streams[agent.key] = self._streams.get(agent.key, 0) + 1
+        acks = self._acks(requests, context, stream)
+        try:
+            async for ack in acks:
+                yield ack
+        finally:
+            await acks.aclose()   # its own finally now (reader, metrics), not at some GC
+            left = self._streams.pop(agent.key, 1) - 1
+            if left:
+                self._streams[agent.key] = left
+
+    async def _acks(self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext,
+                    stream: _Stream) -> AsyncIterator[agent_pb2.Ack]:
         # the client knows its stream was accepted (authenticated) before any ack
         await context.send_initial_metadata(())
         pipeline: asyncio.Queue = asyncio.Queue()
@@ -357,6 +385,8 @@ class AgentService:
                     _REJECTED.inc()
                     await self._abort(context, reject)
                 slots.release()
+                stream.in_flight_events -= item.events
+                stream.room.set()
                 if result.duplicate:
                     _DUPLICATE.inc()
                 else:
@@ -385,6 +415,9 @@ class AgentService:
         try:
             while True:
                 await slots.acquire()
+                while stream.in_flight_events >= MAX_IN_FLIGHT_EVENTS:
+                    stream.room.clear()
+                    await stream.room.wait()
                 data = await anext(requests, None)
                 if data is None:
                     break
@@ -394,6 +427,7 @@ class AgentService:
                 pipeline.put_nowait(item)
                 if isinstance(item, _Reject):
                     return
+                stream.in_flight_events += item.events
         except asyncio.CancelledError:
             if self._draining:
                 pipeline.put_nowait(_Reject(grpc.StatusCode.UNAVAILABLE,

@@ -6,6 +6,7 @@ taking over another agent with the shared enrollment secret."""
 from __future__ import annotations
 
 import logging
+import queue
 import time
 from datetime import UTC, datetime
 
@@ -288,3 +289,45 @@ def test_a_big_honest_batch_passes_the_count_in_its_bytes(collector, bystander):
     assert batch.ByteSize() > PRESCAN_BYTES
     assert collector.upload(agent, [batch])[0].sequence == 1
     assert collector.count("window_spans", agent.agent_id) == 700
+
+
+def test_an_agent_cannot_open_streams_without_end(collector, bystander):
+    """Each Upload stream holds memory and a reader: one agent gets at most
+    MAX_STREAMS_PER_AGENT at once; the others are told to retry later."""
+    from worklens.collector.ingest.service import MAX_STREAMS_PER_AGENT
+
+    agent = collector.enroll_agent()
+    channel = collector.channel()
+    feeds, calls = [], []
+    try:
+        for _ in range(MAX_STREAMS_PER_AGENT):
+            feed: queue.Queue = queue.Queue()
+            call = collector.stub(channel).Upload(iter(feed.get, None), metadata=agent.metadata)
+            call.initial_metadata()   # accepted
+            feeds.append(feed)
+            calls.append(call)
+        extra = collector.stub(channel).Upload(iter([make_batch(agent.agent_id, 1)]),
+                                               metadata=agent.metadata, timeout=30)
+        with pytest.raises(grpc.RpcError) as info:
+            list(extra)
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "retry-after-ms" in dict(info.value.trailing_metadata())
+    finally:
+        for feed in feeds:
+            feed.put(None)
+        for call in calls:
+            list(call)
+        channel.close()
+    # all closed: the agent can stream again
+    assert collector.upload(agent, [make_batch(agent.agent_id, 1)])[0].sequence == 1
+
+
+def test_a_stream_of_big_batches_is_bounded_in_flight_and_all_acked(collector, bystander):
+    """At most MAX_IN_FLIGHT_EVENTS records per stream wait for their commit; the
+    stream is read on as acks free room, and every batch is acked in order."""
+    agent = collector.enroll_agent()
+    batches = [make_batch(agent.agent_id, seq, windows=1, activity=1, processes=40_000,
+                          system=0) for seq in range(1, 5)]
+    acks = collector.upload(agent, batches, timeout=120)
+    assert [a.sequence for a in acks] == [1, 2, 3, 4]
+    assert collector.count("batches", agent.agent_id) == 4
