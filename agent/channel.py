@@ -8,26 +8,27 @@ Security by default: TLS with a pinned CA (``ca_cert``), mutual TLS when
 rides as ``authorization: Bearer <credential>`` call metadata, added by an
 interceptor so that no caller can forget it. Retry and backoff are not here:
 the shipper owns them (see agent/shipper.py).
+
+``[collector] address`` may name several collectors, comma-separated, the
+preferred first. A channel always goes to ONE of them (``each_address``);
+which one, and when to move to another, is the shipper's policy
+(agent/failover.py). A single name with several DNS records is left to gRPC:
+its resolver returns every record and its default ``pick_first`` policy tries
+them in order on each connection attempt.
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 from pathlib import Path
 
 import grpc
+from worklens.agent.config import collector_addresses
 from worklens.agent.credential import Connection
+from worklens.common import wire
 from worklens.common.addresses import is_loopback
 from worklens.common.cli import UserError
-
-# Mirrors AGENT_KEEPALIVE_OPTIONS in collector/server.py (the agent does not
-# import collector code): the collector tolerates a client ping every 30 s at
-# most and answers faster pings with GOAWAY "too_many_pings"; a ping every 60 s
-# keeps NAT/firewall state alive and notices a dead collector within ~80 s.
-# gRPC only pings when the connection has been quiet, so a busy stream pays
-# nothing for it. tests/agent/test_channel.py checks the two stay compatible.
-KEEPALIVE_TIME_MS = 60_000
-KEEPALIVE_TIMEOUT_MS = 20_000
 
 ENROLL_HINT = "`worklens-agent enroll --collector HOST:PORT --secret SECRET`"
 
@@ -58,16 +59,33 @@ def split_address(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def each_address(conn: Connection) -> list[Connection]:
+    """One Connection per configured address, in order of preference (the same
+    TLS settings for all)."""
+    try:
+        addresses = collector_addresses(conn.address)
+    except ValueError as exc:
+        raise UserError(f"collector address {conn.address!r}: {exc}; expected HOST:PORT or "
+                        f"several separated by commas") from None
+    return [dataclasses.replace(conn, address=address) for address in addresses]
+
+
+def check(conn: Connection) -> None:
+    """Fail now, in one line, on what would fail every connection later: no or a
+    bad address, plain text to a machine that is not this one, unreadable TLS files."""
+    if not conn.address:
+        open_channel(conn)      # says how to configure one
+    for one in each_address(conn):
+        open_channel(one).close()
+
+
 # The agent's per-stream receive window (acks are a few bytes each).
 RECEIVE_WINDOW_BYTES = 16 * 1024
 
 
 def channel_options() -> list[tuple[str, int]]:
     return [
-        ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
-        ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
-        ("grpc.keepalive_permit_without_calls", 1),
-        ("grpc.http2.max_pings_without_data", 0),
+        *wire.AGENT_KEEPALIVE_OPTIONS,   # what the collector tolerates (worklens.common.wire)
         # each channel reconnects on its own schedule: the shipper's backoff, not a
         # process-wide subchannel pool, decides when to try again
         ("grpc.use_local_subchannel_pool", 1),
@@ -82,10 +100,13 @@ def channel_options() -> list[tuple[str, int]]:
 
 
 def open_channel(conn: Connection, credential: str | None = None) -> grpc.Channel:
-    """A gzip-compressing channel to the collector, TLS unless it is local."""
+    """A gzip-compressing channel to the collector, TLS unless it is local.
+    ``conn`` names one address (see ``each_address`` for several)."""
     if not conn.address:
         raise UserError(f"no collector address: enroll first with {ENROLL_HINT}, "
                         f"or set [collector] address")
+    if "," in conn.address:
+        raise ValueError(f"open_channel takes one address, not {conn.address!r}")
     host, _ = split_address(conn.address)
     options = channel_options()
     if conn.ca_cert or conn.client_cert:
@@ -129,7 +150,7 @@ class _BearerAuth(grpc.UnaryUnaryClientInterceptor, grpc.StreamStreamClientInter
     """Adds ``authorization: Bearer <credential>`` to every call."""
 
     def __init__(self, credential: str):
-        self._header = ("authorization", f"Bearer {credential}")
+        self._header = wire.bearer(credential)
 
     def _details(self, details: grpc.ClientCallDetails) -> _CallDetails:
         metadata = [*(details.metadata or ()), self._header]

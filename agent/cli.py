@@ -37,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     enroll = sub.add_parser("enroll", parents=[common],
                             help="trade the enrollment secret for this agent's own credential")
-    enroll.add_argument("--collector", required=True, metavar="HOST:PORT")
+    enroll.add_argument("--collector", required=True, metavar="HOST:PORT",
+                        help="the collector's gRPC address; several, comma-separated, "
+                             "are tried in order (the first is preferred)")
     enroll.add_argument("--secret", required=True, metavar="ENROLL_SECRET")
     enroll.add_argument("--ca-cert", type=Path, metavar="FILE",
                         help="CA certificate that signed the collector's TLS certificate")

@@ -11,6 +11,32 @@ from worklens.common import settings as _config
 from worklens.common.settings import LogSection, duration, setting
 
 
+def collector_addresses(text: str) -> list[str]:
+    """``"a.example:50051, b.example:50051"`` -> ``["a.example:50051", "b.example:50051"]``:
+    the order is the order of preference. Raises ValueError naming the bad entry."""
+    entries = [part.strip() for part in text.split(",")]
+    if entries == [""]:
+        return []
+    for entry in entries:
+        host, sep, port = entry.rpartition(":")
+        if not sep or not _HOST.fullmatch(host) or not port.isdigit() \
+                or not 0 < int(port) < 65536:
+            raise ValueError(f"{entry!r} is not HOST:PORT" if entry else "an empty entry")
+    return entries
+
+
+# a DNS name or IPv4 address, or an IPv6 address in brackets ([::1])
+_HOST = re.compile(r"[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]")
+
+
+def _valid_addresses(text: str) -> bool:
+    try:
+        collector_addresses(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _valid_regexes(patterns: list[str]) -> bool:
     for pattern in patterns:
         try:
@@ -22,7 +48,11 @@ def _valid_regexes(patterns: list[str]) -> bool:
 
 @dataclass
 class CollectorSection:
-    address: str = ""                 # HOST:PORT of the collector's gRPC port
+    # HOST:PORT of the collector's gRPC port, or several comma-separated, the
+    # preferred first (the shipper moves along the list when one is down)
+    address: str = setting("", check=_valid_addresses,
+                           expect="HOST:PORT, or several separated by commas "
+                                  "(e.g. a.example:50051,b.example:50051)")
     ca_cert: Path | None = None       # pinned CA for server-authenticated TLS
     client_cert: Path | None = None   # mutual TLS
     client_key: Path | None = None
@@ -39,6 +69,16 @@ class SamplingSection:
                                  expect="a whole number from 0 to 1000")
     window_backend: str = ""          # force a window sensor backend (x11, win32, darwin, none)
     idle_backend: str = ""            # force an idle sensor backend
+
+
+@dataclass
+class SensorsSection:
+    """Which sensor backends to use, overriding the automatic order (docs/desktops.md):
+    one name or a comma-separated list tried in order; empty = automatic."""
+
+    window: str = ""                  # e.g. "wlroots", "gnome", "kde", "x11", "none"
+    idle: str = ""                    # e.g. "wayland", "gnome", "x11", "logind", "none"
+    input: str = ""                   # "x11", "pynput", "none"
 
 
 @dataclass
@@ -61,10 +101,22 @@ class PrivacySection:
 class AgentConfig:
     collector: CollectorSection = field(default_factory=CollectorSection)
     sampling: SamplingSection = field(default_factory=SamplingSection)
+    sensors: SensorsSection = field(default_factory=SensorsSection)
     delivery: DeliverySection = field(default_factory=DeliverySection)
     privacy: PrivacySection = field(default_factory=PrivacySection)
     log: LogSection = field(default_factory=LogSection)
 
 
 def load(path: Path | None = None, overrides: dict | None = None) -> AgentConfig:
-    return _config.load(AgentConfig, path, overrides=overrides)
+    cfg = _config.load(AgentConfig, path, overrides=overrides)
+    check(cfg)
+    return cfg
+
+
+def check(cfg: AgentConfig) -> None:
+    """What a key's type alone cannot check: the schedule's grammar, which lives
+    with the schedule (agent.privacy). Every command loads through here, so
+    ``status`` never accepts a configuration that ``run`` refuses."""
+    from worklens.agent.privacy import load_schedule
+
+    load_schedule(cfg.privacy.schedule)

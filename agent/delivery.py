@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import grpc
-from worklens.agent import credential
-from worklens.agent.channel import ENROLL_HINT, connection, open_channel
+from worklens.agent import credential, runstate
+from worklens.agent.channel import ENROLL_HINT, check, connection
 from worklens.agent.credential import Connection, Credential
 from worklens.agent.enroll import enroll
 from worklens.agent.hostinfo import host_info
@@ -84,7 +84,8 @@ class SpoolSink:
                 log.exception("sealing the spool failed")
 
 
-def open_delivery(cfg, data_dir: Path, *, backoff: Backoff | None = None) -> SpoolSink:
+def open_delivery(cfg, data_dir: Path, *, backoff: Backoff | None = None,
+                  failback_after: float | None = None) -> SpoolSink:
     """A started ``Sink`` backed by the spool in ``data_dir``, shipping to the
     collector in the background (enrolling first if it has to)."""
     credential.ensure_private_dir(data_dir)
@@ -93,7 +94,7 @@ def open_delivery(cfg, data_dir: Path, *, backoff: Backoff | None = None) -> Spo
     if saved is None and not secret:
         raise UserError(f"not enrolled: run {ENROLL_HINT}")
     conn = connection(cfg.collector, saved.collector if saved else None)
-    open_channel(conn).close()   # a bad address or TLS file fails now, in one line
+    check(conn)   # a bad address or TLS file fails now, in one line
     lock = _acquire(data_dir / LOCK_FILE)
     try:
         spool = Spool.open(data_dir, cfg.delivery.spool_max_mb, cfg.delivery.spool_max_age)
@@ -101,7 +102,9 @@ def open_delivery(cfg, data_dir: Path, *, backoff: Backoff | None = None) -> Spo
         _release(lock)
         raise
     shipper = Shipper(spool, _identity_provider(cfg, data_dir, secret), host_info(),
-                      backoff=backoff, credential_stamp=lambda: credential.stamp(data_dir))
+                      backoff=backoff, credential_stamp=lambda: credential.stamp(data_dir),
+                      on_address=lambda address: runstate.record_collector(data_dir, address),
+                      **({"failback_after": failback_after} if failback_after else {}))
     sink = SpoolSink(spool, shipper, cfg.delivery.flush_interval, lock)
     sink.start()
     log.info("delivering to %s every %gs (spool %s)", conn.address,
@@ -117,7 +120,7 @@ def _identity_provider(cfg, data_dir: Path, secret: str):
             try:
                 cred = enroll(conn, secret, data_dir)
             except grpc.RpcError as err:
-                raise EnrollmentFailed(err, conn) from None
+                raise EnrollmentFailed(err, getattr(err, "conn", conn)) from None
             log.info("enrolled as %s with the collector at %s", cred.agent_id, conn.address)
         return connection(cfg.collector, cred.collector), cred
     return identity

@@ -9,6 +9,10 @@ each of its sensors does — when it starts and at every flush, and removes it
 when it stops; ``status`` believes it only while that very process is alive
 (pid AND start time match, so a reused pid is not taken for the agent).
 
+It also says which collector address the agent is connected to (the shipper
+calls ``record_collector`` when it connects, which matters when ``[collector]
+address`` lists several).
+
 Written atomically (temporary file + rename): a reader sees the old or the new
 state, never half of one. Nothing in it is about the person: backend names and
 the reasons a sensor is unavailable.
@@ -19,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -39,6 +44,14 @@ class RunState:
     started_ms: int
     updated_ms: int
     sensors: list[dict]
+    # {"address": HOST:PORT, "since_ms": ...}: where the shipper is connected
+    collector: dict | None = None
+
+
+# what this process last recorded; one writer at a time (scheduler and shipper)
+_lock = threading.Lock()
+_sensors: list[dict] = []
+_collector: dict | None = None
 
 
 def _started(pid: int) -> float | None:
@@ -50,9 +63,29 @@ def _started(pid: int) -> float | None:
 
 def write(data_dir: Path, sensors: list[SensorStatus]) -> None:
     """Say what this agent process does now. Never raises: status then probes."""
+    global _sensors
+    with _lock:
+        _sensors = [asdict(s) for s in sensors]
+        _write(data_dir)
+
+
+def record_collector(data_dir: Path, address: str) -> None:
+    """The shipper connected to ``address``: say so now if the state file is
+    already written (else the next ``write`` includes it)."""
+    global _collector
+    with _lock:
+        if _collector is not None and _collector["address"] == address:
+            return
+        _collector = {"address": address, "since_ms": int(time.time() * 1000)}
+        state = _load(data_dir / RUNNING_FILE)
+        if state is not None and state.pid == os.getpid():
+            _write(data_dir)
+
+
+def _write(data_dir: Path) -> None:
     started = _started(os.getpid()) or time.time()
     state = RunState(pid=os.getpid(), started_ms=int(started * 1000),
-                     updated_ms=int(time.time() * 1000), sensors=[asdict(s) for s in sensors])
+                     updated_ms=int(time.time() * 1000), sensors=_sensors, collector=_collector)
     path = data_dir / RUNNING_FILE
     tmp = path.with_name(f".{RUNNING_FILE}.{os.getpid()}.tmp")
     try:
@@ -87,6 +120,7 @@ def _load(path: Path) -> RunState | None:
         raw = json.loads(path.read_text(encoding="utf-8"))
         return RunState(pid=int(raw["pid"]), started_ms=int(raw["started_ms"]),
                         updated_ms=int(raw["updated_ms"]),
-                        sensors=[dict(s) for s in raw["sensors"]])
+                        sensors=[dict(s) for s in raw["sensors"]],
+                        collector=dict(raw["collector"]) if raw.get("collector") else None)
     except (OSError, ValueError, KeyError, TypeError):
         return None

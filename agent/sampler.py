@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from worklens.agent.privacy import Privacy
 from worklens.agent.sensors import idle as idle_sensors
 from worklens.agent.sensors import window as window_sensors
-from worklens.agent.sensors._select import SensorStatus, backend_status
+from worklens.agent.sensors._select import SensorStatus, backend_status, configured_backend
 from worklens.agent.sensors.clock import Clock, SleepDetector, wall_ms
 from worklens.agent.sensors.idle._base import IdleReading
 from worklens.agent.sensors.input import InputCounter
@@ -54,7 +54,8 @@ class Sampler:
         self._sleep = SleepDetector(self._clock, interval=cfg.sampling.window_interval,
                                     threshold=max(MIN_SLEEP_THRESHOLD,
                                                   3 * cfg.sampling.window_interval))
-        self._input = input_counter or InputCounter()
+        self._input = input_counter or InputCounter(
+            configured=configured_backend(cfg, "input"))
         self._processes = ProcessSensor(cfg.sampling.top_processes,
                                         is_excluded=self._privacy.is_excluded,
                                         wall=self._clock.wall, monotonic=self._clock.monotonic)

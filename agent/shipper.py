@@ -49,10 +49,16 @@ Backoff: exponential with jitter — 5 s initial, x1.5 per failure, capped at
 5 minutes, each delay randomised by +/-50 %, reset by the first ack. There is no
 cap on total retry time: the spool's limits (``spool_max_mb``,
 ``spool_max_age``) decide what is dropped, not the shipper.
+
+Several collector addresses: UNAVAILABLE and DEADLINE_EXCEEDED move to the next
+address at once, backing off only after a full round of failures, and the
+shipper returns to the preferred address when it answers again (the policy is
+in agent/failover.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import threading
@@ -61,9 +67,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import grpc
-from worklens.agent.channel import explain, open_channel
+from worklens.agent import failover
+from worklens.agent.channel import each_address, explain, open_channel
 from worklens.agent.credential import Connection, Credential
 from worklens.agent.spool import Spool, now_ms
+from worklens.common import wire
 from worklens.common.cli import UserError
 from worklens.common.packing import PACKING, Packer
 from worklens.v1 import agent_pb2, agent_pb2_grpc
@@ -75,8 +83,6 @@ RETRYABLE = frozenset({
     grpc.StatusCode.CANCELLED, grpc.StatusCode.DATA_LOSS, grpc.StatusCode.OUT_OF_RANGE,
 })
 AUTH_FAILURES = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED})
-REJECTED_SEQUENCE_KEY = "worklens-rejected-sequence"
-RETRY_AFTER_KEY = "retry-after-ms"
 HELLO_TIMEOUT_S = 15.0
 
 
@@ -122,7 +128,9 @@ class Shipper:
     def __init__(self, spool: Spool, identity: IdentityProvider, host: agent_pb2.HostInfo,
                  *, backoff: Backoff | None = None, max_in_flight: int = 8,
                  ack_timeout: float = 60.0,
-                 credential_stamp: Callable[[], float] = lambda: 0.0):
+                 credential_stamp: Callable[[], float] = lambda: 0.0,
+                 failback_after: float = failover.FAILBACK_AFTER_S,
+                 on_address: Callable[[str], None] | None = None):
         self.spool = spool
         self._identity = identity
         self._host = host
@@ -134,7 +142,15 @@ class Shipper:
         self._wakeup = threading.Condition()
         self._window: _Window | None = None
         self._used_stamp = 0.0   # credential file version the current attempt uses
+        # the failure this run last warned about: repeats of it go to DEBUG. Not the
+        # spool's last_error, which outlives the run (for `status`): a restarted agent
+        # must say once why it cannot deliver, not stay silent.
+        self._warned: str | None = None
         self._thread: threading.Thread | None = None
+        self.failback_after = failback_after
+        self._on_address = on_address or (lambda address: None)   # connected to it
+        self._rotation = failover.Rotation([""])
+        self._said: dict[str, str] = {}   # address -> the problem last logged for it
 
     # -- control -----------------------------------------------------------------
 
@@ -186,10 +202,11 @@ class Shipper:
         """One connection: returns how long to wait before the next one."""
         self._used_stamp = self._credential_stamp()
         try:
-            conn, cred = self._identity()
+            configured, cred = self._identity()
+            conn = self._pick(configured)
         except UserError as exc:
             return self._failed(str(exc))
-        except EnrollmentFailed as exc:
+        except EnrollmentFailed as exc:   # enroll() already tried every address
             return self._handle(exc.error, exc.conn, None)
         try:
             channel = open_channel(conn, cred.credential)
@@ -200,15 +217,25 @@ class Shipper:
         try:
             stub = agent_pb2_grpc.AgentServiceStub(channel)
             window.packed = self._hello(stub, cred.agent_id)
+            if self.spool.get("auth_error"):   # Hello took this credential: a stop is over
+                self.spool.put("auth_error", None)
             self._window = window
             if self._stopping.is_set():
                 return 0.0
+            self._on_address(conn.address)
+            self._watch_earlier(conn, cred, window)
             self._stream(stub, window)
             if self._stopping.is_set():
                 return 0.0
+            if window.switch_to is not None:
+                return self._switch_back(window.switch_to)
             log.info("collector at %s closed the upload stream; reconnecting", conn.address)
             return self.backoff.next()
         except grpc.RpcError as err:
+            if window.switch_to is not None and not self._stopping.is_set():
+                return self._switch_back(window.switch_to)
+            if self._fail_over(err, conn, window):
+                return 0.0
             return self._handle(err, conn, window)
         finally:
             self._window = None
@@ -231,9 +258,75 @@ class Shipper:
         for ack in call:
             if window.acked(ack.sequence):
                 self.backoff.reset()
+                self._warned = None
+                self._rotation.delivered()
+                if self._said:
+                    self._said.clear()      # delivering: the next problem is news again
                 if self.spool.get("last_error"):
                     self.spool.put("last_error", None)
                     log.info("delivering again: batch %d acknowledged", ack.sequence)
+
+    # -- several addresses (policy in agent/failover.py) ----------------------------
+
+    def _pick(self, configured: Connection) -> Connection:
+        """The Connection for this attempt: the rotation's current address."""
+        choices = each_address(configured)
+        if not choices:
+            return configured           # open_channel says what to configure
+        addresses = [one.address for one in choices]
+        if self._rotation.addresses != addresses:   # first attempt, or re-enrolled
+            self._rotation = failover.Rotation(addresses)
+        return choices[self._rotation.current]
+
+    def _fail_over(self, err: grpc.RpcError, conn: Connection, window: _Window) -> bool:
+        """Move to the next address when this one is down. True: try it at once;
+        False: the retry table decides (one address, another answer, or every
+        address failed in a row, when it backs off)."""
+        code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
+        if window.timed_out:
+            code = grpc.StatusCode.DEADLINE_EXCEEDED
+        rotation = self._rotation
+        if (len(rotation.addresses) < 2 or code not in failover.FAILOVER_CODES
+                or self._stopping.is_set()):
+            return False
+        if rotation.failed():
+            return False
+        message = explain(err, conn)
+        # once per address and problem: a fleet cycling through dead collectors
+        # must not fill the log
+        said = self._said.get(conn.address) == message
+        self._said[conn.address] = message
+        log.log(logging.DEBUG if said else logging.WARNING, "%s; trying the collector at %s",
+                message, rotation.address)
+        return True
+
+    def _watch_earlier(self, conn: Connection, cred: Credential, window: _Window) -> None:
+        """On a fallback: ask the preferred addresses now and then whether they are
+        back, on a thread of its own while the stream goes on."""
+        earlier = self._rotation.earlier()
+        if not earlier:
+            return
+        threading.Thread(target=self._probe_earlier, args=(conn, cred, earlier, window),
+                         name="worklens-failback", daemon=True).start()
+
+    def _probe_earlier(self, conn: Connection, cred: Credential,
+                       earlier: list[tuple[int, str]], window: _Window) -> None:
+        while not window.done.wait(self.failback_after):
+            for index, address in earlier:
+                if window.done.is_set():
+                    return
+                if _answers(dataclasses.replace(conn, address=address), cred, self._host):
+                    log.info("the collector at %s answers again: moving back to it", address)
+                    window.finish(index)
+                    # a collector that never ends the half-closed call must not
+                    # hold the shipper: the unacked are resent at the other
+                    if not window.ended.wait(self.ack_timeout):
+                        window.cancel()
+                    return
+
+    def _switch_back(self, index: int) -> float:
+        self._rotation.prefer(index)
+        return 0.0
 
     # -- policy ------------------------------------------------------------------
 
@@ -249,16 +342,17 @@ class Shipper:
             log.error("stopped sending: %s", message)
             self.spool.put("auth_error", message)
             raise AuthStopped(message)
-        if code == grpc.StatusCode.INVALID_ARGUMENT or (
-                code == grpc.StatusCode.RESOURCE_EXHAUSTED and RETRY_AFTER_KEY not in trailing):
-            sequence = _int(trailing.get(REJECTED_SEQUENCE_KEY)) or (
+        refused_for_good = code == grpc.StatusCode.RESOURCE_EXHAUSTED \
+            and wire.RETRY_AFTER_KEY not in trailing
+        if code == grpc.StatusCode.INVALID_ARGUMENT or refused_for_good:
+            sequence = _int(trailing.get(wire.REJECTED_SEQUENCE_KEY)) or (
                 window.oldest_in_flight() if window else None)
             reason = f"{code.name}: {err.details() if hasattr(err, 'details') else ''}"
             if sequence is not None and self.spool.dead_letter(sequence, reason):
                 return 0.0   # the rest flows on at once
             return self._failed(f"collector answered {reason}")
         if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-            delay = max(_int(trailing[RETRY_AFTER_KEY]) or 0, 0) / 1000
+            delay = max(_int(trailing[wire.RETRY_AFTER_KEY]) or 0, 0) / 1000
             log.warning("collector busy; retrying in %.1fs as it asked", delay)
             return delay
         if code not in RETRYABLE:
@@ -267,8 +361,9 @@ class Shipper:
 
     def _failed(self, message: str) -> float:
         delay = self.backoff.next()
-        if self.spool.get("last_error") != message:
+        if self._warned != message:
             log.warning("%s; retrying in %.1fs (data is kept in the spool)", message, delay)
+            self._warned = message
         else:
             log.debug("%s; retrying in %.1fs", message, delay)
         self.spool.put("last_error", message)
@@ -311,6 +406,9 @@ class _Window:
         # the user names the spans). ~50 bytes less per batch, before compression.
         self._user_only = agent_pb2.HostInfo(user=host.user)
         self.timed_out = False
+        self.done = threading.Event()     # the stream is over (or being finished)
+        self.ended = threading.Event()    # the stream is over
+        self.switch_to: int | None = None  # finishing to move to this address index
         self.packed = False           # set before requests() runs: the collector accepts it
         self._packer = Packer()       # this stream's context; a new stream starts afresh
 
@@ -326,12 +424,22 @@ class _Window:
             self._cond.notify_all()
 
     def cancel(self) -> None:
+        self.done.set()
+        self.ended.set()
         with self._cond:
             self._closed = True
             call = self._call
             self._cond.notify_all()
         if call is not None:
             call.cancel()
+
+    def finish(self, switch_to: int) -> None:
+        """End the stream gracefully to move to another address: send nothing
+        new, half-close once every batch in flight is acknowledged."""
+        self.done.set()
+        with self._cond:
+            self.switch_to = switch_to
+            self._cond.notify_all()
 
     def oldest_in_flight(self) -> int | None:
         with self._cond:
@@ -351,6 +459,8 @@ class _Window:
             with self._cond:
                 if self._closed or self._stopping.is_set():
                     return
+                if self.switch_to is not None and not self._in_flight:
+                    return      # finished: the collector ends the call after its acks
                 if self._overdue():
                     self.timed_out = True
                     call = self._call
@@ -358,7 +468,7 @@ class _Window:
                         call.cancel()
                     return
                 room = self._max - len(self._in_flight)
-                if room <= 0:
+                if room <= 0 or self.switch_to is not None:
                     self._cond.wait(timeout=1.0)
                     continue
             batches = self._spool.pending(after=self._sent_upto, limit=room)
@@ -379,6 +489,22 @@ class _Window:
         if not self._in_flight:
             return False
         return time.monotonic() - min(self._in_flight.values()) > self._ack_timeout
+
+
+def _answers(conn: Connection, cred: Credential, host: agent_pb2.HostInfo) -> bool:
+    """Does the collector at ``conn`` answer a Hello now (credential accepted)?"""
+    try:
+        channel = open_channel(conn, cred.credential)
+    except UserError:
+        return False
+    try:
+        agent_pb2_grpc.AgentServiceStub(channel).Hello(
+            agent_pb2.HelloRequest(host=host), timeout=failover.PROBE_TIMEOUT_S)
+        return True
+    except grpc.RpcError:
+        return False
+    finally:
+        channel.close()
 
 
 def _trailing(err: grpc.RpcError) -> dict[str, str]:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import grpc
 from worklens.agent import credential, runstate
-from worklens.agent.channel import ENROLL_HINT, connection, explain, open_channel
+from worklens.agent.channel import ENROLL_HINT, connection, each_address, explain, open_channel
 from worklens.agent.credential import Connection
 from worklens.agent.hostinfo import host_info
 from worklens.agent.spool import Spool
@@ -47,6 +47,11 @@ class CollectorReport:
     problem: str = ""
     last_sequence: int | None = None    # highest batch the collector stored for us
     clock_skew_ms: int | None = None
+    in_use: str = ""                    # the address the running agent is connected to
+    # with several addresses, each one's answer in order of preference
+    # ({address, reachable, credential_accepted, problem}); the fields above then
+    # tell the best answer (credential accepted > reachable > the first)
+    addresses: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -82,6 +87,9 @@ class Status:
     sensors_from: str = "probe"
     sensors: list[dict] = field(default_factory=list)
     collected: dict = field(default_factory=dict)
+    # would the agent deliver now? (the exit code: 0 yes, 1 no) and if not, why
+    ok: bool = False
+    problem: str = ""
 
 
 def gather(cfg, data_dir: Path) -> Status:
@@ -91,15 +99,20 @@ def gather(cfg, data_dir: Path) -> Status:
     status.collector = CollectorReport(address=conn.address, transport=_transport(conn))
     if cred is not None:
         status.agent_id, status.enrolled_ms = cred.agent_id, cred.enrolled_ms or None
-        status.collector = _ask_collector(conn, cred.credential, status.collector)
+        status.collector = _ask_collectors(conn, cred.credential, status.collector)
     else:
-        status.will_self_enroll = bool(cfg.collector.enroll_secret)
+        status.will_self_enroll = bool(cfg.collector.enroll_secret.strip())
+        if status.will_self_enroll:
+            status.collector = _ask_collectors(conn, None, status.collector)
     status.spool = _read_spool(data_dir)
+    status.problem = _why_not_delivering(status)
+    status.ok = not status.problem
     running = runstate.read(data_dir)
     if running is not None:
         status.running = {"pid": running.pid, "since_ms": running.started_ms,
                           "updated_ms": running.updated_ms}
         status.sensors, status.sensors_from = running.sensors, "agent"
+        status.collector.in_use = (running.collector or {}).get("address", "")
     else:
         status.sensors = _sensors(cfg)
     status.collected = _collected(cfg)
@@ -114,10 +127,37 @@ def _transport(conn: Connection) -> str:
     return "plain text" if conn.address else ""
 
 
-def _ask_collector(conn: Connection, secret: str, report: CollectorReport) -> CollectorReport:
+def _ask_collectors(conn: Connection, secret: str | None, report: CollectorReport
+                    ) -> CollectorReport:
+    """Ask every configured address, in order; one address is asked as before."""
+    try:
+        choices = each_address(conn)
+    except UserError as exc:   # e.g. a damaged list in the saved credential
+        report.reachable, report.problem = False, str(exc)
+        return report
+    if len(choices) < 2:
+        return _ask_collector(conn, secret, report)
+    answers = [_ask_collector(one, secret, CollectorReport(address=one.address,
+                                                           transport=report.transport))
+               for one in choices]
+    report.addresses = [{"address": a.address, "reachable": a.reachable,
+                         "credential_accepted": a.credential_accepted, "problem": a.problem}
+                        for a in answers]
+    best = next((a for a in answers if a.credential_accepted),
+                next((a for a in answers if a.reachable), answers[0]))
+    report.reachable, report.credential_accepted = best.reachable, best.credential_accepted
+    report.problem = best.problem
+    report.last_sequence, report.clock_skew_ms = best.last_sequence, best.clock_skew_ms
+    return report
+
+
+def _ask_collector(conn: Connection, secret: str | None, report: CollectorReport
+                   ) -> CollectorReport:
+    """One Hello. Without a credential (not enrolled yet, ``run`` will enroll with
+    the secret) a refusal still says that the collector is there."""
     try:
         channel = open_channel(conn, secret)
-    except UserError as exc:
+    except UserError as exc:   # a bad address or TLS file: `run` refuses it too
         report.reachable, report.problem = False, str(exc)
         return report
     sent_ms = time.time() * 1000
@@ -127,16 +167,32 @@ def _ask_collector(conn: Connection, secret: str, report: CollectorReport) -> Co
     except grpc.RpcError as err:
         auth = err.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
         report.reachable = auth
-        report.credential_accepted = False if auth else None
-        report.problem = explain(err, conn)
+        if secret is not None:
+            report.credential_accepted = False if auth else None
+        if secret is not None or not auth:
+            report.problem = explain(err, conn)
         return report
     finally:
         channel.close()
     now_ms = time.time() * 1000
-    report.reachable = report.credential_accepted = True
+    report.reachable = True
+    report.credential_accepted = True if secret is not None else None
     report.last_sequence = reply.last_sequence
     report.clock_skew_ms = int(reply.server_time_ms - (sent_ms + now_ms) / 2)
     return report
+
+
+def _why_not_delivering(status: Status) -> str:
+    """Empty when the agent would deliver; else the first reason it would not."""
+    if not status.enrolled and not status.will_self_enroll:
+        return "not enrolled"
+    if status.spool.sending_stopped:
+        return "sending stopped until the agent is enrolled again"
+    if status.collector.credential_accepted is False:
+        return "the collector rejects this agent's credential"
+    if not status.collector.reachable:
+        return "the collector is not reachable"
+    return ""
 
 
 def _read_spool(data_dir: Path) -> SpoolReport:
@@ -229,9 +285,13 @@ def render(status: Status) -> str:
             "enroll_secret")
     else:
         add(f"  enrolled:       no — run {ENROLL_HINT}")
-    add(f"  collector:      {_collector_line(status.collector)}")
-    if status.collector.problem:
-        add(f"                  {status.collector.problem}")
+    if status.collector.addresses:
+        lines += _addresses_lines(status.collector)
+    else:
+        add(f"  collector:      {_collector_line(status.collector)}")
+        if status.collector.problem:
+            add(f"                  {status.collector.problem}")
+    add(f"  delivering:     {'yes' if status.ok else 'NO — ' + status.problem}")
     add(f"  data dir:       {status.data_dir}")
     if status.running:
         add(f"  agent:          running (pid {status.running['pid']}) since "
@@ -270,9 +330,26 @@ def _collector_line(report: CollectorReport) -> str:
         return where
     if report.credential_accepted:
         return f"{where} — reachable, credential accepted"
-    if report.reachable:
+    if report.credential_accepted is False:
         return f"{where} — reachable, but it REJECTS this agent's credential"
+    if report.reachable:
+        return f"{where} — reachable"
     return f"{where} — NOT reachable"
+
+
+def _addresses_lines(report: CollectorReport) -> list[str]:
+    """Several collector addresses: one line each, and which one is in use."""
+    in_use = f", the agent is using {report.in_use}" if report.in_use else ""
+    lines = [f"  collector:      {len(report.addresses)} addresses, the first preferred{in_use}"]
+    for one in report.addresses:
+        answer = CollectorReport(address=one["address"], transport=report.transport,
+                                 reachable=one["reachable"],
+                                 credential_accepted=one["credential_accepted"])
+        mark = " (in use)" if one["address"] == report.in_use else ""
+        lines.append(f"                  {_collector_line(answer)}{mark}")
+        if one["problem"]:
+            lines.append(f"                    {one['problem']}")
+    return lines
 
 
 def _spool_lines(spool: SpoolReport) -> list[str]:
@@ -301,4 +378,4 @@ def command(args: argparse.Namespace, cfg, data_dir: Path) -> int:
         print(json.dumps(asdict(status), indent=2))
     else:
         print(render(status))
-    return 0
+    return 0 if status.ok else 1

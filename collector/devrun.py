@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -57,6 +58,16 @@ def _env(**extra: str) -> dict[str, str]:
 def _cli(program: str, *args: str) -> list[str]:
     module = "worklens.collector.cli" if program == "collector" else "worklens.agent.cli"
     return [sys.executable, "-c", f"from {module} import main; main()", *args]
+
+
+def shown_command(program: str) -> str:
+    """``worklens-PROGRAM`` as the person who ran ``make run`` can paste it: the console
+    script sits beside this Python (``.venv/bin``), which is not on their PATH, and
+    their shell may be anywhere (``make -C``), so the path is absolute."""
+    script = Path(sys.executable).absolute().parent / f"worklens-{program}"
+    if script.is_file():
+        return shlex.quote(str(script))
+    return shlex.join([str(Path(sys.executable).absolute()), "-m", f"worklens.{program}"])
 
 
 def _run(program: str, *args: str) -> str:
@@ -188,9 +199,10 @@ def main() -> int:
         say(f"  dashboard: {http_url}/   (paste the viewer token when asked)")
         say(f"  API:       {http_url}/api/v1/summary?from=today&by=app")
         say(f"  token:     {viewer}   (viewer role, expires in 30 days)")
-        say(f"  try:       worklens-collector summary --from today --by app --url {http_url} "
-            f"--token {viewer}")
-        say(f"             worklens-agent status --data-dir {DEV_DIR / 'agent'}")
+        say(f"  try:       {shown_command('collector')} summary --from today --by app "
+            f"--url {http_url} --token {viewer}")
+        say(f"             {shown_command('agent')} status --data-dir "
+            f"{shlex.quote(str((DEV_DIR / 'agent').absolute()))}")
         say()
         say("Recording; a first summary follows once spans arrive. Ctrl-C stops both.")
         summary = ""

@@ -1,14 +1,7 @@
 """``worklens-collector serve``: the gRPC ingest server and the HTTP API in
 one asyncio loop over one store.
 
-Keepalive — what agents must use
-================================
-The server pings idle connections every 60 s (20 s to answer) so that dead
-agents free their streams, and tolerates client pings no more often than
-every 30 s, with or without active calls; a client pinging faster gets
-GOAWAY ``too_many_pings`` after two strikes. The agent mirrors
-``AGENT_KEEPALIVE_OPTIONS`` below (ping every 60 s, >= the 30 s the server
-permits, 20 s timeout, pings allowed without calls and without data).
+Keepalive: the numbers both ends agree on are in ``worklens.common.wire``.
 
 Shutdown: SIGTERM/SIGINT stop accepting, give open calls ``SHUTDOWN_GRACE_S``
 to finish, let the store writer commit everything queued, close, exit 0.
@@ -38,22 +31,11 @@ from worklens.collector.ingest.validate import Limits
 from worklens.collector.rollup import open_with_rollups
 from worklens.collector.store import Store
 from worklens.collector.store.records import tune_garbage_collector
+from worklens.common import wire
 from worklens.common.cli import UserError
 
 log = logging.getLogger(__name__)
 
-# -- keepalive: the constants block the agent mirrors --------------------------------------
-KEEPALIVE_TIME_MS = 60_000             # server pings an idle connection this often
-KEEPALIVE_TIMEOUT_MS = 20_000          # ... and drops it if no answer within this
-MIN_CLIENT_PING_INTERVAL_MS = 30_000   # clients may ping at most this often
-MAX_PING_STRIKES = 2                   # faster pings tolerated before GOAWAY
-
-AGENT_KEEPALIVE_OPTIONS = (            # what worklens-agent sets on its channel
-    ("grpc.keepalive_time_ms", 60_000),
-    ("grpc.keepalive_timeout_ms", 20_000),
-    ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.max_pings_without_data", 0),
-)
 STREAM_WINDOW_BYTES = 8 * 1024        # per-stream receive window (see server_options)
 SHUTDOWN_GRACE_S = 10.0
 OPEN_FILES_CEILING = 1 << 20          # Linux's default nr_open, when the hard limit is infinite
@@ -63,12 +45,13 @@ def server_options(cfg: CollectorConfig) -> list[tuple[str, Any]]:
     return [
         ("grpc.max_receive_message_length", int(cfg.grpc.max_message_mb * 1024 * 1024)),
         ("grpc.max_send_message_length", 4 * 1024 * 1024),
-        ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
-        ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
+        ("grpc.keepalive_time_ms", wire.KEEPALIVE_TIME_MS),
+        ("grpc.keepalive_timeout_ms", wire.KEEPALIVE_TIMEOUT_MS),
         ("grpc.keepalive_permit_without_calls", 1),
-        ("grpc.http2.min_recv_ping_interval_without_data_ms", MIN_CLIENT_PING_INTERVAL_MS),
-        ("grpc.http2.min_ping_interval_without_data_ms", MIN_CLIENT_PING_INTERVAL_MS),
-        ("grpc.http2.max_ping_strikes", MAX_PING_STRIKES),
+        ("grpc.http2.min_recv_ping_interval_without_data_ms",
+         wire.MIN_CLIENT_PING_INTERVAL_MS),
+        ("grpc.http2.min_ping_interval_without_data_ms", wire.MIN_CLIENT_PING_INTERVAL_MS),
+        ("grpc.http2.max_ping_strikes", wire.MAX_PING_STRIKES),
         ("grpc.http2.max_pings_without_data", 0),
         # Agents send a small batch every flush interval, ~700 a day. Bandwidth-delay
         # probing would ping after batches (34 bytes with the answer), and with

@@ -12,7 +12,9 @@ dataclasses; each field's type says how to read it. Durations are floats with
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
+import re
 import sys
 import tomllib
 import types
@@ -27,6 +29,24 @@ from worklens.common.durations import parse_duration
 
 T = TypeVar("T")
 ENV_PREFIX = "WORKLENS_"
+
+# WORKLENS_* variables that are not ``WORKLENS_<SECTION>_<KEY>`` settings, and who
+# reads them; ``load`` never mistakes them for a misspelt key.
+OTHER_VARIABLES = frozenset({
+    "WORKLENS_CONFIG", "WORKLENS_DATA_DIR",        # both programs (below)
+    "WORKLENS_TOKEN", "WORKLENS_URL",              # worklens-collector summary / export
+    "WORKLENS_COLLECTOR", "WORKLENS_ENROLL_SECRET",  # the agent packages' install scripts
+    "WORKLENS_CA_CERT", "WORKLENS_INSECURE",
+    "WORKLENS_RESTART_DELAY",                      # the agent's desktop-session wrapper
+    "WORKLENS_PKG_VERSION", "WORKLENS_PKG_ARCH",   # packaging/build.py
+    "WORKLENS_DEV_DIR",                            # make run
+})
+# WORKLENS_<KIND>_BACKEND forces one of the agent's sensor backends (window, idle,
+# input, and any kind added later)
+BACKEND_VARIABLE = re.compile(r"WORKLENS_[A-Z0-9]+_BACKEND")
+# how alike a section name must be to one of this program's to count as misspelt:
+# a typo scores >= 0.8, the other program's sections <= 0.5 (tests/shared/test_config.py)
+MISSPELT_SECTION = 0.75
 
 
 class ConfigError(Exception):
@@ -67,6 +87,7 @@ def load(cls: type[T], path: Path | None = None, env: Mapping[str, str] | None =
         if name not in sections:
             raise ConfigError(f"config: unknown section [{name}] in {path} "
                               f"(known: {', '.join(sections)})")
+    _check_environment(cls, env)
     built = {}
     for name, field in sections.items():
         section_cls = _resolve(cls, field)
@@ -86,6 +107,49 @@ def load(cls: type[T], path: Path | None = None, env: Mapping[str, str] | None =
                 sources[key] = " from the command line"
         built[name] = _build_section(section_cls, name, values, sources)
     return cls(**built)
+
+
+def _check_environment(cls: type, env: Mapping[str, str]) -> None:
+    """Reject a ``WORKLENS_*`` variable that is meant for this program but names
+    no setting, as a misspelt key in the file is rejected.
+
+    Meant for this program: it starts with one of this program's sections
+    (``WORKLENS_SAMPLING_IDLE_TRESHOLD``), or with a word that is a near miss of
+    one (``WORKLENS_SAMPLNG_IDLE_THRESHOLD``). Anything else is left alone: the
+    agent and the collector may share an environment (``make run``, a shell, a
+    container), and each must ignore the other's sections (``WORKLENS_GRPC_LISTEN``
+    for the agent) without knowing them.
+    """
+    names = _variable_names(cls)
+    own = sorted((name.upper() for name in names), key=len, reverse=True)
+    for variable in env:
+        if (not variable.startswith(ENV_PREFIX) or variable in OTHER_VARIABLES
+                or BACKEND_VARIABLE.fullmatch(variable)
+                or any(variable in keys for keys in names.values())):
+            continue
+        rest = variable[len(ENV_PREFIX):]
+        section = next((s for s in own if rest == s or rest.startswith(f"{s}_")), None)
+        if section is not None:
+            where = f"[{section.lower()}] {rest[len(section) + 1:].lower()}".rstrip()
+            raise ConfigError(f"config: unknown key {where} from {variable}"
+                              f"{_did_you_mean(variable, names)}")
+        word = rest.split("_", 1)[0]
+        if difflib.get_close_matches(word, own, n=1, cutoff=MISSPELT_SECTION):
+            raise ConfigError(f"config: unknown section [{word.lower()}] from {variable}"
+                              f"{_did_you_mean(variable, names)}")
+
+
+def _variable_names(cls: type) -> dict[str, set[str]]:
+    """section -> the ``WORKLENS_<SECTION>_<KEY>`` names of its keys, from the dataclasses."""
+    return {section.name: {f"{ENV_PREFIX}{section.name.upper()}_{f.name.upper()}"
+                           for f in dataclasses.fields(_resolve(cls, section))}
+            for section in dataclasses.fields(cls)}
+
+
+def _did_you_mean(variable: str, names: dict[str, set[str]]) -> str:
+    every = [name for keys in names.values() for name in keys]
+    close = difflib.get_close_matches(variable, every, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def _read_toml(path: Path) -> dict[str, dict[str, Any]]:

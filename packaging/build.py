@@ -44,7 +44,8 @@ def tool(name: str) -> str:
     beside = Path(sys.executable).parent / name
     found = str(beside) if beside.exists() else shutil.which(name)
     if not found:
-        sys.exit(f"build: {name} not found; run `pip install -e '.[dev]'` (it ships {name})")
+        sys.exit(f"build: {name} not found; run `pip install -e '.[collector,dev]'` "
+                 f"(it ships {name})")
     return found
 
 

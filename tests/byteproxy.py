@@ -53,9 +53,12 @@ class FrameCounter:
 
 
 class ByteCountingProxy:
-    def __init__(self, upstream: str, *, frames: bool = False):
-        host, _, port = upstream.rpartition(":")
-        self.upstream = (host.strip("[]"), int(port))
+    def __init__(self, upstream: str, *, frames: bool = False, host: str = "127.0.0.1",
+                 port: int = 0):
+        """Listens on ``host:port`` (a free port by default; the port of a proxy
+        that was closed, to bring a front door back)."""
+        up_host, _, up_port = upstream.rpartition(":")
+        self.upstream = (up_host.strip("[]"), int(up_port))
         self.sent = 0        # client -> server bytes
         self.received = 0    # server -> client bytes
         self.connections = 0
@@ -64,8 +67,8 @@ class ByteCountingProxy:
         self.frames_received: list[FrameCounter] = []
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.address = f"127.0.0.1:{self._listener.getsockname()[1]}"
+        self._listener = socket.create_server((host, port))
+        self.address = f"{host}:{self._listener.getsockname()[1]}"
         self._closed = False
         threading.Thread(target=self._accept, name="byteproxy", daemon=True).start()
 
@@ -143,5 +146,9 @@ class ByteCountingProxy:
 
     def close(self) -> None:
         self._closed = True
+        # shutdown first: close() alone leaves a listener that a thread is blocked
+        # in accept() on still listening (and accepting once more) on Linux
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
         self.cut()

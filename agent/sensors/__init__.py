@@ -3,9 +3,11 @@
 Each kind of sensor (``window``, ``idle``, ``input``) is a small package in
 the psutil mould: one public face in ``__init__``, one module per platform
 behind it, and a ``none`` fallback so that the agent still runs where a sensor
-cannot work (a server, Wayland without XWayland). ``input`` counts key presses
-and mouse events (counts only: on X11 from the RECORD extension directly,
-elsewhere through pynput), ``processes`` samples CPU/memory per process and
+cannot work (a server, a desktop whose interfaces it cannot reach). On Linux
+the Wayland backends (wlroots, GNOME, KDE) come before X11 in a Wayland
+session (see docs/desktops.md). ``input`` counts key presses and mouse events
+(counts only: on X11 from the RECORD extension directly, elsewhere through
+pynput; unavailable on Wayland), ``processes`` samples CPU/memory per process and
 ``clock`` notices when the machine slept. On X11 a display that is not up yet
 is waited for, so an agent started before the login's X server picks it up.
 
@@ -27,12 +29,13 @@ def describe(cfg) -> list[SensorStatus]:
     sensor and reads nothing the agent would not read anyway.
     """
     from worklens.agent.sensors import idle, input, processes, window
+    from worklens.agent.sensors._select import configured_backend
 
     statuses = []
     for kind in (window, idle):
         backend, status = kind.open_sensor(cfg)
         backend.close()
         statuses.append(status)
-    statuses.append(input.probe())
+    statuses.append(input.probe(configured_backend(cfg, "input")))
     statuses.append(processes.describe(cfg))
     return statuses

@@ -58,6 +58,29 @@ def backend_status(kind: str, backend: Any) -> SensorStatus:
     return SensorStatus(kind, backend.name, not waiting, getattr(backend, "detail", ""))
 
 
+# The order in which backends are tried, best first, per session kind: data in
+# one place (awatcher's lesson: its bugs came from this order being wrong).
+# In a Wayland session the compositor's own interfaces come before X11, which
+# under XWayland would see only X clients (awatcher#47); "x11" is tried there
+# only when DISPLAY is set too. See docs/desktops.md.
+ORDER: dict[tuple[str, str], tuple[str, ...]] = {
+    ("window", "wayland"): ("wlroots", "gnome", "kde", "x11"),
+    ("idle", "wayland"): ("wayland", "gnome", "x11", "logind"),
+    ("window", "x11"): ("x11",),
+    ("idle", "x11"): ("x11", "logind"),
+    ("window", "console"): (),
+    ("idle", "console"): ("logind",),
+}
+
+
+def session_kind(env: Mapping[str, str] | None = None) -> str:
+    """``wayland``, ``x11`` or ``console`` (no display at all) for a Linux session."""
+    env = os.environ if env is None else env
+    if env.get("WAYLAND_DISPLAY"):
+        return "wayland"
+    return "x11" if env.get("DISPLAY") else "console"
+
+
 def default_backends(kind: str, platform: str = sys.platform,
                      env: Mapping[str, str] | None = None) -> list[str]:
     """Backends to try, best first, for this platform and session."""
@@ -66,9 +89,8 @@ def default_backends(kind: str, platform: str = sys.platform,
         return ["win32"]
     if platform == "darwin":
         return ["darwin"]
-    if env.get("DISPLAY"):
-        return ["x11", "logind"] if kind == "idle" else ["x11"]
-    return ["logind"] if kind == "idle" else []
+    names = ORDER.get((kind, session_kind(env)), ())
+    return [n for n in names if n != "x11" or env.get("DISPLAY")]
 
 
 def no_display_reason(env: Mapping[str, str] | None = None) -> str:
@@ -80,10 +102,30 @@ def no_display_reason(env: Mapping[str, str] | None = None) -> str:
     return "no X display: set DISPLAY to the user's X session (e.g. DISPLAY=:0)"
 
 
-def forced_backend(kind: str, configured: str, env: Mapping[str, str] | None = None) -> str:
-    """``WORKLENS_<KIND>_BACKEND`` beats ``[sampling] <kind>_backend`` beats automatic."""
+def forced_backends(kind: str, configured: str = "",
+                    env: Mapping[str, str] | None = None) -> list[str]:
+    """The backends configuration asks for, in order (empty: automatic).
+    ``WORKLENS_<KIND>_BACKEND`` beats the configured value (``[sensors] <kind>``,
+    else the older ``[sampling] <kind>_backend``); either may be a comma-separated
+    list tried in order, like the automatic one."""
     env = os.environ if env is None else env
-    return (env.get(f"WORKLENS_{kind.upper()}_BACKEND") or configured or "").strip().lower()
+    value = (env.get(f"WORKLENS_{kind.upper()}_BACKEND") or configured or "").strip().lower()
+    return [name.strip() for name in value.split(",") if name.strip()]
+
+
+def forced_backend(kind: str, configured: str, env: Mapping[str, str] | None = None) -> str:
+    """The first forced backend, or "" (automatic)."""
+    names = forced_backends(kind, configured, env)
+    return names[0] if names else ""
+
+
+def configured_backend(cfg: Any, kind: str) -> str:
+    """``[sensors] <kind>``, else the older ``[sampling] <kind>_backend``."""
+    if cfg is None:
+        return ""
+    sensors = getattr(cfg, "sensors", None)
+    value = getattr(sensors, kind, "") if sensors is not None else ""
+    return value or getattr(cfg.sampling, f"{kind}_backend", "")
 
 
 def open_backend(package: str, kind: str, configured: str = "",
@@ -96,9 +138,8 @@ def open_backend(package: str, kind: str, configured: str = "",
     sensor never stops the others.
     """
     env = os.environ if env is None else env
-    forced = forced_backend(kind, configured, env)
-    names = [forced] if forced else default_backends(kind, platform, env)
-    reasons = []
+    names = forced_backends(kind, configured, env) or default_backends(kind, platform, env)
+    reasons: list[str] = []
     if not names and platform.startswith("linux"):
         reasons.append(no_display_reason(env))
     for name in names:
@@ -111,11 +152,20 @@ def open_backend(package: str, kind: str, configured: str = "",
             reasons.append(f"unknown {kind} backend {name!r}")
             continue
         try:
-            backend = module.open(**options)
+            backend = module.open(env=env, **options)
         except BackendUnavailable as exc:
             reasons.append(f"{name}: {exc}")
             continue
-        return backend, backend_status(kind, backend)
+        status = backend_status(kind, backend)
+        if reasons:   # say why the better ones did not win
+            tried = "; ".join(reasons)
+            status = SensorStatus(kind, status.backend, status.available,
+                                  f"{status.reason}; not used: {tried}" if status.reason
+                                  else f"not used: {tried}")
+        return backend, status
+    if (kind == "window" and platform.startswith("linux") and env.get("WAYLAND_DISPLAY")
+            and not env.get("DISPLAY") and "none" not in names):
+        reasons.append(no_display_reason(env))     # the last resort: XWayland's X11
     none = importlib.import_module(f"{package}._none").open()
     reason = "; ".join(reasons) or "no backend for this platform"
     log.warning("%s sensor unavailable: %s", kind, reason)

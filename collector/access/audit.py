@@ -60,7 +60,12 @@ class AuditEntry:
 
 def record(store: Any, who: Actor, action: str, params: dict[str, Any],
            client: str = "") -> None:
-    """Append one audit row in its own write transaction (durable on return)."""
+    """Append one audit row in its own write transaction (durable on return).
+    An API caller's scope is recorded with the parameters (``scope``: its groups,
+    null for all), so an export can be reproduced with what that caller could see."""
+    scope = getattr(who, "scope", None)   # API readers; an admin always sees everything
+    if scope is not None and who.role != "admin":
+        params = {**params, "scope": scope.to_json()}
     row = (int(time.time() * 1000), who.token_id, who.name, who.role, action,
            json.dumps(params, sort_keys=True, default=str), client)
 

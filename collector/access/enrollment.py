@@ -17,6 +17,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from worklens.collector.access.groups import put_agent_groups
 from worklens.collector.access.tokens import hash_secret, new_secret, same_hash, verify_token
 from worklens.collector.store import AgentRow, Store
 from worklens.v1 import agent_pb2
@@ -62,7 +63,7 @@ class Enrolled:
 
 # Bumped (after the commit) whenever this process revokes an agent or rotates its
 # credential, so that open Upload streams re-check their credential before their
-# next batch instead of waiting for the periodic re-check (collector.ingest).
+# next batch instead of waiting for the periodic re-check (ingest.service).
 _changes = itertools.count(1)
 _changes_seen = 0
 _changes_lock = threading.Lock()
@@ -128,6 +129,9 @@ async def enroll(store: Store, secret: str, install_id: str,
             "os_version, username, agent_version, enrolled_ms) VALUES (?,?,?,?,?,?,?,?,?)",
             (agent_id, key, hash_secret(secret_part), host.hostname, host.os,
              host.os_version, host.user, host.agent_version, now))
+        # The enroll secret's groups, at enrollment only: a re-enroll keeps what an
+        # admin may have changed since.
+        put_agent_groups(conn, cur.lastrowid, token.groups)
         agent = AgentRow(cur.lastrowid, agent_id, key, "", host.hostname, host.os,
                          host.os_version, host.user, host.agent_version, now)
         return Enrolled(agent, f"{agent_id}.{secret_part}", new=True)

@@ -20,8 +20,15 @@ import hmac
 import secrets
 import sqlite3
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from worklens.collector.access.groups import (
+    all_token_groups,
+    check_groups,
+    put_token_groups,
+    token_groups,
+)
 from worklens.collector.store import Store
 from worklens.common.cli import UserError
 
@@ -57,6 +64,7 @@ class TokenInfo:
     expires_ms: int | None
     revoked_ms: int | None
     last_used_ms: int | None
+    groups: tuple[str, ...] = ()   # enroll: groups of its agents; viewer/exporter: scope
 
     def status(self, now_ms: int | None = None) -> str:
         now_ms = _now_ms() if now_ms is None else now_ms
@@ -71,20 +79,28 @@ _COLUMNS = "id, role, name, created_ms, expires_ms, revoked_ms, last_used_ms"
 
 
 def create_token(store: Store, role: str, name: str = "",
-                 expires_s: float | None = None) -> tuple[TokenInfo, str]:
-    """Create a token; return its info and the secret (shown once, stored hashed)."""
+                 expires_s: float | None = None, groups: Iterable[str] = ()
+                 ) -> tuple[TokenInfo, str]:
+    """Create a token; return its info and the secret (shown once, stored hashed).
+    ``groups``: for an enroll token the groups of the agents it enrolls, for a
+    viewer or exporter token its scope (access.groups); admins see everything."""
     if role not in ROLES:
         raise UserError(f"unknown role {role!r} (expected one of {', '.join(ROLES)})")
+    groups = check_groups(groups)
+    if groups and role == "admin":
+        raise UserError("--group: an admin token sees every agent; give groups to enroll, "
+                        "viewer or exporter tokens")
     token_id = secrets.token_hex(6)
     secret = f"{TOKEN_PREFIX}_{token_id}_{new_secret()}"
     created = _now_ms()
     expires = None if expires_s is None else created + int(expires_s * 1000)
-    info = TokenInfo(token_id, role, name, created, expires, None, None)
+    info = TokenInfo(token_id, role, name, created, expires, None, None, groups)
 
     def insert(conn: sqlite3.Connection) -> None:
         conn.execute("INSERT INTO tokens (id, role, name, secret_hash, created_ms, expires_ms) "
                      "VALUES (?, ?, ?, ?, ?, ?)",
                      (token_id, role, name, hash_secret(secret), created, expires))
+        put_token_groups(conn, token_id, groups)
 
     store.write(insert)
     return info, secret
@@ -105,9 +121,9 @@ def verify_token(store: Store, secret: str) -> TokenInfo | None:
     with store.reader() as conn:
         row = conn.execute(f"SELECT {_COLUMNS}, secret_hash FROM tokens WHERE id = ?",
                            (token_id,)).fetchone()
-    if row is None or not same_hash(secret, row[-1]):
-        return None
-    info = TokenInfo(*row[:-1])
+        if row is None or not same_hash(secret, row[-1]):
+            return None
+        info = TokenInfo(*row[:-1], token_groups(conn, token_id))
     now = _now_ms()
     if info.status(now) != "active":
         return None
@@ -121,7 +137,8 @@ def verify_token(store: Store, secret: str) -> TokenInfo | None:
 def list_tokens(store: Store) -> list[TokenInfo]:
     with store.reader() as conn:
         rows = conn.execute(f"SELECT {_COLUMNS} FROM tokens ORDER BY created_ms, id").fetchall()
-    return [TokenInfo(*row) for row in rows]
+        groups = all_token_groups(conn)
+    return [TokenInfo(*row, groups.get(row[0], ())) for row in rows]
 
 
 def revoke_token(store: Store, token_id: str) -> bool:

@@ -1,19 +1,22 @@
 """``worklens-collector``: argument parsing only. Each subcommand's work lives in
 a module of this package (``function(args, cfg, data_dir) -> int``), imported
-only when that subcommand runs, so that ``summary`` starts without the server's
-libraries and ``serve`` without ``requests``."""
+only when that subcommand runs."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import os
 import sys
 from pathlib import Path
 
 from worklens import __version__
 from worklens.collector import config as collector_config
-from worklens.common.cli import run_main, setup_logging
+from worklens.collector.access import tokens
+from worklens.collector.reports import csvexport
+from worklens.collector.reports import summary as summaries
+from worklens.common.cli import UserError, run_main, setup_logging
 from worklens.common.settings import default_data_dir, system_config_file
 
 PROG = "worklens-collector"
@@ -26,12 +29,10 @@ COMMANDS = {
     "purge": "worklens.collector.cli.maintenance:purge_command",
     "rollups": "worklens.collector.cli.maintenance:rollups_command",
     "rules": "worklens.collector.cli.maintenance:rules_command",
+    "agents": "worklens.collector.cli.agents:command",
 }
 # Operator client commands talk to the HTTP API and take no store options.
 CLIENT_COMMANDS = {"summary", "export"}
-ROLES = ("enroll", "viewer", "exporter", "admin")
-SUMMARY_BY = ("app", "agent", "user", "day", "hour", "category")
-EXPORT_KINDS = ("spans", "activity", "processes", "daily", "apps")
 
 
 def _store_options() -> argparse.ArgumentParser:
@@ -78,9 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     token = sub.add_parser("token", help="create, list and revoke secrets")
     token_sub = token.add_subparsers(dest="action", required=True, metavar="ACTION")
     create = token_sub.add_parser("create", parents=[store], help="print a new secret once")
-    create.add_argument("--role", required=True, choices=ROLES)
+    create.add_argument("--role", required=True, choices=tokens.ROLES)
     create.add_argument("--name", default="", help="a label for people")
     create.add_argument("--expires", metavar="DURATION", help="e.g. 30d (default: never)")
+    create.add_argument("--group", action="append", metavar="G",
+                        help="repeatable: enroll = groups of the agents it enrolls; "
+                             "viewer/exporter = sees only agents in these groups")
     token_sub.add_parser("list", parents=[store], help="list tokens (never their secrets)")
     revoke = token_sub.add_parser("revoke", parents=[store], help="revoke a token")
     revoke.add_argument("id")
@@ -88,14 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
     scope = argparse.ArgumentParser(add_help=False)
     scope.add_argument("--agent", help="only this agent id")
     scope.add_argument("--user", help="only this user")
+    scope.add_argument("--group", help="only agents in this group (and its subgroups)")
 
     summary = sub.add_parser("summary", parents=[client, scope],
                              help="active/idle time summaries")
-    summary.add_argument("--by", required=True, choices=SUMMARY_BY)
+    summary.add_argument("--by", required=True, choices=summaries.BY)
     summary.add_argument("--format", choices=("table", "json", "csv"), default="table")
 
     export = sub.add_parser("export", parents=[client, scope], help="CSV export")
-    export.add_argument("kind", choices=EXPORT_KINDS)
+    export.add_argument("kind", choices=csvexport.KINDS)
     export.add_argument("-o", "--output", type=Path, metavar="FILE",
                         help="write to FILE (default: stdout)")
 
@@ -114,6 +119,19 @@ def build_parser() -> argparse.ArgumentParser:
     rules_sub.add_parser("show", parents=[store], help="print the rules as TOML")
     load = rules_sub.add_parser("load", parents=[store], help="replace the rules from a file")
     load.add_argument("file", type=Path)
+
+    agents = sub.add_parser("agents", help="list agents, set their groups, revoke them")
+    agents_sub = agents.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = agents_sub.add_parser("list", parents=[store], help="agents with their groups")
+    listing.add_argument("--group", help="only agents in this group (and its subgroups)")
+    set_group = agents_sub.add_parser("set-group", parents=[store],
+                                      help="replace an agent's groups")
+    set_group.add_argument("agent", metavar="AGENT")
+    set_group.add_argument("groups", nargs="*", metavar="GROUP",
+                           help="the new groups (none: the agent leaves every group)")
+    revoke_agent = agents_sub.add_parser("revoke", parents=[store],
+                                         help="revoke an agent's credential (its data stays)")
+    revoke_agent.add_argument("agent", metavar="AGENT")
     return parser
 
 
@@ -125,8 +143,21 @@ def _overrides(args: argparse.Namespace) -> dict:
     }
 
 
+# What `pip install 'worklens[collector]'` adds to the agent's install (import names).
+COLLECTOR_LIBRARIES = ("fastapi", "uvicorn", "prometheus_client", "orjson", "requests")
+
+
+def check_collector_libraries() -> None:
+    """One line, not an ImportError traceback, on an agent-only install."""
+    missing = [name for name in COLLECTOR_LIBRARIES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise UserError(f"the collector's libraries are not installed ({', '.join(missing)}): "
+                        "pip install 'worklens[collector]'")
+
+
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    check_collector_libraries()
     config_file = None
     if args.command not in CLIENT_COMMANDS:
         config_file = args.config or system_config_file("collector")

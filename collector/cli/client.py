@@ -1,7 +1,7 @@
 """``worklens-collector summary`` and ``export``: the operator's client for the
-collector's HTTP API (``requests``). Arguments are parsed in collector/cli.py.
+collector's HTTP API (``requests``). Arguments are parsed in cli/__init__.py.
 
-Dates are checked here with the server's own rules (collector.dates) so a
+Dates are checked here with the server's own rules (reports.dates) so a
 typo fails at once, but relative words (``today``, ``7d``) are sent as typed
 and resolved by the collector in the requested (or its default) time zone.
 Every expected failure is one line and exit code 1 (worklens.common.cli.UserError).
@@ -15,12 +15,12 @@ import io
 import json
 import os
 import sys
-import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import requests
+from worklens.collector.cli.progress import Progress
 from worklens.collector.reports.csvexport import safe
 from worklens.collector.reports.dates import DateError, parse_date, parse_tz
 from worklens.common.cli import UserError
@@ -32,6 +32,18 @@ ROLE_FOR = {"summary": "viewer", "export": "exporter"}
 
 
 # -- talking to the collector -------------------------------------------------------------
+
+def base_url(url: str) -> str:
+    """``--url`` as people type it: a bare HOST:PORT means ``http://`` (the HTTP
+    port's default, plain text on loopback); any other scheme is one line."""
+    typed = url.strip()
+    url = typed if "://" in typed else f"http://{typed}"
+    scheme, _, rest = url.partition("://")
+    if scheme.lower() not in ("http", "https") or not rest.strip("/"):
+        raise UserError(f"--url {typed!r}: expected HOST:PORT, http://HOST:PORT or "
+                        "https://HOST:PORT")
+    return url
+
 
 def _session(args: argparse.Namespace) -> requests.Session:
     if not args.token:
@@ -62,8 +74,10 @@ def _check(resp: requests.Response, url: str, command: str) -> None:
         raise UserError(f"the collector refused the token ({message}): set --token or "
                         "WORKLENS_TOKEN to a valid token")
     if resp.status_code == 403:
-        raise UserError(f"permission denied: {message} (`{command}` needs a "
-                        f"{ROLE_FOR[command]} token)")
+        role = ROLE_FOR[command]   # said once: the collector's message names it already
+        hint = "" if role in message else \
+            f" (`{command}` needs {'an' if role[0] in 'aeiou' else 'a'} {role} token)"
+        raise UserError(f"permission denied: {message}{hint}")
     if resp.status_code in (400, 404, 422):
         raise UserError(message)
     raise UserError(f"the collector at {url} answered {resp.status_code}: {message}")
@@ -108,7 +122,7 @@ def _query(args: argparse.Namespace) -> dict[str, str]:
         except DateError as exc:
             raise UserError(f"{flag}: {exc}") from None
     params = {"from": args.date_from, "to": args.date_to}
-    for name in ("tz", "agent", "user"):
+    for name in ("tz", "agent", "user", "group"):
         if getattr(args, name, None):
             params[name] = getattr(args, name)
     return params
@@ -227,39 +241,13 @@ def _title(data: dict[str, Any]) -> str:
 
 # -- export ---------------------------------------------------------------------------------
 
-class Progress:
-    """Rows and MB on one self-rewriting stderr line, only for a person at a terminal."""
-
-    def __init__(self, enabled: bool, every_s: float = 0.5):
-        self.enabled = enabled
-        self.every_s = every_s
-        self.rows = 0
-        self.bytes = 0
-        self._last = 0.0
-
-    def add(self, chunk: bytes) -> None:
-        self.bytes += len(chunk)
-        self.rows += chunk.count(b"\n")
-        now = time.monotonic()
-        if self.enabled and now - self._last >= self.every_s:
-            self._last = now
-            self._show("")
-
-    def done(self) -> None:
-        if self.enabled:
-            self._show("\n")
-
-    def _show(self, end: str) -> None:
-        rows = max(self.rows - 1, 0)  # the header line is not a row
-        sys.stderr.write(f"\rexported {rows:,} rows, {self.bytes / 1e6:.1f} MB{end}")
-        sys.stderr.flush()
-
-
 def _copy(chunks: Iterable[bytes], out: BinaryIO, progress: Progress) -> None:
+    size = 0
     for chunk in chunks:
         if chunk:
             out.write(chunk)
-            progress.add(chunk)
+            size += len(chunk)
+            progress.add(chunk.count(b"\n"), f"{size / 1e6:.1f} MB")
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -267,7 +255,9 @@ def run_export(args: argparse.Namespace) -> int:
     session = _session(args)
     resp = _get(session, args.url, f"/api/v1/export/{args.kind}.csv", params, "export",
                 stream=True)
-    progress = Progress(enabled=sys.stderr.isatty())
+    progress = Progress("exported")
+    progress.done = -1    # the header line is not a row
+    progress.add(0)       # a person sees at once that the export started
     try:
         chunks = resp.iter_content(chunk_size=CHUNK_BYTES)
         if args.output is None:
@@ -279,7 +269,7 @@ def run_export(args: argparse.Namespace) -> int:
         raise UserError(f"the export from {args.url} broke off: {_reason(exc)}") from None
     finally:
         resp.close()
-    progress.done()
+        progress.finish()   # on a terminal: the count so far, then any error on its own line
     return 0
 
 
@@ -298,6 +288,7 @@ def _write_file(path: Path, chunks: Iterable[bytes], progress: Progress) -> None
 
 
 def command(args: argparse.Namespace, cfg: Any, data_dir: Path) -> int:
+    args.url = base_url(args.url)
     if args.command == "summary":
         return run_summary(args)
     if args.command == "export":

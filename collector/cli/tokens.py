@@ -38,9 +38,9 @@ def _print_table(infos: list[tokens.TokenInfo]) -> None:
     if not infos:
         print("no tokens (create one with: worklens-collector token create --role enroll)")
         return
-    header = ("ID", "ROLE", "NAME", "STATUS", "CREATED", "EXPIRES", "LAST USED")
+    header = ("ID", "ROLE", "NAME", "STATUS", "CREATED", "EXPIRES", "LAST USED", "GROUPS")
     rows = [(t.id, t.role, t.name or "-", t.status(), _when(t.created_ms), _when(t.expires_ms),
-             _when(t.last_used_ms)) for t in infos]
+             _when(t.last_used_ms), ",".join(t.groups) or "-") for t in infos]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
@@ -51,10 +51,11 @@ def command(args: argparse.Namespace, cfg: CollectorConfig, data_dir: Path) -> i
     store = open_store(store_url(cfg, data_dir))
     try:
         if args.action == "create":
-            info, secret = tokens.create_token(store, args.role, args.name or "", expires)
+            info, secret = tokens.create_token(store, args.role, args.name or "", expires,
+                                               groups=args.group or ())
             audit.record(store, audit.local_operator(), "token.create",
                          {"id": info.id, "role": info.role, "name": info.name,
-                          "expires_ms": info.expires_ms})
+                          "expires_ms": info.expires_ms, "groups": list(info.groups)})
             print(secret)
             until = f", expires {_when(info.expires_ms)}" if info.expires_ms else ""
             print(f"created {info.role} token {info.id}{until}. The secret above is shown only "

@@ -18,7 +18,9 @@ from fastapi.staticfiles import StaticFiles
 from worklens.collector.http import (
     api_admin,
     api_agents,
+    api_dashboard,
     api_export,
+    api_groups,
     api_query,
     api_rules,
     errors,
@@ -40,7 +42,8 @@ def create_app(store: Any, cfg: Any) -> FastAPI:
     app.state.store = store
     app.state.cfg = cfg
     errors.install(app)
-    for module in (ops, api_agents, api_query, api_export, api_rules, api_admin):
+    for module in (ops, api_agents, api_query, api_export, api_rules, api_admin, api_groups,
+                   api_dashboard):
         app.include_router(module.router)
     _mount_dashboard(app)
     app.add_middleware(SecurityHeaders)
@@ -53,6 +56,10 @@ def _mount_dashboard(app: FastAPI) -> None:
     @app.get("/", include_in_schema=False)
     def dashboard() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", headers=_PAGE_HEADERS)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> FileResponse:
+        return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml")
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

@@ -13,6 +13,7 @@ from worklens.collector.access import audit, enrollment, tokens
 from worklens.collector.http.auth import Principal, require
 from worklens.collector.http.context import client_address, store_of
 from worklens.collector.http.errors import ApiError
+from worklens.common.cli import UserError
 from worklens.common.durations import parse_duration
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])
@@ -20,9 +21,12 @@ Admin = Annotated[Principal, Depends(require("admin"))]
 
 
 class TokenRequest(BaseModel):
-    role: Literal["enroll", "viewer", "exporter", "admin"]
+    role: Literal[tokens.ROLES]  # type: ignore[valid-type]
     name: str = Field("", max_length=200)
     expires: str | None = Field(None, description="a duration such as 30d; omitted = never")
+    groups: list[str] = Field(default_factory=list, max_length=50,
+                              description="enroll: groups of the agents it enrolls; "
+                                          "viewer/exporter: sees only agents in these groups")
 
 
 def _token_json(info: Any) -> dict[str, Any]:
@@ -45,11 +49,16 @@ def create_token(request: Request, body: TokenRequest, who: Admin) -> JSONRespon
         problem = tokens.expires_problem(expires_s)
         if problem:
             raise ApiError(400, f"expires: {problem}")
-    info, secret = tokens.create_token(store_of(request), body.role, name=body.name,
-                                       expires_s=expires_s)
+    try:
+        info, secret = tokens.create_token(store_of(request), body.role, name=body.name,
+                                           expires_s=expires_s, groups=body.groups)
+    except UserError as exc:
+        raise ApiError(400, f"groups: {exc}".replace("groups: --group: ", "groups: ")
+                       ) from None
     audit.record(store_of(request), who, "token.create",
                  {"id": info.id, "role": info.role, "name": info.name,
-                  "expires_ms": info.expires_ms}, client_address(request))
+                  "expires_ms": info.expires_ms, "groups": list(info.groups)},
+                 client_address(request))
     return JSONResponse({"token": _token_json(info), "secret": secret}, status_code=201)
 
 

@@ -10,6 +10,7 @@ from worklens.collector.http import queries
 from worklens.collector.http.auth import Principal, require
 from worklens.collector.http.context import store_of, tz_param
 from worklens.collector.http.jsonresp import FastJSONResponse
+from worklens.collector.http.scope import visible_for
 
 router = APIRouter(prefix="/api/v1", tags=["query"])
 Viewer = Annotated[Principal, Depends(require("viewer"))]
@@ -24,7 +25,7 @@ def list_agents(request: Request, _who: Viewer,
                 tz: Annotated[str | None, Query(description="IANA time zone")] = None,
                 ) -> FastJSONResponse:
     zone = tz_param(request, tz)
-    agents = queries.agents(store_of(request))
+    agents = queries.agents(store_of(request), visible_for(request, store_of(request)))
     for item in agents:
         item["enrolled"] = _iso(item["enrolled_ms"], zone)
         item["last_seen"] = _iso(item["last_seen_ms"], zone)

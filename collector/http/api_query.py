@@ -1,5 +1,5 @@
 """Summaries and timelines (role viewer). The numbers come from the
-summaries engineer's ``collector.summary`` (rollups, not raw spans); this
+reports' ``reports.summary`` (rollups, not raw spans); this
 module only parses parameters and shapes JSON."""
 
 from __future__ import annotations
@@ -15,13 +15,15 @@ from worklens.collector.http.auth import Principal, require
 from worklens.collector.http.context import range_params, store_of, tz_param
 from worklens.collector.http.errors import ApiError, bad_param
 from worklens.collector.http.jsonresp import FastJSONResponse
+from worklens.collector.http.scope import check_agent, scope_of, visible_for
+from worklens.collector.reports import summary as summaries
 from worklens.collector.reports.dates import DateError, parse_date
 
 # Handlers return FastJSONResponse themselves: FastAPI's generic encoder would walk a
 # day's timeline (thousands of nested objects) many times slower than orjson.
 router = APIRouter(prefix="/api/v1", tags=["query"])
 Viewer = Annotated[Principal, Depends(require("viewer"))]
-SUMMARY_BY = ("app", "agent", "user", "day", "hour", "category")
+SUMMARY_BY = summaries.BY
 
 DATE_HELP = "YYYY-MM-DD, today, yesterday or Nd (last N days)"
 TzParam = Query(description="IANA time zone (default: the collector's [summary] timezone)")
@@ -35,13 +37,18 @@ def summary(request: Request, _who: Viewer,
             by: Annotated[str, Query(description="one of " + ", ".join(SUMMARY_BY))] = "app",
             agent: Annotated[str | None, Query(description="only this agent id")] = None,
             user: Annotated[str | None, Query(description="only this user")] = None,
+            group: Annotated[str | None, Query(description="only agents in this group "
+                                                           "(and its subgroups)")] = None,
             tz: Annotated[str | None, TzParam] = None) -> FastJSONResponse:
     if by not in SUMMARY_BY:
         raise bad_param("by", f"unknown grouping {by!r} (expected one of {', '.join(SUMMARY_BY)})")
     rng = range_params(request, date_from, date_to, tz)
-    result = queries.summary(store_of(request), rng, by, agent=agent or None, user=user or None)
+    seen = visible_for(request, store_of(request), group or None)
+    result = queries.summary(store_of(request), rng, by, agent=agent or None, user=user or None,
+                             seen=seen)
     return FastJSONResponse({"from": rng.first.isoformat(), "to": rng.last.isoformat(),
-                         "tz": rng.tz.key, "by": by, "agent": agent, "user": user, **result})
+                             "tz": rng.tz.key, "by": by, "agent": agent, "user": user,
+                             "group": group, "scope": scope_of(request).to_json(), **result})
 
 
 @router.get("/timeline", summary="One agent's day: ordered window and activity spans")
@@ -66,6 +73,7 @@ def agent_day(request: Request, agent: str, date: str, tz: str | None,
     """One agent's local day through ``query(store, agent, day, zone)``; 404 when
     the agent is unknown."""
     zone, day = day_params(request, date, tz)
+    check_agent(request, store_of(request), agent)
     result = query(store_of(request), agent, day, zone)
     if result is None:
         raise ApiError(404, f"agent: no agent with id {agent!r}")

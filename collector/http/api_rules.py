@@ -1,7 +1,7 @@
 """``GET/PUT /api/v1/rules``: the ordered productivity/category rules.
 Reading needs viewer, replacing needs admin; a bad rule is a 400 that names
 it, and every change is audited. Validation and re-applying the rules to
-history are the summaries engineer's ``collector.rules``."""
+history are ``rollup.rules`` and ``rollup.buckets.set_rules``."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Roles are ordered: viewer < exporter < admin. ``enroll`` tokens exist only for
 agents trading the enrollment secret and open nothing here. Tokens are checked
-with ``collector.tokens.verify_token`` (hashed secrets, constant-time compare),
+with ``access.tokens.verify_token`` (hashed secrets, constant-time compare),
 so unknown, revoked and expired tokens all get the same 401.
 """
 
@@ -26,6 +26,14 @@ class Principal:
     token_id: str
     name: str
     role: str
+    groups: tuple[str, ...] = ()
+
+    @property
+    def scope(self):
+        """What this caller may see (collector.groups.Scope): its groups, or all."""
+        from worklens.collector.access.groups import scope_for
+
+        return scope_for(self.role, self.groups)
 
 
 def _bearer(request: Request) -> str:
@@ -42,7 +50,7 @@ def authenticate(request: Request) -> Principal:
     info = tokens.verify_token(request.app.state.store, _bearer(request))
     if info is None:
         raise ApiError(401, "invalid, revoked or expired token", CHALLENGE)
-    return Principal(token_id=info.id, name=info.name, role=info.role)
+    return Principal(token_id=info.id, name=info.name, role=info.role, groups=info.groups)
 
 
 def require(role: str) -> Callable[[Request], Principal]:

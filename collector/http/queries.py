@@ -10,6 +10,7 @@ from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from worklens.collector.access.groups import NO_GROUP, Visible
 from worklens.collector.http.errors import ApiError
 from worklens.collector.reports import csvexport
 from worklens.collector.reports import summary as summaries
@@ -17,28 +18,33 @@ from worklens.collector.reports.dates import DateRange
 from worklens.collector.rollup import buckets, rules
 from worklens.collector.store import blocks
 
-EXPORT_KINDS = ("spans", "activity", "processes", "daily", "apps")
+EXPORT_KINDS = csvexport.KINDS   # owned by the CSV module
 
 
-def summary(store: Any, rng: DateRange, by: str, agent: str | None, user: str | None
-            ) -> dict[str, Any]:
+def summary(store: Any, rng: DateRange, by: str, agent: str | None, user: str | None,
+            seen: Visible | None = None) -> dict[str, Any]:
     """``rows`` (each keyed by the grouping's name, e.g. ``{"app": "firefox", ...}``),
-    ``total`` and, for one agent, ``top_processes`` per day."""
+    ``total`` and, for one agent, ``top_processes`` per day; only over the agents
+    ``seen`` (the caller's resolved scope)."""
     try:
         result = summaries.summarize(store, rng.first, rng.last, by, rng.tz, agent=agent,
-                                     user=user)
+                                     user=user, agents=seen.keys if seen else None,
+                                     groups_of=seen.groups_of if seen else None,
+                                     no_group=NO_GROUP)
     except summaries.UnknownAgent:
         raise ApiError(404, f"agent: no agent with id {agent!r}") from None
     except summaries.SummaryError as exc:
         raise ApiError(400, str(exc)) from None
-    data = result.to_dict()
+    # Rows are flat dataclasses: vars() instead of asdict()'s deep copy (1,000 rows for
+    # the dashboard's people table).
     rows = []
-    for row in data["rows"]:
-        row[by] = row.pop("key")
-        rows.append({by: row.pop(by), **row})
-    total = data["total"]
+    for row in result.rows:
+        fields = dict(vars(row))
+        rows.append({by: fields.pop("key"), **fields})
+    total = dict(vars(result.total))
     total.pop("key", None)
-    return {"rows": rows, "total": total, "top_processes": data["top_processes"]}
+    return {"rows": rows, "total": total,
+            "top_processes": [asdict(p) for p in result.top_processes]}
 
 
 def timeline(store: Any, agent_id: str, day: date, tz: ZoneInfo) -> dict[str, Any] | None:
@@ -90,17 +96,27 @@ def _process_users(store: Any, agent_id: str, lo: int, hi: int, names: set[str]
     return {name: ", ".join(sorted(u for u in found if u)) for name, found in users.items()}
 
 
-def agents(store: Any) -> list[dict[str, Any]]:
-    return [asdict(a) for a in summaries.list_agents(store)]
+def agents(store: Any, seen: Visible | None = None) -> list[dict[str, Any]]:
+    """The agents the caller may see, each with its groups (as the scope shows them)."""
+    with store.reader() as conn:
+        keys = dict(conn.execute("SELECT agent_id, id FROM agents").fetchall())
+    out = []
+    for a in summaries.list_agents(store):
+        key = keys.get(a.agent_id)
+        if key is None or (seen is not None and not seen.allows(key)):
+            continue
+        out.append({**asdict(a), "groups": seen.groups_of.get(key, []) if seen else []})
+    return out
 
 
 def export_csv(store: Any, kind: str, rng: DateRange, agent: str | None = None,
-               user: str | None = None) -> Iterable[bytes]:
+               user: str | None = None, seen: Visible | None = None) -> Iterable[bytes]:
     """Check the request now (so errors are a 400/404 before any byte is sent) and
     return the generator of UTF-8 CSV chunks, which owns its own connection."""
     try:
         return csvexport.export(store, kind, rng.first, rng.last, rng.tz, agent=agent,
-                                user=user)
+                                user=user, agents=seen.keys if seen else None,
+                                groups_of=seen.groups_of if seen else None)
     except summaries.UnknownAgent:
         raise ApiError(404, f"agent: no agent with id {agent!r}") from None
     except (csvexport.ExportError, summaries.SummaryError) as exc:

@@ -40,7 +40,7 @@ check, the same validation, the same store call.
 
 Revocation: a stream is authenticated when it opens and again, before the next
 batch is accepted, (a) at once when this process revoked or re-enrolled any
-agent since (collector.enrollment's change counter), and (b) at least every
+agent since (access.enrollment's change counter), and (b) at least every
 ``CREDENTIAL_RECHECK_S`` seconds otherwise, which catches revocations written
 by another process (the ``token``/admin CLI, the HTTP API's own SQL, other
 collectors sharing a database). A stream whose credential no longer holds ends
@@ -85,6 +85,7 @@ from worklens.collector.ingest.validate import InvalidBatch, Limits, check_batch
 from worklens.collector.store import AgentRow, IngestResult, Store, StoreBusy, StoreError
 from worklens.collector.store.overlaps import clip_overlaps, rows_overlap
 from worklens.collector.store.records import extract
+from worklens.common import wire
 from worklens.common.packing import (
     PACKING,
     Inflater,
@@ -98,8 +99,6 @@ from worklens.v1 import agent_pb2
 log = logging.getLogger(__name__)
 
 SERVICE = "worklens.v1.AgentService"
-REJECTED_SEQUENCE_KEY = "worklens-rejected-sequence"
-RETRY_AFTER_KEY = "retry-after-ms"
 # Batches of one stream parsed and queued ahead of their acks.
 MAX_IN_FLIGHT = 32
 # ... and at most this many events (records held in memory until their commit): a
@@ -133,9 +132,9 @@ class _Reject:
     def trailing_metadata(self) -> tuple[tuple[str, str], ...]:
         out = []
         if self.sequence is not None:
-            out.append((REJECTED_SEQUENCE_KEY, str(self.sequence)))
+            out.append((wire.REJECTED_SEQUENCE_KEY, str(self.sequence)))
         if self.retry_after_ms is not None:
-            out.append((RETRY_AFTER_KEY, str(self.retry_after_ms)))
+            out.append((wire.RETRY_AFTER_KEY, str(self.retry_after_ms)))
         return tuple(out)
 
 
@@ -181,12 +180,7 @@ def _forget(pipeline: asyncio.Queue) -> None:
 
 
 def _credential(context: grpc.aio.ServicerContext) -> str:
-    for key, value in context.invocation_metadata() or ():
-        if key == "authorization" and isinstance(value, str):
-            scheme, _, credential = value.partition(" ")
-            if scheme.lower() == "bearer":
-                return credential.strip()
-    return ""
+    return wire.credential_of(context.invocation_metadata())
 
 
 async def _outcome(item: _InFlight) -> IngestResult | _Reject:

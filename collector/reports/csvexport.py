@@ -41,10 +41,12 @@ import io
 import sqlite3
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 from typing import Any
 from urllib.parse import quote
 
+from worklens.collector.access.groups import memberships
 from worklens.collector.reports.summary import (
     CLASSES,
     STATE_NAMES,
@@ -60,19 +62,21 @@ KINDS = ("spans", "activity", "processes", "daily", "apps")
 CHUNK_ROWS = 5000
 _FORMULA_START = frozenset("=+-@\t\r")
 
+# ``group`` (last, so that columns existing consumers read keep their places): the
+# agent's groups as the caller's scope may show them, ";"-separated, "" for none.
 HEADERS = {
     "spans": ["agent_id", "user", "start", "end", "duration_seconds", "app", "title", "category",
-              "productivity", "exe", "pid"],
+              "productivity", "exe", "pid", "group"],
     "activity": ["agent_id", "user", "start", "end", "duration_seconds", "state", "key_presses",
-                 "clicks", "mouse_moves", "scrolls"],
+                 "clicks", "mouse_moves", "scrolls", "group"],
     "processes": ["agent_id", "time", "pid", "name", "user", "cpu_percent", "rss_bytes",
-                  "cpu_seconds", "interval_seconds"],
+                  "cpu_seconds", "interval_seconds", "group"],
     "daily": ["date", "agent_id", "user", "active_seconds", "idle_seconds", "spans",
               *(f"{c}_seconds" for c in CLASSES), "state_active_seconds", "state_idle_seconds",
               "locked_seconds", "asleep_seconds", "key_presses", "clicks", "mouse_moves",
-              "scrolls", "dropped_events"],
+              "scrolls", "dropped_events", "group"],
     "apps": ["date", "agent_id", "user", "app", "category", "productivity", "active_seconds",
-             "idle_seconds", "spans"],
+             "idle_seconds", "spans", "group"],
 }
 
 
@@ -126,11 +130,22 @@ class IsoTime:
         return f"{parts[0]}{_SECONDS[rest]}{parts[1]}"
 
 
+@dataclass(frozen=True)
+class _Selection:
+    """Which agents an export walks (``keys`` None = all) and each one's group cell."""
+
+    keys: frozenset[int] | None
+    groups_of: dict[int, list[str]] | None
+
+
 def export(store: Any, kind: str, from_date: date, to_date: date,
            tz: tzinfo | str | None = None, agent: str | None = None,
-           user: str | None = None) -> Iterator[bytes]:
+           user: str | None = None, agents: frozenset[int] | None = None,
+           groups_of: dict[int, list[str]] | None = None) -> Iterator[bytes]:
     """Validate now (so an API can answer 400/404 before streaming), then return a
-    generator of UTF-8 CSV chunks."""
+    generator of UTF-8 CSV chunks. ``agents``: only these agent keys (a resolved
+    scope; an ``agent`` outside it is unknown); ``groups_of``: the group column's
+    content (default: every group of each agent)."""
     if kind not in KINDS:
         raise ExportError(f"kind: expected one of {', '.join(KINDS)}, got {kind!r}")
     if from_date > to_date:
@@ -141,10 +156,11 @@ def export(store: Any, kind: str, from_date: date, to_date: date,
     if agent is not None:
         with store.reader() as conn:
             row = conn.execute("SELECT id FROM agents WHERE agent_id = ?", (agent,)).fetchone()
-        if row is None:
+        if row is None or (agents is not None and row[0] not in agents):
             raise UnknownAgent(f"no agent {agent!r}")
         key = row[0]
-    return _stream(store, kind, start, end, tz, key, user)
+    keys = frozenset((key,)) if key is not None else agents
+    return _stream(store, kind, start, end, tz, _Selection(keys, groups_of), user)
 
 
 def _connect(store: Any) -> sqlite3.Connection:
@@ -154,11 +170,13 @@ def _connect(store: Any) -> sqlite3.Connection:
     return conn
 
 
-def _stream(store: Any, kind: str, start: int, end: int, tz: tzinfo, agent: int | None,
+def _stream(store: Any, kind: str, start: int, end: int, tz: tzinfo, agent: _Selection,
             user: str | None) -> Iterator[bytes]:
     conn = _connect(store)
     try:
         conn.execute("BEGIN")   # one snapshot for the whole export
+        if agent.groups_of is None:
+            agent = _Selection(agent.keys, memberships(conn))
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\r\n")
         writer.writerow(HEADERS[kind])
@@ -222,18 +240,18 @@ _SECONDS = [f"{s:02d}.{m:03d}" for s in range(60) for m in range(1000)]   # ms i
 
 
 def _raw_rows(conn: sqlite3.Connection, table: str, column: str, columns: str, start: int,
-              end: int, agent: int | None, user: str | None
-              ) -> Iterator[tuple[str, list[tuple]]]:
-    """(agent_id, rows) agent by agent, each agent's rows by ``column`` (its index
-    order), in pieces of at most CHUNK_ROWS rows."""
+              end: int, agent: _Selection, user: str | None
+              ) -> Iterator[tuple[str, str, list[tuple]]]:
+    """(agent_id, group cell, rows) agent by agent, each agent's rows by ``column``
+    (its index order), in pieces of at most CHUNK_ROWS rows."""
     where = f"agent = ? AND {column} >= ? AND {column} < ?"
     if user is not None:
         where += " AND username = ?"
     sql = f"SELECT {columns} FROM {table} WHERE {where} ORDER BY {column}"
-    for key, agent_id in _agents(conn, agent):
+    for key, agent_id, group in _agents(conn, agent):
         params = (key, start, end) if user is None else (key, start, end, user)
         for rows in _chunks(conn, sql, params):
-            yield agent_id, rows
+            yield agent_id, group, rows
 
 
 def _pieces(lines: Iterator[list]) -> Iterator[list]:
@@ -262,10 +280,11 @@ def _span_lines(conn, start, end, tz, agent, user) -> Iterator[list[str]]:
     minutes = iso.minutes
     cells = _Cells()
     described: dict[tuple, str] = {}   # (app, title, excluded) -> "app,title,category,class"
-    for agent_id, rows in _raw_rows(conn, "window_spans", "start_ms",
-                                    "username, start_ms, duration_ms, app, title, excluded, "
-                                    "exe, pid", start, end, agent, user):
+    for agent_id, group, rows in _raw_rows(conn, "window_spans", "start_ms",
+                                           "username, start_ms, duration_ms, app, title, "
+                                           "excluded, exe, pid", start, end, agent, user):
         head = rfc4180(agent_id) + ","
+        tail = "," + rfc4180(group) + "\r\n"
         out = []
         append = out.append
         for u, s, d, app, title, excluded, exe, pid in rows:
@@ -284,38 +303,43 @@ def _span_lines(conn, start, end, tz, agent, user) -> Iterator[list[str]]:
             m, r2 = divmod(e, 60_000)
             b = minutes.get(m) or minute_of(m)
             append(f"{head}{cells[u]},{a[0]}{seconds[r]}{a[1]},{b[0]}{seconds[r2]}{b[1]},"
-                   f"{d / 1000},{what},{'' if excluded else cells[exe]},{pid}\r\n")
+                   f"{d / 1000},{what},{'' if excluded else cells[exe]},{pid}{tail}")
         yield out
 
 
 def _activity(conn, start, end, tz, agent, user) -> Iterator[list[tuple]]:
     iso = IsoTime(tz)
-    for agent_id, rows in _raw_rows(conn, "activity_spans", "start_ms",
-                                    "username, start_ms, duration_ms, state, key_presses, "
-                                    "clicks, mouse_moves, scrolls", start, end, agent, user):
+    for agent_id, group, rows in _raw_rows(conn, "activity_spans", "start_ms",
+                                           "username, start_ms, duration_ms, state, "
+                                           "key_presses, clicks, mouse_moves, scrolls",
+                                           start, end, agent, user):
         yield [(agent_id, safe(u), iso(s), iso(s + d), d / 1000,
-                STATE_NAMES.get(st, "unknown"), k, c, m, sc)
+                STATE_NAMES.get(st, "unknown"), k, c, m, sc, group)
                for u, s, d, st, k, c, m, sc in rows]
 
 
 def _processes(conn, start, end, tz, agent, user) -> Iterator[list[tuple]]:
     iso = IsoTime(tz)
-    for key, agent_id in _agents(conn, agent):
+    for key, agent_id, group in _agents(conn, agent):
         for rows in blocks.read(conn, key, start, end, user):
             yield [(agent_id, iso(t), pid, safe(n), safe(u), round(cpu, 3), rss,
-                    round(cs, 3), iv / 1000) for _a, t, pid, n, u, cpu, rss, cs, iv in rows]
+                    round(cs, 3), iv / 1000, group)
+                   for _a, t, pid, n, u, cpu, rss, cs, iv in rows]
 
 
 # -- rollup kinds: per agent, aggregated to local days ----------------------------------------
 
-def _agents(conn: sqlite3.Connection, agent: int | None) -> list[tuple[int, str]]:
+def _agents(conn: sqlite3.Connection, agent: _Selection) -> list[tuple[int, str, str]]:
+    """(key, agent_id, group cell) of the selected agents, by agent_id."""
     rows = conn.execute("SELECT id, agent_id FROM agents ORDER BY agent_id").fetchall()
-    return [r for r in rows if agent is None or r[0] == agent]
+    groups_of = agent.groups_of or {}
+    return [(key, agent_id, safe(";".join(groups_of.get(key, ()))))
+            for key, agent_id in rows if agent.keys is None or key in agent.keys]
 
 
 def _daily(conn, start, end, tz, agent, user) -> Iterator[list[tuple]]:
     labels = LocalLabels(tz)
-    for key, agent_id in _agents(conn, agent):
+    for key, agent_id, group in _agents(conn, agent):
         where, params = _filters("bucket", start, end, key, user)
         days: dict[tuple[str, str], list] = defaultdict(lambda: [0] * 16)
         for bucket, u, prod, active, idle, spans in conn.execute(
@@ -343,8 +367,8 @@ def _daily(conn, start, end, tz, agent, user) -> Iterator[list[tuple]]:
                 # An agent-wide figure: on the day's first user row (or a row of its own).
                 users = sorted(u for d, u in days if d == day) or [""]
                 days[(day, users[0])][15] += count
-        yield [(day, agent_id, safe(u), *_seconds(v[:2]), v[2], *_seconds(v[3:11]), *v[11:])
-               for (day, u), v in sorted(days.items())]
+        yield [(day, agent_id, safe(u), *_seconds(v[:2]), v[2], *_seconds(v[3:11]), *v[11:],
+                group) for (day, u), v in sorted(days.items())]
 
 
 def _seconds(values: list[int]) -> list[float]:
@@ -353,7 +377,7 @@ def _seconds(values: list[int]) -> list[float]:
 
 def _apps(conn, start, end, tz, agent, user) -> Iterator[list[tuple]]:
     labels = LocalLabels(tz)
-    for key, agent_id in _agents(conn, agent):
+    for key, agent_id, group in _agents(conn, agent):
         where, params = _filters("bucket", start, end, key, user)
         days: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0])
         for bucket, u, app, category, prod, active, idle, spans in conn.execute(
@@ -363,7 +387,7 @@ def _apps(conn, start, end, tz, agent, user) -> Iterator[list[tuple]]:
             row[0] += active
             row[1] += idle
             row[2] += spans
-        yield [(day, agent_id, safe(u), safe(app), safe(cat), prod, a / 1000, i / 1000, n)
+        yield [(day, agent_id, safe(u), safe(app), safe(cat), prod, a / 1000, i / 1000, n, group)
                for (day, u, app, cat, prod), (a, i, n) in sorted(days.items())]
 
 

@@ -27,7 +27,7 @@ from worklens.collector.reports.timezones import local_tz_name
 from worklens.collector.rollup.buckets import ACTIVE, ASLEEP, BUCKET_MS, IDLE, LOCKED, bucket_of
 from worklens.collector.rollup.rules import PRODUCTIVITY, UNCLASSIFIED, app_key, classifier
 
-BY = ("app", "agent", "user", "day", "hour", "category")
+BY = ("app", "agent", "user", "group", "day", "hour", "category")
 CLASSES = (*PRODUCTIVITY, UNCLASSIFIED)
 STATE_NAMES = {ACTIVE: "active", IDLE: "idle", LOCKED: "locked", ASLEEP: "asleep"}
 TOP_PROCESSES = 5
@@ -188,17 +188,27 @@ def agent_names(conn: sqlite3.Connection) -> dict[int, str]:
 
 
 _DIMENSION = {"app": "app", "category": "category", "agent": "agent", "user": "username",
-              "day": "bucket", "hour": "bucket"}
+              "group": "agent", "day": "bucket", "hour": "bucket"}
 
 
-def _query(by: str, start: int, end: int, agent: int | None, user: str | None
-           ) -> tuple[str, list]:
-    """The rollup query: the fleet table when no agent/user filter or dimension needs
-    the per-agent table (its rows do not grow with the number of agents)."""
-    per_agent = agent is not None or user is not None or by in ("agent", "user")
+def agents_clause(keys: frozenset[int]) -> str:
+    """``agent IN (...)`` for a resolved scope (integers only, so inlined safely)."""
+    if not keys:
+        return "0"
+    return f"agent IN ({','.join(str(int(k)) for k in sorted(keys))})"
+
+
+def _query(by: str, start: int, end: int, agent: int | None, user: str | None,
+           agents: frozenset[int] | None = None) -> tuple[str, list]:
+    """The rollup query: the fleet table when no agent/user/scope filter or dimension
+    needs the per-agent table (its rows do not grow with the number of agents)."""
+    per_agent = (agent is not None or user is not None or agents is not None
+                 or by in ("agent", "user", "group"))
     table = "rollup_window" if per_agent else "rollup_window_all"
     dim = _DIMENSION[by]
     where, params = ["bucket >= ?", "bucket < ?"], [start, end]
+    if agents is not None:
+        where.append(agents_clause(agents))
     if agent is not None:
         where.append("agent = ?")
         params.append(agent)
@@ -210,11 +220,117 @@ def _query(by: str, start: int, end: int, agent: int | None, user: str | None
     return sql, params
 
 
+DAY_MS = 86_400_000
+_DAY_DIMENSION = {"agent": "agent", "user": "username", "group": "agent"}
+
+
+_CLASS_SUMS = ", ".join(f"sum({c}_ms)" for c in CLASSES)
+_CLASS_CASES = ", ".join(f"CASE productivity WHEN '{c}' THEN active_ms ELSE 0 END AS {c}_ms"
+                         for c in CLASSES)
+
+
+def _agent_query(by: str, start: int, end: int, agent: int | None, user: str | None,
+                 agents: frozenset[int] | None, all_keys: frozenset[int]) -> tuple[str, list]:
+    """By agent, user or group: whole UTC days from ``rollup_agent_day`` (a row per
+    agent-day and user, classes in columns), the edges of a range in another zone
+    from ``rollup_window``, read through its (agent, bucket) key agent by agent.
+    Rows: (dim, <class>_ms for each of CLASSES, idle_ms, spans)."""
+    dim = _DAY_DIMENSION[by]
+    d0, d1 = -(-start // DAY_MS) * DAY_MS, end // DAY_MS * DAY_MS
+    keys = frozenset((agent,)) if agent is not None else agents
+    extra, extra_params = "", []
+    if user is not None:
+        extra, extra_params = " AND username = ?", [user]
+    parts, params = [], []
+    if d1 > d0:
+        only = "" if keys is None else f" AND {agents_clause(keys)}"
+        parts.append(f"SELECT {dim} AS dim, {', '.join(f'{c}_ms' for c in CLASSES)}, idle_ms, "
+                     f"spans FROM rollup_agent_day WHERE day >= ? AND day < ?{only}{extra}")
+        params += [d0, d1, *extra_params]
+        edges = [(start, d0), (d1, end)]
+    else:
+        edges = [(start, end)]
+    for lo, hi in edges:
+        if hi > lo:   # an IN list of agents: the (agent, bucket) key, not a table scan
+            parts.append(f"SELECT {dim} AS dim, {_CLASS_CASES}, idle_ms, spans FROM "
+                         f"rollup_window WHERE {agents_clause(keys or all_keys)} AND "
+                         f"bucket >= ? AND bucket < ?{extra}")
+            params += [lo, hi, *extra_params]
+    sql = (f"SELECT dim, {_CLASS_SUMS}, sum(idle_ms), sum(spans) FROM "
+           f"({' UNION ALL '.join(parts)}) GROUP BY dim")
+    return sql, params
+
+
+def _app_day_query(by: str, start: int, end: int, agents: frozenset[int]) -> tuple[str, list]:
+    """By app or category for some agents (a scope or group): whole UTC days from
+    ``rollup_app_day``, the edges of a range in another zone from ``rollup_window``
+    through its (agent, bucket) key. Rows: (dim, class, active_ms, idle_ms, spans)."""
+    dim = _DIMENSION[by]
+    d0, d1 = -(-start // DAY_MS) * DAY_MS, end // DAY_MS * DAY_MS
+    only = agents_clause(agents)
+    parts, params = [], []
+    if d1 > d0:
+        parts.append(f"SELECT {dim} AS dim, productivity, active_ms, idle_ms, spans FROM "
+                     f"rollup_app_day WHERE day >= ? AND day < ? AND {only}")
+        params += [d0, d1]
+        edges = [(start, d0), (d1, end)]
+    else:
+        edges = [(start, end)]
+    for lo, hi in edges:
+        if hi > lo:
+            parts.append(f"SELECT {dim} AS dim, productivity, active_ms, idle_ms, spans FROM "
+                         f"rollup_window WHERE {only} AND bucket >= ? AND bucket < ?")
+            params += [lo, hi]
+    sql = (f"SELECT dim, productivity, sum(active_ms), sum(idle_ms), sum(spans) FROM "
+           f"({' UNION ALL '.join(parts)}) GROUP BY dim, productivity")
+    return sql, params
+
+
+def _utc_days(first: date, last: date, tz: tzinfo) -> bool:
+    """Every local midnight of the range is a UTC midnight (UTC, or a zone at +00:00
+    throughout): local days are then rows of ``rollup_agent_day`` as they are."""
+    return all(midnight_ms(first + timedelta(days=i), tz) % DAY_MS == 0
+               for i in range((last - first).days + 2))
+
+
+def _agent_day_query(start: int, end: int, agent: int | None, user: str | None,
+                     agents: frozenset[int] | None) -> tuple[str, list]:
+    """By day for some agents or a user, local days being UTC days; rows as
+    ``_agent_query``'s with the day's UTC midnight as dim."""
+    where, params = ["day >= ?", "day < ?"], [start, end]
+    if agents is not None:
+        where.append(agents_clause(agents))
+    if agent is not None:
+        where.append("agent = ?")
+        params.append(agent)
+    if user is not None:
+        where.append("username = ?")
+        params.append(user)
+    return (f"SELECT day, {_CLASS_SUMS}, sum(idle_ms), sum(spans) FROM rollup_agent_day "
+            f"WHERE {' AND '.join(where)} GROUP BY day", params)
+
+
+def _class_rows(rows: Any) -> Any:
+    """Wide rows (dim, <class>_ms..., idle, spans) as the narrow ones the summary
+    loop adds up: (dim, class, active, idle, spans), idle and spans counted once."""
+    for dim, *rest in rows:
+        idle, spans = rest[-2], rest[-1]
+        for i, name in enumerate(CLASSES):
+            yield dim, name, rest[i], idle if i == 0 else 0, spans if i == 0 else 0
+
+
 def summarize(store: Any, from_date: date, to_date: date, by: str,
               tz: tzinfo | str | None = None, agent: str | None = None,
-              user: str | None = None) -> Summary:
+              user: str | None = None, agents: frozenset[int] | None = None,
+              groups_of: dict[int, list[str]] | None = None,
+              no_group: str = "(no group)") -> Summary:
     """Active/idle seconds, spans and productivity per group over whole local days
-    ``from_date``..``to_date`` (inclusive) in ``tz``, read from the rollups."""
+    ``from_date``..``to_date`` (inclusive) in ``tz``, read from the rollups.
+
+    ``agents``: only these agent keys (a resolved scope, collector.groups); None =
+    all. ``by="group"`` counts an agent's time in each of its ``groups_of`` (an
+    agent in two groups is in both rows, once in the total); ``no_group`` for
+    agents in none."""
     if by not in BY:
         raise SummaryError(f"by: expected one of {', '.join(BY)}, got {by!r}")
     if from_date > to_date:
@@ -226,9 +342,30 @@ def summarize(store: Any, from_date: date, to_date: date, by: str,
     total = _Acc()
     with store.reader() as conn:
         key = agent_key(conn, agent) if agent is not None else None
+        if key is not None and agents is not None and key not in agents:
+            raise UnknownAgent(f"no agent {agent!r}")
         names = agent_names(conn) if by == "agent" else {}
-        sql, params = _query(by, start, end, key, user)
-        for dim, productivity, active, idle, spans in conn.execute(sql, params):
+        wide = True
+        if by == "day" and (key is not None or user is not None or agents is not None) \
+                and _utc_days(from_date, to_date, tz):
+            sql, params = _agent_day_query(start, end, key, user, agents)
+        elif by in _DAY_DIMENSION:
+            every = frozenset(k for (k,) in conn.execute("SELECT id FROM agents"))
+            sql, params = _agent_query(by, start, end, key, user, agents, every)
+        elif by in ("app", "category") and agents is not None and key is None \
+                and user is None:
+            sql, params = _app_day_query(by, start, end, agents)
+            wide = False
+        else:
+            sql, params = _query(by, start, end, key, user, agents)
+            wide = False
+        rows = conn.execute(sql, params)
+        for dim, productivity, active, idle, spans in (_class_rows(rows) if wide else rows):
+            if by == "group":
+                total.add(productivity, active, idle, spans)
+                for grp in (groups_of or {}).get(dim) or (no_group,):
+                    groups[grp].add(productivity, active, idle, spans)
+                continue
             if by == "day":
                 dim = labels.day(dim)
             elif by == "hour":

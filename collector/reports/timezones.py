@@ -1,6 +1,6 @@
 """The host's time zone, for every layer that needs a default zone.
 
-A module of its own (below summaries, HTTP and CLI) so that ``collector.summary``
+A module of its own (below summaries, HTTP and CLI) so that ``reports.summary``
 does not reach up into the HTTP layer for it.
 """
 

@@ -40,15 +40,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import accumulate, chain
-from typing import Any
+from typing import Any, Protocol
 
 from worklens.collector.rollup import rules as rules_mod
 from worklens.collector.store import blocks, overlaps
+from worklens.v1 import agent_pb2
 
 log = logging.getLogger(__name__)
 
 BUCKET_MS = blocks.BUCKET_MS   # the store computes process totals per bucket
-ACTIVE, IDLE, LOCKED, ASLEEP = 1, 2, 3, 4
+ACTIVE, IDLE, LOCKED, ASLEEP = (agent_pb2.ACTIVITY_STATE_ACTIVE, agent_pb2.ACTIVITY_STATE_IDLE,
+                               agent_pb2.ACTIVITY_STATE_LOCKED, agent_pb2.ACTIVITY_STATE_ASLEEP)
 _STATE_COLUMN = {ACTIVE: 0, IDLE: 1, LOCKED: 2, ASLEEP: 3}
 NEVER = -(2 ** 62)
 FOREVER = 2 ** 62
@@ -626,13 +628,39 @@ def _agent_extent(conn: sqlite3.Connection, agent: int) -> tuple[int, int] | Non
     return lows[0] if len(lows) == 1 else min(lows), max(highs)
 
 
+class RowProgress(Protocol):
+    """What a long rebuild reports to (worklens.collector.cli.progress.Progress)."""
+
+    enabled: bool
+
+    def set_total(self, total: int) -> None: ...
+
+    def add(self, rows: int, detail: str = "") -> None: ...
+
+
+# the raw rows a rebuild reads, by part: (table, time column)
+_RAW_ROWS = {"window": ("window_spans", "start_ms"), "activity": ("activity_spans", "start_ms"),
+             "process": ("process_blocks", "bucket")}
+
+
+def _raw_rows(conn: sqlite3.Connection, lo: int, hi: int, parts: frozenset) -> int:
+    """How many raw rows a rebuild of [lo, hi) reads: the progress line's total
+    (counted only when that line is shown)."""
+    return sum(conn.execute(f"SELECT count(*) FROM {table} WHERE {column} >= ? AND "
+                            f"{column} < ?", (lo, hi)).fetchone()[0]
+               for part, (table, column) in _RAW_ROWS.items() if part in parts)
+
+
 def _rebuild_chunk(conn: sqlite3.Connection, agent: int, lo: int, hi: int,
-                   longest: tuple[int, int, int], parts: frozenset, clf) -> Deltas:
-    d = Deltas()
+                   longest: tuple[int, int, int], parts: frozenset, clf) -> tuple[Deltas, int]:
+    """The chunk's rollups, and how many raw rows it read (for progress)."""
+    d, read = Deltas(), 0
     if "window" in parts:
-        windows = _Windows(conn.execute(
+        rows = conn.execute(
             f"SELECT {WINDOW_COLUMNS} FROM window_spans WHERE agent = ? AND start_ms >= ? "
-            "AND start_ms < ?", (agent, lo - longest[0], hi)).fetchall(), clf)
+            "AND start_ms < ?", (agent, lo - longest[0], hi)).fetchall()
+        read += len(rows)
+        windows = _Windows(rows, clf)
         add_windows(d, windows, lo, hi)
         if windows.items:
             first = min(w[0] for w in windows.items)
@@ -643,17 +671,21 @@ def _rebuild_chunk(conn: sqlite3.Connection, agent: int, lo: int, hi: int,
                 (agent, max(lo, first) - longest[1], min(hi, last))).fetchall()
             add_pairs(d, windows, acts, lo, hi)
     if "activity" in parts:
-        add_activity(d, conn.execute(
+        rows = conn.execute(
             f"SELECT {ACTIVITY_COLUMNS} FROM activity_spans WHERE agent = ? AND start_ms >= ? "
-            "AND start_ms < ?", (agent, lo - longest[2], hi)).fetchall(), lo, hi)
+            "AND start_ms < ?", (agent, lo - longest[2], hi)).fetchall()
+        read += len(rows)
+        add_activity(d, rows, lo, hi)
     if "process" in parts:
         for samples in blocks.read(conn, agent, lo, hi):
+            read += 1
             add_process_totals(d, blocks.totals(agent, samples))
-    return d
+    return d, read
 
 
 def _rebuild_first_wins(conn: sqlite3.Connection, agent: int, lo: int, hi: int,
-                        longest: tuple[int, int, int], parts: frozenset, clf) -> Deltas:
+                        longest: tuple[int, int, int], parts: frozenset, clf
+                        ) -> tuple[Deltas, int]:
     """``_rebuild_chunk`` for an agent whose spans overlapped: every span that can reach
     into [lo, hi) is read with its rowid and cut to the time no span stored before it
     covers, as ingest did (``_roll_up_first_wins``)."""
@@ -666,6 +698,7 @@ def _rebuild_first_wins(conn: sqlite3.Connection, agent: int, lo: int, hi: int,
                              "start_ms >= ? AND start_ms < ? ORDER BY rowid",
                              (agent, reach, hi)).fetchall()
         rows[table] = [r[:-1] for r in found]
+    read = len(rows["window_spans"]) + len(rows["activity_spans"])
     windows, _ = overlaps.window_pieces(rows["window_spans"], overlaps.Covered())
     acts, _ = overlaps.activity_pieces(rows["activity_spans"], overlaps.Covered())
     if "window" in parts:
@@ -675,14 +708,17 @@ def _rebuild_first_wins(conn: sqlite3.Connection, agent: int, lo: int, hi: int,
         add_activity(d, acts, lo, hi)
     if "process" in parts:
         for samples in blocks.read(conn, agent, lo, hi):
+            read += 1
             add_process_totals(d, blocks.totals(agent, samples))
-    return d
+    return d, read
 
 
 def rebuild_in(conn: sqlite3.Connection, from_ms: int | None = None, to_ms: int | None = None,
-               parts: frozenset = ALL_PARTS, clf: rules_mod.Classifier | None = None) -> int:
+               parts: frozenset = ALL_PARTS, clf: rules_mod.Classifier | None = None,
+               progress: RowProgress | None = None) -> int:
     """Recompute the rollup buckets covering [from_ms, to_ms) from raw records, inside
-    the caller's write transaction; return the number of buckets' worth of agents done."""
+    the caller's write transaction; return the number of buckets' worth of agents done.
+    ``progress`` hears of the raw rows read (a rebuild of months takes minutes)."""
     clf = clf or rules_mod.classifier(conn)
     catch_up(conn, clf)   # nothing pending, or the hook would count it twice later
     lo = NEVER if from_ms is None else floor_bucket(from_ms)
@@ -690,6 +726,9 @@ def rebuild_in(conn: sqlite3.Connection, from_ms: int | None = None, to_ms: int 
     for part in parts:
         for table in _PART_TABLES[part]:
             conn.execute(f"DELETE FROM {table} WHERE bucket >= ? AND bucket < ?", (lo, hi))
+    if progress is not None and progress.enabled:
+        progress.set_total(_raw_rows(conn, lo, hi, parts))
+        progress.add(0)
     agents = [r[0] for r in conn.execute("SELECT id FROM agents ORDER BY id")]
     for agent in agents:
         row = conn.execute("SELECT max_window_ms, max_activity_ms, max_state_ms, overlaps "
@@ -703,7 +742,10 @@ def rebuild_in(conn: sqlite3.Connection, from_ms: int | None = None, to_ms: int 
         stop = min(hi, ceil_bucket(extent[1] + max(longest) + 1))
         while start < stop:
             end = min(stop, start + REBUILD_CHUNK_MS)
-            flush(conn, chunk(conn, agent, start, end, longest, parts, clf))
+            deltas, read = chunk(conn, agent, start, end, longest, parts, clf)
+            flush(conn, deltas)
+            if progress is not None:
+                progress.add(read)
             start = end
     if "dropped" in parts:
         d = Deltas()
@@ -715,16 +757,17 @@ def rebuild_in(conn: sqlite3.Connection, from_ms: int | None = None, to_ms: int 
     return len(agents)
 
 
-def rebuild(store: Any, from_ms: int | None = None, to_ms: int | None = None) -> int:
+def rebuild(store: Any, from_ms: int | None = None, to_ms: int | None = None,
+            progress: RowProgress | None = None) -> int:
     """Recompute all rollups touching [from_ms, to_ms) (default: all time) in one
     write transaction; returns the number of agents scanned."""
-    return store.write(lambda conn: rebuild_in(conn, from_ms, to_ms))
+    return store.write(lambda conn: rebuild_in(conn, from_ms, to_ms, progress=progress))
 
 
 # -- rules changes ----------------------------------------------------------------------------
 
 def reapply_rules(conn: sqlite3.Connection, old: rules_mod.Classifier,
-                  new: rules_mod.Classifier) -> None:
+                  new: rules_mod.Classifier, progress: RowProgress | None = None) -> None:
     """Re-categorise the window rollups after a rules change.
 
     When neither the old nor the new rules look at titles, a category is a function
@@ -735,7 +778,7 @@ def reapply_rules(conn: sqlite3.Connection, old: rules_mod.Classifier,
     catch_up(conn, new)
     if old.uses_titles or new.uses_titles:
         started = time.monotonic()
-        rebuild_in(conn, parts=frozenset({"window"}), clf=new)
+        rebuild_in(conn, parts=frozenset({"window"}), clf=new, progress=progress)
         log.info("rules changed: window rollups recomputed in %.1fs",
                  time.monotonic() - started)
         return
@@ -755,7 +798,8 @@ def reapply_rules(conn: sqlite3.Connection, old: rules_mod.Classifier,
     conn.execute("DELETE FROM temp.rule_remap")
 
 
-def set_rules(store: Any, rules: list[rules_mod.Rule] | list[dict]) -> list[rules_mod.Rule]:
+def set_rules(store: Any, rules: list[rules_mod.Rule] | list[dict],
+              progress: RowProgress | None = None) -> list[rules_mod.Rule]:
     """Replace the rules and re-categorise all history in one transaction."""
     checked = rules_mod.validate([r.to_dict() if isinstance(r, rules_mod.Rule) else r
                                   for r in rules])
@@ -768,7 +812,7 @@ def set_rules(store: Any, rules: list[rules_mod.Rule] | list[dict]) -> list[rule
                          [(i, r.app, r.title, r.category, r.productivity)
                           for i, r in enumerate(checked)])
         conn.execute("UPDATE rules_version SET version = version + 1 WHERE id = 1")
-        reapply_rules(conn, old, rules_mod.classifier(conn))
+        reapply_rules(conn, old, rules_mod.classifier(conn), progress)
 
     store.write(replace)
     return checked

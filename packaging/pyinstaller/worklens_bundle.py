@@ -27,16 +27,21 @@ HERE = Path(__file__).resolve().parent
 
 # Sensor backend modules are named for their platform (agent/sensors/*/_x11.py,
 # _win32.py, _darwin.py); a bundle carries only its own platform's.
+_LINUX_ONLY = ("_x11", "_xorg", "_xconn", "_logind", "_wayland", "_wlroots", "_wlproto",
+               "_gnome", "_kde", "_sessionbus")
 _FOREIGN_BACKENDS = {
     "linux": ("_win32", "_darwin"),
-    "win32": ("_x11", "_xorg", "_xconn", "_logind", "_darwin"),
-    "darwin": ("_x11", "_xorg", "_xconn", "_logind", "_win32"),
+    "win32": (*_LINUX_ONLY, "_darwin"),
+    "darwin": (*_LINUX_ONLY, "_win32"),
 }
 
 # Imported on first use by the platform's sensor backends (agent/sensors/_darwin.py
 # loads pyobjc lazily; Windows uses ctypes only).
 _PLATFORM_MODULES = {
-    "linux": ["jeepney", "jeepney.io.blocking"],   # logind idle over D-Bus
+    # logind idle over D-Bus; GNOME/KDE over the session bus; Wayland (pywayland's
+    # compiled _ffi needs _cffi_backend, not the excluded cffi package)
+    "linux": ["jeepney", "jeepney.io.blocking", "jeepney.io.threading", "pywayland.client",
+              "pywayland.protocol.wayland", "pywayland.protocol_core", "_cffi_backend"],
     "win32": [],
     "darwin": ["objc", "Foundation", "AppKit", "Quartz"],
 }
@@ -128,8 +133,9 @@ def collector_hidden_imports(platform: str) -> list[str]:
 
 
 def agent_datas() -> list[tuple[str, str]]:
-    # `--version` reads the installed distribution's metadata.
-    return copy_metadata("worklens") + copy_metadata("apscheduler")
+    # `--version` reads the installed distribution's metadata; the KWin script and
+    # the Wayland protocol files (with their licences) ship as package data.
+    return own_data("worklens.agent") + copy_metadata("worklens") + copy_metadata("apscheduler")
 
 
 def own_data(package: str) -> list[tuple[str, str]]:

@@ -95,3 +95,49 @@ def test_self_enrolls_with_the_secret_once_the_collector_comes_up(tmp_path):
         sink.close()
         if col is not None:
             col.stop()
+
+
+def _run_agent(data, lines: list[str]):
+    """`worklens-agent run` as a service starts it (no desktop needed: processes only)."""
+    import os
+    import subprocess
+    import sys
+    import threading
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKLENS_")
+           and k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env["WORKLENS_DELIVERY_FLUSH_INTERVAL"] = "1s"
+    proc = subprocess.Popen([sys.executable, "-c", "from worklens.agent.cli import main; main()",
+                             "run", "--data-dir", str(data)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True).start()
+    return proc
+
+
+def test_an_agent_restarted_during_an_outage_says_at_once_why_it_cannot_deliver(tmp_path,
+                                                                               collector):
+    """The warning of the first failure must not be swallowed because the spool still
+    holds the same error from the run before."""
+    import signal
+    data = tmp_path / "agent"
+    cfg = agent_cfg(collector={"address": collector.grpc_address})
+    enroll(connection(cfg.collector), collector.create_token("enroll"), data)
+    collector.stop()
+    for run in ("first run", "restarted"):
+        lines: list[str] = []
+        proc = _run_agent(data, lines)
+        try:
+            warned = wait_for(
+                lambda lines=lines, proc=proc: next(
+                    (line for line in lines if "retrying in" in line), None)
+                or proc.poll() is not None, timeout=30,
+                what=f"the {run} agent to warn that the collector is down")
+            assert proc.poll() is None, "".join(lines)
+            assert " WARNING " in warned and "nothing answers there" in warned, warned
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(60) == 0, "".join(lines)
+    spool = Spool.open(data)
+    try:
+        assert "nothing answers there" in spool.get("last_error")   # still there for `status`
+    finally:
+        spool.close()

@@ -139,12 +139,24 @@ def test_listeners_that_die_with_the_display_are_restarted(fresh_desktop, on_dis
 
 
 def test_without_any_display_input_is_unavailable_and_says_why():
-    counter = InputCounter(env={"WAYLAND_DISPLAY": "wayland-0"}, platform="linux")
+    counter = InputCounter(env={}, platform="linux")
     status = counter.start()
     assert (status.backend, status.available) == ("none", False)
-    assert "XWayland" in status.reason
+    assert "DISPLAY" in status.reason
     counter.ensure_running()
     assert counter.take() == InputCounts()
+
+
+def test_on_wayland_input_counts_are_unavailable_not_zero_even_with_xwayland():
+    """XWayland's RECORD would see only X clients' input: wrong counts, so none."""
+    wayland = {"WAYLAND_DISPLAY": "wayland-0"}
+    for env in (wayland, {**wayland, "DISPLAY": ":0"}):
+        status = InputCounter(env=env, platform="linux").start()
+        assert (status.backend, status.available) == ("none", False)
+        assert status.reason.startswith("input counts unavailable on Wayland (not zero")
+    forced = InputCounter(env={"WAYLAND_DISPLAY": "wayland-0"}, platform="linux",
+                          configured="x11")
+    assert forced.backend_name == "x11"     # [sensors] input = "x11" still forces it
 
 
 def test_backend_choice_by_platform_and_override():

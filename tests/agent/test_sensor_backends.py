@@ -24,17 +24,24 @@ from worklens.agent.sensors.window._base import WindowInfo
 def test_defaults_by_platform_and_session():
     assert default_backends("window", "linux", {"DISPLAY": ":0"}) == ["x11"]
     assert default_backends("idle", "linux", {"DISPLAY": ":0"}) == ["x11", "logind"]
-    assert default_backends("window", "linux", {"WAYLAND_DISPLAY": "wayland-0"}) == []
+    # Wayland: the compositor's interfaces first; X11 (XWayland sees only X clients)
+    # last, and only when there is an X display at all
+    wayland = {"WAYLAND_DISPLAY": "wayland-0"}
+    assert default_backends("window", "linux", wayland) == ["wlroots", "gnome", "kde"]
+    assert default_backends("window", "linux", {**wayland, "DISPLAY": ":0"}) == \
+        ["wlroots", "gnome", "kde", "x11"]
+    assert default_backends("idle", "linux", wayland) == ["wayland", "gnome", "logind"]
     assert default_backends("idle", "linux", {}) == ["logind"]
     assert default_backends("window", "win32", {}) == ["win32"]
     assert default_backends("idle", "darwin", {}) == ["darwin"]
 
 
-def test_wayland_without_xwayland_falls_back_to_none_and_says_how_to_fix():
-    backend, status = window.open_sensor(env={"WAYLAND_DISPLAY": "wayland-0"}, platform="linux")
+def test_wayland_without_a_usable_interface_falls_back_to_none_and_says_why():
+    backend, status = window.open_sensor(env={"WAYLAND_DISPLAY": "wayland-nowhere-0"},
+                                         platform="linux")
     assert backend.active_window() is None
     assert (status.backend, status.available) == ("none", False)
-    assert "XWayland" in status.reason
+    assert "wlroots: cannot connect to Wayland display wayland-nowhere-0" in status.reason
 
 
 def test_headless_linux_says_to_set_display():
@@ -288,3 +295,18 @@ def test_logind_without_a_system_bus_is_unavailable_with_a_reason(monkeypatch):
     monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/system_bus_socket")
     with pytest.raises(BackendUnavailable, match="system bus"):
         _logind.open()
+
+
+def test_without_pywayland_the_wayland_backends_name_the_fix(monkeypatch):
+    """pywayland is a Linux dependency; where it is missing (an odd platform, a
+    broken install) the agent still runs and status says what to install."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pywayland.client", None)   # import fails
+    env = {"WAYLAND_DISPLAY": "wayland-0", "XDG_RUNTIME_DIR": "/nonexistent"}
+    _backend, status = window.open_sensor(env=env, platform="linux")
+    assert status.backend == "none"
+    assert "wlroots: pywayland is not installed" in status.reason
+    assert "pip install 'pywayland>=0.4.17,<0.5'" in status.reason
+    _backend, status = idle.open_sensor(env=env, platform="linux")
+    assert "wayland: pywayland is not installed" in status.reason

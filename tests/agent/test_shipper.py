@@ -138,6 +138,20 @@ def test_rejected_credential_stops_sending_says_reenroll_and_resumes_after_enrol
         shipper.stop()
 
 
+def test_a_stop_left_in_the_spool_ends_when_the_collector_takes_the_credential(
+        tmp_path, collector, agent):
+    """Enrolled again while the agent was not running: the next run delivers, and
+    `status` must not keep saying SENDING STOPPED."""
+    spool = spool_with(tmp_path / "agent", [[window(1)]])
+    spool.put("auth_error", "the collector rejected this agent's credential: re-enroll")
+    shipper = run(make_shipper(spool, collector.grpc_address, agent.agent_id, agent.credential))
+    try:
+        wait_for(lambda: spool.depth().batches == 0, what="delivery")
+        assert spool.get("auth_error") is None
+    finally:
+        shipper.stop()
+
+
 def test_revoked_agent_is_stopped(tmp_path, collector, agent):
     assert revoke_agent(collector.store, agent.agent_id)
     spool = spool_with(tmp_path / "agent", [[window(1)]])

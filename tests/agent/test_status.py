@@ -34,15 +34,17 @@ def enrolled(tmp_path, collector):
     return data, json.loads((data / "credential.json").read_text())["agent_id"]
 
 
-def status(data, *extra, env=None):
+def status(data, *extra, env=None, code=0):
+    """`status` output; ``code`` 1 when the agent would not deliver."""
     done = agent_cli("status", "--data-dir", str(data), *extra, env=env)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == code, done.stderr
     assert "Traceback" not in done.stderr
     return done.stdout
 
 
 def test_not_enrolled_says_how_and_still_shows_what_would_be_collected(tmp_path):
-    out = status(tmp_path / "fresh")
+    out = status(tmp_path / "fresh", code=1)
+    assert "delivering:     NO — not enrolled" in out
     assert "enrolled:       no — run `worklens-agent enroll --collector HOST:PORT " \
            "--secret SECRET`" in out
     assert "collector:      none configured" in out
@@ -64,6 +66,7 @@ def test_enrolled_and_reachable_with_a_backlog_dead_letter_and_drops(tmp_path, c
     spool.close()
 
     out = status(data)
+    assert "delivering:     yes" in out
     assert f"enrolled:       yes, as {agent_id}" in out
     assert f"collector:      {collector.grpc_address} (plain text) — reachable, credential " \
            "accepted" in out
@@ -75,6 +78,7 @@ def test_enrolled_and_reachable_with_a_backlog_dead_letter_and_drops(tmp_path, c
 
     facts = json.loads(status(data, "--json"))
     assert facts["agent_id"] == agent_id and facts["enrolled"] is True
+    assert facts["ok"] is True and facts["problem"] == ""
     assert facts["collector"]["reachable"] is True
     assert facts["collector"]["credential_accepted"] is True
     assert facts["collector"]["last_sequence"] == 0
@@ -88,16 +92,20 @@ def test_enrolled_and_reachable_with_a_backlog_dead_letter_and_drops(tmp_path, c
 def test_collector_down_is_reported_as_not_reachable(tmp_path, enrolled, collector):
     data, _ = enrolled
     collector.stop()
-    out = status(data)
+    out = status(data, code=1)
     assert "— NOT reachable" in out
     assert "nothing answers there (is it running?)" in out
-    assert json.loads(status(data, "--json"))["collector"]["reachable"] is False
+    assert "delivering:     NO — the collector is not reachable" in out
+    facts = json.loads(status(data, "--json", code=1))
+    assert facts["collector"]["reachable"] is False and facts["ok"] is False
 
 
 def test_revoked_agent_is_told_to_reenroll(tmp_path, enrolled, collector):
     data, agent_id = enrolled
     revoke_agent(collector.store, agent_id)
-    out = status(data)
+    out = status(data, code=1)
+    assert "delivering:     NO — the collector rejects this agent's credential" in out
+    assert json.loads(status(data, "--json", code=1))["ok"] is False
     assert "reachable, but it REJECTS this agent's credential" in out
     assert "re-enroll" in out
 
@@ -107,7 +115,9 @@ def test_stopped_sending_is_shown(tmp_path, enrolled):
     spool = Spool.open(data)
     spool.put("auth_error", "the collector at x rejected this agent's credential: re-enroll")
     spool.close()
-    assert "SENDING STOPPED: the collector at x rejected" in status(data)
+    out = status(data, code=1)
+    assert "SENDING STOPPED: the collector at x rejected" in out
+    assert "delivering:     NO — sending stopped until the agent is enrolled again" in out
 
 
 def test_privacy_settings_are_spelled_out(tmp_path):
@@ -117,13 +127,39 @@ def test_privacy_settings_are_spelled_out(tmp_path):
                       'schedule = "Mon-Fri 08:00-18:00"\n'
                       f'[collector]\naddress = "127.0.0.1:{free_port()}"\n'
                       'enroll_secret = "from-the-package"\n')
-    out = status(tmp_path / "agent", "--config", str(config))
+    out = status(tmp_path / "agent", "--config", str(config), code=1)  # nothing listens
     assert "window titles:  captured, 2 redaction pattern(s) applied" in out
     assert "excluded apps:  keepassxc, signal" in out
     assert "schedule:       Mon-Fri 08:00-18:00" in out
     assert "not yet — `worklens-agent run` enrolls with [collector] enroll_secret" in out
-    out = status(tmp_path / "agent", env={"WORKLENS_PRIVACY_CAPTURE_TITLES": "false"})
+    out = status(tmp_path / "agent", env={"WORKLENS_PRIVACY_CAPTURE_TITLES": "false"}, code=1)
     assert "window titles:  not captured (app names only)" in out
+
+
+def test_status_refuses_the_schedule_that_run_refuses(tmp_path):
+    config = tmp_path / "agent.toml"
+    config.write_text('[privacy]\nschedule = "Mon-Fry 08:00-18:00"\n')
+    runs = [agent_cli(command, "--config", str(config), "--data-dir", str(tmp_path / "agent"))
+            for command in ("run", "status")]
+    for done in runs:
+        assert done.returncode == 1 and done.stdout == "", done.stdout
+        assert done.stderr.count("\n") == 1 and "[privacy] schedule = 'Mon-Fry 08:00-18:00'" \
+            in done.stderr and "unknown day 'Fry'" in done.stderr, done.stderr
+    assert runs[0].stderr == runs[1].stderr
+
+
+def test_not_enrolled_with_a_secret_delivers_when_the_collector_is_there(tmp_path, collector):
+    config = tmp_path / "agent.toml"
+    config.write_text(f'[collector]\naddress = "{collector.grpc_address}"\n'
+                      f'enroll_secret = "{collector.create_token("enroll")}"\n')
+    out = status(tmp_path / "agent", "--config", str(config))
+    assert f"collector:      {collector.grpc_address} (plain text) — reachable\n" in out
+    assert "delivering:     yes" in out
+    collector.stop()
+    facts = json.loads(status(tmp_path / "agent", "--config", str(config), "--json", code=1))
+    assert facts["will_self_enroll"] is True and facts["collector"]["reachable"] is False
+    assert facts["ok"] is False and facts["problem"] == "the collector is not reachable"
+    assert "nothing answers there" in facts["collector"]["problem"]
 
 
 def test_status_does_not_disturb_a_running_agents_checkpoint(tmp_path, enrolled):

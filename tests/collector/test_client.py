@@ -9,6 +9,7 @@ import io
 import json
 import os
 import pty
+import re
 import socket
 import subprocess
 from datetime import UTC, datetime, timedelta
@@ -122,7 +123,8 @@ def test_export_shows_progress_on_a_terminal(col, data, tmp_path):
     finally:
         os.close(primary)
     assert done.returncode == 0
-    assert b"exported 3 rows" in shown and b"MB" in shown
+    assert b"exported 0 rows" in shown                 # at once, before the first row
+    assert re.search(rb"exported 3 rows, 0\.0 MB, [\d,]+ rows/s\x1b\[K\r?\n$", shown), shown
 
 
 def _free_port() -> int:
@@ -146,6 +148,25 @@ def test_unreachable_collector(col, data):
     one_line_error(done, f"cannot reach the collector at {url}")
 
 
+def test_a_url_without_scheme_means_http(col, data):
+    bare = col.url.removeprefix("http://")
+    assert bare != col.url and "://" not in bare
+    done = run(col, "summary", *day_args("--by", "app", "--format", "json"),
+               token=data["viewer"], url=bare)
+    assert done.returncode == 0, done.stderr
+    assert {r["app"] for r in json.loads(done.stdout)["rows"]} == {"code", "firefox"}
+    done = run(col, "export", "spans", *day_args(), token=data["exporter"], url=bare + "/")
+    assert done.returncode == 0 and done.stdout.startswith(b"agent"), done.stderr
+
+
+@pytest.mark.parametrize("url", ["ftp://127.0.0.1:8080", "http://", "   "])
+def test_a_url_that_is_not_http_is_one_line(col, data, url):
+    text = one_line_error(run(col, "summary", *day_args("--by", "app"), token=data["viewer"],
+                              url=url))
+    assert text == (f"worklens-collector: error: --url {url.strip()!r}: expected HOST:PORT, "
+                    "http://HOST:PORT or https://HOST:PORT\n")
+
+
 def test_bad_or_missing_token(col, data):
     one_line_error(run(col, "summary", *day_args("--by", "app"), token="wl_bad_token"),
                    "set --token or WORKLENS_TOKEN")
@@ -155,7 +176,9 @@ def test_bad_or_missing_token(col, data):
 def test_role_too_low_names_the_role(col, data, tmp_path):
     out = tmp_path / "never.csv"
     done = run(col, "export", "spans", *day_args("-o", str(out)), token=data["viewer"])
-    one_line_error(done, "exporter")
+    assert one_line_error(done) == ("worklens-collector: error: permission denied: this needs "
+                                    "the exporter role (or higher); your token has the viewer "
+                                    "role\n")
     assert not out.exists()
 
 
@@ -190,3 +213,16 @@ def test_export_of_one_agent_or_one_user(col, data):
     assert titles("--agent", carol.agent_id) == ["carol.py"]
     assert titles("--user", "dave") == ["#general"]
     assert titles("--user", "dave", "--agent", carol.agent_id) == []
+
+
+def test_a_refusal_that_does_not_name_the_role_gets_it_from_the_command():
+    """A proxy in front of the collector answers 403 in its own words."""
+    import requests
+    from worklens.collector.cli.client import _check
+    from worklens.common.cli import UserError
+
+    resp = requests.Response()
+    resp.status_code, resp._content, resp.reason = 403, b"Forbidden", "Forbidden"
+    with pytest.raises(UserError) as err:
+        _check(resp, "https://proxy.example", "export")
+    assert str(err.value) == "permission denied: Forbidden (`export` needs an exporter token)"

@@ -88,7 +88,7 @@ def test_spans_with_offsets_and_a_neutralised_title(store):
     rows = read(store, "spans")
     assert len(rows) == 8 and list(rows[0]) == ["agent_id", "user", "start", "end",
                                                 "duration_seconds", "app", "title", "category",
-                                                "productivity", "exe", "pid"]
+                                                "productivity", "exe", "pid", "group"]
     hostile = [r for r in rows if "HYPERLINK" in r["title"]]
     assert [r["title"] for r in hostile] == ["'" + ds.HOSTILE_TITLE]
     slack = next(r for r in rows if r["app"] == "slack")   # across the spring DST change

@@ -90,3 +90,39 @@ def test_make_run_stops_both_when_make_itself_is_killed(tmp_path):
     finally:
         for pid in dev_processes(dev_dir):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_the_try_commands_work_as_printed_from_another_directory(tmp_path):
+    """A newcomer pastes the `try:` lines into their shell: .venv/bin is not on
+    PATH, and the shell may be anywhere."""
+    dev_dir = tmp_path / "dev"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKLENS_")}
+    env.pop("DISPLAY", None)
+    env["WORKLENS_DEV_DIR"] = str(dev_dir)
+    proc = subprocess.Popen([sys.executable, "-m", "worklens.collector.devrun"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
+    try:
+        wait_for(lambda: any("Recording;" in line for line in lines) or proc.poll() is not None,
+                 timeout=120, what="make run to start the collector and the agent")
+        assert proc.poll() is None, "".join(lines)
+        at = next(i for i, line in enumerate(lines) if line.strip().startswith("try:"))
+        commands = [lines[at].split("try:", 1)[1].strip(), lines[at + 1].strip()]
+        elsewhere = tmp_path / "home"
+        elsewhere.mkdir()
+        shell_env = {"PATH": "/usr/bin:/bin", "HOME": str(elsewhere), "LANG": "C.UTF-8"}
+        summary, status = (subprocess.run(["sh", "-c", command], cwd=elsewhere, env=shell_env,
+                                          capture_output=True, text=True, timeout=60)
+                           for command in commands)
+        assert summary.returncode == 0 and "Active/idle time by app" in summary.stdout, \
+            (commands[0], summary.stderr)
+        assert status.returncode == 0 and "delivering:     yes" in status.stdout, \
+            (commands[1], status.stdout, status.stderr)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(90) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for pid in dev_processes(dev_dir):
+            os.kill(pid, signal.SIGKILL)

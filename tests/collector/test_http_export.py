@@ -92,7 +92,8 @@ def test_exports_are_audited_with_their_query(col, data):
     assert last["action"] == "export.spans" and last["role"] == "exporter"
     assert last["token_name"] == "ops-export"
     assert last["params"] == {"kind": "spans", "from": DAY.isoformat(), "to": DAY.isoformat(),
-                              "tz": "Europe/Paris", "agent": None, "user": "alice"}
+                              "tz": "Europe/Paris", "agent": None, "user": "alice",
+                              "group": None, "scope": None}   # unscoped token: sees all
 
 
 def test_export_errors_are_json_before_any_csv(col, data):

@@ -215,3 +215,8 @@ def test_rollups_rebuild_command(tmp_path):
     assert bad.returncode == 1
     assert bad.stderr.count("\n") == 1 and "expected YYYY-MM-DD" in bad.stderr
     assert "Traceback" not in bad.stderr
+    for flag in ("--from", "--to"):
+        bad = _cli("rollups", "rebuild", "--db", db, flag, "2025-02-30")
+        assert bad.returncode == 1 and bad.stderr.count("\n") == 1, bad.stderr
+        assert bad.stderr.startswith(f"worklens-collector: error: {flag}: '2025-02-30'"), \
+            bad.stderr

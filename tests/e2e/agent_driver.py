@@ -49,6 +49,9 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=0, help="stop after N spans (0: never)")
     parser.add_argument("--backoff", type=float, default=0.1, help="initial retry delay")
     parser.add_argument("--drain", type=float, default=60.0, help="wait this long at the end")
+    parser.add_argument("--failback", type=float, default=0.0,
+                        help="seconds on a fallback address before asking the preferred "
+                             "one again (0: the agent's default)")
     parser.add_argument("--title-pad", type=int, default=0)
     parser.add_argument("--poison", type=int, default=-1,
                         help="give span N a title the collector rejects (over 2048 chars)")
@@ -56,7 +59,8 @@ def main() -> int:
     cfg = agent_config.load(None)            # WORKLENS_* from the test's environment
     setup_logging(cfg.log.level)
     sink = open_delivery(cfg, args.data_dir,
-                         backoff=Backoff(initial=args.backoff, maximum=args.backoff * 10))
+                         backoff=Backoff(initial=args.backoff, maximum=args.backoff * 10),
+                         failback_after=args.failback or None)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     n, open_start = 0, now_ms()

@@ -56,11 +56,14 @@ def spool_state(data):
         spool.close()
 
 
-def agent_status(data) -> dict:
+def agent_status(data, delivering: bool = True) -> dict:
+    """``status --json``; it exits 1 exactly when the agent would not deliver."""
     done = subprocess.run(agent_command("status", "--json", "--data-dir", str(data)),
                           env=clean_env(), capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    assert done.returncode == (0 if delivering else 1), done.stderr
+    facts = json.loads(done.stdout)
+    assert facts["ok"] is delivering
+    return facts
 
 
 def assert_exactly_once(col, agent_id: str, expected: list[str]) -> None:
@@ -113,16 +116,19 @@ def test_collector_killed_repeatedly_every_span_stored_exactly_once(
     col = collector_proc_factory()
     col.start()
     data, agent_id = agents.enroll(col)
-    driver = agents.driver(data, "--prefix", "steady", "--span", "0.03", "--count", "300",
-                           env=FAST)
+    # No span count: on a loaded machine four restarts can outlast any fixed number of
+    # spans, and a driver that has finished makes no more progress to wait for.
+    driver = agents.driver(data, "--prefix", "steady", "--span", "0.03", env=FAST)
     for _ in range(4):
         closed_before = len(driver.events("closed"))
         wait_for(lambda: len(driver.events("closed")) > closed_before + 40,  # noqa: B023
                    what="the stream to progress")
         col.restart(kill=True)                     # SIGKILL, then the same ports again
-    assert driver.wait() == 0, driver.output
+    assert driver.terminate() == 0, driver.output  # closes the open span, drains, exits
     assert "drained" in driver.lines, driver.output
-    assert_exactly_once(col, agent_id, [f"steady {i}" for i in range(301)])
+    closed = [f"steady {n}" for n, _, _ in driver.events("closed")]
+    assert len(closed) > 160
+    assert_exactly_once(col, agent_id, closed)
 
 
 def test_agent_killed_loses_nothing_closed_and_at_most_a_flush_of_the_open_span(
@@ -225,7 +231,7 @@ def test_revoked_credential_stops_the_agent_and_it_says_so(collector_proc_factor
         network.cut()         # the agent's next connection meets the revocation
         wait_for(lambda: "re-enroll" in driver.output, what="the agent to say re-enroll")
         assert "stopped sending" in driver.output
-        facts = agent_status(data)
+        facts = agent_status(data, delivering=False)
         assert "re-enroll" in facts["spool"]["sending_stopped"]
         assert facts["collector"]["credential_accepted"] is False
         stored_then = sum(titles(col, agent_id).values())

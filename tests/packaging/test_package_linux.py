@@ -30,6 +30,12 @@ COLLECTOR_CONFIG = "/etc/worklens/collector.toml"
 AGENT_UNIT = "/usr/lib/systemd/user/worklens-agent.service"
 COLLECTOR_UNIT = "/usr/lib/systemd/system/worklens-collector.service"
 LAUNCHER = "/usr/libexec/worklens/worklens-agent-session"
+GNOME_EXTENSION = tuple(f"/usr/share/gnome-shell/extensions/{uuid}/{name}"
+                        for uuid in ("focus@worklens.org", "focus-legacy@worklens.org")
+                        for name in ("metadata.json", "extension.js",
+                                     "org.worklens.FocusedWindow1.xml"))
+DCONF_DEFAULT = "/etc/dconf/db/local.d/50-worklens-agent"
+SWAY_SNIPPET = "/etc/sway/config.d/50-worklens-agent.conf"
 AUTOSTART = "/etc/xdg/autostart/worklens-agent.desktop"
 SCRIPTS = ("postinst", "prerm", "postrm")
 # A desktop session's environment: no Python anywhere, agent sensors that need
@@ -84,10 +90,13 @@ def admin(root: DebianRoot, *args: str) -> str:
 
 
 def agent_status(root: DebianRoot, user: str) -> dict:
+    """`status --json`; its exit code is 1 while the agent could not deliver."""
     done = root.run("worklens-agent", "status", "--json", "--config", AGENT_CONFIG, user=user,
                     env={"PATH": SESSION_PATH, "WORKLENS_SAMPLING_WINDOW_BACKEND": "none",
-                         "WORKLENS_SAMPLING_IDLE_BACKEND": "none"})
-    return json.loads(done.stdout)
+                         "WORKLENS_SAMPLING_IDLE_BACKEND": "none"}, check=False)
+    facts = json.loads(done.stdout)
+    assert done.returncode == (0 if facts["ok"] else 1), done.stderr
+    return facts
 
 
 # -- what was built -----------------------------------------------------------------------
@@ -101,17 +110,22 @@ def test_make_package_builds_deb_and_rpm_for_both_programs(packages: Packages,
     assert agent["/usr/bin/worklens-agent"].startswith("l")   # a symlink into the bundle
     assert agent[AGENT_CONFIG].startswith("-rw-r--r-- root/root")
     assert agent[LAUNCHER].startswith("-rwxr-xr-x root/root")
+    # Wayland: the GNOME Shell extension in the system-wide folder, enabled by a dconf
+    # default; sway starts the launcher; the KWin script ships inside the bundle
+    for path in (*GNOME_EXTENSION, DCONF_DEFAULT, SWAY_SNIPPET):
+        assert agent[path].startswith("-rw-r--r-- root/root"), path
+    assert any(p.endswith("/worklens/agent/sensors/window/kwin_focus.js") for p in agent)
     collector = deb_listing(packages.collector_deb)
     for path in ("/opt/worklens/collector/worklens-collector", COLLECTOR_UNIT, COLLECTOR_CONFIG):
         assert path in collector, f"{path} missing from {packages.collector_deb.name}"
     # the store's migrations and the dashboard are data the bundle must carry
-    assert any(p.startswith("/opt/worklens/collector/_internal/collector/store/migrations/")
-               and p.endswith(".sql") for p in collector)
-    assert any(p.startswith("/opt/worklens/collector/_internal/collector/http/static/")
+    inside = "/opt/worklens/collector/_internal/worklens/collector/"
+    assert any(p.startswith(inside + "store/migrations/") and p.endswith(".sql")
                for p in collector)
+    assert any(p.startswith(inside + "http/static/") for p in collector)
 
     conffiles = (deb_control(packages.agent_deb, tmp_path) / "conffiles").read_text().split()
-    assert sorted(conffiles) == [AGENT_CONFIG, AUTOSTART]
+    assert sorted(conffiles) == sorted([AGENT_CONFIG, AUTOSTART, DCONF_DEFAULT, SWAY_SNIPPET])
     conffiles = (deb_control(packages.collector_deb, tmp_path) / "conffiles").read_text().split()
     assert conffiles == [COLLECTOR_CONFIG]
 
@@ -185,7 +199,7 @@ def test_agent_installs_seeded_and_runs_without_python(packages: Packages,
     assert status["enrolled"] is False and status["will_self_enroll"] is True
     assert status["collector"]["address"] == "collector.example.org:50051"
     human = root.run("worklens-agent", "status", "--config", AGENT_CONFIG, user="alice",
-                     env=FAST_AGENT).stdout
+                     env=FAST_AGENT, check=False).stdout   # exit 1: no collector there
     assert "never recorded" in human
 
     agent = root.start("worklens-agent", "run", "--print", "--config", AGENT_CONFIG,
@@ -275,7 +289,7 @@ def test_installed_agent_enrolls_from_seeded_config_and_delivers(packages: Packa
         return status if status["spool"]["last_ack_ms"] else None
 
     status = wait_for(acked, timeout=120, interval=1.0, what="a batch acknowledged")
-    assert status["enrolled"] and status["collector"]["reachable"] is True
+    assert status["enrolled"] and status["collector"]["reachable"] is True and status["ok"]
     assert agent.terminate() == 0, agent.stderr
     assert collector.terminate() == 0, collector.stderr
 

@@ -7,6 +7,7 @@ Apple allows — so a Windows or macOS build has one less way to fail."""
 from __future__ import annotations
 
 import plistlib
+import posixpath
 import re
 import shutil
 import subprocess
@@ -70,6 +71,47 @@ def test_other_platforms_bundle_their_own_backends(recipe, platform: str, own: s
     hidden = recipe.analysis_args("agent", platform)["hiddenimports"]
     assert own in hidden and foreign not in hidden
     assert f"pynput.keyboard._{platform}" in hidden
+
+
+# -- Linux packages: the documentation --------------------------------------------------
+
+MARKDOWN_LINK = re.compile(r"\[[^\]]*\]\(([^)\s#]*)[^)]*\)")
+
+
+def shipped_docs(program: str) -> dict[str, Path]:
+    """What nfpm-PROGRAM.yaml puts under /usr/share/doc/worklens-PROGRAM/: the path
+    there -> the repository file (a ``src`` glob with a directory ``dst``, as nfpm
+    reads it)."""
+    root = f"/usr/share/doc/worklens-{program}/"
+    text = (PACKAGING / "linux" / f"nfpm-{program}.yaml").read_text()
+    shipped = {}
+    for src, dst in re.findall(r"- src: (\S+)\n\s+dst: (\S+)", text):
+        if not dst.startswith(root):
+            continue
+        where = dst[len(root):]
+        if "*" in src:
+            shipped.update({where + path.name: path for path in sorted(REPO.glob(src))})
+        else:
+            shipped[where] = REPO / src
+    return shipped
+
+
+@pytest.mark.parametrize("program", ["agent", "collector"])
+def test_packages_ship_the_docs_with_every_page_they_link_to(program: str) -> None:
+    """The README and every docs/ page go to /usr/share/doc/worklens-PROGRAM in the
+    repository's layout, so that their relative links work on the installed system."""
+    shipped = shipped_docs(program)
+    assert {"README.md", "docs/README.md", "docs/configuration.md"} <= set(shipped)
+    assert {f"docs/{p.name}" for p in (REPO / "docs").glob("*.md")} <= set(shipped)
+    broken = []
+    for where, source in shipped.items():
+        for target in MARKDOWN_LINK.findall(source.read_text(encoding="utf-8")):
+            if not target or re.match(r"^[a-z][a-z0-9+.-]*:", target):
+                continue
+            linked = posixpath.normpath(posixpath.join(posixpath.dirname(where), target))
+            if linked not in shipped and not (REPO / linked).is_dir():
+                broken.append(f"{where} -> {target}")
+    assert not broken, f"links to files the {program} package does not install: {broken}"
 
 
 # -- Windows ------------------------------------------------------------------------------
@@ -176,3 +218,39 @@ def test_macos_scripts_pass_shellcheck() -> None:
     done = subprocess.run(["shellcheck", "--shell=sh", *map(str, scripts)], capture_output=True,
                           text=True)
     assert done.returncode == 0, done.stdout
+
+
+def test_linux_agent_package_carries_the_wayland_pieces() -> None:
+    """Checked on the sources (the package build itself is in test_package_linux)."""
+    nfpm = (PACKAGING / "linux" / "nfpm-agent.yaml").read_text()
+    extensions = PACKAGING / "linux" / "gnome-shell-extension"
+    for uuid in ("focus@worklens.org", "focus-legacy@worklens.org"):
+        for path in sorted((extensions / uuid).iterdir()):
+            assert f"src: packaging/linux/gnome-shell-extension/{uuid}/{path.name}" in nfpm
+            assert f"dst: /usr/share/gnome-shell/extensions/{uuid}/{path.name}" in nfpm
+    dconf = (PACKAGING / "linux" / "agent" / "dconf-worklens-agent").read_text()
+    assert ("[org/gnome/shell]\nenabled-extensions=['focus@worklens.org', "
+            "'focus-legacy@worklens.org']") in dconf
+    assert "dst: /etc/dconf/db/local.d/50-worklens-agent" in nfpm
+    assert "dconf update" in (PACKAGING / "linux" / "agent" / "postinst").read_text()
+    sway = (PACKAGING / "linux" / "agent" / "sway-worklens-agent.conf").read_text()
+    assert "exec /usr/libexec/worklens/worklens-agent-session" in sway
+    launcher = (PACKAGING / "linux" / "agent" / "worklens-agent-session").read_text()
+    for name in ("WAYLAND_DISPLAY", "XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS"):
+        assert name in launcher     # handed to the systemd user unit at login
+
+
+def test_linux_bundle_carries_the_wayland_and_desktop_backends(recipe) -> None:
+    agent = recipe.analysis_args("agent", "linux")
+    hidden = set(agent["hiddenimports"])
+    assert {"worklens.agent.sensors.window._wlroots", "worklens.agent.sensors.window._gnome",
+            "worklens.agent.sensors.window._kde", "worklens.agent.sensors.idle._wayland",
+            "worklens.agent.sensors.idle._gnome",
+            "worklens.agent.sensors._wlproto.wlr_foreign_toplevel_management_unstable_v1",
+            "pywayland.client", "_cffi_backend", "jeepney.io.threading"} <= hidden
+    datas = {(Path(src).name, Path(dest).as_posix()) for src, dest in agent["datas"]}
+    assert ("kwin_focus.js", "worklens/agent/sensors/window") in datas
+    assert ("LICENSE.LGPL-2.1", "worklens/agent/sensors/_wlproto/xml") in datas
+    for platform in ("win32", "darwin"):
+        other = recipe.analysis_args("agent", platform)["hiddenimports"]
+        assert not [m for m in other if "_wayland" in m or "_wlroots" in m or "_kde" in m]

@@ -7,7 +7,7 @@ import pytest
 from worklens.agent import config as agent_config
 from worklens.collector import config as collector_config
 from worklens.common.durations import format_duration, parse_duration
-from worklens.common.settings import ConfigError
+from worklens.common.settings import ConfigError, load
 
 
 @pytest.mark.parametrize(("text", "seconds"), [
@@ -100,3 +100,83 @@ def test_installed_config_is_found_without_a_flag(tmp_path, monkeypatch):
     monkeypatch.setenv("WORKLENS_CONFIG", str(path))
     assert system_config_file("agent") == path
     assert agent_config.load(system_config_file("agent")).privacy.capture_titles is False
+
+
+# -- WORKLENS_* names that are not settings ----------------------------------------------------
+
+def _names(cls) -> list[str]:
+    """Every WORKLENS_<SECTION>_<KEY> of a program, from its config dataclasses."""
+    import dataclasses
+    import typing
+    hints = typing.get_type_hints(cls)
+    return [f"WORKLENS_{s.name.upper()}_{f.name.upper()}" for s in dataclasses.fields(cls)
+            for f in dataclasses.fields(hints[s.name])]
+
+
+@pytest.mark.parametrize(("variable", "message"), [
+    ("WORKLENS_SAMPLNG_IDLE_THRESHOLD", r"^config: unknown section \[samplng\] from "
+     r"WORKLENS_SAMPLNG_IDLE_THRESHOLD \(did you mean WORKLENS_SAMPLING_IDLE_THRESHOLD\?\)$"),
+    ("WORKLENS_SAMPLING_IDLE_TRESHOLD", r"^config: unknown key \[sampling\] idle_treshold from "
+     r"WORKLENS_SAMPLING_IDLE_TRESHOLD \(did you mean WORKLENS_SAMPLING_IDLE_THRESHOLD\?\)$"),
+    ("WORKLENS_PRIVCY_SCHEDULE", r"unknown section \[privcy\] .*WORKLENS_PRIVACY_SCHEDULE\?"),
+    ("WORKLENS_LOG", r"^config: unknown key \[log\] from WORKLENS_LOG \(did you mean "
+     r"WORKLENS_LOG_LEVEL\?\)$"),
+])
+def test_a_misspelt_variable_is_rejected_like_a_misspelt_key(variable, message):
+    with pytest.raises(ConfigError, match=message):
+        load(agent_config.AgentConfig, env={variable: "1m"})
+
+
+def test_a_misspelt_collector_variable_is_rejected():
+    with pytest.raises(ConfigError, match=r"unknown key \[grpc\] lsten from WORKLENS_GRPC_LSTEN"):
+        load(collector_config.CollectorConfig, env={"WORKLENS_GRPC_LSTEN": "0.0.0.0:1"})
+    with pytest.raises(ConfigError, match=r"unknown section \[retension\]"):
+        load(collector_config.CollectorConfig, env={"WORKLENS_RETENSION_KEEP": "30d"})
+
+
+def test_the_other_programs_settings_and_the_documented_variables_are_accepted():
+    """Agent and collector may share an environment (make run, a shell): each ignores
+    the other's sections; the names come from the dataclasses, so a section added
+    later is covered without editing this test."""
+    from worklens.common.settings import OTHER_VARIABLES
+
+    others = {name: "" for name in OTHER_VARIABLES} | {
+        "WORKLENS_WINDOW_BACKEND": "", "WORKLENS_IDLE_BACKEND": "",
+        "WORKLENS_INPUT_BACKEND": "", "WORKLENS_SOMETHING_ELSE": "1"}
+    agent_names = set(_names(agent_config.AgentConfig))
+    collector_names = set(_names(collector_config.CollectorConfig))
+    collector_env = dict.fromkeys(collector_names - agent_names, "not for the agent")
+    agent_env = dict.fromkeys(agent_names - collector_names, "not for the collector")
+    assert len(collector_env) > 10 and len(agent_env) > 10
+    assert load(agent_config.AgentConfig, env=collector_env | others)
+    assert load(collector_config.CollectorConfig, env=agent_env | others)
+
+
+def _cli(program: str, *args: str, env: dict[str, str]):
+    import os
+    import subprocess
+    import sys
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("WORKLENS_")} | env
+    return subprocess.run([sys.executable, "-c", f"from worklens.{program}.cli import main; main()",
+                           *args], env=clean, capture_output=True, text=True, timeout=60)
+
+
+def test_both_programs_stop_on_a_misspelt_variable_with_one_line(tmp_path):
+    done = _cli("agent", "status", "--data-dir", str(tmp_path / "agent"),
+                env={"WORKLENS_SAMPLNG_IDLE_THRESHOLD": "1m"})
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr == ("worklens-agent: error: config: unknown section [samplng] from "
+                           "WORKLENS_SAMPLNG_IDLE_THRESHOLD (did you mean "
+                           "WORKLENS_SAMPLING_IDLE_THRESHOLD?)\n")
+    done = _cli("collector", "token", "list", "--data-dir", str(tmp_path / "collector"),
+                env={"WORKLENS_HTTP_LISTN": "127.0.0.1:1"})
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr == ("worklens-collector: error: config: unknown key [http] listn from "
+                           "WORKLENS_HTTP_LISTN (did you mean WORKLENS_HTTP_LISTEN?)\n")
+
+
+def test_the_agent_runs_beside_the_collectors_variables(tmp_path):
+    done = _cli("agent", "status", "--data-dir", str(tmp_path / "agent"),
+                env={"WORKLENS_GRPC_LISTEN": "0.0.0.0:50051", "WORKLENS_STORE_URL": "sqlite:///x",
+                     "WORKLENS_TOKEN": "wl_x", "WORKLENS_COLLECTOR": "c.example.com:50051"})
+    assert "error" not in done.stderr and "Worklens agent status" in done.stdout, done.stderr

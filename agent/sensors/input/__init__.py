@@ -5,10 +5,14 @@
   listeners decode every press and release, which cost more CPU than all of
   the agent's sampling (see ``_x11``'s docstring for the figures).
 - ``_pynput``: Windows and macOS, through pynput's listeners.
-- ``none``: no display (a server, Wayland without XWayland) or disabled.
+- ``none``: no display (a server), a Wayland session, or disabled. Wayland
+  gives no unprivileged client the input of other programs (and X11's RECORD
+  under XWayland sees only X clients' input), so there the counts are
+  *unavailable*, and ``status`` says so rather than showing zeros as measured.
 
-Chosen by platform, or forced with ``WORKLENS_INPUT_BACKEND`` (``x11``,
-``pynput``, ``none``), like the window and idle sensors.
+Chosen by platform and session, or forced with ``WORKLENS_INPUT_BACKEND`` /
+``[sensors] input`` (``x11``, ``pynput``, ``none``), like the window and idle
+sensors.
 
 Privacy by construction: backends only ever add to four integers. They never
 look at, keep, log or pass on which key was pressed or where the pointer went;
@@ -34,6 +38,7 @@ from worklens.agent.sensors._select import (
     DisplayNotReady,
     SensorStatus,
     display_label,
+    forced_backend,
     no_display_reason,
     waiting_reason,
 )
@@ -47,14 +52,22 @@ MAX_BACKOFF = 10.0          # waiting for a display: a failed connect is nearly 
 MAX_BROKEN_BACKOFF = 300.0  # a backend that connected but cannot listen (no RECORD...)
 
 
-def choose_backend(env: Mapping[str, str] | None = None, platform: str = sys.platform) -> str:
-    """``WORKLENS_INPUT_BACKEND``, else the platform's backend."""
+WAYLAND_REASON = ("input counts unavailable on Wayland (not zero: not measured): the "
+                  "compositor gives no unprivileged program other programs' input; "
+                  "windows and idle time are still recorded")
+
+
+def choose_backend(env: Mapping[str, str] | None = None, platform: str = sys.platform,
+                   configured: str = "") -> str:
+    """``WORKLENS_INPUT_BACKEND``, else ``[sensors] input``, else the platform's backend."""
     env = os.environ if env is None else env
-    forced = env.get("WORKLENS_INPUT_BACKEND", "").strip().lower()
+    forced = forced_backend("input", configured, env)
     if forced:
         return forced
     if platform in ("win32", "darwin"):
         return "pynput"
+    if env.get("WAYLAND_DISPLAY"):
+        return "none"
     return "x11" if env.get("DISPLAY") else "none"
 
 
@@ -64,9 +77,10 @@ class InputCounter:
 
     def __init__(self, backend: str | None = None, display: str | None = None,
                  env: Mapping[str, str] | None = None, platform: str = sys.platform,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, configured: str = "") -> None:
         env = os.environ if env is None else env
-        self.backend_name = backend or choose_backend(env, platform)
+        self.backend_name = backend or choose_backend(env, platform, configured)
+        self._configured = configured
         self._env = env
         self._display = display
         self._clock = clock
@@ -105,9 +119,14 @@ class InputCounter:
         """The backend module, or None (with the status saying why) for none/unknown."""
         name = self.backend_name
         if name == "none":
-            forced = self._env.get("WORKLENS_INPUT_BACKEND")
-            self.status = SensorStatus("input", "none", False, "disabled by configuration"
-                                       if forced else no_display_reason(self._env))
+            forced = forced_backend("input", self._configured, self._env)
+            if forced:
+                reason = "disabled by configuration"
+            elif self._env.get("WAYLAND_DISPLAY"):
+                reason = WAYLAND_REASON
+            else:
+                reason = no_display_reason(self._env)
+            self.status = SensorStatus("input", "none", False, reason)
             return None
         try:
             return importlib.import_module(f"{__name__}._{name}")
@@ -160,9 +179,9 @@ class InputCounter:
             listener.stop()
 
 
-def probe() -> SensorStatus:
+def probe(configured: str = "") -> SensorStatus:
     """Can input be counted here? Starts and stops the backend once (for status)."""
-    counter = InputCounter()
+    counter = InputCounter(configured=configured)
     status = counter.start()
     counter.stop()
     return status

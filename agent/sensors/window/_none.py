@@ -1,5 +1,6 @@
 """The window backend for machines where no window can be seen (servers,
-Wayland without XWayland): the agent runs on, reporting no window spans."""
+a Wayland compositor none of the backends speaks to): the agent runs on,
+reporting no window spans."""
 
 from __future__ import annotations
 

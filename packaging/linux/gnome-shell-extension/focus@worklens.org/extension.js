@@ -1,0 +1,69 @@
+// Worklens focused window: exports the focused window's WM class, title and pid on
+// the session bus (org.worklens.FocusedWindow, /org/worklens/FocusedWindow,
+// interface org.worklens.FocusedWindow1 in the XML file beside this one), with a
+// Changed signal whenever the focus or the focused window's title changes.
+// GNOME exposes no focused window to other programs on Wayland; the Worklens agent
+// reads this instead. GNOME Shell 45 and later (ES modules).
+
+import Gio from 'gi://Gio';
+import GLib from 'gi://GLib';
+import {Extension} from 'resource:///org/gnome/shell/extensions/extension.js';
+
+const BUS_NAME = 'org.worklens.FocusedWindow';
+const OBJECT_PATH = '/org/worklens/FocusedWindow';
+const INTERFACE_FILE = 'org.worklens.FocusedWindow1.xml';
+
+export default class WorklensFocusExtension extends Extension {
+    enable() {
+        const [, bytes] = this.dir.get_child(INTERFACE_FILE).load_contents(null);
+        this._exported = Gio.DBusExportedObject.wrapJSObject(
+            new TextDecoder().decode(bytes), this);
+        this._exported.export(Gio.DBus.session, OBJECT_PATH);
+        this._nameId = Gio.bus_own_name_on_connection(
+            Gio.DBus.session, BUS_NAME, Gio.BusNameOwnerFlags.NONE, null, null);
+        this._window = null;
+        this._titleId = 0;
+        this._focusId = global.display.connect('notify::focus-window', () => this._follow());
+        this._follow();
+    }
+
+    disable() {
+        global.display.disconnect(this._focusId);
+        this._unwatch();
+        Gio.bus_unown_name(this._nameId);
+        this._exported.unexport();
+        this._exported = null;
+    }
+
+    // D-Bus method Get() -> (s wm_class, s title, u pid)
+    Get() {
+        return this._current();
+    }
+
+    _current() {
+        const window = global.display.focus_window;
+        if (!window)
+            return ['', '', 0];
+        const pid = window.get_pid();
+        return [window.get_wm_class() ?? '', window.get_title() ?? '', pid > 0 ? pid : 0];
+    }
+
+    _follow() {
+        this._unwatch();
+        this._window = global.display.focus_window;
+        if (this._window)
+            this._titleId = this._window.connect('notify::title', () => this._emit());
+        this._emit();
+    }
+
+    _unwatch() {
+        if (this._window && this._titleId)
+            this._window.disconnect(this._titleId);
+        this._window = null;
+        this._titleId = 0;
+    }
+
+    _emit() {
+        this._exported?.emit_signal('Changed', new GLib.Variant('(ssu)', this._current()));
+    }
+}
