@@ -25,7 +25,7 @@ from worklens.collector.access.tls import (
     tls_files,
 )
 from worklens.collector.config import CollectorConfig
-from worklens.collector.ingest.guards import FailedEnrollments
+from worklens.collector.ingest.guards import FailedEnrollments, return_big_frees_to_the_system
 from worklens.collector.ingest.service import AgentService
 from worklens.collector.ingest.validate import Limits
 from worklens.collector.rollup import open_with_rollups
@@ -240,6 +240,7 @@ async def serve(cfg: CollectorConfig, url: str) -> int:
     collector = Collector(cfg, url)
     await collector.start()
     tune_garbage_collector()
+    return_big_frees_to_the_system()
     waits = [asyncio.create_task(stopping.wait()), asyncio.create_task(collector.failed.wait())]
     await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
     for task in waits:
