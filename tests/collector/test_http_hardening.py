@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import subprocess
 import time
 
 import pytest
@@ -120,3 +122,20 @@ def test_admin_can_allow_one_reenrollment_and_it_is_audited(col, tokens):
     entries = col.get("/api/v1/audit", tokens["admin"],
                       params={"action": "agent.allow_reenroll"}).json()["entries"]
     assert entries[0]["params"] == {"agent_id": agent.agent_id}
+
+
+def test_huge_durations_in_config_and_cli_are_one_line(col, tmp_path):
+    """Durations past 100 years used to overflow into a traceback (purge, [retention]
+    keep, [grpc] max_future_skew...)."""
+    huge = "9" * 400 + "d"
+    done = col.cli("purge", "--older-than", huge)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "--older-than" in done.stderr and done.stderr.strip().count("\n") == 0
+    from collector_harness import collector_command
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKLENS_")}
+    env["WORKLENS_RETENTION_KEEP"] = huge
+    done = subprocess.run(collector_command("serve", "--data-dir", str(tmp_path)), env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "[retention] keep" in done.stderr and "36500d" in done.stderr
