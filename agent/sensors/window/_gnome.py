@@ -16,13 +16,12 @@ The pid leads to the executable through psutil, as on X11.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Mapping
 
 from worklens.agent.sensors import _sessionbus
-from worklens.agent.sensors._procinfo import process_identity
 from worklens.agent.sensors._select import BackendUnavailable
-from worklens.agent.sensors.window._base import WindowBackend, WindowInfo
+from worklens.agent.sensors.window._base import WindowInfo
+from worklens.agent.sensors.window._pushed import PushedFocus
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +35,13 @@ FIX = (f"the Worklens GNOME Shell extension is not running: install the worklens
        f"(GNOME 42-44: {LEGACY_UUID}) and log in again")
 
 
-class GnomeWindow(WindowBackend):
+class GnomeWindow(PushedFocus):
     name = "gnome"
 
     def __init__(self, bus: _sessionbus.SessionBus) -> None:
+        super().__init__()
         self._bus = bus
-        self._lock = threading.Lock()
-        self._focus: tuple[str, str, int] | None = None
         self._resync = True
-        self._identity: tuple[int, str, str] = (0, "", "")
         self.detail = "the Worklens GNOME Shell extension over the session bus"
         bus.on(self._on_changed, type="signal", interface=INTERFACE, member="Changed",
                path=OBJECT_PATH)
@@ -53,8 +50,7 @@ class GnomeWindow(WindowBackend):
 
     def _on_changed(self, msg) -> None:
         wm_class, title, pid = msg.body
-        with self._lock:
-            self._focus = (str(wm_class), str(title), int(pid))
+        self._set_focus(str(wm_class), str(title), int(pid))
 
     def _on_owner(self, msg) -> None:
         _name, _old, new = msg.body
@@ -69,14 +65,7 @@ class GnomeWindow(WindowBackend):
             resync = self._resync
         if resync:
             self._ask()
-        with self._lock:
-            focus = self._focus
-        if focus is None or not (focus[0] or focus[1]):
-            return None
-        wm_class, title, pid = focus
-        name, exe = self._process(pid)
-        return WindowInfo(app=name or wm_class, title=title, pid=pid, exe=exe,
-                          aliases=(wm_class,) if wm_class else ())
+        return self._focused_window()
 
     def _ask(self) -> None:
         try:
@@ -87,13 +76,6 @@ class GnomeWindow(WindowBackend):
         with self._lock:
             self._focus = (str(wm_class), str(title), int(pid))
             self._resync = False
-
-    def _process(self, pid: int) -> tuple[str, str]:
-        if pid <= 0:
-            return "", ""
-        if self._identity[0] != pid:
-            self._identity = (pid, *process_identity(pid))
-        return self._identity[1], self._identity[2]
 
     def close(self) -> None:
         if self._bus is not None:

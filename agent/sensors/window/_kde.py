@@ -15,15 +15,14 @@ backend (ext-idle-notify on Plasma >= 5.27, else org_kde_kwin_idle).
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 
 from worklens.agent.sensors import _sessionbus
-from worklens.agent.sensors._procinfo import process_identity
 from worklens.agent.sensors._select import BackendUnavailable
-from worklens.agent.sensors.window._base import WindowBackend, WindowInfo
+from worklens.agent.sensors.window._base import WindowInfo
+from worklens.agent.sensors.window._pushed import PushedFocus
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +42,13 @@ def script_path() -> Path:
     return Path(str(resources.files("worklens.agent.sensors.window").joinpath("kwin_focus.js")))
 
 
-class KdeWindow(WindowBackend):
+class KdeWindow(PushedFocus):
     name = "kde"
 
     def __init__(self, bus: _sessionbus.SessionBus) -> None:
+        super().__init__()
         self._bus = bus
-        self._lock = threading.Lock()
-        self._focus: tuple[str, str, int] | None = None
         self._reload = False
-        self._identity: tuple[int, str, str] = (0, "", "")
         self.plasma = ""
         self.detail = "KWin script"
         bus.on(self._on_focus, add_match=False, type="method_call", path=CALLBACK_PATH,
@@ -82,8 +79,7 @@ class KdeWindow(WindowBackend):
 
     def _on_focus(self, msg) -> None:
         klass, caption, pid = (str(v) for v in [*msg.body, "", "", "0"][:3])
-        with self._lock:
-            self._focus = (klass, caption, int(pid) if pid.isdigit() else 0)
+        self._set_focus(klass, caption, int(pid) if pid.isdigit() else 0)
         bus = self._bus
         if bus is not None:         # a call that arrived while the agent stops
             bus.reply(msg)
@@ -104,21 +100,7 @@ class KdeWindow(WindowBackend):
                 self.load()
             except (OSError, _sessionbus.CallFailed, BackendUnavailable) as exc:
                 log.warning("could not load the KWin script again: %s", exc)
-        with self._lock:
-            focus = self._focus
-        if focus is None or not (focus[0] or focus[1]):
-            return None
-        klass, caption, pid = focus
-        name, exe = self._process(pid)
-        return WindowInfo(app=name or klass, title=caption, pid=pid, exe=exe,
-                          aliases=(klass,) if klass else ())
-
-    def _process(self, pid: int) -> tuple[str, str]:
-        if pid <= 0:
-            return "", ""
-        if self._identity[0] != pid:
-            self._identity = (pid, *process_identity(pid))
-        return self._identity[1], self._identity[2]
+        return self._focused_window()
 
     def close(self) -> None:
         bus, self._bus = self._bus, None
