@@ -3,7 +3,10 @@ agent's own credential, and remember where the collector is.
 
 Safe to re-run: the install id in the data dir makes the collector hand back
 the same agent id (with a fresh credential; the old one stops working), so
-re-enrolling never creates a second agent for the same machine.
+re-enrolling never creates a second agent for the same machine. The current
+credential goes with the request: the collector re-enrolls an existing agent
+only for the holder of its credential (or with an admin's approval), so that
+the shared enrollment secret plus an install id cannot take over a machine.
 
 With several collector addresses (``--collector a:50051,b:50051``) enrollment
 tries them in order and stops at the first that answers (whatever it
@@ -58,11 +61,12 @@ def enroll(conn: Connection, secret: str, data_dir: Path,
     the collector refuses or no address can be reached (callers decide whether
     to retry). Several addresses are tried in order."""
     install = credential.install_id(data_dir)
+    current = _current_credential(data_dir)
     unreached: dict[str, str] = {}
     choices = each_address(conn) or [conn]
     for one in choices:
         try:
-            reply = _enroll_at(one, secret, install, timeout)
+            reply = _enroll_at(one, secret, install, timeout, current)
             if len(choices) > 1:
                 log.info("enrolled through the collector at %s", one.address)
             break
@@ -77,15 +81,26 @@ def enroll(conn: Connection, secret: str, data_dir: Path,
     return cred
 
 
-def _enroll_at(conn: Connection, secret: str, install: str,
-               timeout: float) -> agent_pb2.EnrollResponse:
+def _enroll_at(conn: Connection, secret: str, install: str, timeout: float,
+               current: str = "") -> agent_pb2.EnrollResponse:
+    metadata = (("authorization", f"Bearer {current}"),) if current else ()
     channel = open_channel(conn)
     try:
         stub = agent_pb2_grpc.AgentServiceStub(channel)
         return stub.Enroll(agent_pb2.EnrollRequest(secret=secret, host=host_info(),
-                                                   install_id=install), timeout=timeout)
+                                                   install_id=install), timeout=timeout,
+                           metadata=metadata)
     finally:
         channel.close()
+
+
+def _current_credential(data_dir: Path) -> str:
+    """The credential this data dir holds, if any and readable ("" otherwise)."""
+    try:
+        saved = credential.load(data_dir)
+    except UserError:
+        return ""
+    return saved.credential if saved is not None else ""
 
 
 def refusal(err: grpc.RpcError, conn: Connection) -> str:

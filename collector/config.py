@@ -40,6 +40,9 @@ class GrpcSection:
     max_events_per_batch: int = setting(50_000, check=lambda n: n > 0,
                                         expect="a positive whole number")
     max_future_skew: float = duration(300.0)
+    # failed enrollments one address may make in a burst (then one per 6 s); 0 = no limit
+    enroll_failures_burst: int = setting(10, check=lambda n: n >= 0,
+                                         expect="a whole number >= 0 (0 = no limit)")
 
 
 @dataclass

@@ -25,6 +25,7 @@ from worklens.collector.access.tls import (
     tls_files,
 )
 from worklens.collector.config import CollectorConfig
+from worklens.collector.ingest.guards import FailedEnrollments, return_big_frees_to_the_system
 from worklens.collector.ingest.service import AgentService
 from worklens.collector.ingest.validate import Limits
 from worklens.collector.rollup import open_with_rollups
@@ -143,7 +144,9 @@ class Collector:
 
     async def _start_grpc(self, tls: TlsFiles | None) -> None:
         server = grpc.aio.server(options=server_options(self.cfg))
-        self._service = AgentService(self.store, Limits.from_config(self.cfg))
+        self._service = AgentService(
+            self.store, Limits.from_config(self.cfg),
+            FailedEnrollments(burst=self.cfg.grpc.enroll_failures_burst))
         server.add_generic_rpc_handlers((self._service.handler(),))
         listen = self.cfg.grpc.listen
         try:
@@ -237,6 +240,7 @@ async def serve(cfg: CollectorConfig, url: str) -> int:
     collector = Collector(cfg, url)
     await collector.start()
     tune_garbage_collector()
+    return_big_frees_to_the_system()
     waits = [asyncio.create_task(stopping.wait()), asyncio.create_task(collector.failed.wait())]
     await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
     for task in waits:

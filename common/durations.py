@@ -8,6 +8,9 @@ import re
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 EXPECTED = "a duration like 500ms, 10s, 5m, 2h or 30d"
+# The longest duration any setting or flag takes: 100 years. Longer is a typo, and past
+# it milliseconds since 1970 plus the duration no longer fit a 64-bit integer.
+MAX_SECONDS = 36500 * 86400.0
 
 
 def parse_duration(text: str) -> float:

@@ -113,7 +113,8 @@ def _cpu_decimals(values: list[float]) -> int | None:
         return None
     for decimals in range(MAX_CPU_DECIMALS + 1):
         scale = 10 ** decimals
-        if all(round(v * scale) <= MAX_UINT64 and round(v * scale) / scale == v
+        # v * scale first: a huge finite value times 10**d is inf, which round() refuses
+        if all(v * scale <= MAX_UINT64 and round(v * scale) / scale == v
                for v in values):
             return decimals
     return None

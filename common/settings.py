@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from worklens.common.durations import EXPECTED as DURATION_EXPECTED
-from worklens.common.durations import parse_duration
+from worklens.common.durations import MAX_SECONDS, parse_duration
 
 T = TypeVar("T")
 ENV_PREFIX = "WORKLENS_"
@@ -57,8 +57,9 @@ def duration(default: float, *, minimum: float = 0.0) -> Any:
     """A dataclass field holding seconds, written in config as ``10s``/``5m``..."""
     return dataclasses.field(
         default=default,
-        metadata={"duration": True, "check": (lambda v: v >= minimum, f"{DURATION_EXPECTED}"
-                                              f" of at least {minimum:g}s")},
+        metadata={"duration": True, "check": (lambda v: minimum <= v <= MAX_SECONDS,
+                                              f"{DURATION_EXPECTED} of at least {minimum:g}s "
+                                              "and at most 36500d")},
     )
 
 

@@ -35,6 +35,25 @@ class AgentRevoked(Exception):
     """This install was enrolled before and its agent has been revoked."""
 
 
+class ReenrollRefused(Exception):
+    """This install is enrolled and the caller did not prove it is that agent."""
+
+
+# A just-enrolled agent that never made an authenticated call may enroll again
+# without its credential for this long (the reply to its first Enroll may have
+# been lost); after that, re-enrolling needs the current credential or an
+# admin's approval (``allow_reenroll``).
+UNUSED_REENROLL_MS = 15 * 60_000
+REENROLL_APPROVAL_MS = 24 * 3_600_000
+INSTALL_HASH_PREFIX = "sha256:"
+
+
+def install_key(install_id: str) -> str:
+    """How an install id is stored: hashed, so that reading the store (or a backup)
+    does not give what re-enrolling as that machine would need."""
+    return INSTALL_HASH_PREFIX + hash_secret(install_id)
+
+
 @dataclass(frozen=True)
 class Enrolled:
     agent: AgentRow
@@ -70,27 +89,36 @@ def _now_ms() -> int:
 
 
 async def enroll(store: Store, secret: str, install_id: str,
-                 host: agent_pb2.HostInfo) -> Enrolled:
-    """A new agent (or, for a known ``install_id``, the same agent with a fresh
-    credential: the old one stops working)."""
+                 host: agent_pb2.HostInfo, credential: str = "") -> Enrolled:
+    """A new agent, or, for a known ``install_id``, the same agent with a fresh
+    credential (the old one stops working) when the caller proves it is that agent:
+    ``credential`` is its current one, an admin allowed it (``allow_reenroll``), or
+    the agent was enrolled minutes ago and never used its credential."""
     token = verify_token(store, secret)
     if token is None or token.role != "enroll":
         raise EnrollmentRefused("the enrollment secret is unknown, revoked or expired")
     secret_part = new_secret()
     now = _now_ms()
+    key = install_key(install_id)
 
     def upsert(conn: sqlite3.Connection) -> Enrolled:
-        row = conn.execute(f"SELECT {AgentRow.COLUMNS} FROM agents WHERE install_id = ?",
-                           (install_id,)).fetchone()
+        # install ids stored before they were hashed are found as written, then hashed
+        row = conn.execute(f"SELECT {AgentRow.COLUMNS}, reenroll_until_ms FROM agents "
+                           "WHERE install_id IN (?, ?)", (key, install_id)).fetchone()
         if row is not None:
-            agent = AgentRow.from_row(row)
+            agent, approved_until = AgentRow.from_row(row[:-1]), row[-1]
             if agent.revoked_ms is not None:
                 raise AgentRevoked(f"agent {agent.agent_id} was revoked; remove the agent's "
                                    "data directory to enroll it as a new agent")
-            credential = f"{agent.agent_id}.{secret_part}"
-            conn.execute("UPDATE agents SET credential_hash = ? WHERE id = ?",
-                         (hash_secret(secret_part), agent.key))
-            return Enrolled(agent, credential, new=False)
+            if not _may_reenroll(agent, credential, approved_until, now):
+                raise ReenrollRefused(
+                    f"this install is already enrolled as agent {agent.agent_id}: "
+                    "re-enrolling needs that agent's current credential, or an admin's "
+                    f"approval (POST /api/v1/agents/{agent.agent_id}/allow-reenroll)")
+            conn.execute("UPDATE agents SET credential_hash = ?, install_id = ?, "
+                         "reenroll_until_ms = NULL WHERE id = ?",
+                         (hash_secret(secret_part), key, agent.key))
+            return Enrolled(agent, f"{agent.agent_id}.{secret_part}", new=False)
         while True:
             agent_id = new_agent_id()
             if not conn.execute("SELECT 1 FROM agents WHERE agent_id = ?",
@@ -99,12 +127,12 @@ async def enroll(store: Store, secret: str, install_id: str,
         cur = conn.execute(
             "INSERT INTO agents (agent_id, install_id, credential_hash, hostname, os, "
             "os_version, username, agent_version, enrolled_ms) VALUES (?,?,?,?,?,?,?,?,?)",
-            (agent_id, install_id, hash_secret(secret_part), host.hostname, host.os,
+            (agent_id, key, hash_secret(secret_part), host.hostname, host.os,
              host.os_version, host.user, host.agent_version, now))
         # The enroll secret's groups, at enrollment only: a re-enroll keeps what an
         # admin may have changed since.
         put_agent_groups(conn, cur.lastrowid, token.groups)
-        agent = AgentRow(cur.lastrowid, agent_id, install_id, "", host.hostname, host.os,
+        agent = AgentRow(cur.lastrowid, agent_id, key, "", host.hostname, host.os,
                          host.os_version, host.user, host.agent_version, now)
         return Enrolled(agent, f"{agent_id}.{secret_part}", new=True)
 
@@ -112,6 +140,26 @@ async def enroll(store: Store, secret: str, install_id: str,
     if not enrolled.new:
         _credentials_changed()   # the old credential stopped working just now
     return enrolled
+
+
+def _may_reenroll(agent: AgentRow, credential: str, approved_until: int | None,
+                  now: int) -> bool:
+    agent_id, dot, secret = (credential or "").partition(".")
+    if dot and agent_id == agent.agent_id and secret and \
+            same_hash(secret, agent.credential_hash):
+        return True
+    if approved_until is not None and approved_until >= now:
+        return True
+    return agent.last_seen_ms is None and now - agent.enrolled_ms <= UNUSED_REENROLL_MS
+
+
+def allow_reenroll(store: Store, agent_id: str) -> bool:
+    """An admin's approval: the agent may enroll again without its credential (for
+    REENROLL_APPROVAL_MS), e.g. after its data directory was lost."""
+    until = _now_ms() + REENROLL_APPROVAL_MS
+    return store.write(lambda conn: conn.execute(
+        "UPDATE agents SET reenroll_until_ms = ? WHERE agent_id = ? AND revoked_ms IS NULL",
+        (until, agent_id)).rowcount > 0)
 
 
 def authenticate(store: Store, credential: str) -> AgentRow | None:

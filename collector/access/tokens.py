@@ -151,3 +151,16 @@ def revoke_token(store: Store, token_id: str) -> bool:
         return cur.rowcount > 0
 
     return store.write(revoke)
+
+
+# A token lifetime beyond this is a typo (and past it the expiry overflows the store).
+MAX_EXPIRES_S = 100 * 365 * 86400.0
+
+
+def expires_problem(seconds: float) -> str | None:
+    """Why a token lifetime cannot be used, or None."""
+    if not seconds > 0:
+        return "must be longer than 0s"
+    if seconds > MAX_EXPIRES_S:
+        return "must be at most 36500d (100 years); omit it for a token that never expires"
+    return None

@@ -17,7 +17,7 @@ from worklens.collector.reports.dates import DateError, midnight_ms, parse_date,
 from worklens.collector.rollup import buckets, rules
 from worklens.collector.store import open_store
 from worklens.common.cli import UserError
-from worklens.common.durations import parse_duration
+from worklens.common.durations import MAX_SECONDS, parse_duration
 
 
 def purge_command(args: Any, cfg: Any, data_dir: Path) -> int:
@@ -26,8 +26,9 @@ def purge_command(args: Any, cfg: Any, data_dir: Path) -> int:
         seconds = parse_duration(args.older_than)
     except ValueError as exc:
         raise UserError(f"--older-than: {exc}") from None
-    if seconds <= 0:
-        raise UserError("--older-than: expected a duration above zero, e.g. 400d")
+    if not 0 < seconds <= MAX_SECONDS:
+        raise UserError("--older-than: expected a duration above zero and at most 36500d, "
+                        "e.g. 400d")
     store = open_store(store_url(cfg, data_dir))
     try:
         result = retention.purge(store, seconds)

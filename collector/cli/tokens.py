@@ -28,8 +28,9 @@ def _parse_expires(text: str | None) -> float | None:
         seconds = parse_duration(text)
     except ValueError as exc:
         raise UserError(f"--expires: {exc}") from None
-    if seconds <= 0:
-        raise UserError("--expires: must be longer than 0s")
+    problem = tokens.expires_problem(seconds)
+    if problem:
+        raise UserError(f"--expires: {problem}")
     return seconds
 
 

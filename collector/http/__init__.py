@@ -27,6 +27,7 @@ from worklens.collector.http import (
     errors,
     ops,
 )
+from worklens.collector.http.headers import SecurityHeaders
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -46,6 +47,7 @@ def create_app(store: Any, cfg: Any) -> FastAPI:
                    api_dashboard, api_live):
         app.include_router(module.router)
     _mount_dashboard(app)
+    app.add_middleware(SecurityHeaders)
     return app
 
 

@@ -46,8 +46,9 @@ def create_token(request: Request, body: TokenRequest, who: Admin) -> JSONRespon
             expires_s = parse_duration(body.expires)
         except ValueError as exc:
             raise ApiError(400, f"expires: {exc}") from exc
-        if expires_s <= 0:
-            raise ApiError(400, "expires: must be longer than 0s")
+        problem = tokens.expires_problem(expires_s)
+        if problem:
+            raise ApiError(400, f"expires: {problem}")
     try:
         info, secret = tokens.create_token(store_of(request), body.role, name=body.name,
                                            expires_s=expires_s, groups=body.groups)
@@ -79,6 +80,20 @@ def revoke_agent(request: Request, agent_id: str, who: Admin) -> dict[str, Any]:
         raise ApiError(404, f"no agent with id {agent_id!r}")
     audit.record(store, who, "agent.revoke", {"agent_id": agent_id}, client_address(request))
     return {"revoked": agent_id}
+
+
+@router.post("/agents/{agent_id}/allow-reenroll",
+             summary="Let an agent enroll again without its credential (24 h)")
+def allow_reenroll(request: Request, agent_id: str, who: Admin) -> dict[str, Any]:
+    """For an agent that lost its data directory's credential: its install may enroll
+    again with the enrollment secret alone, once, within 24 hours. Without this,
+    re-enrolling an existing install needs the agent's current credential."""
+    store = store_of(request)
+    if not enrollment.allow_reenroll(store, agent_id):
+        raise ApiError(404, f"no agent with id {agent_id!r} (or it was revoked)")
+    audit.record(store, who, "agent.allow_reenroll", {"agent_id": agent_id},
+                 client_address(request))
+    return {"allowed": agent_id, "for_seconds": enrollment.REENROLL_APPROVAL_MS // 1000}
 
 
 def _agent_exists(store, agent_id: str) -> bool:

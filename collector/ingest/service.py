@@ -53,7 +53,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import grpc
 from google.protobuf.message import DecodeError, Message
@@ -62,12 +62,28 @@ from worklens.collector.access.enrollment import (
     MAX_INSTALL_ID,
     AgentRevoked,
     EnrollmentRefused,
+    ReenrollRefused,
     authenticate,
     credential_changes,
     enroll,
 )
+from worklens.collector.ingest.guards import (
+    MAX_ENROLL_BYTES,
+    MAX_HELLO_BYTES,
+    PRESCAN_BYTES,
+    FailedEnrollments,
+    collect_garbage_soon,
+    event_count,
+    for_log,
+    has_control,
+    peer_address,
+    records_over,
+    snapshots_fit,
+)
+from worklens.collector.ingest.userchange import note_user_change
 from worklens.collector.ingest.validate import InvalidBatch, Limits, check_batch, check_host
-from worklens.collector.store import AgentRow, Store, StoreBusy, StoreError
+from worklens.collector.store import AgentRow, IngestResult, Store, StoreBusy, StoreError
+from worklens.collector.store.overlaps import clip_overlaps, rows_overlap
 from worklens.collector.store.records import extract
 from worklens.common import wire
 from worklens.common.packing import (
@@ -85,6 +101,13 @@ log = logging.getLogger(__name__)
 SERVICE = "worklens.v1.AgentService"
 # Batches of one stream parsed and queued ahead of their acks.
 MAX_IN_FLIGHT = 32
+# ... and at most this many events (records held in memory until their commit): a
+# stream of 16 MB batches must not hold 32 of them. One batch is always let through.
+MAX_IN_FLIGHT_EVENTS = 100_000
+# Upload streams one agent may have open at once (an agent uses one; a few more cover
+# a reconnect while the old connection is not yet known to be dead).
+MAX_STREAMS_PER_AGENT = 8
+STREAMS_RETRY_AFTER_MS = 5_000
 # An open stream's credential is looked up again at least this often (when
 # batches arrive): the bound on how long a revocation made by another process
 # takes to reach an open stream.
@@ -104,6 +127,7 @@ class _Reject:
     reason: str
     sequence: int | None = None
     retry_after_ms: int | None = None
+    size: int = 0            # bytes of the refused message (see guards.collect_garbage_soon)
 
     def trailing_metadata(self) -> tuple[tuple[str, str], ...]:
         out = []
@@ -124,6 +148,9 @@ class _Stream:
     checked_changes: int
     inflater: Inflater | None = None
     deltas: StreamDeltas | None = None
+    user: str = ""          # the user this stream's agent last reported
+    in_flight_events: int = 0
+    room: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass(frozen=True)
@@ -156,6 +183,31 @@ def _credential(context: grpc.aio.ServicerContext) -> str:
     return wire.credential_of(context.invocation_metadata())
 
 
+async def _outcome(item: _InFlight) -> IngestResult | _Reject:
+    """What the store made of a queued batch; a refusal as a _Reject (returned, not
+    raised from an ``except`` block: see AgentService.enroll)."""
+    try:
+        return await item.future
+    except StoreError as exc:
+        return _store_failure(exc, item.sequence)
+    except Exception as exc:  # the store refused this one batch's values
+        return _Reject(grpc.StatusCode.INVALID_ARGUMENT, f"batch not storable: {exc}",
+                       "invalid", item.sequence)
+
+
+def _enroll_problem(request: agent_pb2.EnrollRequest) -> str | None:
+    """Why an EnrollRequest cannot be used, or None."""
+    if not request.install_id or len(request.install_id) > MAX_INSTALL_ID:
+        return f"install_id must be 1 to {MAX_INSTALL_ID} characters"
+    if has_control(request.install_id):
+        return "install_id must not contain control characters"
+    try:
+        check_host(request.host)
+    except InvalidBatch as exc:
+        return str(exc)
+    return None
+
+
 def _store_failure(exc: StoreError, sequence: int | None) -> _Reject:
     if isinstance(exc, StoreBusy):
         return _Reject(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc), "busy", sequence,
@@ -166,10 +218,13 @@ def _store_failure(exc: StoreError, sequence: int | None) -> _Reject:
 class AgentService:
     """Enroll, Hello and Upload for agents; knows gRPC, not SQL."""
 
-    def __init__(self, store: Store, limits: Limits) -> None:
+    def __init__(self, store: Store, limits: Limits,
+                 failed_enrollments: FailedEnrollments | None = None) -> None:
         self.store = store
         self.limits = limits
+        self._failed_enrollments = failed_enrollments or FailedEnrollments()
         self._readers: set[asyncio.Task] = set()
+        self._streams: dict[int, int] = {}   # agent key -> open Upload streams
         self._draining = False
 
     def handler(self) -> grpc.GenericRpcHandler:
@@ -187,18 +242,23 @@ class AgentService:
     @staticmethod
     async def _abort(context: grpc.aio.ServicerContext, reject: _Reject) -> None:
         metrics.rejected(reject.reason)
+        collect_garbage_soon(reject.size)
         await context.abort(reject.code, reject.details,
                             trailing_metadata=reject.trailing_metadata())
 
-    async def _parse_or_abort(self, cls: type[Message], data: bytes,
-                              context: grpc.aio.ServicerContext) -> Message:
+    @staticmethod
+    def _parse_small(cls: type[Message], data: bytes, limit: int) -> Message | _Reject:
+        """A pre-authentication message, refused before parsing when it is larger than
+        any honest one can be (see collector.ingest.guards)."""
+        if len(data) > limit:
+            return _Reject(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                           f"{cls.__name__} of {len(data)} bytes: the limit is {limit}",
+                           "too_large")
         try:
             return _parse(cls, data)
         except DecodeError as exc:
-            await self._abort(context, _Reject(grpc.StatusCode.INVALID_ARGUMENT,
-                                               f"malformed {cls.__name__} message: {exc}",
-                                               "malformed"))
-            raise  # abort() raises; this keeps type checkers honest
+            return _Reject(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"malformed {cls.__name__} message: {exc}", "malformed")
 
     async def _authenticate(self, context: grpc.aio.ServicerContext) -> AgentRow:
         credential = _credential(context)
@@ -215,38 +275,58 @@ class AgentService:
 
     async def enroll(self, data: bytes, context: grpc.aio.ServicerContext
                      ) -> agent_pb2.EnrollResponse:
-        request = await self._parse_or_abort(agent_pb2.EnrollRequest, data, context)
-        invalid = None
-        if not request.install_id or len(request.install_id) > MAX_INSTALL_ID:
-            invalid = f"install_id must be 1 to {MAX_INSTALL_ID} characters"
-        else:
-            try:
-                check_host(request.host)
-            except InvalidBatch as exc:
-                invalid = str(exc)
+        # Nothing that holds the request (or the exception of a refusal) may be
+        # alive when abort() raises: its traceback keeps this frame, and a frame
+        # kept in a reference cycle waits for the cyclic garbage collector, which
+        # the tuned thresholds run rarely (collector.store.records).
+        peer = peer_address(context.peer() or "")
+        outcome = await self._enroll(data, _credential(context), peer)
+        size = len(data)
+        del data
+        if isinstance(outcome, _Reject):
+            outcome = replace(outcome, size=size)
+            if outcome.reason in ("unauthenticated", "invalid", "malformed", "permission",
+                                  "too_large"):
+                self._failed_enrollments.failed(peer)
+            await self._abort(context, outcome)
+        return outcome
+
+    async def _enroll(self, data: bytes, credential: str, peer: str
+                      ) -> agent_pb2.EnrollResponse | _Reject:
+        wait_ms = self._failed_enrollments.retry_after_ms(peer)
+        if wait_ms is not None:
+            return _Reject(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                           "too many failed enrollments from this address; retry later",
+                           "rate_limited", retry_after_ms=wait_ms)
+        request = self._parse_small(agent_pb2.EnrollRequest, data, MAX_ENROLL_BYTES)
+        if isinstance(request, _Reject):
+            return request
+        invalid = _enroll_problem(request)
         if invalid:
-            await self._abort(context, _Reject(grpc.StatusCode.INVALID_ARGUMENT, invalid,
-                                               "invalid"))
+            return _Reject(grpc.StatusCode.INVALID_ARGUMENT, invalid, "invalid")
         try:
             enrolled = await enroll(self.store, request.secret, request.install_id,
-                                    request.host)
+                                    request.host, credential)
         except EnrollmentRefused as exc:
-            await self._abort(context, _Reject(grpc.StatusCode.UNAUTHENTICATED, str(exc),
-                                               "unauthenticated"))
-        except AgentRevoked as exc:
-            await self._abort(context, _Reject(grpc.StatusCode.PERMISSION_DENIED, str(exc),
-                                               "permission"))
+            return _Reject(grpc.StatusCode.UNAUTHENTICATED, str(exc), "unauthenticated")
+        except (AgentRevoked, ReenrollRefused) as exc:
+            return _Reject(grpc.StatusCode.PERMISSION_DENIED, str(exc), "permission")
         except StoreError as exc:
-            await self._abort(context, _store_failure(exc, None))
-        log.info("%s agent %s (host %r, install %s)",
-                 "enrolled" if enrolled.new else "re-enrolled", enrolled.agent.agent_id,
-                 request.host.hostname, request.install_id)
+            return _store_failure(exc, None)
+        # the install id is a secret of the agent's machine: never logged
+        log.info("%s agent %s (host %s)", "enrolled" if enrolled.new else "re-enrolled",
+                 enrolled.agent.agent_id, for_log(request.host.hostname))
         return agent_pb2.EnrollResponse(agent_id=enrolled.agent.agent_id,
                                         credential=enrolled.credential)
 
     async def hello(self, data: bytes, context: grpc.aio.ServicerContext
                     ) -> agent_pb2.HelloResponse:
-        await self._parse_or_abort(agent_pb2.HelloRequest, data, context)
+        request = self._parse_small(agent_pb2.HelloRequest, data, MAX_HELLO_BYTES)
+        if isinstance(request, _Reject):
+            request = replace(request, size=len(data))
+        del data
+        if isinstance(request, _Reject):
+            await self._abort(context, request)
         agent = await self._authenticate(context)
         return agent_pb2.HelloResponse(agent_id=agent.agent_id,
                                        server_time_ms=int(time.time() * 1000),
@@ -259,7 +339,26 @@ class AgentService:
                      ) -> AsyncIterator[agent_pb2.Ack]:
         changes = credential_changes()   # before the lookup: a change meanwhile re-checks
         agent = await self._authenticate(context)
-        stream = _Stream(_credential(context), agent, time.monotonic(), changes)
+        if self._streams.get(agent.key, 0) >= MAX_STREAMS_PER_AGENT:
+            await self._abort(context, _Reject(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"agent {agent.agent_id} already has {MAX_STREAMS_PER_AGENT} upload streams "
+                "open; retry later", "busy", retry_after_ms=STREAMS_RETRY_AFTER_MS))
+        stream = _Stream(_credential(context), agent, time.monotonic(), changes,
+                         user=agent.username)
+        self._streams[agent.key] = self._streams.get(agent.key, 0) + 1
+        acks = self._acks(requests, context, stream)
+        try:
+            async for ack in acks:
+                yield ack
+        finally:
+            await acks.aclose()   # its own finally now (reader, metrics), not at some GC
+            left = self._streams.pop(agent.key, 1) - 1
+            if left:
+                self._streams[agent.key] = left
+
+    async def _acks(self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext,
+                    stream: _Stream) -> AsyncIterator[agent_pb2.Ack]:
         # the client knows its stream was accepted (authenticated) before any ack
         await context.send_initial_metadata(())
         pipeline: asyncio.Queue = asyncio.Queue()
@@ -272,20 +371,16 @@ class AgentService:
                 item = await pipeline.get()
                 if item is _END:
                     return
-                if isinstance(item, _Reject):
+                if not isinstance(item, _Reject):
+                    result = await _outcome(item)
+                if isinstance(item, _Reject) or isinstance(result, _Reject):
+                    reject = item if isinstance(item, _Reject) else result
+                    item = result = None   # nothing of the batch outlives the refusal
                     _REJECTED.inc()
-                    await self._abort(context, item)
-                try:
-                    result = await item.future
-                except StoreError as exc:
-                    _REJECTED.inc()
-                    await self._abort(context, _store_failure(exc, item.sequence))
-                except Exception as exc:  # the store refused this one batch's values
-                    _REJECTED.inc()
-                    await self._abort(context, _Reject(
-                        grpc.StatusCode.INVALID_ARGUMENT, f"batch not storable: {exc}",
-                        "invalid", item.sequence))
+                    await self._abort(context, reject)
                 slots.release()
+                stream.in_flight_events -= item.events
+                stream.room.set()
                 if result.duplicate:
                     _DUPLICATE.inc()
                 else:
@@ -314,13 +409,19 @@ class AgentService:
         try:
             while True:
                 await slots.acquire()
+                while stream.in_flight_events >= MAX_IN_FLIGHT_EVENTS:
+                    stream.room.clear()
+                    await stream.room.wait()
                 data = await anext(requests, None)
                 if data is None:
                     break
                 item = self._still_valid(stream) or self._handle(data, stream)
+                if isinstance(item, _Reject):
+                    item = replace(item, size=len(data))
                 pipeline.put_nowait(item)
                 if isinstance(item, _Reject):
                     return
+                stream.in_flight_events += item.events
         except asyncio.CancelledError:
             if self._draining:
                 pipeline.put_nowait(_Reject(grpc.StatusCode.UNAVAILABLE,
@@ -360,11 +461,18 @@ class AgentService:
     def _accept(self, data: bytes, stream: _Stream) -> _InFlight | _Reject:
         arrived = time.monotonic()
         agent = stream.agent
+        too_many = self._too_many_in_bytes(data)
+        if too_many is not None:
+            return too_many
         try:
             batch = _parse(agent_pb2.Batch, data)
         except DecodeError as exc:
             return _Reject(grpc.StatusCode.INVALID_ARGUMENT, f"malformed Batch message: {exc}",
                            "malformed")
+        del data
+        too_many = self._too_many(batch)
+        if too_many is not None:
+            return too_many
         if batch.packed:
             batch = self._unpack(batch, stream)
             if isinstance(batch, _Reject):
@@ -379,17 +487,54 @@ class AgentService:
                            f"batch.agent_id {batch.agent_id[:64]!r} is not the agent of this "
                            f"credential ({agent.agent_id})", "permission", batch.sequence)
         records = extract(agent.key, batch)
+        if rows_overlap(records.windows) or rows_overlap(records.activity):
+            clip_overlaps(batch)
+            records = extract(agent.key, batch)
         try:
             check_batch(batch, records, self.limits)
         except InvalidBatch as exc:
             return _Reject(grpc.StatusCode.INVALID_ARGUMENT,
                            f"batch {batch.sequence} rejected: {exc}", "invalid", batch.sequence)
         sequence = batch.sequence
+        user = batch.host.user
+        if user and user != stream.user:
+            if stream.user:
+                note_user_change(self.store, agent.key, agent.agent_id, stream.user, user)
+            stream.user = user
         try:
             future = self.store.ingest_nowait(agent, batch, records, consume=True)
         except StoreError as exc:
             return _store_failure(exc, sequence)
         return _InFlight(sequence, future, arrived, records.count)
+
+    def _too_many_in_bytes(self, data: bytes, sequence: int | None = None) -> _Reject | None:
+        """Too many events, counted in a big message's bytes before it is parsed (see
+        guards.records_over); the sequence is not known yet unless given."""
+        if len(data) < PRESCAN_BYTES:
+            return None
+        count = records_over(data, self.limits.max_events)
+        if count is None:
+            return None
+        which = f"batch {sequence}" if sequence is not None else "a batch"
+        return _Reject(grpc.StatusCode.INVALID_ARGUMENT,
+                       f"{which} rejected: too many events in one batch: more than "
+                       f"{self.limits.max_events} (split it)", "invalid", sequence)
+
+    def _too_many(self, batch: agent_pb2.Batch, sequence: int | None = None) -> _Reject | None:
+        """Too many events, counted before anything is expanded or extracted (a
+        16 MB message can hold 8 million empty records)."""
+        limit = self.limits.max_events
+        if not snapshots_fit(batch, limit):
+            count = f"{len(batch.process_snapshots)} process snapshots"
+        else:
+            number = event_count(batch)
+            if number <= limit:
+                return None
+            count = str(number)
+        sequence = batch.sequence if sequence is None else sequence
+        return _Reject(grpc.StatusCode.INVALID_ARGUMENT,
+                       f"batch {sequence} rejected: too many events in one batch: "
+                       f"{count} > {limit} (split it)", "invalid", sequence)
 
     def _unpack(self, outer: agent_pb2.Batch, stream: _Stream) -> agent_pb2.Batch | _Reject:
         """The batch a packed message carries, inflated in the stream's context."""
@@ -412,12 +557,18 @@ class AgentService:
                            "too_large", sequence)
         except PackingError as exc:
             return invalid(str(exc))
+        too_many = self._too_many_in_bytes(data, sequence)
+        if too_many is not None:
+            return too_many
         try:
             batch = _parse(agent_pb2.Batch, data)
         except DecodeError as exc:
             return invalid(f"packed bytes inflate to a malformed Batch message: {exc}")
         if batch.packed:
             return invalid("packed bytes inflate to a batch that is packed again")
+        too_many = self._too_many(batch, sequence)
+        if too_many is not None:
+            return too_many
         if batch.sequence not in (0, sequence):
             return invalid(f"packed bytes carry sequence {batch.sequence}")
         batch.sequence = sequence

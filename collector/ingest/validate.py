@@ -21,7 +21,9 @@ activity state              ACTIVE, IDLE, LOCKED, ASLEEP or PASSIVE (not
                             UNSPECIFIED); reason a known PassiveReason,
                             on PASSIVE spans only
 pid                         >= 0
-cpu_percent, cpu_seconds    finite and >= 0
+cpu_percent, cpu_seconds    finite and >= 0; cpu_seconds at most
+                            ``MAX_CORES`` cores for the interval (or 1 s),
+                            cpu_percent at most ``MAX_CORES`` x 100
 byte counts, dropped_events <= 2**62
 ==========================  ===============================================
 
@@ -45,6 +47,7 @@ MAX_DURATION_MS = 7 * 86_400_000
 MAX_TITLE = 2048
 MAX_NAME = 256
 MAX_EXE = 4096
+MAX_CORES = 1024   # CPU time beyond this many cores for the interval is a broken sample
 HOST_LIMITS = {"hostname": 255, "os": 64, "os_version": 256, "user": 256, "agent_version": 64}
 VALID_STATES = frozenset({agent_pb2.ACTIVITY_STATE_ACTIVE, agent_pb2.ACTIVITY_STATE_IDLE,
                           agent_pb2.ACTIVITY_STATE_LOCKED, agent_pb2.ACTIVITY_STATE_ASLEEP,
@@ -168,7 +171,18 @@ def _check_processes(rows: list[tuple], window: tuple[int, int]) -> None:
     _check_range("processes", "rss_bytes", rss, 0, MAX_COUNTER)
     _check_finite("processes", "cpu_seconds", cpu_s)
     _check_range("processes", "cpu_seconds", cpu_s, 0, math.inf)
+    _check_cpu_time(cpu_s, interval)
+    _check_range("processes", "cpu_percent", cpu, 0, MAX_CORES * 100)
     _check_range("processes", "interval_ms", interval, 0, MAX_DURATION_MS)
+
+
+def _check_cpu_time(cpu_seconds: tuple, interval_ms: tuple) -> None:
+    """No process uses more than MAX_CORES cores over its interval (1 s at least)."""
+    for used, interval in zip(cpu_seconds, interval_ms, strict=True):
+        most = MAX_CORES * max(interval / 1000, 1.0)
+        if used > most:
+            raise InvalidBatch(f"processes.cpu_seconds {used:g} is more than {MAX_CORES} "
+                               f"cores could use in {interval} ms")
 
 
 def _check_system(rows: list[tuple], window: tuple[int, int]) -> None:

@@ -6,7 +6,14 @@ row has the same shape), durations in seconds as plain numbers.
 
 Window titles, app names and user names come from monitored machines, so any
 text cell a spreadsheet would run as a formula (leading ``=``, ``+``, ``-``,
-``@``, tab or carriage return; OWASP "CSV injection") gets a leading ``'``.
+``@``, tab or carriage return; OWASP "CSV injection") gets a leading ``'``,
+and so does one starting with any other whitespace (line feed, space...) or a
+full-width equals, plus, minus or at sign (U+FF1D, U+FF0B, U+FF0D, U+FF20, which
+some spreadsheets fold to ASCII). Control
+characters (NUL, ESC...) and the bidirectional controls that make a
+spreadsheet show other text than the one stored (e.g. U+202E RIGHT-TO-LEFT
+OVERRIDE) are written as a visible ``<U+XXXX>``; the store keeps them as sent
+(docs/security.md).
 
 Why generators over a private connection: an export of millions of rows must
 not hold them in memory, and a streaming HTTP response advances the generator
@@ -78,9 +85,24 @@ class ExportError(ValueError):
     """An export that cannot be made as asked (unknown kind...)."""
 
 
+_FULL_WIDTH_FORMULA = frozenset("\uff1d\uff0b\uff0d\uff20")   # full-width = + - @
+_SHOWN = {c: f"<U+{c:04X}>" for c in (*range(0x20), *range(0x7F, 0xA0), 0x061C, 0x200E,
+                                      0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+del _SHOWN[0x09], _SHOWN[0x0A], _SHOWN[0x0D]   # tab, LF, CR: quoted by RFC 4180
+_HIDDEN = frozenset(map(chr, _SHOWN))
+
+
 def safe(text: str) -> str:
-    """Neutralise a text cell a spreadsheet would evaluate as a formula."""
-    return "'" + text if text and text[0] in _FORMULA_START else text
+    """Neutralise a text cell a spreadsheet would evaluate as a formula or show as
+    other text than the one stored."""
+    if not text:
+        return text
+    if not _HIDDEN.isdisjoint(text):
+        text = text.translate(_SHOWN)
+    first = text[0]
+    if first in _FORMULA_START or first in _FULL_WIDTH_FORMULA or first.isspace():
+        return "'" + text
+    return text
 
 
 class IsoTime:

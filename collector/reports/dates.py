@@ -18,6 +18,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from worklens.collector.reports.timezones import local_tz_name
 
 DATE_EXPECTED = "expected YYYY-MM-DD, today, yesterday or Nd (e.g. 7d)"
+# Dates a query may name: the epoch to a year whose local midnights (and the day
+# after) still fit every time zone's arithmetic (9999-12-31 + 1 day overflows).
+FIRST_DATE = date(1970, 1, 1)
+LAST_DATE = date(9998, 12, 31)
 _DAYS = re.compile(r"^(\d{1,4})d$")
 
 
@@ -40,7 +44,16 @@ def today_in(tz: tzinfo) -> date:
 
 
 def parse_date(text: str, tz: tzinfo, today: date | None = None) -> date:
-    """One date as typed by a person, relative words resolved in ``tz``."""
+    """One date as typed by a person, relative words resolved in ``tz``, between
+    FIRST_DATE and LAST_DATE."""
+    day = _parse_date(text, tz, today)
+    if not FIRST_DATE <= day <= LAST_DATE:
+        raise DateError(f"{text!r}: expected a date from {FIRST_DATE.isoformat()} to "
+                        f"{LAST_DATE.isoformat()}")
+    return day
+
+
+def _parse_date(text: str, tz: tzinfo, today: date | None = None) -> date:
     s = (text or "").strip().lower()
     today = today or today_in(tz)
     if s == "today":
@@ -52,6 +65,8 @@ def parse_date(text: str, tz: tzinfo, today: date | None = None) -> date:
         days = int(match.group(1))
         if days < 1:
             raise DateError(f"{text!r}: Nd needs N of at least 1")
+        if days > MAX_DAYS:
+            raise DateError(f"{text!r}: Nd takes N of at most {MAX_DAYS}")
         return today - timedelta(days=days - 1)
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}", s):
         try:

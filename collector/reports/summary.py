@@ -581,6 +581,8 @@ class AgentInfo:
     last_sequence: int
     dropped_events: int
     revoked: bool
+    previous_user: str = ""              # the user reported before the last change
+    user_changed_ms: int | None = None   # when the reported user last changed
 
 
 def list_agents(store: Any) -> list[AgentInfo]:
@@ -588,9 +590,10 @@ def list_agents(store: Any) -> list[AgentInfo]:
     with store.reader() as conn:
         rows = conn.execute(
             "SELECT agent_id, hostname, os, os_version, username, agent_version, enrolled_ms, "
-            "last_seen_ms, last_sequence, dropped_events, revoked_ms IS NOT NULL FROM agents "
+            "last_seen_ms, last_sequence, dropped_events, revoked_ms IS NOT NULL, "
+            "previous_user, user_changed_ms FROM agents "
             "ORDER BY coalesce(last_seen_ms, enrolled_ms) DESC, agent_id").fetchall()
-    return [AgentInfo(*row[:10], bool(row[10])) for row in rows]
+    return [AgentInfo(*row[:10], bool(row[10]), *row[11:]) for row in rows]
 
 
 __all__ = ["BY", "AgentInfo", "ProcessDay", "ProcessUse", "Summary", "SummaryError",

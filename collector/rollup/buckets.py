@@ -39,11 +39,11 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import chain
+from itertools import accumulate, chain
 from typing import Any, Protocol
 
 from worklens.collector.rollup import rules as rules_mod
-from worklens.collector.store import blocks
+from worklens.collector.store import blocks, overlaps
 from worklens.v1 import agent_pb2
 
 log = logging.getLogger(__name__)
@@ -199,17 +199,19 @@ def add_pairs(d: Deltas, windows: _Windows, activity: Iterable[tuple], lo: int =
     acts = sorted([(a[1], a[1] + a[2], _PAIRED[a[3]]) for a in activity if a[3] in _PAIRED])
     if not acts:
         return
-    starts = [a[0] for a in acts]
-    longest = max([a[1] - a[0] for a in acts])
+    # reach[i]: the latest end among acts[:i + 1]. Non-decreasing, so a bisection finds
+    # the first span that can still overlap a window: one very long span no longer makes
+    # every window walk all the spans since its start.
+    reach = list(accumulate((a[1] for a in acts), max))
     n = len(acts)
     acc = d.window
-    bisect_left = bisect.bisect_left
+    bisect_right = bisect.bisect_right
     for w_start, w_end, key in windows.items:
         if w_start < lo:
             w_start = lo
         if w_end > hi:
             w_end = hi
-        i = bisect_left(starts, w_start - longest)
+        i = bisect_right(reach, w_start)
         while i < n:
             a_start, a_end, column = acts[i]
             if a_start >= w_end:
@@ -321,9 +323,12 @@ def _by_agent(rows: list[tuple]) -> dict[int, list[tuple]]:
 # Agents (or agent ranges) per statement in the set-based lookups below; well under
 # SQLite's limit on bound variables.
 LOOKUP_CHUNK = 300
-_UPSERT_LONGEST = ("INSERT INTO rollup_agent VALUES (?,?,?,?) ON CONFLICT DO UPDATE SET "
-                   "max_window_ms = excluded.max_window_ms, max_activity_ms = "
-                   "excluded.max_activity_ms, max_state_ms = excluded.max_state_ms")
+_UPSERT_LONGEST = ("INSERT INTO rollup_agent (agent, max_window_ms, max_activity_ms, "
+                   "max_state_ms, window_end_ms, activity_end_ms) VALUES (?,?,?,?,?,?) "
+                   "ON CONFLICT DO UPDATE SET max_window_ms = excluded.max_window_ms, "
+                   "max_activity_ms = excluded.max_activity_ms, max_state_ms = "
+                   "excluded.max_state_ms, window_end_ms = excluded.window_end_ms, "
+                   "activity_end_ms = excluded.activity_end_ms")
 
 
 def _chunks(items: list, size: int = LOOKUP_CHUNK) -> Iterable[list]:
@@ -331,32 +336,73 @@ def _chunks(items: list, size: int = LOOKUP_CHUNK) -> Iterable[list]:
         yield items[start:start + size]
 
 
-def _update_longest(conn: sqlite3.Connection, new_w: dict, new_a: dict) -> dict[int, list[int]]:
-    """Per agent [max window ms, max ACTIVE/IDLE ms, max any-state ms], raised by new rows.
+@dataclass
+class _AgentState:
+    """An agent's row of ``rollup_agent`` as it was before a group's rows: its longest
+    spans [window, ACTIVE/IDLE, any state], where its stored spans end, and whether they
+    ever overlapped (bit 1 windows, bit 2 activity; see collector.store.overlaps)."""
+
+    longest: list[int]
+    window_end: int = NEVER
+    activity_end: int = NEVER
+    overlaps: int = 0
+
+
+def _ends(rows: Iterable[tuple]) -> int:
+    return max([r[1] + r[2] for r in rows], default=NEVER)
+
+
+def _stored_end(conn: sqlite3.Connection, table: str, agent: int, cursor: int,
+                longest: int) -> int:
+    """Where an agent's spans stored up to rowid ``cursor`` end (stores from before
+    rollup_agent kept it): the spans that start within ``longest`` of the last start."""
+    last = conn.execute(f"SELECT max(start_ms) FROM {table} WHERE agent = ? AND rowid <= ?",
+                        (agent, cursor)).fetchone()[0]
+    if last is None:
+        return NEVER
+    return conn.execute(f"SELECT max(start_ms + duration_ms) FROM {table} WHERE agent = ? "
+                        "AND start_ms >= ? AND rowid <= ?",
+                        (agent, last - longest, cursor)).fetchone()[0]
+
+
+def _update_longest(conn: sqlite3.Connection, new_w: dict, new_a: dict,
+                    cursors: dict[str, int]) -> dict[int, _AgentState]:
+    """Per agent its state before the new rows (``_AgentState``); the stored row is
+    raised by the new rows (longest spans, ends).
 
     One SELECT and at most one upsert per LOOKUP_CHUNK agents, not one per agent: every
     statement the writer thread runs hands the GIL to the event loop thread and must
     win it back, and a group commit holds batches of hundreds of agents."""
     agents = sorted(set(new_w) | set(new_a))
-    stored: dict[int, list[int]] = {}
+    stored: dict[int, list] = {}
     for chunk in _chunks(agents):
         for agent, *old in conn.execute(
-                "SELECT agent, max_window_ms, max_activity_ms, max_state_ms FROM rollup_agent "
+                "SELECT agent, max_window_ms, max_activity_ms, max_state_ms, window_end_ms, "
+                "activity_end_ms, overlaps FROM rollup_agent "
                 f"WHERE agent IN ({','.join('?' * len(chunk))})", chunk):
             stored[agent] = old
-    longest, changed = {}, []
+    states, changed = {}, []
     for agent in agents:
-        old = stored.get(agent, [0, 0, 0])
+        old = stored.get(agent)
+        state = _AgentState([0, 0, 0]) if old is None else _AgentState(
+            list(old[:3]), old[3], old[4], old[5])
+        if state.window_end is None:
+            state.window_end = _stored_end(conn, "window_spans", agent,
+                                           cursors["window_spans"], state.longest[0])
+        if state.activity_end is None:
+            state.activity_end = _stored_end(conn, "activity_spans", agent,
+                                             cursors["activity_spans"], state.longest[2])
         windows, acts = new_w.get(agent, ()), new_a.get(agent, ())
-        cur = [max([old[0], *[w[2] for w in windows]]),
-               max([old[1], *[a[2] for a in acts if a[3] in _PAIRED]]),
-               max([old[2], *[a[2] for a in acts]])]
-        if cur != old:
-            changed.append((agent, *cur))
-        longest[agent] = cur
+        cur = [max([state.longest[0], *[w[2] for w in windows]]),
+               max([state.longest[1], *[a[2] for a in acts if a[3] in _PAIRED]]),
+               max([state.longest[2], *[a[2] for a in acts]])]
+        ends = [max(state.window_end, _ends(windows)), max(state.activity_end, _ends(acts))]
+        if old is None or cur != list(old[:3]) or ends != list(old[3:5]):
+            changed.append((agent, *cur, *ends))
+        states[agent] = state
     if changed:
         upsert(conn, _UPSERT_LONGEST, changed)
-    return longest
+    return states
 
 
 def _stored_overlaps(conn: sqlite3.Connection, table: str, columns: str,
@@ -376,6 +422,64 @@ def _stored_overlaps(conn: sqlite3.Connection, table: str, columns: str,
     return out
 
 
+def _may_overlap(rows: list[tuple] | None, stored_end: int) -> bool:
+    """Could these new spans (one agent's, one kind) overlap each other or the agent's
+    stored ones? Not when they start after the stored ones end and follow each other
+    (an agent's spans arrive in time order: the common case costs one pass)."""
+    if not rows:
+        return False
+    end = stored_end
+    for row in rows:
+        if row[1] < end:
+            return True
+        if row[1] + row[2] > end:
+            end = row[1] + row[2]
+    return False
+
+
+def _timed(rows: list[tuple]) -> list[tuple]:
+    return [r for r in rows if r[3] in _PAIRED]
+
+
+def _roll_up_first_wins(conn: sqlite3.Connection, clf: rules_mod.Classifier,
+                        cursors: dict[str, int], d: Deltas, states: dict[int, _AgentState],
+                        new: dict[int, tuple[list[tuple], list[tuple]]]) -> None:
+    """Contributions of agents whose new spans may overlap (each other or what is
+    stored), or whose stored spans did: each instant counts once, for the span stored
+    first (collector.store.overlaps). The stored spans near the new ones are read back with
+    their rowids; the pieces of new and stored spans then pair as in ``roll_up``."""
+    ranges = []
+    for agent, (windows, acts) in new.items():
+        rows = windows + acts
+        ranges.append((agent, min([r[1] for r in rows]) - max(states[agent].longest),
+                       max([r[1] + r[2] for r in rows])))
+    stored = {}
+    for table, columns in (("window_spans", WINDOW_COLUMNS), ("activity_spans",
+                                                              ACTIVITY_COLUMNS)):
+        found = _stored_overlaps(conn, table, columns + ", rowid", ranges, cursors[table]) \
+            if cursors[table] else {}
+        stored[table] = {agent: [r[:-1] for r in sorted(rows, key=lambda r: r[-1])]
+                         for agent, rows in found.items()}
+    flags = []
+    for agent, (windows, acts) in new.items():
+        covered_w, covered_a = overlaps.Covered(), overlaps.Covered()
+        old_w, _ = overlaps.window_pieces(stored["window_spans"].get(agent, []), covered_w)
+        old_a, _ = overlaps.activity_pieces(stored["activity_spans"].get(agent, []),
+                                            covered_a)
+        new_w, cut_w = overlaps.window_pieces(windows, covered_w)
+        new_a, cut_a = overlaps.activity_pieces(acts, covered_a)
+        _Windows(windows, clf, counts=d)   # span counts: the rows as stored
+        add_activity(d, new_a)
+        add_pairs(d, _Windows(new_w, clf), _timed(old_a) + _timed(new_a))
+        add_pairs(d, _Windows(old_w, clf), _timed(new_a))
+        cut = (1 if cut_w else 0) | (2 if cut_a else 0)
+        if cut & ~states[agent].overlaps:
+            flags.append((cut, agent))
+    if flags:
+        conn.executemany("UPDATE rollup_agent SET overlaps = overlaps | ? WHERE agent = ?",
+                         flags)
+
+
 def roll_up(conn: sqlite3.Connection, clf: rules_mod.Classifier, cursors: dict[str, int],
             w_by_agent: dict[int, list[tuple]], a_by_agent: dict[int, list[tuple]],
             process_totals: list[tuple]) -> Deltas:
@@ -384,7 +488,14 @@ def roll_up(conn: sqlite3.Connection, clf: rules_mod.Classifier, cursors: dict[s
     cursors that were current before them: new windows pair with all activity, new
     activity with the windows stored before (at or below the cursor)."""
     d = Deltas()
-    longest = _update_longest(conn, w_by_agent, a_by_agent)
+    states = _update_longest(conn, w_by_agent, a_by_agent, cursors)
+    longest = {agent: state.longest for agent, state in states.items()}
+    clipped = [agent for agent, state in states.items() if state.overlaps
+               or _may_overlap(w_by_agent.get(agent), state.window_end)
+               or _may_overlap(a_by_agent.get(agent), state.activity_end)]
+    if clipped:
+        _roll_up_first_wins(conn, clf, cursors, d, states, {
+            agent: (w_by_agent.pop(agent, []), a_by_agent.pop(agent, [])) for agent in clipped})
     old_acts, old_windows = cursors["activity_spans"], cursors["window_spans"]
     stored_acts: dict[int, list[tuple]] = {}
     if old_acts and w_by_agent:
@@ -583,6 +694,36 @@ def _rebuild_chunk(conn: sqlite3.Connection, agent: int, lo: int, hi: int,
     return d, read
 
 
+def _rebuild_first_wins(conn: sqlite3.Connection, agent: int, lo: int, hi: int,
+                        longest: tuple[int, int, int], parts: frozenset, clf
+                        ) -> tuple[Deltas, int]:
+    """``_rebuild_chunk`` for an agent whose spans overlapped: every span that can reach
+    into [lo, hi) is read with its rowid and cut to the time no span stored before it
+    covers, as ingest did (``_roll_up_first_wins``)."""
+    d = Deltas()
+    reach = lo - max(longest)
+    rows = {}
+    for table, columns in (("window_spans", WINDOW_COLUMNS), ("activity_spans",
+                                                              ACTIVITY_COLUMNS)):
+        found = conn.execute(f"SELECT {columns}, rowid FROM {table} WHERE agent = ? AND "
+                             "start_ms >= ? AND start_ms < ? ORDER BY rowid",
+                             (agent, reach, hi)).fetchall()
+        rows[table] = [r[:-1] for r in found]
+    read = len(rows["window_spans"]) + len(rows["activity_spans"])
+    windows, _ = overlaps.window_pieces(rows["window_spans"], overlaps.Covered())
+    acts, _ = overlaps.activity_pieces(rows["activity_spans"], overlaps.Covered())
+    if "window" in parts:
+        add_windows(d, _Windows(rows["window_spans"], clf), lo, hi)
+        add_pairs(d, _Windows(windows, clf), _timed(acts), lo, hi)
+    if "activity" in parts:
+        add_activity(d, acts, lo, hi)
+    if "process" in parts:
+        for samples in blocks.read(conn, agent, lo, hi):
+            read += 1
+            add_process_totals(d, blocks.totals(agent, samples))
+    return d, read
+
+
 def rebuild_in(conn: sqlite3.Connection, from_ms: int | None = None, to_ms: int | None = None,
                parts: frozenset = ALL_PARTS, clf: rules_mod.Classifier | None = None,
                progress: RowProgress | None = None) -> int:
@@ -601,17 +742,18 @@ def rebuild_in(conn: sqlite3.Connection, from_ms: int | None = None, to_ms: int 
         progress.add(0)
     agents = [r[0] for r in conn.execute("SELECT id FROM agents ORDER BY id")]
     for agent in agents:
-        row = conn.execute("SELECT max_window_ms, max_activity_ms, max_state_ms FROM "
-                           "rollup_agent WHERE agent = ?", (agent,)).fetchone()
+        row = conn.execute("SELECT max_window_ms, max_activity_ms, max_state_ms, overlaps "
+                           "FROM rollup_agent WHERE agent = ?", (agent,)).fetchone()
         extent = _agent_extent(conn, agent)
         if extent is None:
             continue
-        longest = tuple(row) if row else (0, 0, 0)
+        longest = tuple(row[:3]) if row else (0, 0, 0)
+        chunk = _rebuild_first_wins if row and row[3] else _rebuild_chunk
         start = max(lo, floor_bucket(extent[0]))
         stop = min(hi, ceil_bucket(extent[1] + max(longest) + 1))
         while start < stop:
             end = min(stop, start + REBUILD_CHUNK_MS)
-            deltas, read = _rebuild_chunk(conn, agent, start, end, longest, parts, clf)
+            deltas, read = chunk(conn, agent, start, end, longest, parts, clf)
             flush(conn, deltas)
             if progress is not None:
                 progress.add(read)

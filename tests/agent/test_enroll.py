@@ -9,6 +9,7 @@ import os
 import pytest
 from collector_harness import InProcessCollector
 from delivery_support import agent_cli, free_port
+from worklens.collector.access.enrollment import install_key
 
 
 @pytest.fixture
@@ -49,7 +50,9 @@ def test_enroll_stores_a_private_credential_and_rerunning_keeps_the_agent(tmp_pa
     assert again["agent_id"] == agent_id
     assert again["credential"] != saved["credential"]      # fresh; the old one is revoked
     assert collector.count("agents") == 1
-    assert collector.query("SELECT install_id FROM agents") == [(saved["install_id"],)]
+    # the install id is stored hashed: reading the store does not give it away
+    assert collector.query("SELECT install_id FROM agents") == [
+        (install_key(saved["install_id"]),)]
 
 
 def test_wrong_secret_is_one_line_and_leaves_no_credential(tmp_path, collector):

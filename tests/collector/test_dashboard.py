@@ -523,6 +523,18 @@ def test_page_loads_nothing_from_outside_and_has_a_favicon(col, browser):
     assert col.get("/favicon.ico").status_code == 200
 
 
+def test_control_and_bidi_characters_are_shown_not_obeyed(col, data, browser):
+    """A title with RIGHT-TO-LEFT OVERRIDE would read as another file name; the page
+    shows such characters as <U+XXXX>, in cells and in tooltips alike."""
+    browser.get(col.url + "/")
+    wait_for(browser, lambda d: d.execute_script("return typeof el === 'function'"))
+    cell, tooltip = browser.execute_script(
+        "const n = el('td', {title: arguments[0]}, arguments[0]);"
+        "return [n.textContent, n.getAttribute('title')];", "invoice\u202efdp.exe\x1b[2J\x00")
+    assert cell == tooltip == "invoice<U+202E>fdp.exe<U+001B>[2J<U+0000>"
+    assert browser.execute_script("return el('td', {}, 'tab\\tkept').textContent") == "tab\tkept"
+
+
 NOW_EVIL_TITLE = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script> =cmd|calc'
 
 

@@ -18,16 +18,25 @@ const CLASSES = ["productive", "neutral", "unproductive", "unclassified"];
 
 // -- small helpers ------------------------------------------------------------------------
 
+// Control and bidirectional-control characters are shown as <U+XXXX>, as in the
+// CSV exports: a title with U+202E RIGHT-TO-LEFT OVERRIDE would otherwise read
+// as other text than the one stored ("invoice\u202Efdp.exe" as "invoiceexe.pdf").
+const HIDDEN = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+function visible(text) {
+  return String(text).replace(HIDDEN, (c) =>
+    `<U+${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, "0")}>`);
+}
+
 function el(tag, opts = {}, ...children) {
   const node = document.createElement(tag);
   if (opts.cls) node.className = opts.cls;
-  if (opts.title) node.setAttribute("title", opts.title);
+  if (opts.title) node.setAttribute("title", visible(opts.title));
   if (opts.href) node.setAttribute("href", opts.href);
   if (opts.id) node.id = opts.id;
   if (opts.attrs) for (const [k, v] of Object.entries(opts.attrs)) node.setAttribute(k, v);
   for (const child of children) {
     if (child === null || child === undefined) continue;
-    node.append(child instanceof Node ? child : String(child));
+    node.append(child instanceof Node ? child : visible(child));
   }
   return node;
 }
