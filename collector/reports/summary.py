@@ -212,15 +212,11 @@ def agents_clause(keys: frozenset[int]) -> str:
     return f"agent IN ({','.join(str(int(k)) for k in sorted(keys))})"
 
 
-def _query(by: str, start: int, end: int, agent: int | None, user: str | None,
-           agents: frozenset[int] | None = None) -> tuple[str, list]:
-    """The rollup query: the fleet table when no agent/user/scope filter or dimension
-    needs the per-agent table (its rows do not grow with the number of agents)."""
-    per_agent = (agent is not None or user is not None or agents is not None
-                 or by in ("agent", "user", "group"))
-    table = "rollup_window" if per_agent else "rollup_window_all"
-    dim = _DIMENSION[by]
-    where, params = ["bucket >= ?", "bucket < ?"], [start, end]
+def _filters(column: str, start: int, end: int, agent: int | None, user: str | None,
+             agents: frozenset[int] | None) -> tuple[list[str], list]:
+    """WHERE terms and parameters shared by the rollup queries: a time range on
+    ``column``, then the scope, the agent and the user when given."""
+    where, params = [f"{column} >= ?", f"{column} < ?"], [start, end]
     if agents is not None:
         where.append(agents_clause(agents))
     if agent is not None:
@@ -229,6 +225,18 @@ def _query(by: str, start: int, end: int, agent: int | None, user: str | None,
     if user is not None:
         where.append("username = ?")
         params.append(user)
+    return where, params
+
+
+def _query(by: str, start: int, end: int, agent: int | None, user: str | None,
+           agents: frozenset[int] | None = None) -> tuple[str, list]:
+    """The rollup query: the fleet table when no agent/user/scope filter or dimension
+    needs the per-agent table (its rows do not grow with the number of agents)."""
+    per_agent = (agent is not None or user is not None or agents is not None
+                 or by in ("agent", "user", "group"))
+    table = "rollup_window" if per_agent else "rollup_window_all"
+    dim = _DIMENSION[by]
+    where, params = _filters("bucket", start, end, agent, user, agents)
     sql = (f"SELECT {dim}, productivity, sum(active_ms), sum(idle_ms), sum(spans), "
            f"sum(passive_ms) FROM {table} "
            f"WHERE {' AND '.join(where)} GROUP BY {dim}, productivity")
@@ -315,15 +323,7 @@ def _agent_day_query(start: int, end: int, agent: int | None, user: str | None,
                      agents: frozenset[int] | None) -> tuple[str, list]:
     """By day for some agents or a user, local days being UTC days; rows as
     ``_agent_query``'s with the day's UTC midnight as dim."""
-    where, params = ["day >= ?", "day < ?"], [start, end]
-    if agents is not None:
-        where.append(agents_clause(agents))
-    if agent is not None:
-        where.append("agent = ?")
-        params.append(agent)
-    if user is not None:
-        where.append("username = ?")
-        params.append(user)
+    where, params = _filters("day", start, end, agent, user, agents)
     return (f"SELECT day, {_CLASS_SUMS}, sum(idle_ms), sum(spans), sum(passive_ms) "
             f"FROM rollup_agent_day "
             f"WHERE {' AND '.join(where)} GROUP BY day", params)
