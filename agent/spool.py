@@ -139,7 +139,8 @@ class Spool:
     @classmethod
     def inspect(cls, data_dir: Path) -> Spool | None:
         """Read-only view for ``status`` while the agent runs: no recovery, no
-        moving aside, nothing created. None when there is no spool yet; raises
+        moving aside, nothing created. None when there is no spool yet (also while
+        the agent is creating it: the file exists before its tables do); raises
         sqlite3.DatabaseError when it cannot be read."""
         path = data_dir / SPOOL_FILE
         if not path.exists():
@@ -147,6 +148,9 @@ class Spool:
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
                                check_same_thread=False, timeout=10)
         try:
+            if not conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                conn.close()
+                return None
             conn.execute("SELECT 1 FROM batches LIMIT 1").fetchall()
         except sqlite3.Error:
             conn.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -246,3 +247,21 @@ def test_a_cut_and_its_checkpoint_are_one_transaction(tmp_path):
     sp = Spool.open(tmp_path)
     sp.seal()
     assert [titles(p.batch) for p in sp.pending()][-1] == ["cut part", "rest"]
+
+
+def test_status_sees_no_spool_while_the_agent_is_creating_it(tmp_path):
+    """The file exists a moment before its tables: ``status`` then reads 'no spool
+    yet', not an error telling the user the spool is unreadable."""
+    sqlite3.connect(tmp_path / spool_mod.SPOOL_FILE).close()     # created, no schema yet
+    assert Spool.inspect(tmp_path) is None
+    Spool.open(tmp_path).close()
+    view = Spool.inspect(tmp_path)
+    assert view is not None and view.depth().batches == 0
+    view.close()
+
+
+def test_a_foreign_file_in_the_spools_place_is_an_error(tmp_path):
+    with sqlite3.connect(tmp_path / spool_mod.SPOOL_FILE) as db:
+        db.execute("CREATE TABLE other(x)")
+    with pytest.raises(sqlite3.DatabaseError):
+        Spool.inspect(tmp_path)

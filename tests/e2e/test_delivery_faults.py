@@ -47,8 +47,16 @@ def titles(col, agent_id: str) -> collections.Counter:
     return collections.Counter(t.rstrip(".") for t, _, _ in spans(col, agent_id))
 
 
+def spooled_batches(data) -> int:
+    depth, _ = spool_state(data)
+    return depth.batches if depth else 0
+
+
 def spool_state(data):
+    """(depth, meta) of the agent's spool; (None, {}) while it is being created."""
     spool = Spool.inspect(data)
+    if spool is None:
+        return None, {}
     try:
         return spool.depth(), {k: spool.get(k) for k in ("dropped_total", "auth_error",
                                                           "last_ack_sequence")}
@@ -90,7 +98,7 @@ def test_agent_started_before_the_collector_delivers_everything_once_it_starts(
         "WORKLENS_WINDOW_BACKEND": "none", "WORKLENS_IDLE_BACKEND": "none",
         "WORKLENS_SAMPLING_PROCESS_INTERVAL": "1s", "WORKLENS_DELIVERY_FLUSH_INTERVAL": "1s",
         "DISPLAY": ""})
-    wait_for(lambda: (data / "spool.db").exists() and spool_state(data)[0].batches >= 3,
+    wait_for(lambda: spooled_batches(data) >= 3,
                what="batches spooled while the collector is down")
     assert not (data / "credential.json").exists()
     collector_started_ms = int(time.time() * 1000)
