@@ -412,7 +412,8 @@ def _connect(path: Path) -> sqlite3.Connection:
         check = conn.execute("PRAGMA quick_check").fetchone()[0]
         if check != "ok":
             raise sqlite3.DatabaseError(f"integrity check failed: {check}")
-        conn.executescript(_SCHEMA)
+        # one transaction: a reader (status) sees all of the tables or none of them
+        conn.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
     except BaseException:
         conn.close()
         raise
