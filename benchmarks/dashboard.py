@@ -31,12 +31,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import requests
 from _collector import start_collector
-from query import agent_ids, fill, log, make_token, p95
+from query import agent_ids, filled_store, log, make_token, p95
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "protos")]
@@ -165,20 +165,8 @@ def main() -> None:
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="worklens-dashboard-bench-"))
     data_dir.mkdir(parents=True, exist_ok=True)
     db_url = f"sqlite:///{data_dir / 'worklens.db'}"
-    marker = data_dir / "benchmark-fill.json"
-    wanted = {"agents": args.agents, "days": args.days, "spans": args.spans}
     try:
-        if marker.exists() and json.loads(marker.read_text())["params"] == wanted:
-            first_day = date.fromisoformat(json.loads(marker.read_text())["first_day"])
-            log(f"reusing the store filled earlier in {data_dir}")
-        else:
-            if (data_dir / "worklens.db").exists():
-                raise SystemExit(f"{data_dir} holds another store; give an empty --data-dir")
-            first_day = datetime.now(UTC).date() - timedelta(days=args.days)
-            log(f"filling {data_dir}: {args.agents} agents x {args.days} days x {args.spans} "
-                "spans")
-            fill(db_url, args, first_day)
-            marker.write_text(json.dumps({"params": wanted, "first_day": first_day.isoformat()}))
+        first_day, _fill_s = filled_store(data_dir, db_url, args)
         days = [first_day + timedelta(days=d) for d in range(args.days)]
         span = {"from": days[0].isoformat(), "to": days[-1].isoformat(), "tz": "UTC"}
         *_names, scoped = assign_groups(db_url, args.groups)

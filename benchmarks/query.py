@@ -112,9 +112,11 @@ class AgentPattern:
         user, rows = self.user, self.rows
         for i in range(spans):
             duration, app, title, state, keys, clicks, moves, scrolls = rows[(first + i) % PATTERN]
+            # rows as collector/store/records.py lays them out: not continued, no reason
             windows.append((key, t, duration, app, title, 4000 + i % 50, f"/usr/bin/{app}", 0,
-                            user))
-            activity.append((key, t, duration, state, keys, clicks, moves, scrolls, user))
+                            user, False))
+            activity.append((key, t, duration, state, keys, clicks, moves, scrolls, user,
+                             False, 0))
             t += duration
         return windows, activity
 
@@ -302,6 +304,27 @@ def time_export(url: str, token: str, day: date, pid: int) -> dict[str, float]:
 
 # -- main -----------------------------------------------------------------------------------
 
+def filled_store(data_dir: Path, db_url: str, args) -> tuple[date, int | None]:
+    """The store in ``data_dir`` filled for ``args`` (agents, days, spans): reused
+    when an earlier run filled it alike, else filled now. Returns the first day
+    and the seconds the fill took (None when reused)."""
+    marker = data_dir / "benchmark-fill.json"
+    wanted = {"agents": args.agents, "days": args.days, "spans": args.spans}
+    if marker.exists() and json.loads(marker.read_text())["params"] == wanted:
+        log(f"reusing the store filled earlier in {data_dir}")
+        return date.fromisoformat(json.loads(marker.read_text())["first_day"]), None
+    if (data_dir / "worklens.db").exists():
+        raise SystemExit(f"{data_dir} holds another store; give an empty --data-dir")
+    first_day = datetime.now(UTC).date() - timedelta(days=args.days)
+    log(f"filling {data_dir}: {args.agents} agents x {args.days} days x {args.spans} "
+        f"spans ({args.agents * args.days * args.spans:,} window spans)")
+    started = time.monotonic()
+    fill(db_url, args, first_day)
+    fill_s = round(time.monotonic() - started)
+    marker.write_text(json.dumps({"params": wanted, "first_day": first_day.isoformat()}))
+    return first_day, fill_s
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--agents", type=int, default=1000)
@@ -314,24 +337,8 @@ def main() -> None:
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="worklens-query-bench-"))
     data_dir.mkdir(parents=True, exist_ok=True)
     db_url = f"sqlite:///{data_dir / 'worklens.db'}"
-    marker = data_dir / "benchmark-fill.json"
-    wanted = {"agents": args.agents, "days": args.days, "spans": args.spans}
-    today = datetime.now(UTC).date()
     try:
-        if marker.exists() and json.loads(marker.read_text())["params"] == wanted:
-            first_day = date.fromisoformat(json.loads(marker.read_text())["first_day"])
-            log(f"reusing the store filled earlier in {data_dir}")
-            fill_s = None
-        else:
-            if (data_dir / "worklens.db").exists():
-                raise SystemExit(f"{data_dir} holds another store; give an empty --data-dir")
-            first_day = today - timedelta(days=args.days)
-            log(f"filling {data_dir}: {args.agents} agents x {args.days} days x {args.spans} "
-                f"spans ({args.agents * args.days * args.spans:,} window spans)")
-            t = time.monotonic()
-            fill(db_url, args, first_day)
-            fill_s = round(time.monotonic() - t)
-            marker.write_text(json.dumps({"params": wanted, "first_day": first_day.isoformat()}))
+        first_day, fill_s = filled_store(data_dir, db_url, args)
         days = [first_day + timedelta(days=d) for d in range(args.days)]
         db_mb = sum(p.stat().st_size for p in data_dir.glob("worklens.db*")) / 1e6
         log(f"store size {db_mb:,.0f} MB")
