@@ -219,7 +219,7 @@ class Shipper:
         window.flush_interval_ms = self.flush_interval_ms
         try:
             stub = agent_pb2_grpc.AgentServiceStub(channel)
-            window.packed = self._hello(stub, cred.agent_id)
+            window.pack_for(self._hello(stub, cred.agent_id))
             if self.spool.get("auth_error"):   # Hello took this credential: a stop is over
                 self.spool.put("auth_error", None)
             self._window = window
@@ -245,13 +245,14 @@ class Shipper:
             window.cancel()
             channel.close()
 
-    def _hello(self, stub: agent_pb2_grpc.AgentServiceStub, agent_id: str) -> bool:
-        """Each connection: may batches travel packed? Once per agent id: number
-        batches after what the collector already has."""
+    def _hello(self, stub: agent_pb2_grpc.AgentServiceStub,
+               agent_id: str) -> agent_pb2.HelloResponse:
+        """Each connection: what the collector accepts (packed batches and which
+        extensions). Once per agent id: number batches after what it already has."""
         hello = stub.Hello(agent_pb2.HelloRequest(host=self._host), timeout=HELLO_TIMEOUT_S)
         if self.spool.get("aligned_agent", "") != agent_id:
             self.spool.align_sequences(agent_id, hello.last_sequence)
-        return hello.batch_packing == PACKING
+        return hello
 
     def _stream(self, stub: agent_pb2_grpc.AgentServiceStub, window: _Window) -> None:
         # packed batches are already compressed: gzip on top would only add its header
@@ -412,9 +413,15 @@ class _Window:
         self.done = threading.Event()     # the stream is over (or being finished)
         self.ended = threading.Event()    # the stream is over
         self.switch_to: int | None = None  # finishing to move to this address index
-        self.packed = False           # set before requests() runs: the collector accepts it
+        self.packed = False           # set by pack_for before requests() runs
         self.flush_interval_ms = 0    # sent with the host facts in the stream's first batch
         self._packer = Packer()       # this stream's context; a new stream starts afresh
+
+    def pack_for(self, hello: agent_pb2.HelloResponse) -> None:
+        """Pack this stream's batches if the collector's Hello accepts it, with the
+        extensions it lists (an older collector lists none: plain packing)."""
+        self.packed = hello.batch_packing == PACKING
+        self._packer = Packer(tuple(hello.packing_extensions))
 
     def attach(self, call: grpc.Call) -> None:
         with self._cond:

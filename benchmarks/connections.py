@@ -37,7 +37,7 @@ from pathlib import Path
 from _collector import collector_processes, create_token, start_collector, stop_collector
 from ingest import BatchStream, log, percentile, process_cpu_seconds
 from worklens.collector.server import raise_open_files_limit
-from worklens.common.packing import Packer
+from worklens.common.packing import EXTENSIONS, Packer
 from worklens.v1 import agent_pb2
 
 ONE_MINUTE_OF_EVENTS = 13   # ingest.py's agent mix: one minute of a machine's time
@@ -59,7 +59,8 @@ async def run_agent(index: int, address: str, secret: str, opts: dict, stats: di
                 secret=secret, install_id=f"conn-{index}-{os.getpid()}-{time.time()}",
                 host=agent_pb2.HostInfo(hostname=f"ws-{index}", os="linux")), timeout=300)
         stream = BatchStream(reply.agent_id, ONE_MINUTE_OF_EVENTS, rng, False, "agent")
-        packer = None if opts["plain"] else Packer()   # what agents send once Hello says so
+        # what agents send once Hello says so
+        packer = None if opts["plain"] else Packer(EXTENSIONS)
 
         def body(seq: int) -> bytes:
             if packer is None:

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import grpc
 from _collector import collector_processes, create_token, start_collector, stop_collector
-from worklens.common.packing import Packer
+from worklens.common.packing import EXTENSIONS, Packer
 from worklens.v1 import agent_pb2, agent_pb2_grpc
 
 UPLOAD = "/worklens.v1.AgentService/Upload"
@@ -197,7 +197,7 @@ class Fuzzer:
         return [(number, mutated)]
 
     def packed_plan(self, number: int, batch: agent_pb2.Batch) -> list[tuple[int, bytes]]:
-        packer = Packer()
+        packer = Packer(EXTENSIONS)
         plan = [(number, packer.pack(batch).SerializeToString())]
         for _ in range(self.rng.randrange(1, 4)):
             more = self.next_batch()

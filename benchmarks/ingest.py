@@ -258,9 +258,9 @@ class BatchStream:
         self.packer = None
         self.ready: list[bytes] = []   # bodies made before the run, seq 1, 2, ...
         if packed:
-            from worklens.common.packing import Packer
+            from worklens.common.packing import EXTENSIONS, Packer
 
-            self.packer = Packer()
+            self.packer = Packer(EXTENSIONS)   # as agents pack for this collector
 
     def prepack(self, count: int) -> None:
         """Make the first ``count`` bodies now (in order: times move on, and a packed

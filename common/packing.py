@@ -20,7 +20,17 @@ the batch they expand to):
   sampling interval after the previous one, a process's memory moves a little
   from minute to minute. Absolute milliseconds since 1970 cost ~4 bytes of
   entropy each, these differences mostly one; together with not sending the
-  unused ``created_ms`` that is ~14 KB of an agent-day's ~64 KB of payload.
+  unused ``created_ms`` that is ~14 KB of an agent-day's ~64 KB of payload;
+* references to what the stream said before instead of repeating it: a
+  ``continued`` window span (the agent cuts open spans at flushes for
+  freshness, ~630 times an agent-day) as ``same_window``, without the app,
+  title, pid and exe of the span it continues (~7.5 bytes a part even after
+  DEFLATE, ~4.7 KB a day); a process the stream listed before as ``recent``,
+  its place among the processes both ends remember, instead of its pid, name
+  and user (a match back into the DEFLATE window costs ~3 bytes, the place
+  about one; ~4.7 KB a day). Both are extensions a collector announces
+  (``HelloResponse.packing_extensions``): an older collector does not, and an
+  agent uses only those announced, so either side may be older than the other.
 
 See the ``Batch.packed`` and ``ProcessSnapshot`` comments in agent.proto for
 the wire contract.
@@ -39,6 +49,11 @@ from worklens.v1 import agent_pb2
 log = logging.getLogger(__name__)
 
 PACKING = "deflate-stream-v2"
+# Additions to the packing (HelloResponse.packing_extensions); this side's decoder
+# understands them all, its encoder uses those the other end listed.
+SAME_WINDOW = "same-window"
+RECENT_PROCESS = "recent-process"
+EXTENSIONS = (SAME_WINDOW, RECENT_PROCESS)
 SYNC_TAIL = b"\x00\x00\xff\xff"   # ends every sync flush; not sent
 WINDOW_BITS = 15                  # 32 KiB window, raw deflate (no zlib/gzip header)
 MAX_CPU_DECIMALS = 9
@@ -169,8 +184,10 @@ def expand_processes(batch: agent_pb2.Batch) -> None:
     if not batch.process_snapshots:
         return
     for snap in batch.process_snapshots:
-        if any(entry.HasField("rss_change") for entry in snap.entries):
-            raise PackingError("process snapshot rss_change outside a packed batch's stream")
+        if any(entry.HasField("rss_change") or entry.HasField("recent")
+               for entry in snap.entries):
+            raise PackingError("process snapshot rss_change or recent outside a packed "
+                               "batch's stream")
         if snap.cpu_decimals > MAX_CPU_DECIMALS:
             raise PackingError(f"process snapshot cpu_decimals {snap.cpu_decimals} > "
                                f"{MAX_CPU_DECIMALS}")
@@ -214,25 +231,49 @@ def _spans_from_differences(spans, end: int, kind: str) -> int:
     return end
 
 
+# The fields of a window span that ``same_window`` takes from the one before, and
+# of a process entry that ``recent`` takes from the stream's memory.
+WINDOW_FIELDS = ("app", "title", "pid", "exe", "excluded")
+PROCESS_FIELDS = ("pid", "name", "user")
+Window = tuple[str, str, int, str, bool]
+
+
+def _window_of(span: agent_pb2.WindowSpan) -> Window:
+    return (span.app, span.title, span.pid, span.exe, span.excluded)
+
+
+def refuse_stream_references(batch: agent_pb2.Batch) -> None:
+    """Raise PackingError for a plain batch that refers to what a stream said
+    before (``same_window``): only a packed batch has a stream's state behind it.
+    (``expand_processes`` refuses the process references.)"""
+    if any(span.same_window for span in batch.windows):
+        raise PackingError("window span same_window outside a packed batch's stream")
+
+
 @dataclass
 class StreamDeltas:
     """What one end of an Upload stream remembers so that times and memory travel
-    as differences (the rules are in agent.proto, Batch.packed). The agent's
-    shipper encodes each batch after ``pack_processes``; the collector decodes it
-    right after inflating, before anything else looks at it. Each side keeps one
-    per stream, updated with the absolute values in send order."""
+    as differences, and continued window spans without their window (the rules
+    are in agent.proto, Batch.packed). The agent's shipper encodes each batch
+    after ``pack_processes``; the collector decodes it right after inflating,
+    before anything else looks at it. Each side keeps one per stream, updated
+    with the absolute values in send order. ``extensions`` (sender only): those
+    the collector announced, which the encoder may use."""
 
     window_end: int = 0
     activity_end: int = 0
     snapshot_next: int = 0
     system_time: int = 0
-    rss: dict[tuple[int, str], int] = field(default_factory=dict)   # bytes
+    # (pid, name) -> (rss bytes, user), least recently listed first
+    rss: dict[tuple[int, str], tuple[int, str]] = field(default_factory=dict)
+    window: Window | None = None   # the stream's previous window span's fields
+    extensions: frozenset[str] = frozenset()
 
-    def _remember(self, key: tuple[int, str], rss_bytes: int) -> None:
+    def _remember(self, key: tuple[int, str], rss_bytes: int, user: str) -> None:
         """Both ends forget the same processes: the least recently listed beyond
         REMEMBERED_PROCESSES (a stream may last for weeks of changing pids)."""
         self.rss.pop(key, None)
-        self.rss[key] = rss_bytes
+        self.rss[key] = (rss_bytes, user)
         if len(self.rss) > REMEMBERED_PROCESSES:
             del self.rss[next(iter(self.rss))]
 
@@ -242,23 +283,64 @@ class StreamDeltas:
         would not fit in int64."""
         self._check_encodable(batch)
         batch.ClearField("created_ms")
+        self._elide_windows(batch.windows)
         self.window_end = _spans_as_differences(batch.windows, self.window_end)
         self.activity_end = _spans_as_differences(batch.activity, self.activity_end)
         for snap in batch.process_snapshots:
             time_ms, snap.time_ms = snap.time_ms, snap.time_ms - self.snapshot_next
             self.snapshot_next = time_ms + snap.interval_ms
-            unit = snap.rss_unit or 1
-            for entry in snap.entries:
-                key, rss = (entry.pid, entry.name), entry.rss
-                old = self.rss.get(key)
-                if old is not None and old % unit == 0 and \
-                        INT64_MIN <= rss - old // unit <= INT64_MAX:
-                    entry.rss_change = rss - old // unit
-                    entry.ClearField("rss")
-                self._remember(key, rss * unit)
+            self._encode_entries(snap)
         for totals in batch.system:
             time_ms, totals.time_ms = totals.time_ms, totals.time_ms - self.system_time
             self.system_time = time_ms
+
+    def _encode_entries(self, snap: agent_pb2.ProcessSnapshot) -> None:
+        unit = snap.rss_unit or 1
+        # each remembered process's place as the snapshot begins: 0 = listed last
+        places = ({key: (len(self.rss) - 1 - i, user)
+                   for i, (key, (_, user)) in enumerate(self.rss.items())}
+                  if RECENT_PROCESS in self.extensions else {})
+        for entry in snap.entries:
+            key, rss, user = (entry.pid, entry.name), entry.rss, entry.user
+            old = self.rss.get(key)
+            if old is not None and old[0] % unit == 0 and \
+                    INT64_MIN <= rss - old[0] // unit <= INT64_MAX:
+                entry.rss_change = rss - old[0] // unit
+                entry.ClearField("rss")
+            place = places.get(key)
+            if place is not None and place[1] == user:
+                entry.recent = place[0]
+                for name in PROCESS_FIELDS:
+                    entry.ClearField(name)
+            self._remember(key, rss * unit, user)
+
+    def _elide_windows(self, spans) -> None:
+        """A continued part of the stream's previous window span: its window is not
+        repeated (``same_window``) when the collector understands that."""
+        for span in spans:
+            window = _window_of(span)
+            if SAME_WINDOW in self.extensions and span.continued and window == self.window:
+                for name in WINDOW_FIELDS:
+                    span.ClearField(name)
+                span.same_window = True
+            self.window = window
+
+    def _restore_windows(self, spans) -> None:
+        """The inverse of _elide_windows, refusing a reference that leads nowhere."""
+        for span in spans:
+            if span.same_window:
+                if self.window is None:
+                    raise PackingError("window span same_window with no window span before "
+                                       "it in this stream")
+                if not span.continued:
+                    raise PackingError("window span same_window on a span that is not "
+                                       "continued")
+                if any(getattr(span, name) for name in WINDOW_FIELDS):
+                    raise PackingError("window span same_window with its own app, title, "
+                                       "pid, exe or excluded")
+                span.app, span.title, span.pid, span.exe, span.excluded = self.window
+                span.ClearField("same_window")
+            self.window = _window_of(span)
 
     def _check_encodable(self, batch: agent_pb2.Batch) -> None:
         ends = {"windows": self.window_end, "activity": self.activity_end}
@@ -281,29 +363,49 @@ class StreamDeltas:
         Raises PackingError for differences that lead nowhere (then the stream ends:
         the state is no longer the sender's)."""
         self.window_end = _spans_from_differences(batch.windows, self.window_end, "window")
+        self._restore_windows(batch.windows)
         self.activity_end = _spans_from_differences(batch.activity, self.activity_end,
                                                     "activity")
         for snap in batch.process_snapshots:
             snap.time_ms = _int64(snap.time_ms + self.snapshot_next, "process snapshot time")
             self.snapshot_next = _int64(snap.time_ms + snap.interval_ms,
                                         "process snapshot end")
-            unit = snap.rss_unit or 1
-            for entry in snap.entries:
-                key = (entry.pid, entry.name)
-                if entry.HasField("rss_change"):
-                    entry.rss = self._changed_rss(key, unit, entry.rss_change, entry.rss)
-                    entry.ClearField("rss_change")
-                self._remember(key, entry.rss * unit)
+            self._decode_entries(snap)
         for totals in batch.system:
             totals.time_ms = _int64(totals.time_ms + self.system_time, "system totals time")
             self.system_time = totals.time_ms
 
+    def _decode_entries(self, snap: agent_pb2.ProcessSnapshot) -> None:
+        unit = snap.rss_unit or 1
+        # the remembered processes as the snapshot begins, for ``recent``
+        listed = (list(self.rss.items())
+                  if any(entry.HasField("recent") for entry in snap.entries) else [])
+        for entry in snap.entries:
+            if entry.HasField("recent"):
+                self._recall(entry, listed)
+            key = (entry.pid, entry.name)
+            if entry.HasField("rss_change"):
+                entry.rss = self._changed_rss(key, unit, entry.rss_change, entry.rss)
+                entry.ClearField("rss_change")
+            self._remember(key, entry.rss * unit, entry.user)
+
+    @staticmethod
+    def _recall(entry: agent_pb2.ProcessEntry,
+                listed: list[tuple[tuple[int, str], tuple[int, str]]]) -> None:
+        if any(getattr(entry, name) for name in PROCESS_FIELDS):
+            raise PackingError("process entry recent with its own pid, name or user")
+        if entry.recent >= len(listed):
+            raise PackingError(f"process entry recent {entry.recent}: this stream remembers "
+                               f"{len(listed)} processes")
+        (entry.pid, entry.name), (_, entry.user) = listed[-1 - entry.recent]
+        entry.ClearField("recent")
+
     def _changed_rss(self, key: tuple[int, str], unit: int, change: int, rss: int) -> int:
         old = self.rss.get(key)
-        if old is None or old % unit or rss:
+        if old is None or old[0] % unit or rss:
             raise PackingError(f"rss_change for process {key[0]} ({key[1][:64]!r}) that "
                                "this stream did not list before in this unit (or with rss)")
-        value = old // unit + change
+        value = old[0] // unit + change
         if not 0 <= value <= MAX_UINT64:
             raise PackingError(f"rss_change {change} takes process {key[0]}'s rss out of "
                                "range")
@@ -315,9 +417,11 @@ class Packer:
     what the stream said before, then its DEFLATE context. One per stream; batches
     must be packed in send order."""
 
-    def __init__(self) -> None:
+    def __init__(self, extensions: tuple[str, ...] | list[str] = ()) -> None:
+        """``extensions``: the collector's HelloResponse.packing_extensions (those this
+        side knows are used)."""
         self._deflater = Deflater()
-        self._deltas = StreamDeltas()
+        self._deltas = StreamDeltas(extensions=frozenset(extensions) & set(EXTENSIONS))
 
     def pack(self, batch: agent_pb2.Batch) -> agent_pb2.Batch:
         """The message that carries ``batch`` (which is changed in place): packed, or

@@ -87,12 +87,14 @@ from worklens.collector.store.overlaps import clip_overlaps, rows_overlap
 from worklens.collector.store.records import extract
 from worklens.common import wire
 from worklens.common.packing import (
+    EXTENSIONS,
     PACKING,
     Inflater,
     PackedTooLarge,
     PackingError,
     StreamDeltas,
     expand_processes,
+    refuse_stream_references,
 )
 from worklens.v1 import agent_pb2
 
@@ -331,7 +333,8 @@ class AgentService:
         return agent_pb2.HelloResponse(agent_id=agent.agent_id,
                                        server_time_ms=int(time.time() * 1000),
                                        last_sequence=agent.last_sequence,
-                                       batch_packing=PACKING)
+                                       batch_packing=PACKING,
+                                       packing_extensions=EXTENSIONS)
 
     # -- Upload --------------------------------------------------------------------------
 
@@ -478,6 +481,7 @@ class AgentService:
             if isinstance(batch, _Reject):
                 return batch
         try:
+            refuse_stream_references(batch)
             expand_processes(batch)
         except PackingError as exc:
             return _Reject(grpc.StatusCode.INVALID_ARGUMENT,

@@ -20,6 +20,7 @@ from worklens.agent.credential import Connection, Credential
 from worklens.agent.shipper import Backoff, Shipper
 from worklens.agent.spool import Spool
 from worklens.collector.access.enrollment import revoke_agent
+from worklens.common.packing import PACKING, SAME_WINDOW, Inflater, StreamDeltas
 from worklens.v1 import agent_pb2, agent_pb2_grpc
 
 
@@ -318,12 +319,49 @@ class Scripted(agent_pb2_grpc.AgentServiceServicer):
             yield agent_pb2.Ack(sequence=batch.sequence)
 
 
+class Unpacking(Scripted):
+    """A collector that accepts packed batches with the given ``extensions`` (none:
+    one from before them) and keeps each batch as it came out of the packing,
+    before what it refers to in the stream is filled in (``inner``)."""
+
+    def __init__(self, extensions: list[str]):
+        super().__init__({})
+        self.extensions = extensions
+        self.inner: list[agent_pb2.Batch] = []
+
+    def Hello(self, request, context):
+        return agent_pb2.HelloResponse(agent_id="ag-scripted", batch_packing=PACKING,
+                                       packing_extensions=self.extensions)
+
+    def Upload(self, request_iterator, context):
+        inflater, deltas = Inflater(), StreamDeltas()
+        for message in request_iterator:
+            batch = agent_pb2.Batch.FromString(inflater.unpack(message.packed, 1 << 20))
+            self.inner.append(agent_pb2.Batch.FromString(batch.SerializeToString()))
+            deltas.decode(batch)
+            batch.sequence = message.sequence
+            self.stored.setdefault(batch.sequence, batch)
+            yield agent_pb2.Ack(sequence=batch.sequence)
+
+
+def cut_parts(count: int) -> list[agent_pb2.WindowSpan]:
+    """One window span cut at flushes: the first part and ``count - 1`` continued ones."""
+    parts = [window(0, "notes.py - code")]
+    for _ in range(count - 1):
+        part = agent_pb2.WindowSpan()
+        part.CopyFrom(parts[-1])
+        part.start_ms += part.duration_ms
+        part.continued = True
+        parts.append(part)
+    return parts
+
+
 @pytest.fixture
 def scripted():
     servers = []
 
-    def start(script):
-        servicer = Scripted(script)
+    def start(script, servicer: Scripted | None = None):
+        servicer = servicer or Scripted(script)
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
         agent_pb2_grpc.add_AgentServiceServicer_to_server(servicer, server)
         port = server.add_insecure_port("127.0.0.1:0")
@@ -404,3 +442,36 @@ def test_collector_that_stops_acking_is_abandoned_after_ack_timeout(tmp_path, sc
         assert servicer.calls == 2 and sorted(servicer.stored) == [1, 2]
     finally:
         shipper.stop()
+
+
+@pytest.mark.parametrize("extensions", [[], [SAME_WINDOW]], ids=["older-collector", "same-window"])
+def test_continued_parts_go_without_their_window_only_to_a_collector_that_says_so(
+        tmp_path, scripted, extensions):
+    servicer, address = scripted({}, Unpacking(extensions))
+    parts = cut_parts(4)
+    spool = spool_with(tmp_path / "agent", [parts[:1], parts[1:3], parts[3:]])
+    shipper = run(make_shipper(spool, address, "ag-scripted", "ag-scripted.x"))
+    try:
+        wait_for(lambda: spool.depth().batches == 0, what="delivery")
+    finally:
+        shipper.stop()
+    assert [list(batch.windows) for _, batch in sorted(servicer.stored.items())] == \
+        [parts[:1], parts[1:3], parts[3:]]
+    sent = [span for batch in servicer.inner for span in batch.windows]
+    assert [(span.same_window, span.app) for span in sent] == (
+        [(False, "app0")] + [(True, "")] * 3 if extensions else [(False, "app0")] * 4)
+
+
+def test_continued_parts_reach_the_real_collector_whole(tmp_path, collector, agent):
+    parts = cut_parts(5)
+    spool = spool_with(tmp_path / "agent", [parts[:2], parts[2:4], parts[4:]])
+    shipper = run(make_shipper(spool, collector.grpc_address, agent.agent_id, agent.credential))
+    try:
+        wait_for(lambda: spool.depth().batches == 0, what="delivery")
+    finally:
+        shipper.stop()
+    assert collector.query(
+        "SELECT start_ms, duration_ms, app, title, pid, exe, continued FROM window_spans "
+        "WHERE agent = (SELECT id FROM agents WHERE agent_id = ?) ORDER BY start_ms",
+        (agent.agent_id,)) == [(p.start_ms, p.duration_ms, p.app, p.title, p.pid, p.exe,
+                                int(p.continued)) for p in parts]

@@ -15,7 +15,10 @@ import pytest
 from collector_harness import collector_config, make_batch, now_ms
 from ingest_support import NOTHING, Bystander, rejected_sequence, stored, upload_error
 from worklens.common.packing import (
+    EXTENSIONS,
     PACKING,
+    RECENT_PROCESS,
+    SAME_WINDOW,
     Deflater,
     Inflater,
     Packer,
@@ -23,14 +26,16 @@ from worklens.common.packing import (
     StreamDeltas,
     expand_processes,
     pack_processes,
+    refuse_stream_references,
 )
 from worklens.v1 import agent_pb2
 
 
 def packed(batches: list[agent_pb2.Batch], packer: Packer | None = None
            ) -> list[agent_pb2.Batch]:
-    """What the shipper sends: each batch packed, in order, in one stream's context."""
-    packer = packer or Packer()
+    """What the shipper sends to this collector: each batch packed, in order, in one
+    stream's context, with every extension the collector announces."""
+    packer = packer or Packer(EXTENSIONS)
     return [packer.pack(copy_of(batch)) for batch in batches]
 
 
@@ -132,8 +137,9 @@ def an_hour_of_batches(agent_id: str) -> list[agent_pb2.Batch]:
     return out
 
 
-def test_differences_from_the_stream_round_trip_exactly_and_are_small():
-    sender, receiver = StreamDeltas(), StreamDeltas()
+@pytest.mark.parametrize("extensions", [(), EXTENSIONS], ids=["v2", "extensions"])
+def test_differences_from_the_stream_round_trip_exactly_and_are_small(extensions):
+    sender, receiver = StreamDeltas(extensions=frozenset(extensions)), StreamDeltas()
     as_absolute, as_differences = Deflater(), Deflater()   # the wire: after DEFLATE
     absolute_bytes = encoded_bytes = 0
     for original in an_hour_of_batches("ag-x"):
@@ -146,11 +152,62 @@ def test_differences_from_the_stream_round_trip_exactly_and_are_small():
             assert {w.start_ms for w in sent.windows} == {0}
             assert {s.time_ms for s in sent.process_snapshots} == {0}
             assert {s.time_ms for s in sent.system} == {60_000}
+        # the same ten processes every minute: after the first snapshot, each is
+        # named by its place among those the stream remembers
+        entries = [e for snap in sent.process_snapshots for e in snap.entries][
+            10 if original.sequence == 1 else 0:]
+        assert [(e.HasField("recent"), e.pid, e.name, e.user) for e in entries] == (
+            [(True, 0, "", "")] * len(entries) if extensions else
+            [(False, e.pid, e.name, "alice") for e in entries])
         received = agent_pb2.Batch.FromString(sent.SerializeToString())
         receiver.decode(received)
         original.ClearField("created_ms")   # not sent: the collector never reads it
         assert received == original
     assert encoded_bytes < 0.5 * absolute_bytes   # this regular hour: ~0.27
+
+
+def test_a_process_is_named_by_its_place_only_while_both_ends_know_it_the_same():
+    sender, receiver = StreamDeltas(extensions=frozenset({RECENT_PROCESS})), StreamDeltas()
+
+    def snapshot(*entries: tuple[int, str, str]) -> agent_pb2.Batch:
+        batch = agent_pb2.Batch()
+        snap = batch.process_snapshots.add(time_ms=1, interval_ms=60_000, rss_unit=4096)
+        for pid, name, user in entries:
+            snap.entries.add(pid=pid, name=name, user=user, rss=100 + pid, cpu=pid)
+        return batch
+
+    minutes = [snapshot((1, "a", "alice"), (2, "b", "alice"), (3, "c", "root")),
+               # c listed last before: place 0; b before it: 1; a new one; a's user changed
+               snapshot((3, "c", "root"), (2, "b", "alice"), (4, "d", "bob"), (1, "a", "bob")),
+               snapshot((1, "a", "bob"), (1, "a", "bob"))]   # twice: the same place twice
+    sent_places = []
+    for original in minutes:
+        sent = copy_of(original)
+        sender.encode(sent)
+        sent_places.append([e.recent if e.HasField("recent") else e.name
+                            for e in sent.process_snapshots[0].entries])
+        receiver.decode(sent)
+        assert sent == original
+    assert sent_places == [["a", "b", "c"], [0, 1, "d", "a"], [0, 0]]
+    assert sender.rss == receiver.rss
+
+
+@pytest.mark.parametrize("entry, words", [
+    (agent_pb2.ProcessEntry(recent=2, cpu=1), "recent 2: this stream remembers 2"),
+    (agent_pb2.ProcessEntry(recent=0, name="x"), "recent with its own pid, name or user"),
+], ids=["beyond-memory", "own-fields"])
+def test_a_process_place_that_leads_nowhere_is_a_packing_error(entry, words):
+    deltas = StreamDeltas()
+    first = agent_pb2.Batch()
+    first.process_snapshots.add(interval_ms=60_000).entries.extend(
+        [agent_pb2.ProcessEntry(pid=1, name="a"), agent_pb2.ProcessEntry(pid=2, name="b")])
+    deltas.decode(first)
+    batch = agent_pb2.Batch()
+    batch.process_snapshots.add(interval_ms=60_000).entries.append(entry)
+    with pytest.raises(PackingError, match=words):
+        deltas.decode(copy_of(batch))
+    with pytest.raises(PackingError, match="outside a packed batch"):
+        expand_processes(batch)
 
 
 def test_both_ends_forget_the_same_processes():
@@ -189,6 +246,75 @@ def test_a_difference_that_leads_nowhere_is_a_packing_error():
         expand_processes(batch)
 
 
+def cut_windows(agent_id: str, sequence: int, start: int) -> agent_pb2.Batch:
+    """Window spans as an agent that cuts open spans at flushes sends them: a
+    window, then its continued parts; the same app and title again after another
+    window (a new span, not a part); an excluded app's span and its part."""
+    batch = make_batch(agent_id, sequence, windows=0, activity=0, processes=0, system=0)
+    spans = [("code", "notes.py - code", 4242, "/usr/bin/code", False, False),
+             ("code", "notes.py - code", 4242, "/usr/bin/code", False, True),
+             ("firefox", "Inbox", 900, "/usr/lib/firefox/firefox", False, False),
+             ("code", "notes.py - code", 4242, "/usr/bin/code", False, False),
+             ("", "", 0, "", True, False),
+             ("", "", 0, "", True, True)]
+    for i, (app, title, pid, exe, excluded, continued) in enumerate(spans):
+        batch.windows.add(start_ms=start + i * 10_000, duration_ms=10_000, app=app, title=title,
+                          pid=pid, exe=exe, excluded=excluded, continued=continued)
+    return batch
+
+
+def test_continued_window_parts_travel_without_their_window_and_expand_exactly():
+    sender, receiver = StreamDeltas(extensions=frozenset({SAME_WINDOW})), StreamDeltas()
+    start = now_ms() - 600_000
+    first = cut_windows("ag-x", 1, start)
+    second = cut_windows("ag-x", 2, start + 60_000)
+    # the first span of batch 2 is a part of the excluded span batch 1 ended with
+    second.windows[0].CopyFrom(agent_pb2.WindowSpan(
+        start_ms=second.windows[0].start_ms, duration_ms=10_000, excluded=True, continued=True))
+    for original in (first, second):
+        sent = copy_of(original)
+        sender.encode(sent)
+        elided = [(s.app, s.title, s.pid, s.exe) for s in sent.windows if s.same_window]
+        assert elided == [("", "", 0, "")] * len(elided)
+        received = agent_pb2.Batch.FromString(sent.SerializeToString())
+        receiver.decode(received)
+        original.ClearField("created_ms")
+        assert received == original
+    # only continued parts, and a part that follows the previous batch's last span
+    assert [span.same_window for span in first.windows] == [False] * 6   # (the originals)
+    sent = copy_of(first)
+    StreamDeltas(extensions=frozenset({SAME_WINDOW})).encode(sent)
+    assert [span.same_window for span in sent.windows] == \
+        [False, True, False, False, False, True]
+
+
+def test_without_the_extension_continued_parts_keep_their_window():
+    """What an agent sends a collector that did not list "same-window"."""
+    sent = cut_windows("ag-x", 1, now_ms() - 600_000)
+    StreamDeltas().encode(sent)
+    assert not any(span.same_window for span in sent.windows)
+    assert [span.app for span in sent.windows] == ["code", "code", "firefox", "code", "", ""]
+    with_it = Packer([SAME_WINDOW]).pack(cut_windows("ag-x", 1, now_ms() - 600_000))
+    without = Packer().pack(cut_windows("ag-x", 1, now_ms() - 600_000))
+    assert len(with_it.packed) < len(without.packed)
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda b: b.windows.pop(0), "no window span before it"),
+    (lambda b: setattr(b.windows[1], "continued", False), "not continued"),
+    (lambda b: setattr(b.windows[1], "title", "other"), "its own app, title"),
+], ids=["first-in-stream", "not-continued", "own-fields"])
+def test_a_same_window_that_leads_nowhere_is_a_packing_error(change, words):
+    batch = agent_pb2.Batch()
+    batch.windows.add(start_ms=1000, duration_ms=5, app="code", title="t")
+    batch.windows.add(start_ms=0, duration_ms=5, continued=True, same_window=True)
+    change(batch)
+    with pytest.raises(PackingError, match=words):
+        StreamDeltas().decode(batch)
+    with pytest.raises(PackingError, match="outside a packed batch"):
+        refuse_stream_references(batch)
+
+
 def test_times_that_cannot_be_differences_go_plain_and_leave_the_stream_alone():
     packer, inflater, receiver = Packer(), Inflater(), StreamDeltas()
     batches = [make_batch("ag-x", seq, processes=0, system=0) for seq in (1, 2, 3)]
@@ -213,9 +339,12 @@ def test_hello_says_packed_batches_are_accepted(collector):
         hello = collector.stub(channel).Hello(agent_pb2.HelloRequest(), metadata=agent.metadata,
                                               timeout=30)
     assert hello.batch_packing == PACKING
+    assert list(hello.packing_extensions) == [SAME_WINDOW, RECENT_PROCESS]
 
 
-def test_packed_batches_are_stored_exactly_like_the_plain_ones(collector, bystander):
+@pytest.mark.parametrize("extensions", [(), EXTENSIONS], ids=["older-agent", "extensions"])
+def test_packed_batches_are_stored_exactly_like_the_plain_ones(collector, bystander,
+                                                               extensions):
     plain_agent, packed_agent = collector.enroll_agent(), collector.enroll_agent()
     batches = [psutil_like("", seq) for seq in range(1, 6)]
 
@@ -229,7 +358,7 @@ def test_packed_batches_are_stored_exactly_like_the_plain_ones(collector, bystan
 
     assert [a.sequence for a in collector.upload(plain_agent, for_agent(plain_agent))] == \
         [1, 2, 3, 4, 5]
-    acks = collector.upload(packed_agent, packed(for_agent(packed_agent)))
+    acks = collector.upload(packed_agent, packed(for_agent(packed_agent), Packer(extensions)))
     assert [(a.sequence, a.duplicate) for a in acks] == [(s, False) for s in range(1, 6)]
     assert stored(collector, packed_agent) == stored(collector, plain_agent) == (5, 15, 15, 60, 5)
     assert sorted(collector.process_samples(packed_agent.agent_id)) == \
@@ -357,4 +486,42 @@ def test_an_rss_change_the_stream_cannot_follow_is_invalid_argument(collector, b
     acks, error = upload_error(collector, agent, [batch])
     assert acks == [] and error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "outside a packed batch" in error.details()
+    assert stored(collector, agent) == NOTHING
+
+
+def test_continued_parts_packed_without_their_window_are_stored_like_plain_ones(
+        collector, bystander):
+    plain_agent, packed_agent = collector.enroll_agent(), collector.enroll_agent()
+    start = now_ms() - 600_000
+    columns = "start_ms, duration_ms, app, title, pid, exe, excluded, continued"
+    for agent, packer in ((plain_agent, None), (packed_agent, Packer([SAME_WINDOW]))):
+        batches = [cut_windows(agent.agent_id, seq, start + (seq - 1) * 60_000)
+                   for seq in (1, 2)]
+        messages = packed(batches, packer) if packer else batches
+        assert [a.sequence for a in collector.upload(agent, messages)] == [1, 2]
+    assert rows(collector, packed_agent, "window_spans", columns) == \
+        rows(collector, plain_agent, "window_spans", columns)
+    assert [row[2:] for row in rows(collector, packed_agent, "window_spans", columns)][:2] == \
+        [("code", "notes.py - code", 4242, "/usr/bin/code", 0, 0),
+         ("code", "notes.py - code", 4242, "/usr/bin/code", 0, 1)]
+
+
+def test_same_window_outside_a_stream_or_leading_nowhere_is_invalid_argument(
+        collector, bystander):
+    agent = collector.enroll_agent()
+    plain = cut_windows(agent.agent_id, 1, now_ms() - 600_000)
+    plain.windows[1].same_window = True
+    acks, error = upload_error(collector, agent, [plain])
+    assert acks == [] and error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "same_window outside a packed batch" in error.details()
+    assert rejected_sequence(error) == "1"
+    inner = cut_windows(agent.agent_id, 1, now_ms() - 600_000)
+    inner.ClearField("sequence")
+    inner.windows[0].continued = inner.windows[0].same_window = True   # nothing before it
+    for name in ("app", "title", "pid", "exe"):
+        inner.windows[0].ClearField(name)
+    message = agent_pb2.Batch(sequence=1, packed=Deflater().pack(inner.SerializeToString()))
+    acks, error = upload_error(collector, agent, [message])
+    assert acks == [] and error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "batch 1" in error.details() and "no window span before it" in error.details()
     assert stored(collector, agent) == NOTHING

@@ -38,11 +38,13 @@ from worklens.collector.store.overlaps import clip_overlaps
 from worklens.collector.store.records import extract
 from worklens.common.durations import parse_duration
 from worklens.common.packing import (
+    EXTENSIONS,
     Inflater,
     Packer,
     PackingError,
     StreamDeltas,
     expand_processes,
+    refuse_stream_references,
 )
 from worklens.v1 import agent_pb2
 
@@ -162,6 +164,44 @@ def test_corrupted_packed_batches_fail_only_with_a_named_error(batch, bit, data)
     for candidate in (bytes(flipped), packed[:cut]):
         with contextlib.suppress(PackingError, DecodeError):
             _decode(candidate)
+
+
+# process samples as the sensor reports them (pages, ticks), from a few processes
+# that come back: what the packing names by their place in the stream's memory
+sensor_samples = st.builds(
+    agent_pb2.ProcessSample, time_ms=NEAR_NOW, pid=st.integers(1, 3),
+    name=st.sampled_from(["firefox", "code", "Xorg"]), user=st.sampled_from(["alice", "root"]),
+    cpu_percent=st.floats(0, 400, width=32),
+    rss_bytes=st.integers(0, 2**40).map(lambda pages: pages * 4096),
+    cpu_seconds=st.integers(0, 10**6).map(lambda t: t / 100), interval_ms=st.just(60_000))
+
+
+@EXAMPLES
+@given(st.lists(st.tuples(batches, st.lists(sensor_samples, min_size=1, max_size=6),
+                          st.booleans()),
+                min_size=1, max_size=5))
+def test_a_stream_packed_with_every_extension_expands_to_the_batches_sent(stream):
+    packer, inflater, receiver = Packer(EXTENSIONS), Inflater(), StreamDeltas()
+    for batch, samples, cut in stream:
+        batch.processes.extend(samples)
+        if cut and batch.windows:   # a continued part of the last window span
+            part = batch.windows.add()
+            part.CopyFrom(batch.windows[-2])
+            part.start_ms = (part.start_ms + part.duration_ms) % 2**63
+            part.continued = True
+        original = agent_pb2.Batch()
+        original.CopyFrom(batch)
+        message = packer.pack(batch)
+        if message.packed:
+            received = agent_pb2.Batch.FromString(inflater.unpack(message.packed, 1 << 24))
+            receiver.decode(received)
+            received.sequence = message.sequence
+            original.ClearField("created_ms")
+        else:
+            received = message
+        refuse_stream_references(received)
+        expand_processes(received)
+        assert received == original
 
 
 @EXAMPLES

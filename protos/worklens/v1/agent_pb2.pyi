@@ -74,19 +74,21 @@ class HelloRequest(_message.Message):
     def __init__(self, host: _Optional[_Union[HostInfo, _Mapping]] = ...) -> None: ...
 
 class HelloResponse(_message.Message):
-    __slots__ = ("agent_id", "server_time_ms", "last_sequence", "batch_packing")
+    __slots__ = ("agent_id", "server_time_ms", "last_sequence", "batch_packing", "packing_extensions")
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     SERVER_TIME_MS_FIELD_NUMBER: _ClassVar[int]
     LAST_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     BATCH_PACKING_FIELD_NUMBER: _ClassVar[int]
+    PACKING_EXTENSIONS_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     server_time_ms: int
     last_sequence: int
     batch_packing: str
-    def __init__(self, agent_id: _Optional[str] = ..., server_time_ms: _Optional[int] = ..., last_sequence: _Optional[int] = ..., batch_packing: _Optional[str] = ...) -> None: ...
+    packing_extensions: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, agent_id: _Optional[str] = ..., server_time_ms: _Optional[int] = ..., last_sequence: _Optional[int] = ..., batch_packing: _Optional[str] = ..., packing_extensions: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class WindowSpan(_message.Message):
-    __slots__ = ("start_ms", "duration_ms", "app", "title", "pid", "exe", "excluded", "continued")
+    __slots__ = ("start_ms", "duration_ms", "app", "title", "pid", "exe", "excluded", "continued", "same_window")
     START_MS_FIELD_NUMBER: _ClassVar[int]
     DURATION_MS_FIELD_NUMBER: _ClassVar[int]
     APP_FIELD_NUMBER: _ClassVar[int]
@@ -95,6 +97,7 @@ class WindowSpan(_message.Message):
     EXE_FIELD_NUMBER: _ClassVar[int]
     EXCLUDED_FIELD_NUMBER: _ClassVar[int]
     CONTINUED_FIELD_NUMBER: _ClassVar[int]
+    SAME_WINDOW_FIELD_NUMBER: _ClassVar[int]
     start_ms: int
     duration_ms: int
     app: str
@@ -103,7 +106,8 @@ class WindowSpan(_message.Message):
     exe: str
     excluded: bool
     continued: bool
-    def __init__(self, start_ms: _Optional[int] = ..., duration_ms: _Optional[int] = ..., app: _Optional[str] = ..., title: _Optional[str] = ..., pid: _Optional[int] = ..., exe: _Optional[str] = ..., excluded: _Optional[bool] = ..., continued: _Optional[bool] = ...) -> None: ...
+    same_window: bool
+    def __init__(self, start_ms: _Optional[int] = ..., duration_ms: _Optional[int] = ..., app: _Optional[str] = ..., title: _Optional[str] = ..., pid: _Optional[int] = ..., exe: _Optional[str] = ..., excluded: _Optional[bool] = ..., continued: _Optional[bool] = ..., same_window: _Optional[bool] = ...) -> None: ...
 
 class ActivitySpan(_message.Message):
     __slots__ = ("start_ms", "duration_ms", "state", "key_presses", "clicks", "mouse_moves", "scrolls", "continued", "reason")
@@ -162,7 +166,7 @@ class ProcessSnapshot(_message.Message):
     def __init__(self, time_ms: _Optional[int] = ..., interval_ms: _Optional[int] = ..., rss_unit: _Optional[int] = ..., cpu_decimals: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[ProcessEntry, _Mapping]]] = ...) -> None: ...
 
 class ProcessEntry(_message.Message):
-    __slots__ = ("pid", "name", "user", "rss", "cpu", "cpu_percent", "rss_change")
+    __slots__ = ("pid", "name", "user", "rss", "cpu", "cpu_percent", "rss_change", "recent")
     PID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     USER_FIELD_NUMBER: _ClassVar[int]
@@ -170,6 +174,7 @@ class ProcessEntry(_message.Message):
     CPU_FIELD_NUMBER: _ClassVar[int]
     CPU_PERCENT_FIELD_NUMBER: _ClassVar[int]
     RSS_CHANGE_FIELD_NUMBER: _ClassVar[int]
+    RECENT_FIELD_NUMBER: _ClassVar[int]
     pid: int
     name: str
     user: str
@@ -177,7 +182,8 @@ class ProcessEntry(_message.Message):
     cpu: int
     cpu_percent: float
     rss_change: int
-    def __init__(self, pid: _Optional[int] = ..., name: _Optional[str] = ..., user: _Optional[str] = ..., rss: _Optional[int] = ..., cpu: _Optional[int] = ..., cpu_percent: _Optional[float] = ..., rss_change: _Optional[int] = ...) -> None: ...
+    recent: int
+    def __init__(self, pid: _Optional[int] = ..., name: _Optional[str] = ..., user: _Optional[str] = ..., rss: _Optional[int] = ..., cpu: _Optional[int] = ..., cpu_percent: _Optional[float] = ..., rss_change: _Optional[int] = ..., recent: _Optional[int] = ...) -> None: ...
 
 class SystemTotals(_message.Message):
     __slots__ = ("time_ms", "cpu_percent", "mem_total_bytes", "mem_used_bytes", "process_count", "cpu_count")
