@@ -345,8 +345,8 @@ def _daily(conn, start, end, tz, agent, user) -> Iterator[list[tuple]]:
     labels = LocalLabels(tz)
     for key, agent_id, group in _agents(conn, agent):
         where, params = _filters("bucket", start, end, key, user)
-        # [active, idle, spans, 4 classes (active time), 4 states, 4 input counts,
-        #  dropped, passive (window time), state passive]
+        # [active, idle, spans, 4 classes (active + passive time), 4 states, 4 input
+        #  counts, dropped, passive (window time), state passive]
         days: dict[tuple[str, str], list] = defaultdict(lambda: [0] * 18)
         for bucket, u, prod, active, idle, spans, passive in conn.execute(
                 "SELECT bucket, username, productivity, sum(active_ms), sum(idle_ms), "
@@ -356,7 +356,7 @@ def _daily(conn, start, end, tz, agent, user) -> Iterator[list[tuple]]:
             row[0] += active
             row[1] += idle
             row[2] += spans
-            row[3 + CLASSES.index(prod)] += active
+            row[3 + CLASSES.index(prod)] += active + passive
             row[16] += passive
         for bucket, u, *states, passive in conn.execute(
                 "SELECT bucket, username, active_ms, idle_ms, locked_ms, asleep_ms, key_presses, "

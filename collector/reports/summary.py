@@ -9,8 +9,11 @@ multiple of 15 minutes, so every local day and hour is a whole number of
 buckets. A zone whose offset on a boundary is not (historic local mean times)
 is refused with SummaryError instead of being answered approximately.
 
-Productivity shares are shares of ACTIVE time (idle time is not work of any
-class); the unclassified share is reported like the others, never hidden.
+Productivity classes count active and passive window time (the time someone
+works or is evidently engaged: a call, a video), each as the class of its
+window's category unless a rule classifies passive time apart (rules.Rule);
+shares are shares of that time. Idle time is not work of any class. The
+unclassified share is reported like the others, never hidden.
 """
 
 from __future__ import annotations
@@ -111,8 +114,8 @@ def iso(ms: int, tz: tzinfo) -> str:
 
 @dataclass
 class SummaryRow:
-    """One group: seconds of active/idle window time, spans started, and the active
-    time split by productivity class with each class's share of it."""
+    """One group: seconds of active/idle/passive window time, spans started, and the
+    active + passive time split by productivity class with each class's share of it."""
 
     key: str
     active_seconds: float = 0.0
@@ -126,7 +129,7 @@ class SummaryRow:
     neutral_share: float = 0.0
     unproductive_share: float = 0.0
     unclassified_share: float = 0.0
-    passive_seconds: float = 0.0      # window time while PASSIVE (not in the classes)
+    passive_seconds: float = 0.0      # window time while PASSIVE (in the classes too)
 
 
 class _Acc:
@@ -142,15 +145,16 @@ class _Acc:
         self.idle += idle
         self.spans += spans
         self.passive += passive
-        self.classes[productivity] = self.classes.get(productivity, 0) + active
+        self.classes[productivity] = self.classes.get(productivity, 0) + active + passive
 
     def row(self, key: str) -> SummaryRow:
         out = SummaryRow(key, self.active / 1000, self.idle / 1000, self.spans,
                          passive_seconds=self.passive / 1000)
+        engaged = self.active + self.passive
         for name in CLASSES:
             ms = self.classes.get(name, 0)
             setattr(out, f"{name}_seconds", ms / 1000)
-            setattr(out, f"{name}_share", round(ms / self.active, 4) if self.active else 0.0)
+            setattr(out, f"{name}_share", round(ms / engaged, 4) if engaged else 0.0)
         return out
 
 
@@ -248,8 +252,8 @@ _DAY_DIMENSION = {"agent": "agent", "user": "username", "group": "agent"}
 
 
 _CLASS_SUMS = ", ".join(f"sum({c}_ms)" for c in CLASSES)
-_CLASS_CASES = ", ".join(f"CASE productivity WHEN '{c}' THEN active_ms ELSE 0 END AS {c}_ms"
-                         for c in CLASSES)
+_CLASS_CASES = ", ".join(f"CASE productivity WHEN '{c}' THEN active_ms + passive_ms ELSE 0 "
+                         f"END AS {c}_ms" for c in CLASSES)
 
 
 def _agent_query(by: str, start: int, end: int, agent: int | None, user: str | None,
@@ -257,7 +261,8 @@ def _agent_query(by: str, start: int, end: int, agent: int | None, user: str | N
     """By agent, user or group: whole UTC days from ``rollup_agent_day`` (a row per
     agent-day and user, classes in columns), the edges of a range in another zone
     from ``rollup_window``, read through its (agent, bucket) key agent by agent.
-    Rows: (dim, <class>_ms for each of CLASSES, idle_ms, spans, passive_ms)."""
+    Rows: (dim, <class>_ms for each of CLASSES (active + passive), idle_ms, spans,
+    passive_ms)."""
     dim = _DAY_DIMENSION[by]
     d0, d1 = -(-start // DAY_MS) * DAY_MS, end // DAY_MS * DAY_MS
     keys = frozenset((agent,)) if agent is not None else agents
@@ -330,15 +335,18 @@ def _agent_day_query(start: int, end: int, agent: int | None, user: str | None,
 
 
 def _class_rows(rows: Any) -> Any:
-    """Wide rows (dim, <class>_ms..., idle, spans) as the narrow ones the summary
-    loop adds up: (dim, class, active, idle, spans, passive), idle, spans and passive
-    counted once."""
+    """Wide rows (dim, <class>_ms..., idle, spans, passive), the classes counting
+    active + passive time, as the narrow ones the summary loop adds up: (dim, class,
+    active, idle, spans, passive). Idle, spans and passive are counted once, on the
+    first class's row, whose active time is its class time less the passive time:
+    each class then adds up to its own time and the active times to the group's."""
     for dim, *rest in rows:
         idle, spans, passive = rest[-3], rest[-2], rest[-1]
         for i, name in enumerate(CLASSES):
-            first = i == 0
-            yield (dim, name, rest[i], idle if first else 0, spans if first else 0,
-                   passive if first else 0)
+            if i == 0:
+                yield (dim, name, rest[i] - passive, idle, spans, passive)
+            else:
+                yield (dim, name, rest[i], 0, 0, 0)
 
 
 def summarize(store: Any, from_date: date, to_date: date, by: str,
@@ -346,7 +354,7 @@ def summarize(store: Any, from_date: date, to_date: date, by: str,
               user: str | None = None, agents: frozenset[int] | None = None,
               groups_of: dict[int, list[str]] | None = None,
               no_group: str = "(no group)") -> Summary:
-    """Active/idle seconds, spans and productivity per group over whole local days
+    """Active/idle/passive seconds, spans and productivity per group over whole local days
     ``from_date``..``to_date`` (inclusive) in ``tz``, read from the rollups.
 
     ``agents``: only these agent keys (a resolved scope, collector.groups); None =

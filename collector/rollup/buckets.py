@@ -56,6 +56,7 @@ ACTIVE, IDLE, LOCKED, ASLEEP, PASSIVE = (
 _STATE_COLUMN = {ACTIVE: 0, IDLE: 1, LOCKED: 2, ASLEEP: 3, PASSIVE: 8}
 # the states whose window time a summary reports, and their column in window deltas
 _PAIRED = {ACTIVE: 0, IDLE: 1, PASSIVE: 3}
+_PASSIVE_COLUMN = _PAIRED[PASSIVE]   # counted under the window's passive key
 PAIRED_STATES = f"({ACTIVE}, {IDLE}, {PASSIVE})"
 NEVER = -(2 ** 62)
 FOREVER = 2 ** 62
@@ -117,27 +118,32 @@ def _spread(acc: defaultdict, key: tuple, column: int, lo: int, hi: int) -> None
 
 
 class _Windows:
-    """Window rows (``records`` layout) as (start, end, rollup key), for overlap sweeps.
-    With ``counts`` (a Deltas), each span is also counted in the bucket it starts in
-    (what ``add_windows`` does, fused into this pass for the ingest hook). A
-    ``continued`` part (a span the agent cut at a flush) is not a span of its own:
-    it adds time but no span count (``fresh`` says which items start a span)."""
+    """Window rows (``records`` layout) as (start, end, rollup key, rollup key of its
+    passive time), for overlap sweeps. The two keys differ only where a rule classifies
+    passive time apart (rules.Rule.passive). With ``counts`` (a Deltas), each span is
+    also counted in the bucket it starts in (what ``add_windows`` does, fused into this
+    pass for the ingest hook). A ``continued`` part (a span the agent cut at a flush)
+    is not a span of its own: it adds time but no span count (``fresh`` says which
+    items start a span)."""
 
     def __init__(self, rows: Iterable[tuple], clf: rules_mod.Classifier,
                  counts: Deltas | None = None) -> None:
-        classify, app_key = clf.classify, rules_mod.app_key
-        keys: dict[tuple, tuple] = {}   # one key tuple per distinct (agent, user, app, title)
+        classes, app_key = clf.classes, rules_mod.app_key
+        keys: dict[tuple, tuple] = {}   # (key, passive key) per (agent, user, app, title)
         items = []
         fresh = []
         append = items.append
         acc = counts.window if counts is not None else None
         for agent, start, dur, app, title, _pid, _exe, excluded, user, continued in rows:
             raw = (agent, user, app, title, excluded)
-            key = keys.get(raw)
-            if key is None:
+            both = keys.get(raw)
+            if both is None:
                 name = app_key(app, excluded)
-                key = keys[raw] = (agent, user, name, *classify(name, "" if excluded else title))
-            append((start, start + dur, key))
+                own, passive = classes(name, "" if excluded else title)
+                key = (agent, user, name, *own)
+                both = keys[raw] = (key, key if passive is own else (agent, user, name, *passive))
+            key = both[0]
+            append((start, start + dur, *both))
             fresh.append(not continued)
             if acc is not None and not continued:
                 slot = (start - start % BUCKET_MS, key)
@@ -153,7 +159,7 @@ class _Windows:
 def add_windows(d: Deltas, windows: _Windows, lo: int = NEVER, hi: int = FOREVER) -> None:
     """Span counts (in the bucket where a span starts, if that is in [lo, hi))."""
     acc = d.window
-    for (start, _end, key), fresh in zip(windows.items, windows.fresh, strict=True):
+    for (start, _end, key, _passive), fresh in zip(windows.items, windows.fresh, strict=True):
         if fresh and lo <= start < hi:
             acc[(start - start % BUCKET_MS, key)][2] += 1
 
@@ -195,7 +201,7 @@ def add_activity(d: Deltas, rows: Iterable[tuple], lo: int = NEVER, hi: int = FO
 def add_pairs(d: Deltas, windows: _Windows, activity: Iterable[tuple], lo: int = NEVER,
               hi: int = FOREVER) -> None:
     """Overlaps of windows with ACTIVE/IDLE/PASSIVE activity (one agent, ``records``
-    layout), clipped to [lo, hi)."""
+    layout), clipped to [lo, hi); PASSIVE time under the window's passive key."""
     acts = sorted([(a[1], a[1] + a[2], _PAIRED[a[3]]) for a in activity if a[3] in _PAIRED])
     if not acts:
         return
@@ -206,7 +212,7 @@ def add_pairs(d: Deltas, windows: _Windows, activity: Iterable[tuple], lo: int =
     n = len(acts)
     acc = d.window
     bisect_right = bisect.bisect_right
-    for w_start, w_end, key in windows.items:
+    for w_start, w_end, own, passive in windows.items:
         if w_start < lo:
             w_start = lo
         if w_end > hi:
@@ -217,6 +223,7 @@ def add_pairs(d: Deltas, windows: _Windows, activity: Iterable[tuple], lo: int =
             if a_start >= w_end:
                 break
             i += 1
+            key = passive if column == _PASSIVE_COLUMN else own
             s = w_start if w_start > a_start else a_start
             e = w_end if w_end < a_end else a_end
             if e > s:
@@ -781,13 +788,14 @@ def reapply_rules(conn: sqlite3.Connection, old: rules_mod.Classifier,
                   new: rules_mod.Classifier, progress: RowProgress | None = None) -> None:
     """Re-categorise the window rollups after a rules change.
 
-    When neither the old nor the new rules look at titles, a category is a function
-    of the app: the rollup rows are relabelled in place from the (small) list of
-    distinct apps. Otherwise titles decide, and the window rollups are recomputed from
+    When neither the old nor the new rules look at titles or classify passive time
+    apart, a category is a function of the app: the rollup rows are relabelled in
+    place from the (small) list of distinct apps. Otherwise titles decide, or a row's
+    passive time must move to another row, and the window rollups are recomputed from
     the raw spans, classifying each distinct (app, title) pair once.
     """
     catch_up(conn, new)
-    if old.uses_titles or new.uses_titles:
+    if old.uses_titles or new.uses_titles or old.splits_passive or new.splits_passive:
         started = time.monotonic()
         rebuild_in(conn, parts=frozenset({"window"}), clf=new, progress=progress)
         log.info("rules changed: window rollups recomputed in %.1fs",
@@ -818,10 +826,10 @@ def set_rules(store: Any, rules: list[rules_mod.Rule] | list[dict],
     def replace(conn: sqlite3.Connection) -> None:
         old = rules_mod.Classifier(rules_mod.read_rules(conn))
         conn.execute("DELETE FROM rules")
-        conn.executemany("INSERT INTO rules (position, app, title, category, productivity) "
-                         "VALUES (?, ?, ?, ?, ?)",
-                         [(i, r.app, r.title, r.category, r.productivity)
-                          for i, r in enumerate(checked)])
+        conn.executemany("INSERT INTO rules (position, app, title, category, productivity, "
+                         "passive, passive_category) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         [(i, r.app, r.title, r.category, r.productivity, r.passive,
+                           r.passive_category) for i, r in enumerate(checked)])
         conn.execute("UPDATE rules_version SET version = version + 1 WHERE id = 1")
         reapply_rules(conn, old, rules_mod.classifier(conn), progress)
 

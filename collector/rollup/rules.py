@@ -2,6 +2,12 @@
 productivity class. The first rule that matches a window span wins; a span no
 rule matches is "unclassified" — shown openly in summaries, never guessed.
 
+Passive time (no input, but a video, a call...) in a window counts as that
+window's category and class, unless the rule that matched says otherwise with
+``passive`` (a class) and/or ``passive_category``: a video watched in the
+browser is not the browser's "Research", a call in the chat app may be
+"Meetings". Active and idle time always take the rule's own category and class.
+
 Regexes are searched (not anchored) and case-insensitive, because operators
 write ``slack`` and expect ``Slack`` to match; anchor with ``^...$`` when
 needed. An empty regex matches anything, so a rule with only ``app`` ignores
@@ -36,15 +42,27 @@ class RuleError(UserError):
     """A rule that cannot be used; the message names it (``rules[2].title: ...``)."""
 
 
+FIELDS = ("app", "title", "category", "productivity", "passive", "passive_category")
+Class = tuple[str, str]   # (category, productivity)
+
+
 @dataclass(frozen=True)
 class Rule:
     category: str
     productivity: str
     app: str = ""      # regex searched in the app name ("" = any)
     title: str = ""    # regex searched in the window title ("" = any)
+    passive: str = ""            # the class of passive time in matched windows ("" = productivity)
+    passive_category: str = ""   # the category of that time ("" = category)
 
     def to_dict(self) -> dict[str, str]:
         return {k: v for k, v in asdict(self).items() if v or k in ("category", "productivity")}
+
+    def classes(self) -> tuple[Class, Class]:
+        """(category, class) of active/idle time and of passive time in matched windows."""
+        own = (self.category, self.productivity)
+        passive = (self.passive_category or self.category, self.passive or self.productivity)
+        return own, (own if passive == own else passive)
 
 
 def app_key(app: str, excluded: bool | int) -> str:
@@ -63,11 +81,11 @@ def validate(raw: Iterable[Any]) -> list[Rule]:
         where = f"rules[{i}]"
         if not isinstance(item, dict):
             raise RuleError(f"{where}: expected a table/object with category and productivity")
-        unknown = set(item) - {"app", "title", "category", "productivity"}
+        unknown = set(item) - set(FIELDS)
         if unknown:
-            raise RuleError(f"{where}: unknown field {sorted(unknown)[0]!r} (known: app, title, "
-                            "category, productivity)")
-        for field in ("app", "title", "category", "productivity"):
+            raise RuleError(f"{where}: unknown field {sorted(unknown)[0]!r} (known: "
+                            f"{', '.join(FIELDS)})")
+        for field in FIELDS:
             if not isinstance(item.get(field, ""), str):
                 raise RuleError(f"{where}.{field}: expected a string")
         category = item.get("category", "").strip()
@@ -77,33 +95,53 @@ def validate(raw: Iterable[Any]) -> list[Rule]:
         if productivity not in PRODUCTIVITY:
             raise RuleError(f"{where}.productivity: expected one of {', '.join(PRODUCTIVITY)}, "
                             f"got {productivity!r}")
+        passive = item.get("passive", "")
+        if passive and passive not in PRODUCTIVITY:
+            raise RuleError(f"{where}.passive: expected one of {', '.join(PRODUCTIVITY)} (the "
+                            f"class of passive time), got {passive!r}")
         for field in ("app", "title"):
             try:
                 re.compile(item.get(field, ""))
             except re.error as exc:
                 raise RuleError(f"{where}.{field}: bad regular expression "
                                 f"{item.get(field)!r}: {exc}") from None
-        rules.append(Rule(category, productivity, item.get("app", ""), item.get("title", "")))
+        rules.append(Rule(category, productivity, item.get("app", ""), item.get("title", ""),
+                          passive, item.get("passive_category", "").strip()))
     return rules
 
 
+_UNMATCHED: tuple[Class, Class] = ((UNCLASSIFIED_CATEGORY, UNCLASSIFIED),) * 2
+
+
 class Classifier:
-    """Compiled rules with a memo of (app, title) -> (category, productivity):
-    titles repeat a lot, so each distinct pair costs one regex pass."""
+    """Compiled rules with a memo of (app, title) -> the (category, productivity)
+    of active/idle time and of passive time: titles repeat a lot, so each distinct
+    pair costs one regex pass."""
 
     def __init__(self, rules: list[Rule], version: int = 0) -> None:
         self.rules = rules
         self.version = version
         self._compiled = [(re.compile(r.app, re.IGNORECASE) if r.app else None,
                            re.compile(r.title, re.IGNORECASE) if r.title else None,
-                           (r.category, r.productivity)) for r in rules]
-        self._memo: dict[tuple[str, str], tuple[str, str]] = {}
+                           r.classes()) for r in rules]
+        self._memo: dict[tuple[str, str], tuple[Class, Class]] = {}
 
     @property
     def uses_titles(self) -> bool:
         return any(r.title for r in self.rules)
 
-    def classify(self, app: str, title: str) -> tuple[str, str]:
+    @property
+    def splits_passive(self) -> bool:
+        """Some rule classifies passive time apart from the rest of its windows' time."""
+        return any(own is not passive for own, passive in (r.classes() for r in self.rules))
+
+    def classify(self, app: str, title: str) -> Class:
+        """The (category, productivity) of active and idle time in such a window."""
+        return self.classes(app, title)[0]
+
+    def classes(self, app: str, title: str) -> tuple[Class, Class]:
+        """The (category, productivity) of active/idle time and of passive time in
+        such a window (the same tuple when no rule sets them apart)."""
         key = (app, title)
         found = self._memo.get(key)
         if found is None:
@@ -113,14 +151,14 @@ class Classifier:
             self._memo[key] = found
         return found
 
-    def _match(self, app: str, title: str) -> tuple[str, str]:
+    def _match(self, app: str, title: str) -> tuple[Class, Class]:
         for app_re, title_re, result in self._compiled:
             if app_re is not None and not app_re.search(app):
                 continue
             if title_re is not None and not title_re.search(title):
                 continue
             return result
-        return (UNCLASSIFIED_CATEGORY, UNCLASSIFIED)
+        return _UNMATCHED
 
 
 # -- the store side -------------------------------------------------------------------------
@@ -133,8 +171,8 @@ def _db_key(conn: sqlite3.Connection) -> str:
 
 
 def read_rules(conn: sqlite3.Connection) -> list[Rule]:
-    rows = conn.execute("SELECT category, productivity, app, title FROM rules "
-                        "ORDER BY position").fetchall()
+    rows = conn.execute("SELECT category, productivity, app, title, passive, passive_category "
+                        "FROM rules ORDER BY position").fetchall()
     return [Rule(*row) for row in rows]
 
 
@@ -192,7 +230,9 @@ def _toml_string(value: str) -> str:
 
 def to_toml(rules: list[Rule]) -> str:
     out = ["# Worklens productivity rules: the first match wins; regexes are searched,",
-           "# case-insensitive. productivity = productive | neutral | unproductive.", ""]
+           "# case-insensitive. productivity = productive | neutral | unproductive.",
+           "# passive / passive_category (optional): the class / category of passive time",
+           "# in the windows a rule matches (default: its productivity / category).", ""]
     for rule in rules:
         out.append("[[rule]]")
         for key, value in rule.to_dict().items():

@@ -30,7 +30,9 @@ EVIL_APP = "<b>bold</b>"
 EVIL_PROC = "<img src=x onerror=alert(1)>"
 ENG_MARKERS = ("erin", "vim-eng", "ENGSECRET", "ws-eng")
 RULES = [{"app": "^code$", "category": "Development", "productivity": "productive"},
-         {"app": "slack", "category": "Chat", "productivity": "unproductive"}]
+         {"app": "slack", "category": "Chat", "productivity": "unproductive"},
+         {"app": "^zoom$", "category": "Chat", "productivity": "unproductive",
+          "passive": "productive", "passive_category": "Meetings"}]
 DASH, NEXT = "\u2013", "Next \u203a"   # the page's en dash and pager arrow
 SHORT_SPANS = 240   # 15 s each from 14:00: one merged mark at 24 h, separate at minutes
 
@@ -66,8 +68,13 @@ def data(col):
         proc(T0 + MIN, EVIL_PROC, "root", 1.0, 10 << 20)], hostname="ws-design")
     col.send(eng, "erin", [window(T0, 2 * 3600, "vim-eng", "ENGSECRET roadmap")],
              [activity(T0, 2 * 3600)], hostname="ws-eng")
-    col.send(sales, "sam", [window(T0 + 60 * MIN, 3600, "slack", "deals")],
-             [activity(T0 + 60 * MIN, 3600)], hostname="ws-sales")
+    col.send(sales, "sam", [window(T0 + 60 * MIN, 3600, "slack", "deals"),
+                            window(T0 + 120 * MIN, 30 * 60, "zoom", "standup")],
+             [activity(T0 + 60 * MIN, 3600),   # then a call, hands off the keyboard
+              agent_pb2.ActivitySpan(start_ms=T0 + 120 * MIN, duration_ms=30 * MIN,
+                                     state=agent_pb2.ACTIVITY_STATE_PASSIVE,
+                                     reason=agent_pb2.PASSIVE_REASON_CALL)],
+             hostname="ws-sales")
     bulk_secret = cli_token(col, "enroll", "sales/bulk")
     for i in range(60):   # enough people for two pages of the people table
         agent = col.enroll_agent(secret=bulk_secret, hostname=f"ws-bulk-{i:02d}")
@@ -176,10 +183,14 @@ def test_overview_shows_trends_groups_and_top_lists(col, data, browser):
     assert text_of(browser, "status") == f"{DAY} to {DAY} (UTC)"
     kpis = page_text(browser)
     assert "Active\n" in kpis and "Productive\n" in kpis
-    by_group = {r[0]: r[1:3] for r in table(browser, "by-group")}
+    by_group = {r[0]: r[1:5] for r in table(browser, "by-group")}
+    # (active, passive, idle, productivity)
     # design: code 2:30 active + 0:30 idle, firefox 0:45, <b> 0:30, the hour of short spans
-    assert by_group["design"] == ["4 h 45 min", "30 min"]
-    assert by_group["eng"] == ["2 h 00 min", "0 s"] and by_group["sales"][0] == "1 h 00 min"
+    assert by_group["design"][:3] == ["4 h 45 min", "0 s", "30 min"]
+    assert by_group["eng"][:3] == ["2 h 00 min", "0 s", "0 s"]
+    # sales: slack 1 h (unproductive), a 30 min call in zoom (passive, productive by rule)
+    assert by_group["sales"][:3] == ["1 h 00 min", "30 min", "0 s"]
+    assert by_group["sales"][3].endswith("33% productive")
     assert "sales/bulk" in by_group
     apps = {r[0]: r[1] for r in table(browser, "top-apps")}
     assert apps["code"] == "3 h 00 min" and apps[EVIL_APP] == "30 min"
@@ -238,7 +249,7 @@ def test_drill_down_group_person_day_and_back(col, data, browser):
     wait_for(browser, lambda d: text_of(d, "view-title") == "alice")
     assert "#/person/alice?" in browser.current_url and "group=design" in browser.current_url
     days = table(browser, "person-days")
-    assert days[0][:2] == [DAY.isoformat(), "4 h 45 min"] and "ws-design" in days[0][4]
+    assert days[0][:3] == [DAY.isoformat(), "4 h 45 min", "0 s"] and "ws-design" in days[0][5]
     browser.find_element(By.CSS_SELECTOR, "#person-days a").click()
     wait_for(browser, lambda d: text_of(d, "view-title") == f"ws-design on {DAY}")
     assert f"#/day/{data['design']}/{DAY}?" in browser.current_url
@@ -267,6 +278,8 @@ def test_people_table_searches_sorts_and_pages(col, data, browser):
     browser.find_element(By.CSS_SELECTOR, "#people th button").click()   # sort by person
     wait_for(browser, lambda d: table(d, "people")[0][0] == "alice")
     assert [r[0] for r in table(browser, "people")[:3]] == ["alice", "erin", "sam"]
+    # person, active, passive, idle, productivity
+    assert table(browser, "people")[2][1:4] == ["1 h 00 min", "30 min", "0 s"]
     search = browser.find_element(By.ID, "people-search")
     search.send_keys("user-4")
     wait_for(browser, lambda d: len(table(d, "people")) == 10)
@@ -360,36 +373,44 @@ def test_rules_editor_previews_and_saves(col, data, browser):
 
     sign_in(browser, col, data["admin"])
     show(browser, col, "rules")
+    assert browser.find_element(By.CSS_SELECTOR, "[aria-label='Rule 3 passive category']"
+                                ).get_attribute("value") == "Meetings"
     browser.find_element(By.XPATH, "//button[.='Add rule']").click()
-    browser.find_element(By.CSS_SELECTOR, "[aria-label='Rule 3 app']").send_keys("firefox")
-    browser.find_element(By.CSS_SELECTOR, "[aria-label='Rule 3 category']").send_keys("Browsing")
+    browser.find_element(By.CSS_SELECTOR, "[aria-label='Rule 4 app']").send_keys("firefox")
+    browser.find_element(By.CSS_SELECTOR, "[aria-label='Rule 4 category']").send_keys("Browsing")
     from selenium.webdriver.support.ui import Select
 
-    Select(browser.find_element(By.CSS_SELECTOR, "[aria-label='Rule 3 class']")
+    Select(browser.find_element(By.CSS_SELECTOR, "[aria-label='Rule 4 class']")
            ).select_by_value("neutral")
+    Select(browser.find_element(By.CSS_SELECTOR, "[aria-label='Rule 4 passive class']")
+           ).select_by_value("unproductive")
     browser.find_element(By.ID, "rules-preview-btn").click()
     summary = wait_text(browser, "preview-summary", "would change")
     assert summary.startswith("45 min of ")          # firefox's 45 minutes move
     preview = table(browser, "preview-rules")
-    assert preview[2] == ["3", "Browsing", "45 min", "45 min"]
+    assert preview[3] == ["4", "Browsing", "45 min", "45 min"]
     assert preview[0][1:3] == ["Development", "3 h 30 min"]   # 3 h + half of the 15 s spans
     assert col.get("/api/v1/rules", data["admin"]).json()["rules"] == RULES   # not saved yet
     browser.find_element(By.ID, "rules-save").click()
-    wait_text(browser, "rules-message", "Saved 3 rules")
+    wait_text(browser, "rules-message", "Saved 4 rules")
     saved = col.get("/api/v1/rules", data["admin"]).json()["rules"]
-    assert saved[2] == {"app": "firefox", "category": "Browsing", "productivity": "neutral"}
+    assert saved[:3] == RULES                        # the passive fields kept through the editor
+    assert saved[3] == {"app": "firefox", "category": "Browsing", "productivity": "neutral",
+                        "passive": "unproductive"}
     from selenium.webdriver.common.keys import Keys
 
-    browser.find_element(By.CSS_SELECTOR, "[aria-label='Rule 3 category']").send_keys(
+    browser.find_element(By.CSS_SELECTOR, "[aria-label='Rule 4 category']").send_keys(
         Keys.CONTROL, "a", Keys.BACK_SPACE)    # as a person empties it (input events)
     browser.find_element(By.ID, "rules-save").click()
-    wait_text(browser, "rules-message", "rules[2].category")      # a bad rule says which
+    wait_text(browser, "rules-message", "rules[3].category")      # a bad rule says which
     assert col.request("PUT", "/api/v1/rules", data["admin"],
                        json={"rules": RULES}).status_code == 200
     sign_in(browser, col, data["viewer"])
     show(browser, col, "rules")
     assert not browser.find_elements(By.ID, "rules-save")          # viewers only read
-    assert table(browser, "rules")[0] == ["1", "^code$", "any", "Development", "productive"]
+    assert table(browser, "rules")[0] == ["1", "^code$", "any", "Development", "productive",
+                                          "same"]
+    assert table(browser, "rules")[2][5] == "Meetings, productive"
 
 
 def test_admin_creates_a_scoped_token_and_moves_an_agent(col, data, browser):
@@ -484,6 +505,8 @@ def test_keyboard_reaches_the_navigation_and_sorting(col, data, browser):
     people_link = browser.find_element(By.CSS_SELECTOR, "#nav a[data-route='agents']")
     people_link.send_keys(Keys.ENTER)
     wait_for(browser, lambda d: text_of(d, "view-title") == "Agents")
+    sales = next(r for r in table(browser, "agents") if r[0] == "ws-sales")
+    assert sales[3:5] == ["1 h 00 min", "30 min"]        # active, passive in the range
     sort = browser.find_element(By.CSS_SELECTOR, "#agents th button")
     sort.send_keys(Keys.ENTER)
     wait_for(browser, lambda d: "▲" in text_of(d, "agents") or "▼" in text_of(d, "agents"))

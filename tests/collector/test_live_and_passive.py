@@ -90,12 +90,16 @@ def test_passive_time_is_summarised_exported_and_categorised(col, data):
                                      **day_params()).json()["rows"]}
     vlc = rows["vlc"]
     assert (vlc["active_seconds"], vlc["passive_seconds"], vlc["idle_seconds"]) == (0, 600, 300)
-    assert vlc["productive_seconds"] == 0       # classes are shares of active time...
+    # passive time counts as its app's category and class (vlc: Training, productive)
+    assert (vlc["productive_seconds"], vlc["productive_share"]) == (600, 1.0)
     by_category = {r["category"]: r for r in get(col, data, "/api/v1/summary", by="category",
                                                  **day_params()).json()["rows"]}
-    assert by_category["Training"]["passive_seconds"] == 600   # ...passive has its category
+    assert by_category["Training"]["passive_seconds"] == 600
     total = get(col, data, "/api/v1/summary", by="user", **day_params()).json()["total"]
     assert (total["active_seconds"], total["passive_seconds"]) == (1200, 600)
+    # shares of active + passive time: code's 20 min unclassified, vlc's 10 productive
+    assert (total["productive_seconds"], total["unclassified_seconds"]) == (600, 1200)
+    assert (total["productive_share"], total["unclassified_share"]) == (0.3333, 0.6667)
     activity_csv = list(csv.DictReader(io.StringIO(get(
         col, data, "/api/v1/export/activity.csv", "exporter", **day_params()).text)))
     assert [(r["state"], r["reason"], r["continued"]) for r in activity_csv] == [
@@ -103,11 +107,48 @@ def test_passive_time_is_summarised_exported_and_categorised(col, data):
         ("passive", "media", "true"), ("idle", "", "false")]
     daily = list(csv.DictReader(io.StringIO(get(
         col, data, "/api/v1/export/daily.csv", "exporter", **day_params()).text)))
-    assert [(r["active_seconds"], r["passive_seconds"], r["state_passive_seconds"])
-            for r in daily] == [("1200.0", "600.0", "600.0")]
+    assert [(r["active_seconds"], r["passive_seconds"], r["state_passive_seconds"],
+             r["productive_seconds"], r["unclassified_seconds"]) for r in daily] == [
+        ("1200.0", "600.0", "600.0", "600.0", "1200.0")]
     apps = list(csv.DictReader(io.StringIO(get(
         col, data, "/api/v1/export/apps.csv", "exporter", **day_params()).text)))
     assert {r["app"]: r["passive_seconds"] for r in apps} == {"code": "0.0", "vlc": "600.0"}
+
+
+def test_a_rule_classifies_passive_time_apart(col, data):
+    """vlc's passive time as Video/unproductive, its idle time still Training."""
+    admin = col.token("admin")
+    rules = [{**RULES[0], "passive": "unproductive", "passive_category": "Video"}]
+    try:
+        put = col.request("PUT", "/api/v1/rules", admin, json={"rules": rules})
+        assert put.status_code == 200, put.text
+        assert col.get("/api/v1/rules", admin).json()["rules"] == rules
+        by_category = {r["category"]: r for r in get(col, data, "/api/v1/summary",
+                                                     by="category", **day_params()).json()["rows"]}
+        assert (by_category["Video"]["passive_seconds"],
+                by_category["Video"]["unproductive_seconds"]) == (600, 600)
+        assert (by_category["Training"]["passive_seconds"],
+                by_category["Training"]["idle_seconds"]) == (0, 300)
+        vlc = {r["app"]: r for r in get(col, data, "/api/v1/summary", by="app",
+                                        **day_params()).json()["rows"]}["vlc"]
+        assert (vlc["passive_seconds"], vlc["unproductive_seconds"], vlc["spans"]) == (600, 600, 1)
+        total = get(col, data, "/api/v1/summary", by="user", **day_params()).json()["total"]
+        assert (total["productive_seconds"], total["unproductive_seconds"]) == (0, 600)
+        daily = list(csv.DictReader(io.StringIO(get(
+            col, data, "/api/v1/export/daily.csv", "exporter", **day_params()).text)))
+        assert [(r["productive_seconds"], r["unproductive_seconds"]) for r in daily] == [
+            ("0.0", "600.0")]
+        apps = list(csv.DictReader(io.StringIO(get(
+            col, data, "/api/v1/export/apps.csv", "exporter", **day_params()).text)))
+        assert sorted((r["category"], r["productivity"], r["idle_seconds"], r["passive_seconds"])
+                      for r in apps if r["app"] == "vlc") == [
+            ("Training", "productive", "300.0", "0.0"), ("Video", "unproductive", "0.0", "600.0")]
+    finally:
+        assert col.request("PUT", "/api/v1/rules", admin,
+                           json={"rules": RULES}).status_code == 200
+    vlc = {r["app"]: r for r in get(col, data, "/api/v1/summary", by="app",
+                                    **day_params()).json()["rows"]}["vlc"]
+    assert (vlc["productive_seconds"], vlc["unproductive_seconds"]) == (600, 0)
 
 
 def test_live_shows_state_app_since_and_backlog(col, data):

@@ -91,7 +91,8 @@ def test_late_spans_that_do_not_overlap_count_in_full(store):
 
 spans = st.lists(st.tuples(st.sampled_from(["windows", "activity"]),
                            st.integers(0, 40), st.integers(1, 30),
-                           st.sampled_from([ACTIVE, IDLE, agent_pb2.ACTIVITY_STATE_LOCKED])),
+                           st.sampled_from([ACTIVE, IDLE, agent_pb2.ACTIVITY_STATE_LOCKED,
+                                            agent_pb2.ACTIVITY_STATE_PASSIVE])),
                  min_size=1, max_size=25)
 
 
@@ -102,6 +103,9 @@ def test_any_overlapping_input_counts_at_most_the_wall_clock_and_rebuilds_the_sa
         tmp_path_factory, spans, per_batch):
     store = ds.open_store(tmp_path_factory.mktemp("overlaps"))
     try:
+        # passive time of some apps in a category of its own: rollup rows apart
+        rollup.set_rules(store, [{"app": "^a1", "category": "C", "productivity": "neutral",
+                                  "passive": "productive", "passive_category": "P"}])
         key = ds.add_agent(store, ds.ALICE, "alice")
         batches = []
         for seq, i in enumerate(range(0, len(spans), per_batch), start=1):
@@ -119,13 +123,14 @@ def test_any_overlapping_input_counts_at_most_the_wall_clock_and_rebuilds_the_sa
         windows = [(s, s + n) for k, s, n, _ in spans if k == "windows"]
         acts = [(s, s + n) for k, s, n, _ in spans if k == "activity"]
         covered = len(set().union(*[range(s, e) for s, e in windows])) * 60
-        assert total.active_seconds + total.idle_seconds <= covered
+        assert total.active_seconds + total.idle_seconds + total.passive_seconds <= covered
         state_time = len(set().union(*[range(s, e) for s, e in acts])) * 60
         with store.reader() as conn:
-            active, idle, locked = conn.execute(
+            active, idle, locked, passive = conn.execute(
                 "SELECT coalesce(sum(active_ms), 0), coalesce(sum(idle_ms), 0), "
-                "coalesce(sum(locked_ms), 0) FROM rollup_activity").fetchone()
-        assert active + idle + locked <= state_time * 1000
+                "coalesce(sum(locked_ms), 0), coalesce(sum(passive_ms), 0) "
+                "FROM rollup_activity").fetchone()
+        assert active + idle + locked + passive <= state_time * 1000
         ingested = snapshot(store)
         rollup.rebuild(store)
         assert snapshot(store) == ingested

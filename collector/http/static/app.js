@@ -377,7 +377,8 @@ function trendPoints(rows, byWeek, range = {}) {
     buckets.set(key, b);
   }
   return [...buckets.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([key, b]) => {
-    const share = b.active ? b.productive / b.active : null;
+    const engaged = b.active + b.passive;   // the classes count passive time too (API)
+    const share = engaged ? b.productive / engaged : null;
     const days = inRange.get(key) || 7;
     const partial = byWeek && days < 7 ? ` (${days} day${days > 1 ? "s" : ""} in range)` : "";
     const label = byWeek ? `week of ${key}${partial}` : key;
@@ -490,12 +491,13 @@ async function viewOverview(ctx, group) {
   const groupRows = byGroup.rows;
   const groupTable = groupRows.length ? el("table", { cls: "data", id: "by-group" },
     el("thead", {}, el("tr", {}, el("th", {}, "Group"), el("th", { cls: "num" }, "Active"),
-      el("th", { cls: "num" }, "Idle"), el("th", { cls: "bar-col" }, "Productivity"))),
+      el("th", { cls: "num" }, "Passive"), el("th", { cls: "num" }, "Idle"),
+      el("th", { cls: "bar-col" }, "Productivity"))),
     el("tbody", {}, ...groupRows.map((r) => el("tr", {},
       cell(r.group === "(no group)" ? r.group
         : el("a", { href: href(["group", r.group], ctx.range) }, r.group)),
-      cell(dur(r.active_seconds), "num"), cell(dur(r.idle_seconds), "num"),
-      cell(productivityCell(r))))))
+      cell(dur(r.active_seconds), "num"), cell(dur(r.passive_seconds || 0), "num"),
+      cell(dur(r.idle_seconds), "num"), cell(productivityCell(r))))))
     : emptyState("No activity in this range.");
   const appTotal = byApp.total.active_seconds;
   nodes.push(el("div", { cls: "grid wide" },
@@ -531,6 +533,8 @@ function peopleTable(rows, ctx) {
         href: href(["person", r.user || "(unknown)"], ctx.range) }, r.user || "(unknown)") },
       { key: "active_seconds", label: "Active", num: true, defaultSort: true,
         render: (r) => dur(r.active_seconds) },
+      { key: "passive_seconds", label: "Passive", num: true,
+        render: (r) => dur(r.passive_seconds || 0) },
       { key: "idle_seconds", label: "Idle", num: true, render: (r) => dur(r.idle_seconds) },
       { key: "productive_share", label: "Productivity", num: true,
         render: (r) => productivityCell(r) },
@@ -561,6 +565,7 @@ async function viewAgents(ctx) {
   const rows = list.map((a) => ({
     ...a, groups_text: a.groups.join(", "),
     active_seconds: activeBy.get(a.agent_id)?.active_seconds || 0,
+    passive_seconds: activeBy.get(a.agent_id)?.passive_seconds || 0,
     last: a.last_seen || "",
   }));
   const admin = can("admin");
@@ -573,6 +578,8 @@ async function viewAgents(ctx) {
       : (a.groups_text || "—") },
     { key: "active_seconds", label: "Active in range", num: true, defaultSort: true,
       render: (a) => dur(a.active_seconds) },
+    { key: "passive_seconds", label: "Passive", num: true,
+      render: (a) => dur(a.passive_seconds) },
     { key: "last", label: "Last seen", render: (a) => a.last ? a.last.replace("T", " ") : "never" },
     { key: "revoked", label: "Status", sortValue: (a) => (a.revoked ? 1 : 0),
       render: (a) => agentStatus(a, admin) },
@@ -650,10 +657,11 @@ async function viewPerson(ctx) {
   const days = byDay.rows.slice().reverse();
   const dayTable = days.length ? el("table", { cls: "data", id: "person-days" },
     el("thead", {}, el("tr", {}, el("th", {}, "Day"), el("th", { cls: "num" }, "Active"),
-      el("th", { cls: "num" }, "Idle"), el("th", { cls: "bar-col" }, "Productivity"),
-      el("th", {}, "Timeline"))),
+      el("th", { cls: "num" }, "Passive"), el("th", { cls: "num" }, "Idle"),
+      el("th", { cls: "bar-col" }, "Productivity"), el("th", {}, "Timeline"))),
     el("tbody", {}, ...days.map((r) => el("tr", {}, cell(r.day), cell(dur(r.active_seconds), "num"),
-      cell(dur(r.idle_seconds), "num"), cell(productivityCell(r)),
+      cell(dur(r.passive_seconds || 0), "num"), cell(dur(r.idle_seconds), "num"),
+      cell(productivityCell(r)),
       cell(el("span", {}, ...theirs.flatMap((a, i) => [i ? ", " : "", el("a", {
         href: href(["day", a.agent_id, r.day], ctx.range) }, a.hostname || a.agent_id)])))))))
     : emptyState(`${user} was not active in this range.`);
@@ -773,31 +781,41 @@ async function viewRules(ctx) {
   ctx.done(null);
   const admin = can("admin");
   const rules = data.rules.map((r) => ({ app: r.app || "", title: r.title || "",
-                                         category: r.category, productivity: r.productivity }));
+                                         category: r.category, productivity: r.productivity,
+                                         passive: r.passive || "",
+                                         passive_category: r.passive_category || "" }));
   const box = el("div", { id: "rules-editor" });
   const preview = el("div", { id: "rules-preview", attrs: { "aria-live": "polite" } });
   const message = el("p", { id: "rules-message", cls: "hint", attrs: { role: "status" } });
   const draw = () => {
     const head = el("tr", {}, el("th", {}, "#"), el("th", {}, "App (regex)"),
                     el("th", {}, "Title (regex)"), el("th", {}, "Category"),
-                    el("th", {}, "Class"), admin ? el("th", {}, "") : null);
+                    el("th", {}, "Class"), el("th", {}, "Passive time"),
+                    admin ? el("th", {}, "") : null);
     const body = el("tbody", {}, ...rules.map((r, i) => {
       if (!admin) {
         return el("tr", {}, cell(i + 1), cell(r.app || "any"), cell(r.title || "any"),
-                  cell(r.category), cell(r.productivity));
+                  cell(r.category), cell(r.productivity), cell(passiveText(r)));
       }
-      const input = (key, label) => {
-        const node = el("input", { attrs: { type: "text", spellcheck: "false",
+      const input = (key, label, placeholder = "") => {
+        const node = el("input", { attrs: { type: "text", spellcheck: "false", placeholder,
           "aria-label": `Rule ${i + 1} ${label}` } });
         node.value = r[key];
         node.addEventListener("input", () => { r[key] = node.value; });
         return node;
       };
-      const select = el("select", { attrs: { "aria-label": `Rule ${i + 1} class` } },
-        ...["productive", "neutral", "unproductive"].map((c) => el("option",
-          { attrs: { value: c } }, c)));
-      select.value = r.productivity;
-      select.addEventListener("change", () => { r.productivity = select.value; });
+      const choose = (key, label, choices) => {
+        const node = el("select", { attrs: { "aria-label": `Rule ${i + 1} ${label}` } },
+          ...choices.map(([value, text]) => el("option", { attrs: { value } }, text)));
+        node.value = r[key];
+        node.addEventListener("change", () => { r[key] = node.value; });
+        return node;
+      };
+      const classes = ["productive", "neutral", "unproductive"].map((c) => [c, c]);
+      const select = choose("productivity", "class", classes);
+      const passive = el("span", { cls: "passive-rule" },
+        choose("passive", "passive class", [["", "as its class"], ...classes]),
+        input("passive_category", "passive category", "same category"));
       const btn = (text, label, fn) => {
         const b = el("button", { cls: "secondary small", attrs: { type: "button",
           "aria-label": `${label} rule ${i + 1}` } }, text);
@@ -805,7 +823,8 @@ async function viewRules(ctx) {
         return b;
       };
       return el("tr", {}, cell(i + 1), cell(input("app", "app")), cell(input("title", "title")),
-        cell(input("category", "category")), cell(select), cell(el("span", { cls: "row-actions" },
+        cell(input("category", "category")), cell(select), cell(passive),
+        cell(el("span", { cls: "row-actions" },
           btn("↑", "Move up", () => { if (i) rules.splice(i - 1, 0, rules.splice(i, 1)[0]); }),
           btn("↓", "Move down", () => { rules.splice(i + 1, 0, rules.splice(i, 1)[0]); }),
           btn("Remove", "Remove", () => { rules.splice(i, 1); }))));
@@ -813,7 +832,7 @@ async function viewRules(ctx) {
     if (!rules.length) {
       const td = cell("No rules yet: every app counts as unclassified." +
                       (admin ? " Add one below." : ""), "empty");
-      td.colSpan = admin ? 6 : 5;
+      td.colSpan = admin ? 7 : 6;
       body.append(el("tr", {}, td));
     }
     const nodes = [el("div", { cls: "scroll" }, el("table", { cls: "data rules", id: "rules" },
@@ -821,7 +840,8 @@ async function viewRules(ctx) {
     if (admin) {
       const add = el("button", { cls: "secondary", attrs: { type: "button" } }, "Add rule");
       add.addEventListener("click", () => {
-        rules.push({ app: "", title: "", category: "", productivity: "productive" });
+        rules.push({ app: "", title: "", category: "", productivity: "productive",
+                     passive: "", passive_category: "" });
         draw();
       });
       const prev = el("button", { cls: "secondary", attrs: { type: "button", id: "rules-preview-btn" } },
@@ -858,7 +878,9 @@ async function viewRules(ctx) {
   return [el("div", { cls: "view-head" }, el("h2", { id: "view-title" }, "Rules")),
           card("Category rules", el("p", { cls: "hint" }, "The first rule whose app and title " +
                "regular expressions (case-insensitive, searched anywhere) both match a window " +
-               "decides its category and class. Saving re-applies the rules to all history."),
+               "decides its category and class. Passive time in it (a video, a call) counts " +
+               "the same unless the rule gives it another class or category. Saving " +
+               "re-applies the rules to all history."),
                box),
           admin ? card("Preview for the chosen range", preview) : null].filter(Boolean);
 }
@@ -868,8 +890,15 @@ function clean(rules) {
     const out = { category: r.category.trim(), productivity: r.productivity };
     if (r.app.trim()) out.app = r.app.trim();
     if (r.title.trim()) out.title = r.title.trim();
+    if (r.passive) out.passive = r.passive;
+    if (r.passive_category.trim()) out.passive_category = r.passive_category.trim();
     return out;
   });
+}
+
+function passiveText(r) {
+  if (!r.passive && !r.passive_category) return "same";
+  return `${r.passive_category || r.category}, ${r.passive || r.productivity}`;
 }
 
 function renderPreview(box, data) {
