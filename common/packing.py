@@ -43,6 +43,7 @@ import math
 import struct
 import zlib
 from dataclasses import dataclass, field
+from itertools import islice
 
 from worklens.v1 import agent_pb2
 
@@ -180,14 +181,12 @@ def pack_processes(batch: agent_pb2.Batch) -> bool:
 
 def expand_processes(batch: agent_pb2.Batch) -> None:
     """Turn ``process_snapshots`` back into ``processes`` (appended after any plain
-    ones); raises PackingError for values no ProcessSample can hold."""
+    ones); raises PackingError for values no ProcessSample can hold. What entries
+    refer to in a stream is resolved before (``StreamDeltas.decode``; a plain batch
+    must pass ``refuse_stream_references``)."""
     if not batch.process_snapshots:
         return
     for snap in batch.process_snapshots:
-        if any(entry.HasField("rss_change") or entry.HasField("recent")
-               for entry in snap.entries):
-            raise PackingError("process snapshot rss_change or recent outside a packed "
-                               "batch's stream")
         if snap.cpu_decimals > MAX_CPU_DECIMALS:
             raise PackingError(f"process snapshot cpu_decimals {snap.cpu_decimals} > "
                                f"{MAX_CPU_DECIMALS}")
@@ -244,10 +243,15 @@ def _window_of(span: agent_pb2.WindowSpan) -> Window:
 
 def refuse_stream_references(batch: agent_pb2.Batch) -> None:
     """Raise PackingError for a plain batch that refers to what a stream said
-    before (``same_window``): only a packed batch has a stream's state behind it.
-    (``expand_processes`` refuses the process references.)"""
+    before (``same_window``, ``rss_change``, ``recent``): only a packed batch has a
+    stream's state behind it, and its references are resolved when it is decoded."""
     if any(span.same_window for span in batch.windows):
         raise PackingError("window span same_window outside a packed batch's stream")
+    for snap in batch.process_snapshots:
+        if any(entry.HasField("rss_change") or entry.HasField("recent")
+               for entry in snap.entries):
+            raise PackingError("process snapshot rss_change or recent outside a packed "
+                               "batch's stream")
 
 
 @dataclass
@@ -296,10 +300,7 @@ class StreamDeltas:
 
     def _encode_entries(self, snap: agent_pb2.ProcessSnapshot) -> None:
         unit = snap.rss_unit or 1
-        # each remembered process's place as the snapshot begins: 0 = listed last
-        places = ({key: (len(self.rss) - 1 - i, user)
-                   for i, (key, (_, user)) in enumerate(self.rss.items())}
-                  if RECENT_PROCESS in self.extensions else {})
+        recent = RECENT_PROCESS in self.extensions
         for entry in snap.entries:
             key, rss, user = (entry.pid, entry.name), entry.rss, entry.user
             old = self.rss.get(key)
@@ -307,12 +308,19 @@ class StreamDeltas:
                     INT64_MIN <= rss - old[0] // unit <= INT64_MAX:
                 entry.rss_change = rss - old[0] // unit
                 entry.ClearField("rss")
-            place = places.get(key)
-            if place is not None and place[1] == user:
-                entry.recent = place[0]
+            if recent and old is not None and old[1] == user:
+                entry.recent = self._place(key)
                 for name in PROCESS_FIELDS:
                     entry.ClearField(name)
             self._remember(key, rss * unit, user)
+
+    def _place(self, key: tuple[int, str]) -> int:
+        """A remembered process's place: 0 = the one listed last. A stable top list
+        sent in the same order each time is the same place over and over."""
+        for place, listed in enumerate(reversed(self.rss)):
+            if listed == key:
+                return place
+        raise AssertionError("a remembered process is not in the stream's memory")
 
     def _elide_windows(self, spans) -> None:
         """A continued part of the stream's previous window span: its window is not
@@ -377,28 +385,27 @@ class StreamDeltas:
 
     def _decode_entries(self, snap: agent_pb2.ProcessSnapshot) -> None:
         unit = snap.rss_unit or 1
-        # the remembered processes as the snapshot begins, for ``recent``
-        listed = (list(self.rss.items())
-                  if any(entry.HasField("recent") for entry in snap.entries) else [])
         for entry in snap.entries:
-            if entry.HasField("recent"):
-                self._recall(entry, listed)
-            key = (entry.pid, entry.name)
+            key = self._recall(entry) if entry.HasField("recent") else (entry.pid, entry.name)
             if entry.HasField("rss_change"):
                 entry.rss = self._changed_rss(key, unit, entry.rss_change, entry.rss)
                 entry.ClearField("rss_change")
             self._remember(key, entry.rss * unit, entry.user)
 
-    @staticmethod
-    def _recall(entry: agent_pb2.ProcessEntry,
-                listed: list[tuple[tuple[int, str], tuple[int, str]]]) -> None:
-        if any(getattr(entry, name) for name in PROCESS_FIELDS):
+    def _recall(self, entry: agent_pb2.ProcessEntry) -> tuple[int, str]:
+        """Fill in the process at place ``entry.recent`` of the stream's memory
+        (_place); returns its (pid, name)."""
+        place = entry.recent
+        if place >= len(self.rss):
+            raise PackingError(f"process entry recent {place}: this stream remembers "
+                               f"{len(self.rss)} processes")
+        key = next(islice(reversed(self.rss), place, None))
+        if entry.pid or entry.name or entry.user:
             raise PackingError("process entry recent with its own pid, name or user")
-        if entry.recent >= len(listed):
-            raise PackingError(f"process entry recent {entry.recent}: this stream remembers "
-                               f"{len(listed)} processes")
-        (entry.pid, entry.name), (_, entry.user) = listed[-1 - entry.recent]
+        entry.pid, entry.name = key
+        entry.user = self.rss[key][1]
         entry.ClearField("recent")
+        return key
 
     def _changed_rss(self, key: tuple[int, str], unit: int, change: int, rss: int) -> int:
         old = self.rss.get(key)

@@ -476,12 +476,14 @@ class AgentService:
         too_many = self._too_many(batch)
         if too_many is not None:
             return too_many
-        if batch.packed:
+        packed = bool(batch.packed)
+        if packed:   # decoding resolves what it refers to earlier in the stream
             batch = self._unpack(batch, stream)
             if isinstance(batch, _Reject):
                 return batch
         try:
-            refuse_stream_references(batch)
+            if not packed:
+                refuse_stream_references(batch)
             expand_processes(batch)
         except PackingError as exc:
             return _Reject(grpc.StatusCode.INVALID_ARGUMENT,

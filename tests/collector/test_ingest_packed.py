@@ -207,7 +207,7 @@ def test_a_process_place_that_leads_nowhere_is_a_packing_error(entry, words):
     with pytest.raises(PackingError, match=words):
         deltas.decode(copy_of(batch))
     with pytest.raises(PackingError, match="outside a packed batch"):
-        expand_processes(batch)
+        refuse_stream_references(batch)
 
 
 def test_both_ends_forget_the_same_processes():
@@ -243,7 +243,7 @@ def test_a_difference_that_leads_nowhere_is_a_packing_error():
     with pytest.raises(PackingError, match="window end"):
         StreamDeltas().decode(far)
     with pytest.raises(PackingError, match="outside a packed batch"):
-        expand_processes(batch)
+        refuse_stream_references(batch)
 
 
 def cut_windows(agent_id: str, sequence: int, start: int) -> agent_pb2.Batch:
