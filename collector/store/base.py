@@ -7,6 +7,16 @@ from dataclasses import dataclass
 
 from worklens.common.cli import UserError
 
+POSTGRESQL = "postgresql"
+SQLITE = "sqlite"
+
+
+def dialect(conn: object) -> str:
+    """Which engine a connection the store lent talks to: ``"postgresql"`` (a
+    ``store.pgsql.PgConnection``) or ``"sqlite"``. For the few statements that cannot
+    be written once for both (see store/pgsql.py)."""
+    return getattr(conn, "dialect", SQLITE)
+
 
 class StoreError(UserError):
     """The store cannot be used (locked by another collector, read-only,
