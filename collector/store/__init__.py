@@ -17,6 +17,7 @@ from pathlib import Path
 
 from worklens.collector.store.base import (
     AgentRow,
+    Connection,
     IngestResult,
     StoreBusy,
     StoreError,
@@ -26,7 +27,8 @@ from worklens.collector.store.sqlite import SqliteStore, StoredBatch
 
 Store = SqliteStore   # the interface; PostgresStore (store.postgresql) has the same
 
-__all__ = ["AgentRow", "IngestResult", "Store", "StoreBusy", "StoreError", "StoreUnavailable",
+__all__ = ["AgentRow", "Connection", "IngestResult", "Store", "StoreBusy", "StoreError",
+           "StoreUnavailable",
            "StoredBatch", "open_store", "sqlite_path"]
 
 
