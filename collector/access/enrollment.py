@@ -124,15 +124,16 @@ async def enroll(store: Store, secret: str, install_id: str,
             if not conn.execute("SELECT 1 FROM agents WHERE agent_id = ?",
                                 (agent_id,)).fetchone():
                 break
-        cur = conn.execute(
+        new_key = conn.execute(
             "INSERT INTO agents (agent_id, install_id, credential_hash, hostname, os, "
-            "os_version, username, agent_version, enrolled_ms) VALUES (?,?,?,?,?,?,?,?,?)",
+            "os_version, username, agent_version, enrolled_ms) VALUES (?,?,?,?,?,?,?,?,?) "
+            "RETURNING id",
             (agent_id, key, hash_secret(secret_part), host.hostname, host.os,
-             host.os_version, host.user, host.agent_version, now))
+             host.os_version, host.user, host.agent_version, now)).fetchone()[0]
         # The enroll secret's groups, at enrollment only: a re-enroll keeps what an
         # admin may have changed since.
-        put_agent_groups(conn, cur.lastrowid, token.groups)
-        agent = AgentRow(cur.lastrowid, agent_id, key, "", host.hostname, host.os,
+        put_agent_groups(conn, new_key, token.groups)
+        agent = AgentRow(new_key, agent_id, key, "", host.hostname, host.os,
                          host.os_version, host.user, host.agent_version, now)
         return Enrolled(agent, f"{agent_id}.{secret_part}", new=True)
 

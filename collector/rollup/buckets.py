@@ -44,6 +44,7 @@ from typing import Any, Protocol
 
 from worklens.collector.rollup import rules as rules_mod
 from worklens.collector.store import blocks, overlaps
+from worklens.collector.store.base import POSTGRESQL, dialect
 from worklens.v1 import agent_pb2
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ PAIRED_STATES = f"({ACTIVE}, {IDLE}, {PASSIVE})"
 NEVER = -(2 ** 62)
 FOREVER = 2 ** 62
 REBUILD_CHUNK_MS = 7 * 86_400_000
+_ALL_STORED = {"window_spans": FOREVER, "activity_spans": FOREVER, "process_blocks": FOREVER}
 
 # Raw rows are handled in the column order of ``collector.store.records`` (the INSERT
 # order), so the ingest hook works on the rows it was handed and rebuild on the same
@@ -248,19 +250,27 @@ def add_process_totals(d: Deltas, totals: Iterable[tuple]) -> None:
 
 # -- writing contributions --------------------------------------------------------------------
 
-def _upsert_sql(table: str, width: int, update: str) -> str:
-    return (f"INSERT INTO {table} VALUES ({','.join('?' * width)}) ON CONFLICT DO UPDATE SET "
-            + ", ".join(f"{c} = {c} + excluded.{c}" if "(" not in c else c
-                        for c in update.split(";")))
+def _upsert_sql(table: str, width: int, key: str, update: str) -> str:
+    """An additive upsert both engines read: an explicit conflict target and the old
+    row's columns qualified by the table's name (PostgreSQL requires both)."""
+    return (f"INSERT INTO {table} VALUES ({','.join('?' * width)}) ON CONFLICT ({key}) DO "
+            "UPDATE SET " + ", ".join(f"{c} = {table}.{c} + excluded.{c}" if "=" not in c
+                                      else c for c in update.split(";")))
 
 
-_UPSERT_WINDOW = _upsert_sql("rollup_window", 10, "active_ms;idle_ms;spans;passive_ms")
-_UPSERT_WINDOW_ALL = _upsert_sql("rollup_window_all", 8, "active_ms;idle_ms;spans;passive_ms")
-_UPSERT_ACTIVITY = _upsert_sql("rollup_activity", 12, "active_ms;idle_ms;locked_ms;asleep_ms;"
+_UPSERT_WINDOW = _upsert_sql("rollup_window", 10,
+                             "agent, bucket, username, app, category, productivity",
+                             "active_ms;idle_ms;spans;passive_ms")
+_UPSERT_WINDOW_ALL = _upsert_sql("rollup_window_all", 8, "bucket, app, category, productivity",
+                                 "active_ms;idle_ms;spans;passive_ms")
+_UPSERT_ACTIVITY = _upsert_sql("rollup_activity", 12, "agent, bucket, username",
+                               "active_ms;idle_ms;locked_ms;asleep_ms;"
                                "key_presses;clicks;mouse_moves;scrolls;passive_ms")
-_UPSERT_PROCESS = _upsert_sql("rollup_process", 6, "cpu_seconds;samples;peak_rss_bytes = "
-                              "max(peak_rss_bytes, excluded.peak_rss_bytes)")
-_UPSERT_DROPPED = _upsert_sql("rollup_dropped", 3, "dropped_events")
+_UPSERT_PROCESS = _upsert_sql("rollup_process", 6, "agent, bucket, name",
+                              "cpu_seconds;samples;peak_rss_bytes = CASE WHEN "
+                              "excluded.peak_rss_bytes > rollup_process.peak_rss_bytes THEN "
+                              "excluded.peak_rss_bytes ELSE rollup_process.peak_rss_bytes END")
+_UPSERT_DROPPED = _upsert_sql("rollup_dropped", 3, "agent, bucket", "dropped_events")
 CHUNK_ROWS = 512
 
 
@@ -284,9 +294,12 @@ def upsert(conn: sqlite3.Connection, sql: str, rows: list[tuple]) -> None:
 
 
 def flush(conn: sqlite3.Connection, d: Deltas) -> None:
+    """Add ``d`` to the rollup tables, each table's rows in key order: collectors that
+    share a PostgreSQL then take the row locks of shared rows (``rollup_window_all``)
+    in one order and never deadlock."""
     if d.window:
-        upsert(conn, _UPSERT_WINDOW, [(k[0], b, k[1], k[2], k[3], k[4], *v)
-                                      for (b, k), v in d.window.items()])
+        upsert(conn, _UPSERT_WINDOW, sorted((k[0], b, k[1], k[2], k[3], k[4], *v)
+                                            for (b, k), v in d.window.items()))
         fleet: defaultdict = defaultdict(lambda: [0, 0, 0, 0])
         for (bucket, (_agent, _user, app, category, productivity)), v in d.window.items():
             row = fleet[(bucket, app, category, productivity)]
@@ -294,13 +307,14 @@ def flush(conn: sqlite3.Connection, d: Deltas) -> None:
             row[1] += v[1]
             row[2] += v[2]
             row[3] += v[3]
-        upsert(conn, _UPSERT_WINDOW_ALL, [(*k, *v) for k, v in fleet.items()])
+        upsert(conn, _UPSERT_WINDOW_ALL, sorted((*k, *v) for k, v in fleet.items()))
     if d.activity:
-        upsert(conn, _UPSERT_ACTIVITY, [(k[0], b, k[1], *v) for (b, k), v in d.activity.items()])
+        upsert(conn, _UPSERT_ACTIVITY, sorted((k[0], b, k[1], *v)
+                                              for (b, k), v in d.activity.items()))
     if d.process:
-        upsert(conn, _UPSERT_PROCESS, [(*k, *v) for k, v in d.process.items()])
+        upsert(conn, _UPSERT_PROCESS, sorted((*k, *v) for k, v in d.process.items()))
     if d.dropped:
-        upsert(conn, _UPSERT_DROPPED, [(*k, v) for k, v in d.dropped.items()])
+        upsert(conn, _UPSERT_DROPPED, sorted((*k, v) for k, v in d.dropped.items()))
 
 
 # -- the ingest hook --------------------------------------------------------------------------
@@ -325,7 +339,7 @@ def _by_agent(rows: list[tuple]) -> dict[int, list[tuple]]:
 LOOKUP_CHUNK = 300
 _UPSERT_LONGEST = ("INSERT INTO rollup_agent (agent, max_window_ms, max_activity_ms, "
                    "max_state_ms, window_end_ms, activity_end_ms) VALUES (?,?,?,?,?,?) "
-                   "ON CONFLICT DO UPDATE SET max_window_ms = excluded.max_window_ms, "
+                   "ON CONFLICT (agent) DO UPDATE SET max_window_ms = excluded.max_window_ms, "
                    "max_activity_ms = excluded.max_activity_ms, max_state_ms = "
                    "excluded.max_state_ms, window_end_ms = excluded.window_end_ms, "
                    "activity_end_ms = excluded.activity_end_ms")
@@ -378,7 +392,7 @@ def _update_longest(conn: sqlite3.Connection, new_w: dict, new_a: dict,
     for chunk in _chunks(agents):
         for agent, *old in conn.execute(
                 "SELECT agent, max_window_ms, max_activity_ms, max_state_ms, window_end_ms, "
-                "activity_end_ms, overlaps FROM rollup_agent "
+                "activity_end_ms, \"overlaps\" FROM rollup_agent "
                 f"WHERE agent IN ({','.join('?' * len(chunk))})", chunk):
             stored[agent] = old
     states, changed = {}, []
@@ -476,7 +490,7 @@ def _roll_up_first_wins(conn: sqlite3.Connection, clf: rules_mod.Classifier,
         if cut & ~states[agent].overlaps:
             flags.append((cut, agent))
     if flags:
-        conn.executemany("UPDATE rollup_agent SET overlaps = overlaps | ? WHERE agent = ?",
+        conn.executemany('UPDATE rollup_agent SET "overlaps" = "overlaps" | ? WHERE agent = ?',
                          flags)
 
 
@@ -581,6 +595,13 @@ def ingest_group(conn: sqlite3.Connection, group: list[Any], clf: rules_mod.Clas
             activity[item.key] += records.activity
         totals += records.process_totals
         process_blocks += len(records.process_blocks)
+    if dialect(conn) == POSTGRESQL:
+        # The PostgreSQL store calls this before it inserts the group's rows, with the
+        # group's agents locked: every stored row is "stored before" (no cursors).
+        d = roll_up(conn, clf, _ALL_STORED, windows, activity, totals)
+        _add_dropped(d, group)
+        flush(conn, d)
+        return
     cur = _cursors(conn)
     tops = _stored_rows(conn, cur, {"window_spans": sum(map(len, windows.values())),
                                     "activity_spans": sum(map(len, activity.values())),
@@ -589,9 +610,7 @@ def ingest_group(conn: sqlite3.Connection, group: list[Any], clf: rules_mod.Clas
         catch_up(conn, clf)
     else:
         d = roll_up(conn, clf, cur, windows, activity, totals)
-        for item in group:
-            if item.batch.dropped_events:
-                d.dropped[(item.key, bucket_of(item.received_ms))] += item.batch.dropped_events
+        _add_dropped(d, group)
         flush(conn, d)
         for table, top in tops.items():
             if top != cur[table]:
@@ -601,6 +620,12 @@ def ingest_group(conn: sqlite3.Connection, group: list[Any], clf: rules_mod.Clas
         if item.batch.dropped_events:
             conn.execute(_UPSERT_DROPPED, (item.key, bucket_of(item.received_ms),
                                            item.batch.dropped_events))
+
+
+def _add_dropped(d: Deltas, group: list[Any]) -> None:
+    for item in group:
+        if item.batch.dropped_events:
+            d.dropped[(item.key, bucket_of(item.received_ms))] += item.batch.dropped_events
 
 
 def install(store: Any) -> None:

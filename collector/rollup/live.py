@@ -13,10 +13,10 @@ from typing import Any
 
 from worklens.collector.rollup.buckets import upsert
 
-_UPSERT = ("INSERT INTO agent_live VALUES (?,?,?,?,?) ON CONFLICT DO UPDATE SET "
+_UPSERT = ("INSERT INTO agent_live VALUES (?,?,?,?,?) ON CONFLICT (agent) DO UPDATE SET "
            "received_ms = excluded.received_ms, flush_interval_ms = CASE WHEN "
            "excluded.flush_interval_ms > 0 THEN excluded.flush_interval_ms ELSE "
-           "flush_interval_ms END, spool_batches = excluded.spool_batches, "
+           "agent_live.flush_interval_ms END, spool_batches = excluded.spool_batches, "
            "spool_bytes = excluded.spool_bytes")
 
 

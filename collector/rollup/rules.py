@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from worklens.collector.store.base import POSTGRESQL, dialect
 from worklens.common.cli import UserError
 
 PRODUCTIVITY = ("productive", "neutral", "unproductive")
@@ -129,6 +130,9 @@ _CACHE: dict[str, Classifier] = {}
 
 
 def _db_key(conn: sqlite3.Connection) -> str:
+    if dialect(conn) == POSTGRESQL:
+        info = conn.raw.info
+        return f"postgresql://{info.host}:{info.port}/{info.dbname}"
     return conn.execute("PRAGMA database_list").fetchone()[2]
 
 

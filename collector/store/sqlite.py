@@ -208,6 +208,13 @@ class SqliteStore:
             self._readers.append(conn)
         return conn
 
+    def size_bytes(self) -> int:
+        """Bytes the database uses: page_count * page_size (the WAL excluded)."""
+        with self.reader() as conn:
+            pages = conn.execute("PRAGMA page_count").fetchone()[0]
+            size = conn.execute("PRAGMA page_size").fetchone()[0]
+        return int(pages) * int(size)
+
     def agent(self, key: int) -> AgentRow | None:
         with self.reader() as conn:
             row = conn.execute(f"SELECT {AgentRow.COLUMNS} FROM agents WHERE id = ?",

@@ -57,7 +57,8 @@ def test_a_second_serving_process_gets_a_clear_error(tmp_path):
 @pytest.mark.parametrize("url, words", [
     ("mysql://db/worklens", "bad store URL"),
     ("sqlite://", "bad store URL"),
-    ("postgresql://localhost/worklens", "PostgreSQL backend not available yet"),
+    ("postgresql://nobody@127.0.0.1:1/worklens",
+     "PostgreSQL at postgresql://nobody@127.0.0.1:1/worklens: connection failed"),
 ])
 def test_bad_urls_are_one_line_errors(url, words):
     with pytest.raises(StoreError, match=words) as error:

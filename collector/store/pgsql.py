@@ -1,0 +1,131 @@
+"""PostgreSQL connections that the rest of the collector can use like the SQLite ones.
+
+The summary, CSV, rules, retention, access and rollup code write one SQL text for
+both engines: the portable subset both accept (explicit ``ON CONFLICT (...)``
+targets, table-qualified columns in upserts, ``CASE`` instead of SQLite's scalar
+``max(a, b)``, ``coalesce(sum(x), 0)`` instead of ``total(x)``). What still differs
+in spelling is translated here, once per statement text (cached), and nowhere else:
+
+* ``?`` placeholders become psycopg's ``%s`` (a literal ``%`` becomes ``%%``);
+* ``INSERT OR IGNORE INTO t ...`` becomes ``INSERT INTO t ... ON CONFLICT DO NOTHING``;
+* ``rowid`` (SQLite's insertion order) becomes the ``id`` column every PostgreSQL
+  record table has for the same purpose.
+
+What cannot be translated (engine facts such as the database size, partitions,
+advisory locks) is asked of ``dialect(conn)`` by the caller and lives with its
+backend. Values come back as the sqlite3 module returns them: ``numeric`` results
+(``sum`` of bigint) as ``int`` or ``float``, never ``Decimal``; booleans are stored
+as the 0/1 integers the SQLite schema uses.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from typing import Any
+
+import psycopg
+from psycopg.adapt import Dumper, Loader
+from psycopg.pq import Format
+from worklens.collector.store.base import POSTGRESQL
+
+_TOKEN = re.compile(r"'(?:[^']|'')*'|\"[^\"]*\"|\?|%|\browid\b|\bINSERT\s+OR\s+IGNORE\b",
+                    re.IGNORECASE)
+
+
+@lru_cache(maxsize=1024)
+def translate(sql: str) -> str:
+    """SQLite-spelled ``sql`` as PostgreSQL reads it (see the module docstring). Quoted
+    strings and identifiers are left alone."""
+    ignore = False
+
+    def swap(match: re.Match) -> str:
+        nonlocal ignore
+        text = match.group(0)
+        if text[0] in "'\"":
+            return text
+        if text == "?":
+            return "%s"
+        if text == "%":
+            return "%%"
+        if text.lower() == "rowid":
+            return "id"
+        ignore = True
+        return "INSERT"
+    out = _TOKEN.sub(swap, sql)
+    if ignore:
+        out = out.rstrip().rstrip(";") + " ON CONFLICT DO NOTHING"
+    return out
+
+
+class _NumericLoader(Loader):
+    """``numeric`` (what PostgreSQL's sum() of bigint returns) as int or float."""
+
+    def load(self, data: Any) -> int | float:
+        text = bytes(data).decode()
+        return float(text) if any(c in text for c in ".eEN") else int(text)
+
+
+class _BoolAsIntDumper(Dumper):
+    """Python booleans (protobuf's ``excluded``, ``continued``) as the 0/1 integers of
+    the schema, as sqlite3 stores them."""
+
+    oid = psycopg.postgres.types["int8"].oid
+    format = Format.TEXT
+
+    def dump(self, obj: bool) -> bytes:
+        return b"1" if obj else b"0"
+
+
+def adapt(conn: psycopg.Connection) -> None:
+    """Register the loaders/dumpers that make results look like sqlite3's."""
+    conn.adapters.register_loader("numeric", _NumericLoader)
+    conn.adapters.register_dumper(bool, _BoolAsIntDumper)
+
+
+class PgConnection:
+    """A psycopg connection with the sqlite3 calls the collector's SQL code makes:
+    ``execute`` and ``executemany`` (on translated SQL) returning a cursor with
+    ``fetchone``/``fetchall``/iteration/``rowcount``, and ``in_transaction``."""
+
+    dialect = POSTGRESQL
+
+    def __init__(self, raw: psycopg.Connection) -> None:
+        self.raw = raw
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> psycopg.Cursor:
+        return self.raw.execute(translate(sql), params if params else None)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> psycopg.Cursor:
+        cur = self.raw.cursor()
+        cur.executemany(translate(sql), list(rows))
+        return cur
+
+    def stream(self, sql: str, params: Sequence[Any] | None = None,
+               size: int = 5000) -> Iterable[tuple]:
+        """Rows of a large result without holding it all in memory (a server-side
+        cursor): exports use it where SQLite's cursor is lazy already."""
+        with self.raw.cursor(name=f"wl_stream_{id(self)}") as cur:
+            cur.itersize = size
+            cur.execute(translate(sql), params if params else None)
+            yield from cur
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+
+    @property
+    def total_changes(self) -> int:   # pragma: no cover - SQLite-only counter
+        raise AttributeError("total_changes is SQLite's")
+
+
+def describe(exc: BaseException, url: str) -> str:
+    """One line for a PostgreSQL failure, without the password of ``url``."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"PostgreSQL at {redact(url)}: {text}"
+
+
+def redact(url: str) -> str:
+    """``url`` without its password (logs and error lines name the database)."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
