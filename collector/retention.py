@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from worklens.collector.rollup.buckets import floor_bucket
-from worklens.collector.store.base import StoreError
+from worklens.collector.store import Connection, locks, partitions
+from worklens.collector.store.base import POSTGRESQL, StoreError, dialect
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class PurgeResult:
         return sum(self.deleted.values())
 
 
-def agents_in(conn: sqlite3.Connection, table: str) -> Iterator[int]:
+def agents_in(conn: Connection, table: str) -> Iterator[int]:
     """Each distinct ``agent`` of a raw table, in order: one seek on its (agent, time)
     index per agent, however many rows each has."""
     agent = conn.execute(f"SELECT min(agent) FROM {table}").fetchone()[0]
@@ -59,23 +59,33 @@ def agents_in(conn: sqlite3.Connection, table: str) -> Iterator[int]:
                              (agent,)).fetchone()[0]
 
 
-def purge_in(conn: sqlite3.Connection, cutoff_ms: int) -> dict[str, int]:
-    """Delete everything before ``cutoff_ms`` (a bucket start) in the caller's transaction."""
-    deleted = {}
+def purge_in(conn: Connection, cutoff_ms: int) -> dict[str, int]:
+    """Delete everything before ``cutoff_ms`` (a bucket start) in the caller's
+    transaction. On PostgreSQL whole days go first, as partitions (``drop_before``);
+    the rows left to delete are then those of the day the cutoff falls in and of the
+    default partition."""
+    deleted = dict.fromkeys((table for table, _column in _RAW), 0)
+    postgresql = dialect(conn) == POSTGRESQL
+    if postgresql:
+        locks.take(conn, locks.MAINTENANCE)   # one collector purges at a time
+        for table, rows in partitions.drop_before(conn, cutoff_ms).items():
+            deleted[table] += rows
     for table, column in _RAW:
-        deleted[table] = sum(conn.execute(f"DELETE FROM {table} WHERE agent = ? AND "
-                                          f"{column} < ?", (agent, cutoff_ms)).rowcount
-                             for agent in agents_in(conn, table))
+        deleted[table] += sum(conn.execute(f"DELETE FROM {table} WHERE agent = ? AND "
+                                           f"{column} < ?", (agent, cutoff_ms)).rowcount
+                              for agent in agents_in(conn, table))
     deleted["batches"] = conn.execute("DELETE FROM batches WHERE received_ms < ?",
                                       (cutoff_ms,)).rowcount
     for table in _ROLLUPS:
         deleted[table] = conn.execute(f"DELETE FROM {table} WHERE bucket < ?",
                                       (cutoff_ms,)).rowcount
-    # SQLite may hand a deleted top rowid out again: never leave a rollup cursor above
-    # the highest remaining row, or new rows under it would be skipped.
-    for name in _CURSORS:
-        conn.execute("UPDATE rollup_cursor SET last_rowid = min(last_rowid, "
-                     f"(SELECT coalesce(max(rowid), 0) FROM {name})) WHERE name = ?", (name,))
+    if not postgresql:
+        # SQLite may hand a deleted top rowid out again: never leave a rollup cursor
+        # above the highest remaining row, or new rows under it would be skipped.
+        for name in _CURSORS:
+            conn.execute("UPDATE rollup_cursor SET last_rowid = min(last_rowid, "
+                         f"(SELECT coalesce(max(rowid), 0) FROM {name})) WHERE name = ?",
+                         (name,))
     return deleted
 
 

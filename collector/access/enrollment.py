@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import secrets
-import sqlite3
 import string
 import threading
 import time
@@ -19,7 +18,7 @@ from dataclasses import dataclass
 
 from worklens.collector.access.groups import put_agent_groups
 from worklens.collector.access.tokens import hash_secret, new_secret, same_hash, verify_token
-from worklens.collector.store import AgentRow, Store
+from worklens.collector.store import AgentRow, Connection, Store
 from worklens.v1 import agent_pb2
 
 AGENT_ID_PREFIX = "ag-"
@@ -101,7 +100,7 @@ async def enroll(store: Store, secret: str, install_id: str,
     now = _now_ms()
     key = install_key(install_id)
 
-    def upsert(conn: sqlite3.Connection) -> Enrolled:
+    def upsert(conn: Connection) -> Enrolled:
         # install ids stored before they were hashed are found as written, then hashed
         row = conn.execute(f"SELECT {AgentRow.COLUMNS}, reenroll_until_ms FROM agents "
                            "WHERE install_id IN (?, ?)", (key, install_id)).fetchone()

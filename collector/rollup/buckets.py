@@ -33,7 +33,6 @@ from __future__ import annotations
 import bisect
 import functools
 import logging
-import sqlite3
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -43,7 +42,7 @@ from itertools import accumulate, chain
 from typing import Any, Protocol
 
 from worklens.collector.rollup import rules as rules_mod
-from worklens.collector.store import blocks, overlaps
+from worklens.collector.store import Connection, blocks, locks, overlaps
 from worklens.collector.store.base import POSTGRESQL, dialect
 from worklens.v1 import agent_pb2
 
@@ -281,7 +280,7 @@ def _multi_row(sql: str, rows: int) -> str:
     return f"{head} VALUES {','.join([one] * rows)} ON CONFLICT {tail}"
 
 
-def upsert(conn: sqlite3.Connection, sql: str, rows: list[tuple]) -> None:
+def upsert(conn: Connection, sql: str, rows: list[tuple]) -> None:
     """``executemany(sql, rows)`` in few multi-row statements (CHUNK_ROWS rows, the rest
     in power-of-two chunks): far fewer statement steps inside the ingest group commit,
     each of which hands the GIL to the event loop thread and back."""
@@ -293,7 +292,7 @@ def upsert(conn: sqlite3.Connection, sql: str, rows: list[tuple]) -> None:
         done += size
 
 
-def flush(conn: sqlite3.Connection, d: Deltas) -> None:
+def flush(conn: Connection, d: Deltas) -> None:
     """Add ``d`` to the rollup tables, each table's rows in key order: collectors that
     share a PostgreSQL then take the row locks of shared rows (``rollup_window_all``)
     in one order and never deadlock."""
@@ -319,11 +318,11 @@ def flush(conn: sqlite3.Connection, d: Deltas) -> None:
 
 # -- the ingest hook --------------------------------------------------------------------------
 
-def _cursors(conn: sqlite3.Connection) -> dict[str, int]:
+def _cursors(conn: Connection) -> dict[str, int]:
     return dict(conn.execute("SELECT name, last_rowid FROM rollup_cursor").fetchall())
 
 
-def _set_cursor(conn: sqlite3.Connection, name: str, rowid: int) -> None:
+def _set_cursor(conn: Connection, name: str, rowid: int) -> None:
     conn.execute("UPDATE rollup_cursor SET last_rowid = ? WHERE name = ?", (rowid, name))
 
 
@@ -366,7 +365,7 @@ def _ends(rows: Iterable[tuple]) -> int:
     return max([r[1] + r[2] for r in rows], default=NEVER)
 
 
-def _stored_end(conn: sqlite3.Connection, table: str, agent: int, cursor: int,
+def _stored_end(conn: Connection, table: str, agent: int, cursor: int,
                 longest: int) -> int:
     """Where an agent's spans stored up to rowid ``cursor`` end (stores from before
     rollup_agent kept it): the spans that start within ``longest`` of the last start."""
@@ -379,7 +378,7 @@ def _stored_end(conn: sqlite3.Connection, table: str, agent: int, cursor: int,
                         (agent, last - longest, cursor)).fetchone()[0]
 
 
-def _update_longest(conn: sqlite3.Connection, new_w: dict, new_a: dict,
+def _update_longest(conn: Connection, new_w: dict, new_a: dict,
                     cursors: dict[str, int]) -> dict[int, _AgentState]:
     """Per agent its state before the new rows (``_AgentState``); the stored row is
     raised by the new rows (longest spans, ends).
@@ -419,7 +418,7 @@ def _update_longest(conn: sqlite3.Connection, new_w: dict, new_a: dict,
     return states
 
 
-def _stored_overlaps(conn: sqlite3.Connection, table: str, columns: str,
+def _stored_overlaps(conn: Connection, table: str, columns: str,
                      ranges: list[tuple[int, int, int]], cursor: int,
                      where: str = "") -> dict[int, list[tuple]]:
     """Rows of ``table`` at or below rowid ``cursor`` whose start lies in [lo, hi) of
@@ -455,7 +454,7 @@ def _timed(rows: list[tuple]) -> list[tuple]:
     return [r for r in rows if r[3] in _PAIRED]
 
 
-def _roll_up_first_wins(conn: sqlite3.Connection, clf: rules_mod.Classifier,
+def _roll_up_first_wins(conn: Connection, clf: rules_mod.Classifier,
                         cursors: dict[str, int], d: Deltas, states: dict[int, _AgentState],
                         new: dict[int, tuple[list[tuple], list[tuple]]]) -> None:
     """Contributions of agents whose new spans may overlap (each other or what is
@@ -494,7 +493,7 @@ def _roll_up_first_wins(conn: sqlite3.Connection, clf: rules_mod.Classifier,
                          flags)
 
 
-def roll_up(conn: sqlite3.Connection, clf: rules_mod.Classifier, cursors: dict[str, int],
+def roll_up(conn: Connection, clf: rules_mod.Classifier, cursors: dict[str, int],
             w_by_agent: dict[int, list[tuple]], a_by_agent: dict[int, list[tuple]],
             process_totals: list[tuple]) -> Deltas:
     """Contributions of raw rows just stored (``records`` layout, windows and activity
@@ -539,9 +538,12 @@ def roll_up(conn: sqlite3.Connection, clf: rules_mod.Classifier, cursors: dict[s
     return d
 
 
-def catch_up(conn: sqlite3.Connection, clf: rules_mod.Classifier | None = None) -> int:
+def catch_up(conn: Connection, clf: rules_mod.Classifier | None = None) -> int:
     """Roll up every raw row stored since the cursors (read back from the database);
-    return how many rows that was."""
+    return how many rows that was. Nothing on PostgreSQL: it keeps no cursors, every
+    writer there rolls up what it stores in the same transaction."""
+    if dialect(conn) == POSTGRESQL:
+        return 0
     clf = clf or rules_mod.classifier(conn)
     cur = _cursors(conn)
     new, tops = {}, {}
@@ -566,7 +568,7 @@ def catch_up(conn: sqlite3.Connection, clf: rules_mod.Classifier | None = None) 
     return sum(map(len, new.values())) + samples
 
 
-def _stored_rows(conn: sqlite3.Connection, cur: dict[str, int],
+def _stored_rows(conn: Connection, cur: dict[str, int],
                  counts: dict[str, int]) -> dict[str, int] | None:
     """The new top rowid of each raw table if the rows above the cursors are exactly the
     ``counts`` rows just inserted (rowids of new rows exceed every older one), else None:
@@ -580,7 +582,7 @@ def _stored_rows(conn: sqlite3.Connection, cur: dict[str, int],
     return tops
 
 
-def ingest_group(conn: sqlite3.Connection, group: list[Any], clf: rules_mod.Classifier) -> None:
+def ingest_group(conn: Connection, group: list[Any], clf: rules_mod.Classifier) -> None:
     """Roll up one group commit's new batches (``collector.store.StoredBatch``: key,
     batch, records, received_ms) from the rows in memory, after their insertion."""
     windows: dict[int, list[tuple]] = defaultdict(list)
@@ -635,18 +637,27 @@ def install(store: Any) -> None:
     store.add_group_hook(functools.partial(group_hook, str(store.path)))
 
 
-def group_hook(db_key: str, conn: sqlite3.Connection, group: list[Any]) -> None:
+def group_hook(db_key: str, conn: Connection, group: list[Any]) -> None:
     ingest_group(conn, group, rules_mod.classifier(conn, db_key))
 
 
 # -- rebuild ----------------------------------------------------------------------------------
+
+def hold_ingest(conn: Connection) -> None:
+    """Make every agent's ingest wait until the caller's transaction ends (a rebuild,
+    a rules change): on SQLite the single writer does that by itself; on PostgreSQL
+    the agents' ingest locks are taken, so that no collector's rollup upserts, nor
+    its reading of the rules, fall between this transaction's reads and writes."""
+    if dialect(conn) == POSTGRESQL:
+        locks.take_agents(conn, [key for (key,) in conn.execute("SELECT id FROM agents")])
+
 
 ALL_PARTS = frozenset({"window", "activity", "process", "dropped"})
 _PART_TABLES = {"window": ("rollup_window", "rollup_window_all"), "activity": ("rollup_activity",),
                 "process": ("rollup_process",), "dropped": ("rollup_dropped",)}
 
 
-def _agent_extent(conn: sqlite3.Connection, agent: int) -> tuple[int, int] | None:
+def _agent_extent(conn: Connection, agent: int) -> tuple[int, int] | None:
     lows, highs = [], []
     # a block's samples may lie anywhere in its bucket; min() and max() of a bare indexed
     # column are one index seek each (max(bucket + n) would scan the agent's entries)
@@ -679,7 +690,7 @@ _RAW_ROWS = {"window": ("window_spans", "start_ms"), "activity": ("activity_span
              "process": ("process_blocks", "bucket")}
 
 
-def _raw_rows(conn: sqlite3.Connection, lo: int, hi: int, parts: frozenset) -> int:
+def _raw_rows(conn: Connection, lo: int, hi: int, parts: frozenset) -> int:
     """How many raw rows a rebuild of [lo, hi) reads: the progress line's total
     (counted only when that line is shown)."""
     return sum(conn.execute(f"SELECT count(*) FROM {table} WHERE {column} >= ? AND "
@@ -687,7 +698,7 @@ def _raw_rows(conn: sqlite3.Connection, lo: int, hi: int, parts: frozenset) -> i
                for part, (table, column) in _RAW_ROWS.items() if part in parts)
 
 
-def _rebuild_chunk(conn: sqlite3.Connection, agent: int, lo: int, hi: int,
+def _rebuild_chunk(conn: Connection, agent: int, lo: int, hi: int,
                    longest: tuple[int, int, int], parts: frozenset, clf) -> tuple[Deltas, int]:
     """The chunk's rollups, and how many raw rows it read (for progress)."""
     d, read = Deltas(), 0
@@ -719,7 +730,7 @@ def _rebuild_chunk(conn: sqlite3.Connection, agent: int, lo: int, hi: int,
     return d, read
 
 
-def _rebuild_first_wins(conn: sqlite3.Connection, agent: int, lo: int, hi: int,
+def _rebuild_first_wins(conn: Connection, agent: int, lo: int, hi: int,
                         longest: tuple[int, int, int], parts: frozenset, clf
                         ) -> tuple[Deltas, int]:
     """``_rebuild_chunk`` for an agent whose spans overlapped: every span that can reach
@@ -749,12 +760,13 @@ def _rebuild_first_wins(conn: sqlite3.Connection, agent: int, lo: int, hi: int,
     return d, read
 
 
-def rebuild_in(conn: sqlite3.Connection, from_ms: int | None = None, to_ms: int | None = None,
+def rebuild_in(conn: Connection, from_ms: int | None = None, to_ms: int | None = None,
                parts: frozenset = ALL_PARTS, clf: rules_mod.Classifier | None = None,
                progress: RowProgress | None = None) -> int:
     """Recompute the rollup buckets covering [from_ms, to_ms) from raw records, inside
     the caller's write transaction; return the number of buckets' worth of agents done.
     ``progress`` hears of the raw rows read (a rebuild of months takes minutes)."""
+    hold_ingest(conn)
     clf = clf or rules_mod.classifier(conn)
     catch_up(conn, clf)   # nothing pending, or the hook would count it twice later
     lo = NEVER if from_ms is None else floor_bucket(from_ms)
@@ -767,7 +779,7 @@ def rebuild_in(conn: sqlite3.Connection, from_ms: int | None = None, to_ms: int 
         progress.add(0)
     agents = [r[0] for r in conn.execute("SELECT id FROM agents ORDER BY id")]
     for agent in agents:
-        row = conn.execute("SELECT max_window_ms, max_activity_ms, max_state_ms, overlaps "
+        row = conn.execute("SELECT max_window_ms, max_activity_ms, max_state_ms, \"overlaps\" "
                            "FROM rollup_agent WHERE agent = ?", (agent,)).fetchone()
         extent = _agent_extent(conn, agent)
         if extent is None:
@@ -802,7 +814,7 @@ def rebuild(store: Any, from_ms: int | None = None, to_ms: int | None = None,
 
 # -- rules changes ----------------------------------------------------------------------------
 
-def reapply_rules(conn: sqlite3.Connection, old: rules_mod.Classifier,
+def reapply_rules(conn: Connection, old: rules_mod.Classifier,
                   new: rules_mod.Classifier, progress: RowProgress | None = None) -> None:
     """Re-categorise the window rollups after a rules change.
 
@@ -825,13 +837,14 @@ def reapply_rules(conn: sqlite3.Connection, old: rules_mod.Classifier,
         return
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS rule_remap (app TEXT PRIMARY KEY, "
                  "category TEXT, productivity TEXT)")
-    conn.execute("DELETE FROM temp.rule_remap")
-    conn.executemany("INSERT INTO temp.rule_remap VALUES (?, ?, ?)", changes)
+    # unqualified: both engines look in the connection's temporary tables first
+    conn.execute("DELETE FROM rule_remap")
+    conn.executemany("INSERT INTO rule_remap VALUES (?, ?, ?)", changes)
     for table in ("rollup_window", "rollup_window_all"):
         conn.execute(f"UPDATE {table} SET (category, productivity) = (SELECT category, "
-                     f"productivity FROM temp.rule_remap r WHERE r.app = {table}.app) "
-                     "WHERE app IN (SELECT app FROM temp.rule_remap)")
-    conn.execute("DELETE FROM temp.rule_remap")
+                     f"productivity FROM rule_remap r WHERE r.app = {table}.app) "
+                     "WHERE app IN (SELECT app FROM rule_remap)")
+    conn.execute("DELETE FROM rule_remap")
 
 
 def set_rules(store: Any, rules: list[rules_mod.Rule] | list[dict],
@@ -840,7 +853,8 @@ def set_rules(store: Any, rules: list[rules_mod.Rule] | list[dict],
     checked = rules_mod.validate([r.to_dict() if isinstance(r, rules_mod.Rule) else r
                                   for r in rules])
 
-    def replace(conn: sqlite3.Connection) -> None:
+    def replace(conn: Connection) -> None:
+        hold_ingest(conn)
         old = rules_mod.Classifier(rules_mod.read_rules(conn))
         conn.execute("DELETE FROM rules")
         conn.executemany("INSERT INTO rules (position, app, title, category, productivity) "

@@ -89,15 +89,15 @@ def _default_holds(conn: Any, table: str, column: str, day: int) -> bool:
         (day, day + DAY_MS)).fetchone() is not None
 
 
-def drop_before(conn: Any, cutoff_ms: int) -> int:
+def drop_before(conn: Any, cutoff_ms: int) -> dict[str, int]:
     """Drop every day partition that ends at or before ``cutoff_ms``; return how many
-    rows they held (retention counts them as purged)."""
-    rows = 0
+    rows they held, per partitioned table (retention counts them as purged)."""
+    rows = dict.fromkeys(PARTITIONED, 0)
     locks.take(conn, locks.PARTITIONS)
     for table, parts in existing(conn).items():
         for part, (_lo, hi) in sorted(parts.items()):
             if hi <= cutoff_ms:
-                rows += conn.raw.execute(f"SELECT count(*) FROM {part}").fetchone()[0]
+                rows[table] += conn.raw.execute(f"SELECT count(*) FROM {part}").fetchone()[0]
                 conn.raw.execute(f"DROP TABLE {part}")
                 log.debug("dropped partition %s of %s", part, table)
     return rows

@@ -95,7 +95,9 @@ class PgConnection:
         self.raw = raw
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> psycopg.Cursor:
-        return self.raw.execute(translate(sql), params if params else None)
+        # always parameters (maybe none): psycopg turns the translated %% back into %
+        # only when it formats the statement
+        return self.raw.execute(translate(sql), params or ())
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> psycopg.Cursor:
         cur = self.raw.cursor()
@@ -108,7 +110,7 @@ class PgConnection:
         cursor): exports use it where SQLite's cursor is lazy already."""
         with self.raw.cursor(name=f"wl_stream_{id(self)}") as cur:
             cur.itersize = size
-            cur.execute(translate(sql), params if params else None)
+            cur.execute(translate(sql), params or ())
             yield from cur
 
     @property

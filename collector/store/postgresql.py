@@ -194,6 +194,22 @@ class PostgresStore:
             finally:
                 _reading.conn = None
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[PgConnection]:
+        """A connection of its own (not the pool's: an export may last minutes) in one
+        REPEATABLE READ, READ ONLY transaction for the ``with`` block, closed after it.
+        Stream big results with ``conn.stream``."""
+        try:
+            raw = psycopg.connect(self.url, connect_timeout=int(CONNECT_TIMEOUT_S))
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailable(describe(exc, self.url)) from None
+        try:
+            adapt(raw)
+            raw.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield PgConnection(raw)
+        finally:
+            raw.close()
+
     def size_bytes(self) -> int:
         """Bytes the database uses on the server (``pg_database_size``)."""
         with self.reader() as conn:

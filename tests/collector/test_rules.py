@@ -25,12 +25,13 @@ from worklens.collector.rollup.rules import (
     validate,
 )
 
+pytestmark = pytest.mark.both_engines
 DAYS = (date(2026, 3, 28), date(2026, 3, 29))
 
 
 @pytest.fixture
-def store(tmp_path):
-    store = ds.open_store(tmp_path)
+def store(store_url):
+    store = ds.open_store(store_url)
     yield store
     store.close()
 
@@ -133,8 +134,8 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
-def test_rules_show_and_load_commands(tmp_path):
-    db = f"sqlite:///{tmp_path}/worklens.db"
+def test_rules_show_and_load_commands(tmp_path, store_url):
+    db = store_url
     good = tmp_path / "rules.toml"
     good.write_text(to_toml(validate(ds.RULES)))
     done = _cli("rules", "load", str(good), "--db", db)
