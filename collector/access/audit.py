@@ -82,9 +82,10 @@ def recent(store: Any, limit: int = 100, action: str | None = None) -> list[Audi
     sql = ("SELECT id, time_ms, token_id, token_name, role, action, params, client"
            " FROM audit_log")
     args: list[Any] = []
-    if action:
-        sql += " WHERE action = ? OR action LIKE ?"
-        args += [action, f"{action}.%"]
+    if action:   # a prefix compare, not LIKE: that is case-sensitive on PostgreSQL only
+        prefix = f"{action}."
+        sql += " WHERE action = ? OR substr(action, 1, ?) = ?"
+        args += [action, len(prefix), prefix]
     sql += " ORDER BY id DESC LIMIT ?"
     args.append(limit)
     with store.reader() as conn:

@@ -89,12 +89,16 @@ def scope_for(role: str, groups: Iterable[str]) -> Scope:
 
 # -- reading ----------------------------------------------------------------------------------
 
+# Group names are sorted here, not by the database: PostgreSQL's collation may order
+# text unlike SQLite (e.g. "Sales" after "eng"), and names are shown and compared as
+# check_groups sorts them.
+
 def memberships(conn: Connection) -> dict[int, list[str]]:
     """Agent key -> its groups, sorted (agents without a group are absent)."""
     out: dict[int, list[str]] = defaultdict(list)
-    for key, grp in conn.execute("SELECT agent, grp FROM agent_groups ORDER BY agent, grp"):
+    for key, grp in conn.execute("SELECT agent, grp FROM agent_groups ORDER BY agent"):
         out[key].append(grp)
-    return dict(out)
+    return {key: sorted(names) for key, names in out.items()}
 
 
 @dataclass(frozen=True)
@@ -147,15 +151,15 @@ def list_groups(conn: Connection, scope: Scope = EVERYTHING) -> list[dict[str, A
 
 
 def token_groups(conn: Connection, token_id: str) -> tuple[str, ...]:
-    return tuple(g for (g,) in conn.execute(
-        "SELECT grp FROM token_groups WHERE token_id = ? ORDER BY grp", (token_id,)))
+    return tuple(sorted(g for (g,) in conn.execute(
+        "SELECT grp FROM token_groups WHERE token_id = ?", (token_id,))))
 
 
 def all_token_groups(conn: Connection) -> dict[str, tuple[str, ...]]:
     out: dict[str, list[str]] = defaultdict(list)
-    for token_id, grp in conn.execute("SELECT token_id, grp FROM token_groups ORDER BY grp"):
+    for token_id, grp in conn.execute("SELECT token_id, grp FROM token_groups"):
         out[token_id].append(grp)
-    return {k: tuple(v) for k, v in out.items()}
+    return {k: tuple(sorted(v)) for k, v in out.items()}
 
 
 # -- writing (inside a store write transaction) -----------------------------------------------

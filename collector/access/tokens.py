@@ -135,8 +135,9 @@ def verify_token(store: Store, secret: str) -> TokenInfo | None:
 
 def list_tokens(store: Store) -> list[TokenInfo]:
     with store.reader() as conn:
-        rows = conn.execute(f"SELECT {_COLUMNS} FROM tokens ORDER BY created_ms, id").fetchall()
+        rows = conn.execute(f"SELECT {_COLUMNS} FROM tokens").fetchall()
         groups = all_token_groups(conn)
+    rows.sort(key=lambda row: (row[3], row[0]))   # created_ms, id: byte order on any engine
     return [TokenInfo(*row, groups.get(row[0], ())) for row in rows]
 
 

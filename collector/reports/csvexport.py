@@ -328,10 +328,11 @@ def _processes(conn, start, end, tz, agent, user) -> Iterator[list[tuple]]:
 
 def _agents(conn: Connection, agent: _Selection) -> list[tuple[int, str, str]]:
     """(key, agent_id, group cell) of the selected agents, by agent_id."""
-    rows = conn.execute("SELECT id, agent_id FROM agents ORDER BY agent_id").fetchall()
+    rows = conn.execute("SELECT id, agent_id FROM agents").fetchall()
     groups_of = agent.groups_of or {}
     return [(key, agent_id, safe(";".join(groups_of.get(key, ()))))
-            for key, agent_id in rows if agent.keys is None or key in agent.keys]
+            for key, agent_id in sorted(rows, key=lambda row: row[1])   # any engine's order
+            if agent.keys is None or key in agent.keys]
 
 
 def _daily(conn, start, end, tz, agent, user) -> Iterator[list[tuple]]:

@@ -70,8 +70,8 @@ def live(store: Any, now_ms: int,
             "SELECT a.id, a.agent_id, a.hostname, a.username, a.last_seen_ms, "
             "l.received_ms, l.flush_interval_ms, l.spool_batches, l.spool_bytes "
             "FROM agents a LEFT JOIN agent_live l ON l.agent = a.id "
-            "WHERE a.revoked_ms IS NULL "
-            "ORDER BY coalesce(a.last_seen_ms, 0) DESC, a.agent_id").fetchall()
+            "WHERE a.revoked_ms IS NULL").fetchall()
+        agents.sort(key=lambda row: (-(row[4] or 0), row[1]))   # not the engine's collation
         return [_one(conn, row, now_ms) for row in agents if allows is None or allows(row[0])]
 
 

@@ -592,8 +592,9 @@ def list_agents(store: Any) -> list[AgentInfo]:
         rows = conn.execute(
             "SELECT agent_id, hostname, os, os_version, username, agent_version, enrolled_ms, "
             "last_seen_ms, last_sequence, dropped_events, revoked_ms IS NOT NULL, "
-            "previous_user, user_changed_ms FROM agents "
-            "ORDER BY coalesce(last_seen_ms, enrolled_ms) DESC, agent_id").fetchall()
+            "previous_user, user_changed_ms FROM agents").fetchall()
+    # sorted here: agent ids in byte order whatever the engine's collation
+    rows.sort(key=lambda row: (-(row[7] if row[7] is not None else row[6]), row[0]))
     return [AgentInfo(*row[:10], bool(row[10]), *row[11:]) for row in rows]
 
 

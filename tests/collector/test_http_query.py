@@ -17,6 +17,9 @@ RULES = [{"app": "^code$", "category": "Development", "productivity": "productiv
          {"app": "slack", "category": "Chat", "productivity": "neutral"}]
 
 
+pytestmark = pytest.mark.both_engines
+
+
 @pytest.fixture(scope="module")
 def data(col):
     """alice (ws-a): code 09:00-09:30 (active 09:00-09:20, idle 09:20-09:30),
