@@ -42,7 +42,6 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
-from itertools import islice
 from typing import Any
 
 from worklens.collector.access.groups import memberships
@@ -199,11 +198,9 @@ def _filters(column: str, start: int, end: int, agent: int | None, user: str | N
 
 def _chunks(conn: Connection, sql: str, params: tuple) -> Iterator[list[tuple]]:
     """The rows of ``sql`` CHUNK_ROWS at a time, never all of them in memory: SQLite's
-    cursor steps lazily; on PostgreSQL a server-side cursor does (``stream``)."""
+    cursor steps lazily; on PostgreSQL ``chunks`` pages through a server-side cursor."""
     if dialect(conn) == POSTGRESQL:
-        rows = iter(conn.stream(sql, params, CHUNK_ROWS))
-        while chunk := list(islice(rows, CHUNK_ROWS)):
-            yield chunk
+        yield from conn.chunks(sql, params, CHUNK_ROWS)
         return
     cursor = conn.execute(sql, params)
     while rows := cursor.fetchmany(CHUNK_ROWS):

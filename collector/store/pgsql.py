@@ -108,10 +108,26 @@ class PgConnection:
                size: int = 5000) -> Iterable[tuple]:
         """Rows of a large result without holding it all in memory (a server-side
         cursor): exports use it where SQLite's cursor is lazy already."""
+        for rows in self.chunks(sql, params, size):
+            yield from rows
+
+    def chunks(self, sql: str, params: Sequence[Any] | None = None,
+               size: int = 5000) -> Iterable[list[tuple]]:
+        """The rows of ``sql`` (no LIMIT of its own) in lists of at most ``size``, never
+        more than ``size + 1`` rows in memory. A result that fits comes in one round
+        trip (an export asks once per agent, most agents' days fit); a bigger one is
+        asked again through a server-side cursor (DECLARE, FETCH..., CLOSE)."""
+        params = list(params or ())
+        first = self.raw.execute(f"{translate(sql)} LIMIT %s", [*params, size + 1]).fetchall()
+        if len(first) <= size:
+            if first:
+                yield first
+            return
+        del first
         with self.raw.cursor(name=f"wl_stream_{id(self)}") as cur:
-            cur.itersize = size
-            cur.execute(translate(sql), params or ())
-            yield from cur
+            cur.execute(translate(sql), params)
+            while rows := cur.fetchmany(size):
+                yield rows
 
     @property
     def in_transaction(self) -> bool:
