@@ -490,10 +490,20 @@ def database(args: argparse.Namespace, data_dir: Path) -> Iterator[tuple[str | N
     if args.pg_url:
         yield args.pg_url, list
         return
-    from _postgres import throwaway_server
+    from _postgres import start_postgres
 
-    with throwaway_server(data_dir / "postgres") as (url, pids):
+    server = start_postgres()
+    try:
+        url = server.create_database("worklens_bench")
+
+        def pids() -> list[int]:
+            import psutil
+
+            root = server.postmaster_pid()
+            return [root, *(p.pid for p in psutil.Process(root).children())] if root else []
         yield url, pids
+    finally:
+        server.cleanup()
 
 
 def cpu_of(pid: int) -> float:
