@@ -285,6 +285,9 @@ def upsert(conn: sqlite3.Connection, sql: str, rows: list[tuple]) -> None:
     """``executemany(sql, rows)`` in few multi-row statements (CHUNK_ROWS rows, the rest
     in power-of-two chunks): far fewer statement steps inside the ingest group commit,
     each of which hands the GIL to the event loop thread and back."""
+    if dialect(conn) == POSTGRESQL:
+        conn.upsert(sql, rows)   # one statement, rows as column arrays (store.pgsql)
+        return
     done, total = 0, len(rows)
     while done < total:
         left = total - done

@@ -102,6 +102,18 @@ class PgConnection:
         cur.executemany(translate(sql), list(rows))
         return cur
 
+    def upsert(self, sql: str, rows: list[Sequence[Any]]) -> None:
+        """Run the one-row upsert ``sql`` (``INSERT INTO t [(cols)] VALUES (?,..)
+        ON CONFLICT ...``) for all ``rows`` in ONE statement, the rows passed as one
+        array per column (``unnest``): one plan, one statement-level trigger run,
+        and psycopg adapts whole arrays instead of thousands of parameters."""
+        table, columns, tail = _upsert_parts(sql)
+        types = _column_types(self.raw, table, columns)
+        arrays = ", ".join(f"%s::{t}[]" for t in types)
+        listed = f" ({columns})" if columns else ""
+        self.raw.execute(f"INSERT INTO {table}{listed} SELECT * FROM unnest({arrays}) {tail}",
+                         [list(column) for column in zip(*rows, strict=True)])
+
     def stream(self, sql: str, params: Sequence[Any] | None = None,
                size: int = 5000) -> Iterable[tuple]:
         """Rows of a large result without holding it all in memory (a server-side
@@ -118,6 +130,32 @@ class PgConnection:
     @property
     def total_changes(self) -> int:   # pragma: no cover - SQLite-only counter
         raise AttributeError("total_changes is SQLite's")
+
+
+_UPSERT = re.compile(r"INSERT INTO (\w+)(?: \(([^)]*)\))? VALUES \([?,\s]+\) (ON CONFLICT .*)",
+                     re.S)
+_TYPES: dict[tuple[str, str], tuple[str, ...]] = {}
+
+
+@lru_cache(maxsize=64)
+def _upsert_parts(sql: str) -> tuple[str, str, str]:
+    match = _UPSERT.fullmatch(sql.strip())
+    if match is None:
+        raise ValueError(f"not a one-row upsert: {sql[:80]!r}")
+    return match.group(1), match.group(2) or "", translate(match.group(3))
+
+
+def _column_types(raw: psycopg.Connection, table: str, columns: str) -> tuple[str, ...]:
+    """The SQL types of ``columns`` (all, in order, when empty) of ``table``."""
+    key = (table, columns)
+    if key not in _TYPES:
+        rows = raw.execute("SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+                           "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped "
+                           "ORDER BY attnum", (table,)).fetchall()
+        types = dict(rows)
+        names = [c.strip().strip('"') for c in columns.split(",")] if columns else list(types)
+        _TYPES[key] = tuple(types[name] for name in names)
+    return _TYPES[key]
 
 
 def describe(exc: BaseException, url: str) -> str:
