@@ -93,6 +93,10 @@ class PgConnection:
 
     def __init__(self, raw: psycopg.Connection) -> None:
         self.raw = raw
+        # Upserts of rows that every collector's transactions share (the fleet-wide
+        # rollup), held back to just before COMMIT by the ingest transaction (see
+        # ``upsert``); None: run them at once.
+        self.deferred: list[tuple[str, list]] | None = None
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> psycopg.Cursor:
         return self.raw.execute(translate(sql), params if params else None)
@@ -102,17 +106,31 @@ class PgConnection:
         cur.executemany(translate(sql), list(rows))
         return cur
 
-    def upsert(self, sql: str, rows: list[Sequence[Any]]) -> None:
+    def upsert(self, sql: str, rows: list[Sequence[Any]], *, shared: bool = False) -> None:
         """Run the one-row upsert ``sql`` (``INSERT INTO t [(cols)] VALUES (?,..)
         ON CONFLICT ...``) for all ``rows`` in ONE statement, the rows passed as one
         array per column (``unnest``): one plan, one statement-level trigger run,
-        and psycopg adapts whole arrays instead of thousands of parameters."""
+        and psycopg adapts whole arrays instead of thousands of parameters.
+
+        ``shared``: rows other transactions update too (not one agent's). Their row
+        locks are held until COMMIT, so inside an ingest transaction (``deferred`` set)
+        they wait to be the last statement: a concurrent transaction then waits for
+        our COMMIT only, not for everything we do after them."""
+        if shared and self.deferred is not None:
+            self.deferred.append((sql, rows))
+            return
         table, columns, tail = _upsert_parts(sql)
         types = _column_types(self.raw, table, columns)
         arrays = ", ".join(f"%s::{t}[]" for t in types)
         listed = f" ({columns})" if columns else ""
         self.raw.execute(f"INSERT INTO {table}{listed} SELECT * FROM unnest({arrays}) {tail}",
                          [list(column) for column in zip(*rows, strict=True)])
+
+    def run_deferred(self) -> None:
+        """The held-back shared upserts, in the order they came."""
+        pending, self.deferred = self.deferred or [], None
+        for sql, rows in pending:
+            self.upsert(sql, rows)
 
     def stream(self, sql: str, params: Sequence[Any] | None = None,
                size: int = 5000) -> Iterable[tuple]:
