@@ -10,10 +10,12 @@ import asyncio
 import threading
 import time
 
+import pgserver
 import psycopg
 import pytest
+from certs import make_pki
 from worklens.collector.rollup import open_with_rollups
-from worklens.collector.store import open_store, partitions
+from worklens.collector.store import StoreError, open_store, partitions
 from worklens.collector.store.pgsql import translate
 from worklens.v1 import agent_pb2
 
@@ -180,3 +182,34 @@ def test_an_unreachable_database_is_one_line_naming_it_without_its_password():
 ])
 def test_sqlite_spelling_is_translated_outside_quoted_text(sqlite, postgresql):
     assert translate(sqlite) == postgresql
+
+
+def test_the_password_may_come_from_the_url_pgpassword_or_a_passfile(postgres_server,
+                                                                      monkeypatch, tmp_path):
+    url = postgres_server.create_database()
+    db = pgserver.dbname_of(url)
+    with open_store(postgres_server.url_with_password(db)) as store:
+        assert store.size_bytes() > 0
+    monkeypatch.setenv("PGPASSWORD", postgres_server.password)
+    with open_store(postgres_server.password_url(db)) as store:
+        assert store.agent(1) is None
+    monkeypatch.delenv("PGPASSWORD")
+    monkeypatch.setenv("PGPASSFILE", str(postgres_server.passfile(tmp_path / "pgpass")))
+    with open_store(postgres_server.password_url(db)) as store:
+        assert store.agent(1) is None
+    monkeypatch.delenv("PGPASSFILE")
+    monkeypatch.setenv("HOME", str(tmp_path))   # no ~/.pgpass either
+    with pytest.raises(StoreError, match="password") as error:
+        open_store(postgres_server.password_url(db))
+    assert postgres_server.password not in str(error.value)
+
+
+def test_tls_to_the_database_is_the_urls_sslmode(postgres_server_factory, tmp_path):
+    pki = make_pki(tmp_path)
+    server = postgres_server_factory(tls=(pki.server_cert, pki.server_key))
+    url = server.create_database()
+    with open_store(f"{url}?sslmode=verify-full&sslrootcert={pki.ca_cert}") as store, \
+            store.reader() as conn:
+        assert conn.raw.pgconn.ssl_in_use
+    with pytest.raises(StoreError, match="certificate verify failed"):
+        open_store(f"{url}?sslmode=verify-full&sslrootcert={pki.other_ca_cert}")
