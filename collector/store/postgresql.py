@@ -198,7 +198,7 @@ class PostgresStore:
     def snapshot(self) -> Iterator[PgConnection]:
         """A connection of its own (not the pool's: an export may last minutes) in one
         REPEATABLE READ, READ ONLY transaction for the ``with`` block, closed after it.
-        Stream big results with ``conn.stream``."""
+        Read big results with ``conn.chunks``."""
         try:
             raw = psycopg.connect(self.url, connect_timeout=int(CONNECT_TIMEOUT_S))
         except psycopg.OperationalError as exc:
@@ -367,6 +367,7 @@ class PostgresStore:
                 results.append(DUPLICATE)
         if not new:
             return results
+        conn.deferred = []   # fleet-wide rollup rows: last, see PgConnection.upsert
         if self._group_hooks:
             batches = [StoredBatch(item.key, item.batch, item.records, received)
                        for item in new]
@@ -379,6 +380,7 @@ class PostgresStore:
                 conn, item.key)
             for hook in self._hooks:
                 hook(conn, agent, item.batch)
+        conn.run_deferred()
         return results
 
     @staticmethod
