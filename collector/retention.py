@@ -12,6 +12,12 @@ Raw tables are purged agent by agent through their (agent, time) index: it is
 their only time index (migration 0004 dropped the global ones, which cost every
 ingested row a third B-tree), and each per-agent DELETE is a range at the
 start of that agent's part of the index.
+
+On PostgreSQL the record tables are partitioned by UTC day: the days wholly
+before the cutoff are dropped as partitions first (no row by row delete, no
+table bloat), then the same per-agent deletes take what is left before the
+cutoff (the day it falls in and the DEFAULT partition). Collectors sharing the
+database purge one at a time (the MAINTENANCE advisory lock, held to COMMIT).
 """
 
 from __future__ import annotations
