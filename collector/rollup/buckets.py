@@ -656,10 +656,13 @@ def group_hook(db_key: str, conn: Connection, group: list[Any]) -> None:
 
 def hold_ingest(conn: Connection) -> None:
     """Make every agent's ingest wait until the caller's transaction ends (a rebuild,
-    a rules change): on SQLite the single writer does that by itself; on PostgreSQL
-    the agents' ingest locks are taken, so that no collector's rollup upserts, nor
-    its reading of the rules, fall between this transaction's reads and writes."""
+    a rules change): on SQLite the single writer does that by itself. On PostgreSQL
+    the maintenance lock comes first (one rebuild, rules change or purge at a time,
+    on any collector), then the agents' ingest locks, so that no collector's rollup
+    upserts, nor its reading of the rules, fall between this transaction's reads
+    and writes."""
     if dialect(conn) == POSTGRESQL:
+        locks.take(conn, locks.MAINTENANCE)
         locks.take_agents(conn, [key for (key,) in conn.execute("SELECT id FROM agents")])
 
 
