@@ -3,12 +3,14 @@
 with both addresses (the real delivery pipeline, tests/e2e/fleet_driver.py), a
 collector killed with SIGKILL mid-stream, the database stopped under load, a
 revocation made through one collector reaching a stream open on the other,
-collectors starting together on an empty database, and scheduled maintenance
-taking turns. Every count comes from the database itself."""
+collectors starting together on an empty database, scheduled maintenance
+taking turns, and back-pressure when the database falls behind. Every count
+comes from the database itself."""
 
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import itertools
 import json
 import queue
@@ -430,3 +432,37 @@ def test_a_collector_killed_during_maintenance_leaves_the_turn_to_the_others(pos
     finally:
         holder.kill()
         store.close()
+
+
+def test_a_database_falling_behind_answers_resource_exhausted_with_retry_after(
+        postgres_url, tmp_path, monkeypatch):
+    """Another session holds what an ingest transaction needs (here the agent's
+    advisory lock), so batches wait for the database: past the queue's limit the
+    collector answers RESOURCE_EXHAUSTED with retry-after-ms, stores nothing of
+    that batch, and takes it once the database moves again."""
+    from collector_harness import InProcessCollector
+    from worklens.collector.store import locks
+    from worklens.collector.store import postgresql as pg_store
+
+    monkeypatch.setattr(pg_store, "MAX_PENDING_EVENTS", 10)
+    col = InProcessCollector(tmp_path / "in", db_url=postgres_url)
+    try:
+        first, second = col.enroll_agent(), col.enroll_agent()
+        key = rows(postgres_url, "SELECT id FROM agents WHERE agent_id = %s",
+                   (first.agent_id,))[0][0]
+        with psycopg.connect(postgres_url, autocommit=True) as blocker:
+            blocker.execute("SELECT pg_advisory_lock(%s, %s)", (locks.AGENT_NAMESPACE, key))
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                pending = pool.submit(col.upload, first, [make_batch(first.agent_id, 1)])
+                wait_for(lambda: col.store._pending_events > 0, what="the batch queued")
+                with pytest.raises(grpc.RpcError) as error:
+                    col.upload(second, [make_batch(second.agent_id, 1)])
+                blocker.execute("SELECT pg_advisory_unlock(%s, %s)",
+                                (locks.AGENT_NAMESPACE, key))
+                assert [a.sequence for a in pending.result(60)] == [1]
+        assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert int(dict(error.value.trailing_metadata())["retry-after-ms"]) > 0
+        assert stored(postgres_url, second.agent_id)[0] == []
+        assert [a.sequence for a in col.upload(second, [make_batch(second.agent_id, 1)])] == [1]
+    finally:
+        col.stop()
