@@ -78,6 +78,14 @@ DOWN_GETCONN_TIMEOUT_S = 1.0
 # minutes) a server back after two minutes would be noticed two minutes later.
 RECONNECT_GIVE_UP_S = 5.0
 PARTITIONS_EVERY_S = 3600.0
+# A database host that vanishes without closing its connections (power loss, a cut
+# network) is noticed within about a minute instead of the system's TCP timeouts
+# (libpq keepalives; the URL may override them).
+CONNECTION_KWARGS = {"connect_timeout": int(CONNECT_TIMEOUT_S), "keepalives": 1,
+                     "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
+# An ingest transaction waits at most this long for an agent's lock (held by another
+# collector that froze mid-transaction): then UNAVAILABLE, and the agent retries.
+INGEST_LOCK_TIMEOUT = "30s"
 
 PER_BATCH_ERRORS = (psycopg.DataError, psycopg.IntegrityError, OverflowError, ValueError,
                     TypeError)
@@ -169,7 +177,7 @@ class PostgresStore:
         self._down_since: float | None = None   # monotonic time the database was lost
         self._pool = ConnectionPool(url, min_size=1, max_size=POOL_MAX, open=False,
                                     configure=adapt, check=ConnectionPool.check_connection,
-                                    kwargs={"connect_timeout": int(CONNECT_TIMEOUT_S)},
+                                    kwargs=CONNECTION_KWARGS,
                                     reconnect_timeout=RECONNECT_GIVE_UP_S,
                                     name=f"worklens-{next(_pool_names)}")
         self._pool.open(wait=False)
@@ -389,6 +397,7 @@ class PostgresStore:
 
     def _insert_group(self, conn: PgConnection, group: list[_Ingest],
                       received: int) -> list[IngestResult]:
+        conn.raw.execute(f"SET LOCAL lock_timeout = '{INGEST_LOCK_TIMEOUT}'")
         locks.take_agents(conn, (item.key for item in group))
         columns = list(zip(*[(item.key, item.batch.sequence, received, item.records.count,
                               item.batch.dropped_events) for item in group], strict=True))
