@@ -389,3 +389,17 @@ def test_rows_the_sqlite_rollups_had_not_counted_yet_are_pointed_out(tmp_path, p
     done = _cli("migrate", "--data-dir", str(tmp_path), "--to", postgres_url)
     assert done.returncode == 0, done.stderr
     assert f"run worklens-collector rollups rebuild --db {postgres_url}" in done.stdout
+
+
+def test_a_copy_that_does_not_add_up_commits_nothing(tmp_path, postgres_url):
+    db = _small_store(tmp_path)
+    with sqlite3.connect(db) as conn:     # a day rollup off from its 15-minute rows
+        conn.execute("UPDATE rollup_app_day SET idle_ms = idle_ms + 1000 WHERE day = "
+                     "(SELECT min(day) FROM rollup_app_day)")
+    done = _cli("migrate", "--db", f"sqlite:///{db}", "--to", postgres_url)
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1].startswith(
+        "worklens-collector: error: the day rollups disagree with rollup_window on ")
+    assert done.stderr.rstrip().endswith("nothing was committed")
+    assert re.search(r"^window_spans\s+[\d,]+\s+[\d,]+$", done.stdout, re.MULTILINE)
+    assert _target_is_empty(postgres_url)
