@@ -281,10 +281,13 @@ def _multi_row(sql: str, rows: int) -> str:
     return f"{head} VALUES {','.join([one] * rows)} ON CONFLICT {tail}"
 
 
-def upsert(conn: sqlite3.Connection, sql: str, rows: list[tuple]) -> None:
+def upsert(conn: sqlite3.Connection, sql: str, rows: list[tuple], shared: bool = False) -> None:
     """``executemany(sql, rows)`` in few multi-row statements (CHUNK_ROWS rows, the rest
     in power-of-two chunks): far fewer statement steps inside the ingest group commit,
     each of which hands the GIL to the event loop thread and back."""
+    if dialect(conn) == POSTGRESQL:
+        conn.upsert(sql, rows, shared=shared)   # one statement per table (store.pgsql)
+        return
     done, total = 0, len(rows)
     while done < total:
         left = total - done
@@ -307,7 +310,8 @@ def flush(conn: sqlite3.Connection, d: Deltas) -> None:
             row[1] += v[1]
             row[2] += v[2]
             row[3] += v[3]
-        upsert(conn, _UPSERT_WINDOW_ALL, sorted((*k, *v) for k, v in fleet.items()))
+        upsert(conn, _UPSERT_WINDOW_ALL, sorted((*k, *v) for k, v in fleet.items()),
+               shared=True)
     if d.activity:
         upsert(conn, _UPSERT_ACTIVITY, sorted((k[0], b, k[1], *v)
                                               for (b, k), v in d.activity.items()))
@@ -427,6 +431,13 @@ def _stored_overlaps(conn: sqlite3.Connection, table: str, columns: str,
     _update_longest), each walking the (agent, start) index once per range."""
     out: dict[int, list[tuple]] = defaultdict(list)
     picked = ", ".join(f"t.{c.strip()}" for c in columns.split(","))
+    if dialect(conn) == POSTGRESQL:   # no cursors there (see ingest_group): one plan
+        sql = (f"SELECT {picked} FROM unnest(?::bigint[], ?::bigint[], ?::bigint[]) "
+               f"AS q(agent, lo, hi) JOIN {table} t ON t.agent = q.agent "
+               f"AND t.start_ms >= q.lo AND t.start_ms < q.hi{where}")
+        for row in conn.execute(sql, [list(c) for c in zip(*ranges, strict=True)]):
+            out[row[0]].append(row)
+        return out
     for chunk in _chunks(ranges):
         sql = (f"WITH q(agent, lo, hi) AS (VALUES {','.join(['(?,?,?)'] * len(chunk))}) "
                f"SELECT {picked} FROM q JOIN {table} t ON t.agent = q.agent "

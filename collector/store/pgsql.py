@@ -93,6 +93,10 @@ class PgConnection:
 
     def __init__(self, raw: psycopg.Connection) -> None:
         self.raw = raw
+        # Upserts of rows that every collector's transactions share (the fleet-wide
+        # rollup), held back to just before COMMIT by the ingest transaction (see
+        # ``upsert``); None: run them at once.
+        self.deferred: list[tuple[str, list]] | None = None
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> psycopg.Cursor:
         return self.raw.execute(translate(sql), params if params else None)
@@ -101,6 +105,32 @@ class PgConnection:
         cur = self.raw.cursor()
         cur.executemany(translate(sql), list(rows))
         return cur
+
+    def upsert(self, sql: str, rows: list[Sequence[Any]], *, shared: bool = False) -> None:
+        """Run the one-row upsert ``sql`` (``INSERT INTO t [(cols)] VALUES (?,..)
+        ON CONFLICT ...``) for all ``rows`` in ONE statement, the rows passed as one
+        array per column (``unnest``): one plan, one statement-level trigger run,
+        and psycopg adapts whole arrays instead of thousands of parameters.
+
+        ``shared``: rows other transactions update too (not one agent's). Their row
+        locks are held until COMMIT, so inside an ingest transaction (``deferred`` set)
+        they wait to be the last statement: a concurrent transaction then waits for
+        our COMMIT only, not for everything we do after them."""
+        if shared and self.deferred is not None:
+            self.deferred.append((sql, rows))
+            return
+        table, columns, tail = _upsert_parts(sql)
+        types = _column_types(self.raw, table, columns)
+        arrays = ", ".join(f"%s::{t}[]" for t in types)
+        listed = f" ({columns})" if columns else ""
+        self.raw.execute(f"INSERT INTO {table}{listed} SELECT * FROM unnest({arrays}) {tail}",
+                         [list(column) for column in zip(*rows, strict=True)])
+
+    def run_deferred(self) -> None:
+        """The held-back shared upserts, in the order they came."""
+        pending, self.deferred = self.deferred or [], None
+        for sql, rows in pending:
+            self.upsert(sql, rows)
 
     def stream(self, sql: str, params: Sequence[Any] | None = None,
                size: int = 5000) -> Iterable[tuple]:
@@ -118,6 +148,32 @@ class PgConnection:
     @property
     def total_changes(self) -> int:   # pragma: no cover - SQLite-only counter
         raise AttributeError("total_changes is SQLite's")
+
+
+_UPSERT = re.compile(r"INSERT INTO (\w+)(?: \(([^)]*)\))? VALUES \([?,\s]+\) (ON CONFLICT .*)",
+                     re.S)
+_TYPES: dict[tuple[str, str], tuple[str, ...]] = {}
+
+
+@lru_cache(maxsize=64)
+def _upsert_parts(sql: str) -> tuple[str, str, str]:
+    match = _UPSERT.fullmatch(sql.strip())
+    if match is None:
+        raise ValueError(f"not a one-row upsert: {sql[:80]!r}")
+    return match.group(1), match.group(2) or "", translate(match.group(3))
+
+
+def _column_types(raw: psycopg.Connection, table: str, columns: str) -> tuple[str, ...]:
+    """The SQL types of ``columns`` (all, in order, when empty) of ``table``."""
+    key = (table, columns)
+    if key not in _TYPES:
+        rows = raw.execute("SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+                           "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped "
+                           "ORDER BY attnum", (table,)).fetchall()
+        types = dict(rows)
+        names = [c.strip().strip('"') for c in columns.split(",")] if columns else list(types)
+        _TYPES[key] = tuple(types[name] for name in names)
+    return _TYPES[key]
 
 
 def describe(exc: BaseException, url: str) -> str:

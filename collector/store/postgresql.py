@@ -351,6 +351,7 @@ class PostgresStore:
                 results.append(DUPLICATE)
         if not new:
             return results
+        conn.deferred = []   # fleet-wide rollup rows: last, see PgConnection.upsert
         if self._group_hooks:
             batches = [StoredBatch(item.key, item.batch, item.records, received)
                        for item in new]
@@ -363,6 +364,7 @@ class PostgresStore:
                 conn, item.key)
             for hook in self._hooks:
                 hook(conn, agent, item.batch)
+        conn.run_deferred()
         return results
 
     @staticmethod
