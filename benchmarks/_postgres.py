@@ -4,8 +4,9 @@ benchmark needs only ``from _postgres import start_postgres``."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,8 @@ from pgserver import (  # noqa: E402
     PostgresUnavailable,
 )
 
-__all__ = ["PostgresServer", "PostgresStartError", "PostgresUnavailable", "start_postgres"]
+__all__ = ["PostgresServer", "PostgresStartError", "PostgresUnavailable", "postgres_bytes",
+           "postgres_for", "start_postgres"]
 
 
 def start_postgres(settings: Mapping[str, Any] | None = None) -> PostgresServer:
@@ -29,3 +31,36 @@ def start_postgres(settings: Mapping[str, Any] | None = None) -> PostgresServer:
         return PostgresServer(settings=settings).start()
     except PostgresUnavailable as exc:
         raise SystemExit(f"--store postgresql: {exc}") from None
+
+
+@contextlib.contextmanager
+def postgres_for(store: str, pg_url: str = "") -> Iterator[tuple[str | None, Callable]]:
+    """For a benchmark's ``--store``/``--pg-url``: (the store URL, a function giving the
+    database server's pids for CPU figures). None for SQLite (the collector's data dir);
+    ``pg_url`` as given (pids unknown); else a database on a throwaway server."""
+    if store == "sqlite":
+        yield None, list
+        return
+    if pg_url:
+        yield pg_url, list
+        return
+    server = start_postgres()
+    try:
+        url = server.create_database("worklens_bench")
+
+        def pids() -> list[int]:
+            import psutil
+
+            root = server.postmaster_pid()
+            return [root, *(p.pid for p in psutil.Process(root).children())] if root else []
+        yield url, pids
+    finally:
+        server.cleanup()
+
+
+def postgres_bytes(url: str) -> int:
+    """What the benchmark's database takes on the server."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]

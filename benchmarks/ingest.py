@@ -63,7 +63,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -72,9 +71,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from _collector import (
     WITHOUT_ROLLUPS,
@@ -84,6 +81,7 @@ from _collector import (
     start_collector,
     stop_collector,
 )
+from _postgres import postgres_bytes, postgres_for
 
 APPS = [("code", "/usr/bin/code", "{} - worklens - Visual Studio Code"),
         ("firefox", "/usr/lib/firefox/firefox", "{} — Mozilla Firefox"),
@@ -480,32 +478,6 @@ def run(args: argparse.Namespace, data_dir: Path, collectors: list[Collector],
     return stats
 
 
-@contextlib.contextmanager
-def database(args: argparse.Namespace, data_dir: Path) -> Iterator[tuple[str | None, Any]]:
-    """(the store URL, a function giving the database server's pids): None for SQLite
-    (each collector's data dir), else --pg-url or a throwaway PostgreSQL server."""
-    if args.store == "sqlite":
-        yield None, list
-        return
-    if args.pg_url:
-        yield args.pg_url, list
-        return
-    from _postgres import start_postgres
-
-    server = start_postgres()
-    try:
-        url = server.create_database("worklens_bench")
-
-        def pids() -> list[int]:
-            import psutil
-
-            root = server.postmaster_pid()
-            return [root, *(p.pid for p in psutil.Process(root).children())] if root else []
-        yield url, pids
-    finally:
-        server.cleanup()
-
-
 def cpu_of(pid: int) -> float:
     import psutil
 
@@ -519,10 +491,7 @@ def cpu_of(pid: int) -> float:
 def store_bytes(data_dir: Path, db_url: str | None) -> int:
     if db_url is None:
         return sum(p.stat().st_size for p in (data_dir / "c0").glob("worklens.db*"))
-    import psycopg
-
-    with psycopg.connect(db_url) as conn:
-        return conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+    return postgres_bytes(db_url)
 
 
 def main() -> None:
@@ -569,7 +538,7 @@ def main() -> None:
         parser.error("--collectors > 1 needs --store postgresql (SQLite has one writer)")
 
     data_dir = Path(tempfile.mkdtemp(prefix="worklens-bench-"))
-    with database(args, data_dir) as (db_url, database_pids):
+    with postgres_for(args.store, args.pg_url) as (db_url, database_pids):
         collectors = [start(data_dir / f"c{i}", args.without_rollups, db_url)
                       for i in range(args.collectors)]
         try:

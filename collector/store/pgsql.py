@@ -37,14 +37,15 @@ _TOKEN = re.compile(r"'(?:[^']|'')*'|\"[^\"]*\"|\?|%|\browid\b|\bINSERT\s+OR\s+I
 @lru_cache(maxsize=1024)
 def translate(sql: str) -> str:
     """SQLite-spelled ``sql`` as PostgreSQL reads it (see the module docstring). Quoted
-    strings and identifiers are left alone."""
+    strings and identifiers keep their ``?`` and ``rowid`` (their ``%`` is doubled too:
+    psycopg looks for placeholders everywhere)."""
     ignore = False
 
     def swap(match: re.Match) -> str:
         nonlocal ignore
         text = match.group(0)
         if text[0] in "'\"":
-            return text
+            return text.replace("%", "%%")   # psycopg reads % everywhere, quotes too
         if text == "?":
             return "%s"
         if text == "%":
