@@ -201,18 +201,19 @@ class CollectorProcess(_Client):
 
     ``start()`` waits for "collector ready"; ``kill()`` is SIGKILL; ``terminate()``
     is SIGTERM and returns the exit code; ``restart()`` starts again on the SAME
-    ports (agents keep their configured address). ``db_url``: its store (passed as
-    ``--db`` to serve and every command); default the SQLite file in ``data_dir``."""
+    ports (agents keep their configured address). ``db_url`` (e.g. a
+    ``postgresql://`` URL several processes share) is passed as ``--db`` to serve
+    and to the CLI; without it, the SQLite file in ``data_dir``."""
 
     data_dir: Path
     extra_args: list[str] = field(default_factory=list)
     config_path: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
+    db_url: str = ""
     grpc_address: str = ""
     http_url: str = ""
     lines: list[str] = field(default_factory=list)
     proc: subprocess.Popen | None = None
-    db_url: str = ""
 
     def __post_init__(self) -> None:
         self._db_args = ["--db", self.db_url] if self.db_url else []
@@ -243,8 +244,8 @@ class CollectorProcess(_Client):
     def start(self, grpc_listen: str | None = None, http_listen: str | None = None) -> None:
         grpc_listen = grpc_listen or "127.0.0.1:0"
         http_listen = http_listen or "127.0.0.1:0"
-        args = ["serve", "--data-dir", str(self.data_dir), *self._db_args, "--grpc-listen",
-                grpc_listen, "--http-listen", http_listen, *self.extra_args]
+        args = ["serve", "--data-dir", str(self.data_dir), "--grpc-listen", grpc_listen,
+                "--http-listen", http_listen, *self._db_args, *self.extra_args]
         if self.config_path:
             args += ["--config", str(self.config_path)]
         self.lines = []

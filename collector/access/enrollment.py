@@ -9,6 +9,7 @@ from a batch's payload.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import secrets
 import string
@@ -93,7 +94,8 @@ async def enroll(store: Store, secret: str, install_id: str,
     credential (the old one stops working) when the caller proves it is that agent:
     ``credential`` is its current one, an admin allowed it (``allow_reenroll``), or
     the agent was enrolled minutes ago and never used its credential."""
-    token = verify_token(store, secret)
+    # on a thread: with PostgreSQL a lookup is a round trip, or a wait while it is down
+    token = await asyncio.to_thread(verify_token, store, secret)
     if token is None or token.role != "enroll":
         raise EnrollmentRefused("the enrollment secret is unknown, revoked or expired")
     secret_part = new_secret()

@@ -18,7 +18,9 @@ Why it differs from the SQLite store inside:
   order and never deadlock; the upserts add, so no increment is lost.
 * A database that is down or restarting makes ingest fail with StoreUnavailable (the
   agent keeps the batch and retries, the gRPC status is UNAVAILABLE); the pool
-  reconnects by itself when it is back. Too much waiting gives StoreBusy.
+  reconnects by itself when it is back. Too much waiting gives StoreBusy. While it
+  is down, requests give up after ``DOWN_GETCONN_TIMEOUT_S`` instead of the normal
+  wait, and the outage is logged once when it starts and once when it ends.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import itertools
 import logging
 import queue
 import threading
@@ -68,7 +71,21 @@ RETRY_AFTER_MS = 1_000
 CONNECT_TIMEOUT_S = 10.0
 # How long a write waits for a pooled connection before the database counts as down.
 GETCONN_TIMEOUT_S = 5.0
+# ... and, once it is down, how long each request waits for it to be back.
+DOWN_GETCONN_TIMEOUT_S = 1.0
+# psycopg_pool retries a lost server with a delay that doubles until this timeout, then
+# gives up until the next request starts a fresh attempt at once. With its default (5
+# minutes) a server back after two minutes would be noticed two minutes later.
+RECONNECT_GIVE_UP_S = 5.0
 PARTITIONS_EVERY_S = 3600.0
+# A database host that vanishes without closing its connections (power loss, a cut
+# network) is noticed within about a minute instead of the system's TCP timeouts
+# (libpq keepalives; the URL may override them).
+CONNECTION_KWARGS = {"connect_timeout": int(CONNECT_TIMEOUT_S), "keepalives": 1,
+                     "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
+# An ingest transaction waits at most this long for an agent's lock (held by another
+# collector that froze mid-transaction): then UNAVAILABLE, and the agent retries.
+INGEST_LOCK_TIMEOUT = "30s"
 
 PER_BATCH_ERRORS = (psycopg.DataError, psycopg.IntegrityError, OverflowError, ValueError,
                     TypeError)
@@ -118,6 +135,28 @@ def _clean_text(value: str) -> str:
     return value.replace("\x00", "\ufffd")
 
 
+class _PoolNoise(logging.Filter):
+    """psycopg_pool logs every failed reconnection attempt (several lines a minute
+    while the database is down); the store logs the outage once instead, with the
+    latest failure kept here (``last``, by pool name) for that line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last: dict[str, str] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        if message.startswith("error connecting in") and len(record.args or ()) == 2:
+            self.last[str(record.args[0])] = " ".join(str(record.args[1]).split())
+            return False
+        return not message.startswith("reconnection attempt in pool")
+
+
+_POOL_NOISE = _PoolNoise()
+logging.getLogger("psycopg.pool").addFilter(_POOL_NOISE)
+_pool_names = itertools.count(1)
+
+
 class PostgresStore:
     """See collector/store/STORE.md for the interface; the module docstring for why."""
 
@@ -135,10 +174,12 @@ class PostgresStore:
         self._closed = False
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._prepare()
+        self._down_since: float | None = None   # monotonic time the database was lost
         self._pool = ConnectionPool(url, min_size=1, max_size=POOL_MAX, open=False,
                                     configure=adapt, check=ConnectionPool.check_connection,
-                                    kwargs={"connect_timeout": int(CONNECT_TIMEOUT_S)},
-                                    name="worklens")
+                                    kwargs=CONNECTION_KWARGS,
+                                    reconnect_timeout=RECONNECT_GIVE_UP_S,
+                                    name=f"worklens-{next(_pool_names)}")
         self._pool.open(wait=False)
         self._partitions_at = time.monotonic()
         self._writers = [threading.Thread(target=self._run, name=f"store-writer-{i}",
@@ -161,17 +202,37 @@ class PostgresStore:
             raise StoreError(describe(exc, self.url)) from None
 
     @contextlib.contextmanager
-    def _connection(self, timeout: float = GETCONN_TIMEOUT_S) -> Iterator[PgConnection]:
+    def _connection(self) -> Iterator[PgConnection]:
         if self._closed and not self._writers_running():
             raise StoreError("the store is closed")
+        timeout = GETCONN_TIMEOUT_S if self._down_since is None else DOWN_GETCONN_TIMEOUT_S
         try:
             with self._pool.connection(timeout=timeout) as raw:
+                if self._down_since is not None:
+                    self._outage(ended=True)
                 yield PgConnection(raw)
         except PoolTimeout:
+            self._outage(ended=False)
             raise StoreUnavailable(f"PostgreSQL at {self.path} is not reachable "
                                    "(nothing of this was stored; retry later)") from None
         except psycopg.OperationalError as exc:
             raise StoreUnavailable(describe(exc, self.url)) from None
+
+    def _outage(self, ended: bool) -> None:
+        """Log the start and the end of a time the database could not be reached."""
+        with self._state:
+            if ended == (self._down_since is None):
+                return
+            if ended:
+                lasted, self._down_since = time.monotonic() - self._down_since, None
+            else:
+                self._down_since = time.monotonic()
+        if ended:
+            log.info("PostgreSQL at %s is reachable again (after %.0f s)", self.path, lasted)
+        else:
+            why = _POOL_NOISE.last.get(self._pool.name, "no connection within the timeout")
+            log.warning("PostgreSQL at %s is not reachable (%s): ingest answers UNAVAILABLE "
+                        "and /healthz 503 until it is back", self.path, why)
 
     def _writers_running(self) -> bool:
         return any(w.is_alive() for w in getattr(self, "_writers", ()))
@@ -311,8 +372,9 @@ class PostgresStore:
         self._partitions_at = time.monotonic()
         try:
             self.write(partitions.ensure)
-        except StoreError as exc:
-            log.warning("could not create the next days' partitions: %s", exc)
+        except Exception as exc:  # never a reason to stop a writer; they exist 7 days ahead
+            log.warning("could not create the next days' partitions (next try in an hour): "
+                        "%s", exc)
 
     def _commit(self, group: list[_Ingest]) -> list[Any]:
         try:
@@ -351,6 +413,7 @@ class PostgresStore:
 
     def _insert_group(self, conn: PgConnection, group: list[_Ingest],
                       received: int) -> list[IngestResult]:
+        conn.raw.execute(f"SET LOCAL lock_timeout = '{INGEST_LOCK_TIMEOUT}'")
         locks.take_agents(conn, (item.key for item in group))
         columns = list(zip(*[(item.key, item.batch.sequence, received, item.records.count,
                               item.batch.dropped_events) for item in group], strict=True))
