@@ -21,6 +21,7 @@ Elsewhere ``engine`` is "sqlite".
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -58,6 +59,11 @@ def pg_databases(request: pytest.FixtureRequest) -> Iterator[Callable[[], tuple[
     from worklens.collector.store import open_store
 
     open_store(server.url(template)).close()   # migrated once; clones skip it
+    # a template must have no session left: the closed pool's may take a moment to go
+    deadline = time.monotonic() + 30
+    while server.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s",
+                         (template,))[0][0] and time.monotonic() < deadline:
+        time.sleep(0.05)
 
     def make() -> tuple[str, str]:
         name = pgserver.unique_database_name()
