@@ -200,17 +200,6 @@ def both(source, migrated):
     pg.close()
 
 
-def _on_postgres(report):
-    """``report()`` on the PostgreSQL store. Summaries by agent, user and group and the CSV
-    exports are being made engine-neutral on another branch (pg-parity): until that is
-    merged, where one still fails on PostgreSQL the test is an expected failure naming
-    the error (never a pass); once it is, the comparison runs in full."""
-    try:
-        return report()
-    except (psycopg.errors.SyntaxError, sqlite3.OperationalError) as exc:
-        pytest.xfail(f"not engine-neutral on PostgreSQL yet: {' '.join(str(exc).split())}")
-
-
 def _days() -> tuple[date, date]:
     today = datetime.now(UTC).date()
     return today - timedelta(days=BATCHES + 1), today
@@ -223,9 +212,9 @@ def test_the_same_summaries_come_out_of_both_stores(both, source, by):
     for tz in ("UTC", ds.ZONE):
         expected = summary.summarize(lite, first, last, by, tz)
         assert expected.total.active_seconds > 0
-        assert _on_postgres(lambda tz=tz: summary.summarize(pg, first, last, by, tz)) == expected
+        assert summary.summarize(pg, first, last, by, tz) == expected
     agent = source.agents[0].agent_id
-    assert _on_postgres(lambda: summary.summarize(pg, first, last, by, "UTC", agent=agent)) \
+    assert summary.summarize(pg, first, last, by, "UTC", agent=agent) \
         == summary.summarize(lite, first, last, by, "UTC", agent=agent)
 
 
@@ -245,7 +234,7 @@ def test_the_same_csv_comes_out_of_both_stores_byte_for_byte(both, kind):
     first, last = _days()
     expected = b"".join(csvexport.export(lite, kind, first, last, "UTC"))
     assert expected.count(b"\r\n") > 2
-    assert _on_postgres(lambda: b"".join(csvexport.export(pg, kind, first, last, "UTC"))) \
+    assert b"".join(csvexport.export(pg, kind, first, last, "UTC")) \
         == expected
 
 
