@@ -181,7 +181,9 @@ class PostgresStore:
                                     reconnect_timeout=RECONNECT_GIVE_UP_S,
                                     name=f"worklens-{next(_pool_names)}")
         self._pool.open(wait=False)
-        self._partitions_at = time.monotonic()
+        self._stopping = threading.Event()
+        threading.Thread(target=self._keep_partitions, name="store-partitions",
+                         daemon=True).start()
         self._writers = [threading.Thread(target=self._run, name=f"store-writer-{i}",
                                           daemon=True) for i in range(WRITERS)]
         for writer in self._writers:
@@ -359,22 +361,22 @@ class PostgresStore:
                         break
                     group.append(more)
                     events += more.events
-                self._maybe_partitions()
                 self._answer(group, events, self._commit(group))
         except BaseException as exc:  # pragma: no cover - a bug: say it and stop serving
             log.exception("the store writer stopped")
             for callback in self._failure_callbacks:
                 callback(exc)
 
-    def _maybe_partitions(self) -> None:
-        if time.monotonic() - self._partitions_at < PARTITIONS_EVERY_S:
-            return
-        self._partitions_at = time.monotonic()
-        try:
-            self.write(partitions.ensure)
-        except Exception as exc:  # never a reason to stop a writer; they exist 7 days ahead
-            log.warning("could not create the next days' partitions (next try in an hour): "
-                        "%s", exc)
+    def _keep_partitions(self) -> None:
+        """Make the coming days' partitions every PARTITIONS_EVERY_S, on a thread of its
+        own: creating one waits for the partition lock (another collector's purge may
+        hold it for a while) and for the parent table's lock, never a writer's business."""
+        while not self._stopping.wait(PARTITIONS_EVERY_S):
+            try:
+                self.write(partitions.ensure)
+            except Exception as exc:  # they exist days ahead: the next hour will do
+                log.warning("could not create the next days' partitions (next try in an "
+                            "hour): %s", exc)
 
     def _commit(self, group: list[_Ingest]) -> list[Any]:
         try:
@@ -479,6 +481,7 @@ class PostgresStore:
             if self._closed:
                 return
             self._closed = True
+        self._stopping.set()
         for _ in self._writers:
             self._queue.put(_STOP)
         for writer in self._writers:
