@@ -37,10 +37,16 @@ class Collector:
     lines: list[str] = field(default_factory=list)
 
 
-def start_collector(data_dir: Path, *, prelude: str = "", timeout: float = 120.0) -> Collector:
+def store_args(data_dir: Path, db_url: str | None) -> list[str]:
+    """The store options of a collector command: the data dir's SQLite, or ``db_url``."""
+    return ["--data-dir", str(data_dir), *(["--db", db_url] if db_url else [])]
+
+
+def start_collector(data_dir: Path, *, prelude: str = "", timeout: float = 120.0,
+                    db_url: str | None = None) -> Collector:
     """Start `serve` on 127.0.0.1 with OS-chosen ports; wait for "collector ready"."""
     proc = subprocess.Popen(
-        collector_cmd("serve", "--data-dir", str(data_dir), "--grpc-listen", "127.0.0.1:0",
+        collector_cmd("serve", *store_args(data_dir, db_url), "--grpc-listen", "127.0.0.1:0",
                       "--http-listen", "127.0.0.1:0", prelude=prelude),
         env=clean_env(WORKLENS_LOG_LEVEL="INFO"), text=True,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -66,10 +72,11 @@ def start_collector(data_dir: Path, *, prelude: str = "", timeout: float = 120.0
                      lines)
 
 
-def create_token(data_dir: Path, role: str, name: str = "benchmark") -> str:
-    """A new secret from `worklens-collector token create` on that data dir."""
-    done = subprocess.run(collector_cmd("token", "create", "--role", role, "--data-dir",
-                                        str(data_dir), "--name", name),
+def create_token(data_dir: Path, role: str, name: str = "benchmark",
+                 db_url: str | None = None) -> str:
+    """A new secret from `worklens-collector token create` on that store."""
+    done = subprocess.run(collector_cmd("token", "create", "--role", role,
+                                        *store_args(data_dir, db_url), "--name", name),
                           env=clean_env(), capture_output=True, text=True, check=True)
     return done.stdout.split()[0]
 

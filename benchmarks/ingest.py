@@ -67,6 +67,7 @@ import json
 import multiprocessing as mp
 import os
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -80,6 +81,7 @@ from _collector import (
     start_collector,
     stop_collector,
 )
+from _postgres import postgres_bytes, postgres_for
 
 APPS = [("code", "/usr/bin/code", "{} - worklens - Visual Studio Code"),
         ("firefox", "/usr/lib/firefox/firefox", "{} — Mozilla Firefox"),
@@ -97,8 +99,9 @@ def log(message: str) -> None:
 
 # -- the collector -------------------------------------------------------------------------
 
-def start(data_dir: Path, without_rollups: bool) -> Collector:
-    return start_collector(data_dir, prelude=WITHOUT_ROLLUPS if without_rollups else "")
+def start(data_dir: Path, without_rollups: bool, db_url: str | None = None) -> Collector:
+    return start_collector(data_dir, prelude=WITHOUT_ROLLUPS if without_rollups else "",
+                           db_url=db_url)
 
 
 # -- the simulated agents (run in worker processes) ----------------------------------------
@@ -311,13 +314,15 @@ def varint(value: int) -> bytes:
             return bytes(out)
 
 
-async def run_agent(index: int, address: str, secret: str, opts: dict, prepared: asyncio.Queue,
+async def run_agent(index: int, addresses: list[str], secret: str, opts: dict,
+                    prepared: asyncio.Queue,
                     clock: asyncio.Future, stats: dict) -> None:
     import grpc
     from worklens.v1 import agent_pb2
 
     rng = random.Random(index)
-    async with grpc.aio.insecure_channel(address) as channel:
+    # several collectors: the agents spread over them, as behind a connection balancer
+    async with grpc.aio.insecure_channel(addresses[index % len(addresses)]) as channel:
         enroll = channel.unary_unary("/worklens.v1.AgentService/Enroll",
                                      request_serializer=agent_pb2.EnrollRequest.SerializeToString,
                                      response_deserializer=agent_pb2.EnrollResponse.FromString)
@@ -372,7 +377,7 @@ async def run_agent(index: int, address: str, secret: str, opts: dict, prepared:
         await asyncio.gather(send(), receive())
 
 
-def worker(indices: list[int], address: str, secret: str, opts: dict, ready: mp.Queue,
+def worker(indices: list[int], addresses: list[str], secret: str, opts: dict, ready: mp.Queue,
            start: mp.Queue, results: mp.Queue) -> None:
     """Run ``indices``' agents: enroll, prepare and connect them all (each one's Upload
     stream accepted), say so on ``ready``, then
@@ -383,7 +388,7 @@ def worker(indices: list[int], address: str, secret: str, opts: dict, ready: mp.
 
     async def agent(index: int, prepared: asyncio.Queue, clock: asyncio.Future) -> None:
         try:
-            await run_agent(index, address, secret, opts, prepared, clock, stats)
+            await run_agent(index, addresses, secret, opts, prepared, clock, stats)
         finally:
             if index not in stats["prepared"]:   # failed before: do not hold up the start
                 prepared.put_nowait(index)
@@ -437,12 +442,71 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
+def run(args: argparse.Namespace, data_dir: Path, collectors: list[Collector],
+        db_url: str | None) -> list[dict]:
+    """Enroll, prepare and run the agents against ``collectors``; each worker's stats."""
+    addresses = [c.grpc_address for c in collectors]
+    secret = create_token(data_dir / "c0", "enroll", db_url=db_url)
+    log(f"collectors at {', '.join(addresses)}, store {db_url or data_dir / 'c0'}; "
+        f"{args.agents} agents in {args.workers} processes, {args.batch_events} events per "
+        f"batch, {args.in_flight} in flight each")
+    opts = {"batch_events": args.batch_events, "in_flight": args.in_flight,
+            "repeat_ranges": args.repeat_ranges, "mix": args.mix,
+            "warmup": args.warmup, "packed": args.packed, "prepack": args.prepack,
+            "interval_s": args.agents * args.batch_events / args.rate if args.rate else 0}
+    ctx = mp.get_context("spawn")
+    ready, start_q, results = ctx.Queue(), ctx.Queue(), ctx.Queue()
+    groups = [list(range(w, args.agents, args.workers)) for w in range(args.workers)]
+    workers = [ctx.Process(target=worker, args=(g, addresses, secret, opts, ready, start_q,
+                                                results)) for g in groups if g]
+    for w in workers:
+        w.start()
+    prepared = sum(ready.get(timeout=PREPARE_TIMEOUT_S) for _ in workers)
+    start_at = time.time() + 1.0
+    stop_at = start_at + args.warmup + args.duration
+    log(f"{prepared} agents enrolled, prepared and connected; running")
+    for _ in workers:
+        start_q.put((start_at, stop_at))
+    while time.time() < stop_at:
+        time.sleep(min(5.0, max(0.1, stop_at - time.time())))
+        phase = "warming up" if time.time() < start_at + args.warmup else "measuring"
+        if time.time() >= start_at:
+            log(f"  {phase}: {time.time() - start_at:5.1f}s elapsed")
+    stats = [results.get(timeout=300) for _ in workers]
+    for w in workers:
+        w.join(60)
+    return stats
+
+
+def cpu_of(pid: int) -> float:
+    import psutil
+
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
+        return 0.0
+    return times.user + times.system
+
+
+def store_bytes(data_dir: Path, db_url: str | None) -> int:
+    if db_url is None:
+        return sum(p.stat().st_size for p in (data_dir / "c0").glob("worklens.db*"))
+    return postgres_bytes(db_url)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--agents", type=int, default=200)
     parser.add_argument("--duration", type=float, default=20.0, help="measured seconds")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds not measured")
-    parser.add_argument("--store", choices=("sqlite",), default="sqlite")
+    parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="postgresql: a throwaway PostgreSQL server started for the run "
+                             "(or --pg-url)")
+    parser.add_argument("--collectors", type=int, default=1,
+                        help="collector processes sharing the store (postgresql only); the "
+                             "agents spread over them")
+    parser.add_argument("--pg-url", default="",
+                        help="use this (empty) PostgreSQL database instead of starting one")
     parser.add_argument("--workers", type=int, default=3, help="client processes")
     parser.add_argument("--batch-events", type=int, default=250)
     parser.add_argument("--mix", choices=MIXES, default="agent",
@@ -470,47 +534,25 @@ def main() -> None:
                         help="measure the ingest path alone: the collector runs with the "
                              "summaries' rollup ingest hook disabled")
     args = parser.parse_args()
+    if args.collectors > 1 and args.store == "sqlite":
+        parser.error("--collectors > 1 needs --store postgresql (SQLite has one writer)")
 
     data_dir = Path(tempfile.mkdtemp(prefix="worklens-bench-"))
-    collector = start(data_dir, args.without_rollups)
-    proc, address = collector.proc, collector.grpc_address
-    try:
-        secret = create_token(data_dir, "enroll")
-        log(f"collector at {address}, store {data_dir / 'worklens.db'}; "
-            f"{args.agents} agents in {args.workers} processes, {args.batch_events} events per "
-            f"batch, {args.in_flight} in flight each")
-        opts = {"batch_events": args.batch_events, "in_flight": args.in_flight,
-                "repeat_ranges": args.repeat_ranges, "mix": args.mix,
-                "warmup": args.warmup, "packed": args.packed, "prepack": args.prepack,
-                "interval_s": args.agents * args.batch_events / args.rate if args.rate else 0}
-        ctx = mp.get_context("spawn")
-        ready, start_q, results = ctx.Queue(), ctx.Queue(), ctx.Queue()
-        groups = [list(range(w, args.agents, args.workers)) for w in range(args.workers)]
-        workers = [ctx.Process(target=worker, args=(g, address, secret, opts, ready, start_q,
-                                                    results)) for g in groups if g]
-        for w in workers:
-            w.start()
-        prepared = sum(ready.get(timeout=PREPARE_TIMEOUT_S) for _ in workers)
-        start_at = time.time() + 1.0
-        stop_at = start_at + args.warmup + args.duration
-        log(f"{prepared} agents enrolled, prepared and connected; running")
-        for _ in workers:
-            start_q.put((start_at, stop_at))
-        while time.time() < stop_at:
-            time.sleep(min(5.0, max(0.1, stop_at - time.time())))
-            phase = "warming up" if time.time() < start_at + args.warmup else "measuring"
-            if time.time() >= start_at:
-                log(f"  {phase}: {time.time() - start_at:5.1f}s elapsed")
-        stats = [results.get(timeout=300) for _ in workers]
-        for w in workers:
-            w.join(60)
-        latencies = [x for s in stats for x in s["latencies"]]
-        events = sum(s["events"] for s in stats)
-        errors = sum(s["errors"] for s in stats)
-        server_cpu_s = process_cpu_seconds(proc.pid)
-        db_bytes = sum(p.stat().st_size for p in data_dir.glob("worklens.db*"))
-    finally:
-        stop_collector(proc, data_dir)
+    with postgres_for(args.store, args.pg_url) as (db_url, database_pids):
+        collectors = [start(data_dir / f"c{i}", args.without_rollups, db_url)
+                      for i in range(args.collectors)]
+        try:
+            stats = run(args, data_dir, collectors, db_url)
+            server_cpu_s = sum(process_cpu_seconds(c.proc.pid) for c in collectors)
+            database_cpu_s = sum(cpu_of(pid) for pid in database_pids())
+            db_bytes = store_bytes(data_dir, db_url)
+        finally:
+            for c in collectors:
+                stop_collector(c.proc, data_dir / "unused")
+            shutil.rmtree(data_dir, ignore_errors=True)
+    latencies = [x for s in stats for x in s["latencies"]]
+    events = sum(s["events"] for s in stats)
+    errors = sum(s["errors"] for s in stats)
     figures = {
         "events_per_s": round(events / args.duration),
         "p50_ack_ms": round(percentile(latencies, 50) * 1000, 1),
@@ -524,6 +566,9 @@ def main() -> None:
         "offered_events_per_s": args.rate or None,
         "agent_errors": errors,
         "db_mb": round(db_bytes / 1e6, 1),
+        "store": args.store,
+        "collectors": args.collectors,
+        "database_cpu_s": round(database_cpu_s, 1) if database_cpu_s else None,
         "cpus": os.cpu_count(),
         "rollups": not args.without_rollups,
         "time_ranges": "repeated" if args.repeat_ranges else "forward",

@@ -47,6 +47,7 @@ from pathlib import Path
 import psutil
 import requests
 from _collector import start_collector
+from _postgres import postgres_bytes, postgres_for
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "protos")]
@@ -190,6 +191,13 @@ def fill(db_url: str, args, first_day: date) -> None:
 
     store = open_with_rollups(db_url)
     try:
+        if db_url.startswith("postgresql"):
+            # the day partitions a collector would have made while those days went by
+            from worklens.collector.store import partitions
+
+            first_ms = int(datetime(first_day.year, first_day.month, first_day.day,
+                                    tzinfo=UTC).timestamp() * 1000)
+            store.write(lambda conn: partitions.ensure(conn, first_ms, None))
         set_rules(store, RULES)
         asyncio.run(_fill(store, args, first_day))
     finally:
@@ -216,6 +224,19 @@ def agent_ids(db_url: str) -> list[str]:
     try:
         with store.reader() as conn:
             return [r[0] for r in conn.execute("SELECT agent_id FROM agents ORDER BY id")]
+    finally:
+        store.close()
+
+
+def stored_spans(db_url: str) -> int:
+    from worklens.collector.store import open_store
+
+    store = open_store(db_url)
+    try:
+        with store.reader() as conn:   # SQLite: the top rowid, far cheaper than count(*)
+            sql = ("SELECT max(rowid) FROM window_spans" if db_url.startswith("sqlite")
+                   else "SELECT count(*) FROM window_spans")
+            return conn.execute(sql).fetchone()[0] or 0
     finally:
         store.close()
 
@@ -313,7 +334,7 @@ def filled_store(data_dir: Path, db_url: str, args) -> tuple[date, int | None]:
     if marker.exists() and json.loads(marker.read_text())["params"] == wanted:
         log(f"reusing the store filled earlier in {data_dir}")
         return date.fromisoformat(json.loads(marker.read_text())["first_day"]), None
-    if (data_dir / "worklens.db").exists():
+    if db_url.startswith("sqlite") and (data_dir / "worklens.db").exists():
         raise SystemExit(f"{data_dir} holds another store; give an empty --data-dir")
     first_day = datetime.now(UTC).date() - timedelta(days=args.days)
     log(f"filling {data_dir}: {args.agents} agents x {args.days} days x {args.spans} "
@@ -332,18 +353,28 @@ def main() -> None:
     parser.add_argument("--spans", type=int, default=1000, help="window spans per agent-day")
     parser.add_argument("--repeat", type=int, default=40, help="timed runs of each query")
     parser.add_argument("--data-dir", type=Path, help="keep (and reuse) the filled store here")
+    parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="postgresql: a throwaway PostgreSQL server (or --pg-url)")
+    parser.add_argument("--pg-url", default="", help="use this PostgreSQL database")
     args = parser.parse_args()
 
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="worklens-query-bench-"))
     data_dir.mkdir(parents=True, exist_ok=True)
-    db_url = f"sqlite:///{data_dir / 'worklens.db'}"
+    with postgres_for(args.store, args.pg_url) as (pg_url, _pids):
+        run(args, data_dir, pg_url or f"sqlite:///{data_dir / 'worklens.db'}")
+
+
+def run(args: argparse.Namespace, data_dir: Path, db_url: str) -> None:
+    """Fill (or reuse) the store at ``db_url``, time the queries and the export, print."""
+    sqlite = db_url.startswith("sqlite")
     try:
         first_day, fill_s = filled_store(data_dir, db_url, args)
         days = [first_day + timedelta(days=d) for d in range(args.days)]
-        db_mb = sum(p.stat().st_size for p in data_dir.glob("worklens.db*")) / 1e6
+        db_mb = (sum(p.stat().st_size for p in data_dir.glob("worklens.db*")) if sqlite
+                 else postgres_bytes(db_url)) / 1e6
         log(f"store size {db_mb:,.0f} MB")
 
-        collector = start_collector(data_dir)
+        collector = start_collector(data_dir, db_url=None if sqlite else db_url)
         proc, url = collector.proc, collector.http_url
         try:
             viewer, exporter = make_token(db_url, "viewer"), make_token(db_url, "exporter")
@@ -362,13 +393,12 @@ def main() -> None:
                 proc.wait(60)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        with __import__("sqlite3").connect(f"file:{data_dir / 'worklens.db'}?mode=ro",
-                                           uri=True) as conn:
-            stored = conn.execute("SELECT max(rowid) FROM window_spans").fetchone()[0] or 0
+        stored = stored_spans(db_url)
     finally:
         if args.data_dir is None:
             shutil.rmtree(data_dir, ignore_errors=True)
     print(json.dumps({
+        "store": "sqlite" if sqlite else "postgresql",
         "summary_p95_ms": max(q["p95_ms"] for q in queries.values()),
         "export_rows_per_s": export["rows_per_s"],
         "export_peak_rss_mb": export["peak_rss_mb"],

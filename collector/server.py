@@ -5,6 +5,13 @@ Keepalive: the numbers both ends agree on are in ``worklens.common.wire``.
 
 Shutdown: SIGTERM/SIGINT stop accepting, give open calls ``SHUTDOWN_GRACE_S``
 to finish, let the store writer commit everything queued, close, exit 0.
+
+Several collectors (``--db postgresql://...``): nothing here is per process
+except open streams. Revocations reach every collector's streams through the
+credential watcher (ingest.revocations); scheduled maintenance runs on one
+collector at a time (retention.maintenance_turn); a database that is down makes
+ingest answer UNAVAILABLE and ``/healthz`` 503 until it is back, and the
+collector keeps running (docs/scaling-out.md).
 """
 
 from __future__ import annotations
@@ -148,6 +155,7 @@ class Collector:
             self.store, Limits.from_config(self.cfg),
             FailedEnrollments(burst=self.cfg.grpc.enroll_failures_burst))
         server.add_generic_rpc_handlers((self._service.handler(),))
+        self._service.start()
         listen = self.cfg.grpc.listen
         try:
             if tls is None:
@@ -197,6 +205,8 @@ class Collector:
             self._service.drain()
             await self._grpc.stop(grace)
             self._grpc = None
+        if self._service is not None:
+            await self._service.stop()
         if self._http is not None:
             self._http.should_exit = True
             with contextlib.suppress(Exception, SystemExit):

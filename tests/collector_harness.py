@@ -88,6 +88,7 @@ class _Client:
 
     grpc_address: str
     db_path: Path
+    db_url: str
     channel_credentials: grpc.ChannelCredentials | None = None
 
     def channel(self, options: Iterable[tuple[str, Any]] = ()) -> grpc.Channel:
@@ -120,12 +121,9 @@ class _Client:
                                                   timeout=timeout))
 
     def query(self, sql: str, params: tuple = ()) -> list[tuple]:
-        """Read the database directly (read-only), as an operator would."""
-        conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=30)
-        try:
-            return conn.execute(sql, params).fetchall()
-        finally:
-            conn.close()
+        """Read the database directly (read-only), as an operator would; SQLite-spelled
+        SQL (``?`` placeholders) on either engine."""
+        return query_store(self.db_url, sql, params)
 
     def process_samples(self, agent_id: str | None = None) -> list[tuple]:
         """Stored process samples (their blocks decoded), in time order, as rows
@@ -155,11 +153,11 @@ class InProcessCollector(_Client):
     """A worklens.collector.server.Collector on its own event loop thread in this process."""
 
     def __init__(self, data_dir: Path, cfg: CollectorConfig | None = None, *,
-                 http: bool = False) -> None:
+                 http: bool = False, db_url: str | None = None) -> None:
         self.data_dir = data_dir
         self.cfg = cfg or collector_config()
         self.db_path = data_dir / "worklens.db"
-        self.db_url = self.cfg.store.url or f"sqlite:///{self.db_path}"
+        self.db_url = db_url or self.cfg.store.url or f"sqlite:///{self.db_path}"
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="collector-loop",
                                         daemon=True)
@@ -203,29 +201,32 @@ class CollectorProcess(_Client):
 
     ``start()`` waits for "collector ready"; ``kill()`` is SIGKILL; ``terminate()``
     is SIGTERM and returns the exit code; ``restart()`` starts again on the SAME
-    ports (agents keep their configured address)."""
+    ports (agents keep their configured address). ``db_url`` (e.g. a
+    ``postgresql://`` URL several processes share) is passed as ``--db`` to serve
+    and to the CLI; without it, the SQLite file in ``data_dir``."""
 
     data_dir: Path
     extra_args: list[str] = field(default_factory=list)
     config_path: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
+    db_url: str = ""
     grpc_address: str = ""
     http_url: str = ""
     lines: list[str] = field(default_factory=list)
     proc: subprocess.Popen | None = None
 
+    def __post_init__(self) -> None:
+        self._db_args = ["--db", self.db_url] if self.db_url else []
+        self.db_url = self.db_url or f"sqlite:///{self.db_path}"
+
     @property
     def db_path(self) -> Path:  # type: ignore[override]
         return self.data_dir / "worklens.db"
 
-    @property
-    def db_url(self) -> str:
-        return f"sqlite:///{self.db_path}"
-
     def cli(self, *args: str, check: bool = False, timeout: float = 60
             ) -> subprocess.CompletedProcess:
-        """Run `worklens-collector ARGS` with this collector's --data-dir/--config."""
-        store_args = ["--data-dir", str(self.data_dir)]
+        """Run `worklens-collector ARGS` with this collector's --data-dir/--db/--config."""
+        store_args = ["--data-dir", str(self.data_dir), *self._db_args]
         if self.config_path:
             store_args += ["--config", str(self.config_path)]
         return subprocess.run(collector_command(*args, *store_args), env=self._env(),
@@ -244,7 +245,7 @@ class CollectorProcess(_Client):
         grpc_listen = grpc_listen or "127.0.0.1:0"
         http_listen = http_listen or "127.0.0.1:0"
         args = ["serve", "--data-dir", str(self.data_dir), "--grpc-listen", grpc_listen,
-                "--http-listen", http_listen, *self.extra_args]
+                "--http-listen", http_listen, *self._db_args, *self.extra_args]
         if self.config_path:
             args += ["--config", str(self.config_path)]
         self.lines = []
@@ -298,6 +299,26 @@ class CollectorProcess(_Client):
         else:
             self.terminate()
         self.start(f"127.0.0.1:{grpc_port}", http_listen)
+
+
+def query_store(url: str, sql: str, params: tuple = ()) -> list[tuple]:
+    """Rows of one SQLite-spelled query on the store at ``url`` (either engine), on a
+    connection of its own, as an operator's client would read it."""
+    if url.startswith("postgres"):
+        import psycopg
+        from worklens.collector.store.pgsql import PgConnection, adapt
+
+        with psycopg.connect(url, autocommit=True, connect_timeout=30) as raw:
+            adapt(raw)
+            cur = PgConnection(raw).execute(sql, params)
+            return cur.fetchall() if cur.description else []
+    from worklens.collector.store import sqlite_path
+
+    conn = sqlite3.connect(f"file:{sqlite_path(url)}?mode=ro", uri=True, timeout=30)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
 
 
 def collector_command(*args: str) -> list[str]:

@@ -10,10 +10,11 @@ import getpass
 import json
 import os
 import socket
-import sqlite3
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
+
+from worklens.collector.store import Connection
 
 
 class Actor(Protocol):
@@ -69,7 +70,7 @@ def record(store: Any, who: Actor, action: str, params: dict[str, Any],
     row = (int(time.time() * 1000), who.token_id, who.name, who.role, action,
            json.dumps(params, sort_keys=True, default=str), client)
 
-    def insert(conn: sqlite3.Connection) -> None:
+    def insert(conn: Connection) -> None:
         conn.execute("INSERT INTO audit_log (time_ms, token_id, token_name, role, action,"
                      " params, client) VALUES (?, ?, ?, ?, ?, ?, ?)", row)
 
@@ -81,9 +82,10 @@ def recent(store: Any, limit: int = 100, action: str | None = None) -> list[Audi
     sql = ("SELECT id, time_ms, token_id, token_name, role, action, params, client"
            " FROM audit_log")
     args: list[Any] = []
-    if action:
-        sql += " WHERE action = ? OR action LIKE ?"
-        args += [action, f"{action}.%"]
+    if action:   # a prefix compare, not LIKE: that is case-sensitive on PostgreSQL only
+        prefix = f"{action}."
+        sql += " WHERE action = ? OR substr(action, 1, ?) = ?"
+        args += [action, len(prefix), prefix]
     sql += " ORDER BY id DESC LIMIT ?"
     args.append(limit)
     with store.reader() as conn:

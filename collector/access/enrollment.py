@@ -9,9 +9,9 @@ from a batch's payload.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import secrets
-import sqlite3
 import string
 import threading
 import time
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from worklens.collector.access.groups import put_agent_groups
 from worklens.collector.access.tokens import hash_secret, new_secret, same_hash, verify_token
-from worklens.collector.store import AgentRow, Store
+from worklens.collector.store import AgentRow, Connection, Store
 from worklens.v1 import agent_pb2
 
 AGENT_ID_PREFIX = "ag-"
@@ -94,14 +94,15 @@ async def enroll(store: Store, secret: str, install_id: str,
     credential (the old one stops working) when the caller proves it is that agent:
     ``credential`` is its current one, an admin allowed it (``allow_reenroll``), or
     the agent was enrolled minutes ago and never used its credential."""
-    token = verify_token(store, secret)
+    # on a thread: with PostgreSQL a lookup is a round trip, or a wait while it is down
+    token = await asyncio.to_thread(verify_token, store, secret)
     if token is None or token.role != "enroll":
         raise EnrollmentRefused("the enrollment secret is unknown, revoked or expired")
     secret_part = new_secret()
     now = _now_ms()
     key = install_key(install_id)
 
-    def upsert(conn: sqlite3.Connection) -> Enrolled:
+    def upsert(conn: Connection) -> Enrolled:
         # install ids stored before they were hashed are found as written, then hashed
         row = conn.execute(f"SELECT {AgentRow.COLUMNS}, reenroll_until_ms FROM agents "
                            "WHERE install_id IN (?, ?)", (key, install_id)).fetchone()
@@ -124,15 +125,16 @@ async def enroll(store: Store, secret: str, install_id: str,
             if not conn.execute("SELECT 1 FROM agents WHERE agent_id = ?",
                                 (agent_id,)).fetchone():
                 break
-        cur = conn.execute(
+        new_key = conn.execute(
             "INSERT INTO agents (agent_id, install_id, credential_hash, hostname, os, "
-            "os_version, username, agent_version, enrolled_ms) VALUES (?,?,?,?,?,?,?,?,?)",
+            "os_version, username, agent_version, enrolled_ms) VALUES (?,?,?,?,?,?,?,?,?) "
+            "RETURNING id",
             (agent_id, key, hash_secret(secret_part), host.hostname, host.os,
-             host.os_version, host.user, host.agent_version, now))
+             host.os_version, host.user, host.agent_version, now)).fetchone()[0]
         # The enroll secret's groups, at enrollment only: a re-enroll keeps what an
         # admin may have changed since.
-        put_agent_groups(conn, cur.lastrowid, token.groups)
-        agent = AgentRow(cur.lastrowid, agent_id, key, "", host.hostname, host.os,
+        put_agent_groups(conn, new_key, token.groups)
+        agent = AgentRow(new_key, agent_id, key, "", host.hostname, host.os,
                          host.os_version, host.user, host.agent_version, now)
         return Enrolled(agent, f"{agent_id}.{secret_part}", new=True)
 

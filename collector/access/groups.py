@@ -19,12 +19,12 @@ path can forget a join. A fleet is thousands of agents, not millions: reading
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from worklens.collector.store import Connection
 from worklens.common.cli import UserError
 
 GROUP_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)*$")
@@ -89,12 +89,16 @@ def scope_for(role: str, groups: Iterable[str]) -> Scope:
 
 # -- reading ----------------------------------------------------------------------------------
 
-def memberships(conn: sqlite3.Connection) -> dict[int, list[str]]:
+# Group names are sorted here, not by the database: PostgreSQL's collation may order
+# text unlike SQLite (e.g. "Sales" after "eng"), and names are shown and compared as
+# check_groups sorts them.
+
+def memberships(conn: Connection) -> dict[int, list[str]]:
     """Agent key -> its groups, sorted (agents without a group are absent)."""
     out: dict[int, list[str]] = defaultdict(list)
-    for key, grp in conn.execute("SELECT agent, grp FROM agent_groups ORDER BY agent, grp"):
+    for key, grp in conn.execute("SELECT agent, grp FROM agent_groups ORDER BY agent"):
         out[key].append(grp)
-    return dict(out)
+    return {key: sorted(names) for key, names in out.items()}
 
 
 @dataclass(frozen=True)
@@ -113,7 +117,7 @@ class Visible:
         return ";".join(self.groups_of.get(key, ()))
 
 
-def visible(conn: sqlite3.Connection, scope: Scope, group: str | None = None) -> Visible:
+def visible(conn: Connection, scope: Scope, group: str | None = None) -> Visible:
     """Resolve a scope (and an optional ``group`` filter, itself covering subgroups)
     to agent keys. An unknown group - or one the scope does not cover - selects no
     agent; the caller decides whether that is a 404."""
@@ -129,12 +133,12 @@ def visible(conn: sqlite3.Connection, scope: Scope, group: str | None = None) ->
     return Visible(frozenset(keys), groups_of)
 
 
-def group_exists(conn: sqlite3.Connection, scope: Scope, group: str) -> bool:
+def group_exists(conn: Connection, scope: Scope, group: str) -> bool:
     """Some agent the scope may see is in ``group`` or one of its subgroups."""
     return bool(visible(conn, scope, group).keys)
 
 
-def list_groups(conn: sqlite3.Connection, scope: Scope = EVERYTHING) -> list[dict[str, Any]]:
+def list_groups(conn: Connection, scope: Scope = EVERYTHING) -> list[dict[str, Any]]:
     """Each group the scope covers with how many (non-revoked) agents are in it."""
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for grp, revoked in conn.execute(
@@ -146,31 +150,31 @@ def list_groups(conn: sqlite3.Connection, scope: Scope = EVERYTHING) -> list[dic
             for g, c in sorted(counts.items())]
 
 
-def token_groups(conn: sqlite3.Connection, token_id: str) -> tuple[str, ...]:
-    return tuple(g for (g,) in conn.execute(
-        "SELECT grp FROM token_groups WHERE token_id = ? ORDER BY grp", (token_id,)))
+def token_groups(conn: Connection, token_id: str) -> tuple[str, ...]:
+    return tuple(sorted(g for (g,) in conn.execute(
+        "SELECT grp FROM token_groups WHERE token_id = ?", (token_id,))))
 
 
-def all_token_groups(conn: sqlite3.Connection) -> dict[str, tuple[str, ...]]:
+def all_token_groups(conn: Connection) -> dict[str, tuple[str, ...]]:
     out: dict[str, list[str]] = defaultdict(list)
-    for token_id, grp in conn.execute("SELECT token_id, grp FROM token_groups ORDER BY grp"):
+    for token_id, grp in conn.execute("SELECT token_id, grp FROM token_groups"):
         out[token_id].append(grp)
-    return {k: tuple(v) for k, v in out.items()}
+    return {k: tuple(sorted(v)) for k, v in out.items()}
 
 
 # -- writing (inside a store write transaction) -----------------------------------------------
 
-def put_token_groups(conn: sqlite3.Connection, token_id: str, groups: Iterable[str]) -> None:
+def put_token_groups(conn: Connection, token_id: str, groups: Iterable[str]) -> None:
     conn.executemany("INSERT OR IGNORE INTO token_groups (token_id, grp) VALUES (?, ?)",
                      [(token_id, g) for g in groups])
 
 
-def put_agent_groups(conn: sqlite3.Connection, key: int, groups: Iterable[str]) -> None:
+def put_agent_groups(conn: Connection, key: int, groups: Iterable[str]) -> None:
     conn.executemany("INSERT OR IGNORE INTO agent_groups (agent, grp) VALUES (?, ?)",
                      [(key, g) for g in groups])
 
 
-def replace_agent_groups(conn: sqlite3.Connection, key: int, groups: Iterable[str]) -> None:
+def replace_agent_groups(conn: Connection, key: int, groups: Iterable[str]) -> None:
     conn.execute("DELETE FROM agent_groups WHERE agent = ?", (key,))
     put_agent_groups(conn, key, groups)
 
@@ -183,7 +187,7 @@ def set_agent_groups(store: Any, agent_id: str, groups: Iterable[str]) -> tuple[
     """Replace an agent's groups (validated); UnknownAgentId when there is no such agent."""
     checked = check_groups(groups)
 
-    def change(conn: sqlite3.Connection) -> None:
+    def change(conn: Connection) -> None:
         row = conn.execute("SELECT id FROM agents WHERE agent_id = ?", (agent_id,)).fetchone()
         if row is None:
             raise UnknownAgentId(agent_id)

@@ -18,7 +18,6 @@ import base64
 import hashlib
 import hmac
 import secrets
-import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from worklens.collector.access.groups import (
     put_token_groups,
     token_groups,
 )
-from worklens.collector.store import Store
+from worklens.collector.store import Connection, Store
 from worklens.common.cli import UserError
 
 ROLES = ("enroll", "viewer", "exporter", "admin")
@@ -96,7 +95,7 @@ def create_token(store: Store, role: str, name: str = "",
     expires = None if expires_s is None else created + int(expires_s * 1000)
     info = TokenInfo(token_id, role, name, created, expires, None, None, groups)
 
-    def insert(conn: sqlite3.Connection) -> None:
+    def insert(conn: Connection) -> None:
         conn.execute("INSERT INTO tokens (id, role, name, secret_hash, created_ms, expires_ms) "
                      "VALUES (?, ?, ?, ?, ?, ?)",
                      (token_id, role, name, hash_secret(secret), created, expires))
@@ -136,8 +135,9 @@ def verify_token(store: Store, secret: str) -> TokenInfo | None:
 
 def list_tokens(store: Store) -> list[TokenInfo]:
     with store.reader() as conn:
-        rows = conn.execute(f"SELECT {_COLUMNS} FROM tokens ORDER BY created_ms, id").fetchall()
+        rows = conn.execute(f"SELECT {_COLUMNS} FROM tokens").fetchall()
         groups = all_token_groups(conn)
+    rows.sort(key=lambda row: (row[3], row[0]))   # created_ms, id: byte order on any engine
     return [TokenInfo(*row, groups.get(row[0], ())) for row in rows]
 
 
@@ -145,7 +145,7 @@ def revoke_token(store: Store, token_id: str) -> bool:
     """Revoke ``token_id``; False when there is no such token (or it was revoked)."""
     now = _now_ms()
 
-    def revoke(conn: sqlite3.Connection) -> bool:
+    def revoke(conn: Connection) -> bool:
         cur = conn.execute("UPDATE tokens SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL",
                            (now, token_id))
         return cur.rowcount > 0

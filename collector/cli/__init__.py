@@ -30,6 +30,7 @@ COMMANDS = {
     "rollups": "worklens.collector.cli.maintenance:rollups_command",
     "rules": "worklens.collector.cli.maintenance:rules_command",
     "agents": "worklens.collector.cli.agents:command",
+    "migrate": "worklens.collector.cli.migrate:command",
 }
 # Operator client commands talk to the HTTP API and take no store options.
 CLIENT_COMMANDS = {"summary", "export"}
@@ -132,6 +133,17 @@ def build_parser() -> argparse.ArgumentParser:
     revoke_agent = agents_sub.add_parser("revoke", parents=[store],
                                          help="revoke an agent's credential (its data stays)")
     revoke_agent.add_argument("agent", metavar="AGENT")
+
+    migrate = sub.add_parser(
+        "migrate", parents=[store], help="move the SQLite store into PostgreSQL",
+        description="Copy the SQLite store (--db, else the configured one) into an EMPTY "
+                    "PostgreSQL database: agents and their credentials (no re-enrollment), "
+                    "tokens, groups, the batch ledger, records, rollups, rules and the audit "
+                    "log. Stop the collector first. The SQLite file is only read; the copy "
+                    "is one transaction whose row counts are checked before it commits.")
+    migrate.add_argument("--to", required=True, metavar="URL",
+                         help="the PostgreSQL database: postgresql://USER@HOST:PORT/DB "
+                              "(password from the URL, PGPASSFILE or PGPASSWORD)")
     return parser
 
 

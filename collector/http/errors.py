@@ -10,8 +10,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from worklens.collector.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
+# What a 503 asks a client to wait when the database is down or restarting.
+STORE_RETRY_AFTER_S = 5
 
 
 class ApiError(Exception):
@@ -58,6 +61,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
         return error_response(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(StoreUnavailable)
+    async def _store_down(_req: Request, exc: StoreUnavailable) -> JSONResponse:
+        # e.g. the shared PostgreSQL is restarting: the collector stays up, retry later
+        return error_response(503, str(exc), {"Retry-After": str(STORE_RETRY_AFTER_S)})
 
     @app.exception_handler(Exception)
     async def _unexpected(req: Request, exc: Exception) -> JSONResponse:

@@ -24,11 +24,8 @@ STORE_SIZE = Gauge("worklens_store_size_bytes",
 
 
 def store_size_bytes(store: Any) -> int:
-    """Size of the database as SQLite sees it: page_count * page_size."""
-    with store.reader() as conn:
-        pages = conn.execute("PRAGMA page_count").fetchone()[0]
-        size = conn.execute("PRAGMA page_size").fetchone()[0]
-    return int(pages) * int(size)
+    """Size of the database as its engine reports it (``Store.size_bytes``)."""
+    return store.size_bytes()
 
 
 @router.get("/healthz", summary="200 when the store answers, 503 when it does not")

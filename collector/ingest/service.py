@@ -23,8 +23,10 @@ RESOURCE_EXHAUSTED    message over ``[grpc] max_message_mb`` (grpc itself), a
                       packed batch expanding past that size (no retry-after:
                       it never fits), or the store is overloaded: trailing
                       metadata ``retry-after-ms`` says when to retry.
-UNAVAILABLE           the batch could not be made durable (disk full, shutting
-                      down): retry later, nothing of it was stored.
+UNAVAILABLE           the batch could not be made durable (disk full, the
+                      database down or restarting, shutting down): retry later,
+                      nothing of it was stored. Also when the credential cannot
+                      be looked up because the database is down.
 ====================  =========================================================
 
 Upload pipelines: a reader task parses, validates and queues each batch to the
@@ -38,18 +40,25 @@ parsed, its differences turned back into times and memory, its process
 snapshots expanded, and from there it is an ordinary batch: the same agent id
 check, the same validation, the same store call.
 
-Revocation: a stream is authenticated when it opens and again, before the next
-batch is accepted, (a) at once when this process revoked or re-enrolled any
-agent since (access.enrollment's change counter), and (b) at least every
-``CREDENTIAL_RECHECK_S`` seconds otherwise, which catches revocations written
-by another process (the ``token``/admin CLI, the HTTP API's own SQL, other
-collectors sharing a database). A stream whose credential no longer holds ends
-with UNAUTHENTICATED; batches accepted before that are stored and acked.
+Revocation: a stream is authenticated when it opens; then (a) every open
+stream's credential is checked against the database about once a second
+(ingest.revocations), which catches revocations and re-enrollments written by
+any process (other collectors sharing the database, the ``agents`` CLI, the
+HTTP API) and ends the stream even while its agent sends nothing; (b) before
+the next batch is accepted when this process revoked or re-enrolled any agent
+since (access.enrollment's change counter). A stream whose credential no
+longer holds ends with UNAUTHENTICATED; batches accepted before that are
+stored and acked.
+
+Credential lookups run on a thread, never on the event loop: with PostgreSQL a
+lookup is a round trip, and a database that is down makes it wait for the
+pool's timeout, which must not stop every other stream (and the HTTP API).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -80,6 +89,7 @@ from worklens.collector.ingest.guards import (
     records_over,
     snapshots_fit,
 )
+from worklens.collector.ingest.revocations import Held, RevocationWatcher
 from worklens.collector.ingest.userchange import note_user_change
 from worklens.collector.ingest.validate import InvalidBatch, Limits, check_batch, check_host
 from worklens.collector.store import AgentRow, IngestResult, Store, StoreBusy, StoreError
@@ -110,10 +120,6 @@ MAX_IN_FLIGHT_EVENTS = 100_000
 # a reconnect while the old connection is not yet known to be dead).
 MAX_STREAMS_PER_AGENT = 8
 STREAMS_RETRY_AFTER_MS = 5_000
-# An open stream's credential is looked up again at least this often (when
-# batches arrive): the bound on how long a revocation made by another process
-# takes to reach an open stream.
-CREDENTIAL_RECHECK_S = 5.0
 REVOKED_ON_STREAM = ("agent credential revoked or replaced while the upload stream was open: "
                      "re-enroll the agent")
 
@@ -140,19 +146,31 @@ class _Reject:
         return tuple(out)
 
 
-@dataclass
+@dataclass(eq=False)
 class _Stream:
-    """What one Upload stream keeps: who it is, when that was last confirmed,
-    and its inflate context."""
+    """What one Upload stream keeps: who it is, the credential change count it was
+    last confirmed at, its inflate context, and (once set) why it must end."""
     credential: str
     agent: AgentRow
-    checked_at: float
     checked_changes: int
     inflater: Inflater | None = None
     deltas: StreamDeltas | None = None
     user: str = ""          # the user this stream's agent last reported
     in_flight_events: int = 0
     room: asyncio.Event = field(default_factory=asyncio.Event)
+    reader: asyncio.Task | None = None
+    ended: _Reject | None = None
+
+    @property
+    def held(self) -> Held:
+        return self.agent.key, self.agent.credential_hash
+
+    def end(self, reject: _Reject) -> None:
+        """Stop reading: what is in flight is acked, then the stream ends with ``reject``."""
+        if self.ended is None:
+            self.ended = reject
+            if self.reader is not None:
+                self.reader.cancel()
 
 
 @dataclass(frozen=True)
@@ -210,6 +228,9 @@ def _enroll_problem(request: agent_pb2.EnrollRequest) -> str | None:
     return None
 
 
+_REVOKED = _Reject(grpc.StatusCode.UNAUTHENTICATED, REVOKED_ON_STREAM, "unauthenticated")
+
+
 def _store_failure(exc: StoreError, sequence: int | None) -> _Reject:
     if isinstance(exc, StoreBusy):
         return _Reject(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc), "busy", sequence,
@@ -227,7 +248,31 @@ class AgentService:
         self._failed_enrollments = failed_enrollments or FailedEnrollments()
         self._readers: set[asyncio.Task] = set()
         self._streams: dict[int, int] = {}   # agent key -> open Upload streams
+        self._open: set[_Stream] = set()
         self._draining = False
+        self._watcher: asyncio.Task | None = None
+
+    def start(self) -> None:
+        """Start watching the open streams' credentials (in the running loop)."""
+        watcher = RevocationWatcher(self.store, self._held, self._end_revoked)
+        self._watcher = asyncio.get_running_loop().create_task(watcher.run())
+
+    async def stop(self) -> None:
+        """Stop the credential watcher (the streams are the gRPC server's to end)."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+            self._watcher = None
+
+    def _held(self) -> list[Held]:
+        return [stream.held for stream in self._open]
+
+    def _end_revoked(self, held: Held) -> None:
+        for stream in [s for s in self._open if s.held == held]:
+            log.info("agent %s: credential revoked or replaced; ending its upload stream",
+                     stream.agent.agent_id)
+            stream.end(_REVOKED)
 
     def handler(self) -> grpc.GenericRpcHandler:
         return grpc.method_handlers_generic_handler(SERVICE, {
@@ -264,7 +309,14 @@ class AgentService:
 
     async def _authenticate(self, context: grpc.aio.ServicerContext) -> AgentRow:
         credential = _credential(context)
-        agent = authenticate(self.store, credential) if credential else None
+        agent = None
+        if credential:
+            try:
+                agent = await asyncio.to_thread(authenticate, self.store, credential)
+            except StoreError as exc:
+                agent = _store_failure(exc, None)
+        if isinstance(agent, _Reject):
+            await self._abort(context, agent)
         if agent is None:
             what = "wrong, unknown or revoked" if credential else "missing"
             await self._abort(context, _Reject(
@@ -347,15 +399,16 @@ class AgentService:
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"agent {agent.agent_id} already has {MAX_STREAMS_PER_AGENT} upload streams "
                 "open; retry later", "busy", retry_after_ms=STREAMS_RETRY_AFTER_MS))
-        stream = _Stream(_credential(context), agent, time.monotonic(), changes,
-                         user=agent.username)
+        stream = _Stream(_credential(context), agent, changes, user=agent.username)
         self._streams[agent.key] = self._streams.get(agent.key, 0) + 1
+        self._open.add(stream)
         acks = self._acks(requests, context, stream)
         try:
             async for ack in acks:
                 yield ack
         finally:
             await acks.aclose()   # its own finally now (reader, metrics), not at some GC
+            self._open.discard(stream)
             left = self._streams.pop(agent.key, 1) - 1
             if left:
                 self._streams[agent.key] = left
@@ -367,6 +420,7 @@ class AgentService:
         pipeline: asyncio.Queue = asyncio.Queue()
         slots = asyncio.Semaphore(MAX_IN_FLIGHT)
         reader = asyncio.create_task(self._read_batches(requests, stream, pipeline, slots))
+        stream.reader = reader
         self._readers.add(reader)
         metrics.CONNECTED_AGENTS.inc()
         try:
@@ -418,7 +472,7 @@ class AgentService:
                 data = await anext(requests, None)
                 if data is None:
                     break
-                item = self._still_valid(stream) or self._handle(data, stream)
+                item = await self._still_valid(stream) or self._handle(data, stream)
                 if isinstance(item, _Reject):
                     item = replace(item, size=len(data))
                 pipeline.put_nowait(item)
@@ -426,7 +480,9 @@ class AgentService:
                     return
                 stream.in_flight_events += item.events
         except asyncio.CancelledError:
-            if self._draining:
+            if stream.ended is not None:
+                pipeline.put_nowait(stream.ended)
+            elif self._draining:
                 pipeline.put_nowait(_Reject(grpc.StatusCode.UNAVAILABLE,
                                             "the collector is shutting down; retry later",
                                             "unavailable"))
@@ -446,19 +502,21 @@ class AgentService:
             return _Reject(grpc.StatusCode.INTERNAL, "the collector failed to handle this "
                            "batch (its log says why); retry later", "internal")
 
-    def _still_valid(self, stream: _Stream) -> _Reject | None:
-        """Re-check the stream's credential when it may have changed (see the
-        module docstring); a _Reject ends the stream."""
+    async def _still_valid(self, stream: _Stream) -> _Reject | None:
+        """Re-check the stream's credential when this process changed credentials
+        since (see the module docstring); a _Reject ends the stream."""
         changes = credential_changes()
-        now = time.monotonic()
-        if changes == stream.checked_changes and now - stream.checked_at < CREDENTIAL_RECHECK_S:
+        if changes == stream.checked_changes:
             return None
-        stream.checked_changes, stream.checked_at = changes, now
-        if authenticate(self.store, stream.credential) is None:
+        try:
+            agent = await asyncio.to_thread(authenticate, self.store, stream.credential)
+        except StoreError as exc:
+            return _store_failure(exc, None)
+        stream.checked_changes = changes
+        if agent is None:
             log.info("agent %s: credential revoked or replaced; ending its upload stream",
                      stream.agent.agent_id)
-            return _Reject(grpc.StatusCode.UNAUTHENTICATED, REVOKED_ON_STREAM,
-                           "unauthenticated")
+            return _REVOKED
         return None
 
     def _accept(self, data: bytes, stream: _Stream) -> _InFlight | _Reject:

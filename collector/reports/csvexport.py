@@ -38,13 +38,11 @@ from __future__ import annotations
 
 import csv
 import io
-import sqlite3
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 from typing import Any
-from urllib.parse import quote
 
 from worklens.collector.access.groups import memberships
 from worklens.collector.reports.summary import (
@@ -57,7 +55,8 @@ from worklens.collector.reports.summary import (
     zone,
 )
 from worklens.collector.rollup.rules import app_key, classifier
-from worklens.collector.store import blocks
+from worklens.collector.store import Connection, blocks
+from worklens.collector.store.base import POSTGRESQL, dialect
 
 KINDS = ("spans", "activity", "processes", "daily", "apps")
 CHUNK_ROWS = 5000
@@ -164,18 +163,9 @@ def export(store: Any, kind: str, from_date: date, to_date: date,
     return _stream(store, kind, start, end, tz, _Selection(keys, groups_of), user)
 
 
-def _connect(store: Any) -> sqlite3.Connection:
-    conn = sqlite3.connect(f"file:{quote(str(store.path))}?mode=ro", uri=True,
-                           check_same_thread=False, timeout=10)
-    conn.execute("PRAGMA query_only=ON")
-    return conn
-
-
 def _stream(store: Any, kind: str, start: int, end: int, tz: tzinfo, agent: _Selection,
             user: str | None) -> Iterator[bytes]:
-    conn = _connect(store)
-    try:
-        conn.execute("BEGIN")   # one snapshot for the whole export
+    with store.snapshot() as conn:   # one snapshot for the whole export
         if agent.groups_of is None:
             agent = _Selection(agent.keys, memberships(conn))
         buffer = io.StringIO()
@@ -192,8 +182,6 @@ def _stream(store: Any, kind: str, start: int, end: int, tz: tzinfo, agent: _Sel
             yield buffer.getvalue().encode("utf-8")
             buffer.seek(0)
             buffer.truncate()
-    finally:
-        conn.close()
 
 
 def _filters(column: str, start: int, end: int, agent: int | None, user: str | None,
@@ -208,12 +196,14 @@ def _filters(column: str, start: int, end: int, agent: int | None, user: str | N
     return " AND ".join(where), params
 
 
-def _chunks(conn: sqlite3.Connection, sql: str, params: list) -> Iterator[list[tuple]]:
+def _chunks(conn: Connection, sql: str, params: tuple) -> Iterator[list[tuple]]:
+    """The rows of ``sql`` CHUNK_ROWS at a time, never all of them in memory: SQLite's
+    cursor steps lazily; on PostgreSQL ``chunks`` pages through a server-side cursor."""
+    if dialect(conn) == POSTGRESQL:
+        yield from conn.chunks(sql, params, CHUNK_ROWS)
+        return
     cursor = conn.execute(sql, params)
-    while True:
-        rows = cursor.fetchmany(CHUNK_ROWS)
-        if not rows:
-            return
+    while rows := cursor.fetchmany(CHUNK_ROWS):
         yield rows
 
 
@@ -240,7 +230,7 @@ class _Cells(dict):
 _SECONDS = [f"{s:02d}.{m:03d}" for s in range(60) for m in range(1000)]   # ms in minute -> text
 
 
-def _raw_rows(conn: sqlite3.Connection, table: str, column: str, columns: str, start: int,
+def _raw_rows(conn: Connection, table: str, column: str, columns: str, start: int,
               end: int, agent: _Selection, user: str | None
               ) -> Iterator[tuple[str, str, list[tuple]]]:
     """(agent_id, group cell, rows) agent by agent, each agent's rows by ``column``
@@ -333,12 +323,13 @@ def _processes(conn, start, end, tz, agent, user) -> Iterator[list[tuple]]:
 
 # -- rollup kinds: per agent, aggregated to local days ----------------------------------------
 
-def _agents(conn: sqlite3.Connection, agent: _Selection) -> list[tuple[int, str, str]]:
+def _agents(conn: Connection, agent: _Selection) -> list[tuple[int, str, str]]:
     """(key, agent_id, group cell) of the selected agents, by agent_id."""
-    rows = conn.execute("SELECT id, agent_id FROM agents ORDER BY agent_id").fetchall()
+    rows = conn.execute("SELECT id, agent_id FROM agents").fetchall()
     groups_of = agent.groups_of or {}
     return [(key, agent_id, safe(";".join(groups_of.get(key, ()))))
-            for key, agent_id in rows if agent.keys is None or key in agent.keys]
+            for key, agent_id in sorted(rows, key=lambda row: row[1])   # any engine's order
+            if agent.keys is None or key in agent.keys]
 
 
 def _daily(conn, start, end, tz, agent, user) -> Iterator[list[tuple]]:

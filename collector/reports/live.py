@@ -18,13 +18,13 @@ its own flush interval and the last batch stored, never guessed from activity.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from worklens.collector.reports.summary import REASON_NAMES, STATE_NAMES
 from worklens.collector.rollup.rules import app_key
+from worklens.collector.store import Connection
 
 DEFAULT_FLUSH_MS = 30_000      # an agent that never said (older agents): the default
 MISSED_FOR_OFFLINE = 2         # flushes missing before an agent is called offline
@@ -70,12 +70,12 @@ def live(store: Any, now_ms: int,
             "SELECT a.id, a.agent_id, a.hostname, a.username, a.last_seen_ms, "
             "l.received_ms, l.flush_interval_ms, l.spool_batches, l.spool_bytes "
             "FROM agents a LEFT JOIN agent_live l ON l.agent = a.id "
-            "WHERE a.revoked_ms IS NULL "
-            "ORDER BY coalesce(a.last_seen_ms, 0) DESC, a.agent_id").fetchall()
+            "WHERE a.revoked_ms IS NULL").fetchall()
+        agents.sort(key=lambda row: (-(row[4] or 0), row[1]))   # not the engine's collation
         return [_one(conn, row, now_ms) for row in agents if allows is None or allows(row[0])]
 
 
-def _one(conn: sqlite3.Connection, row: tuple, now_ms: int) -> LiveAgent:
+def _one(conn: Connection, row: tuple, now_ms: int) -> LiveAgent:
     key, agent_id, hostname, user, last_seen, received, flush_ms, backlog, backlog_bytes = row
     flush_ms = flush_ms or DEFAULT_FLUSH_MS
     contact = max(filter(None, (last_seen, received)), default=None)
@@ -112,13 +112,13 @@ def missed_flushes(contact_ms: int | None, flush_ms: int, now_ms: int) -> int:
     return max(0, (now_ms - contact_ms - GRACE_MS) // max(flush_ms, 1))
 
 
-def _latest(conn: sqlite3.Connection, table: str, columns: str, key: int) -> tuple | None:
+def _latest(conn: Connection, table: str, columns: str, key: int) -> tuple | None:
     return conn.execute(
         f"SELECT start_ms, duration_ms, continued, {columns} FROM {table} WHERE agent = ? "
         "ORDER BY start_ms DESC LIMIT 1", (key,)).fetchone()
 
 
-def _chain_start(conn: sqlite3.Connection, table: str, key: int, start: int) -> int:
+def _chain_start(conn: Connection, table: str, key: int, start: int) -> int:
     """Where the span that ``start`` continues began: the newest part at or before it
     that is not a continuation (the index is walked backwards, part by part)."""
     row = conn.execute(

@@ -19,7 +19,6 @@ unclassified share is reported like the others, never hidden.
 from __future__ import annotations
 
 import bisect
-import sqlite3
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -37,6 +36,7 @@ from worklens.collector.rollup.buckets import (
     bucket_of,
 )
 from worklens.collector.rollup.rules import PRODUCTIVITY, UNCLASSIFIED, app_key, classifier
+from worklens.collector.store import Connection
 
 BY = ("app", "agent", "user", "group", "day", "hour", "category")
 CLASSES = (*PRODUCTIVITY, UNCLASSIFIED)
@@ -194,14 +194,14 @@ class Summary:
 
 # -- summaries --------------------------------------------------------------------------------
 
-def agent_key(conn: sqlite3.Connection, agent_id: str) -> int:
+def agent_key(conn: Connection, agent_id: str) -> int:
     row = conn.execute("SELECT id FROM agents WHERE agent_id = ?", (agent_id,)).fetchone()
     if row is None:
         raise UnknownAgent(f"no agent {agent_id!r}")
     return row[0]
 
 
-def agent_names(conn: sqlite3.Connection) -> dict[int, str]:
+def agent_names(conn: Connection) -> dict[int, str]:
     return dict(conn.execute("SELECT id, agent_id FROM agents").fetchall())
 
 
@@ -286,7 +286,7 @@ def _agent_query(by: str, start: int, end: int, agent: int | None, user: str | N
                          f"bucket >= ? AND bucket < ?{extra}")
             params += [lo, hi, *extra_params]
     sql = (f"SELECT dim, {_CLASS_SUMS}, sum(idle_ms), sum(spans), sum(passive_ms) FROM "
-           f"({' UNION ALL '.join(parts)}) GROUP BY dim")
+           f"({' UNION ALL '.join(parts)}) AS parts GROUP BY dim")
     return sql, params
 
 
@@ -313,7 +313,8 @@ def _app_day_query(by: str, start: int, end: int, agents: frozenset[int]) -> tup
                          "AND bucket < ?")
             params += [lo, hi]
     sql = (f"SELECT dim, productivity, sum(active_ms), sum(idle_ms), sum(spans), "
-           f"sum(passive_ms) FROM ({' UNION ALL '.join(parts)}) GROUP BY dim, productivity")
+           f"sum(passive_ms) FROM ({' UNION ALL '.join(parts)}) AS parts "
+           "GROUP BY dim, productivity")
     return sql, params
 
 
@@ -423,7 +424,7 @@ def _chronological(label: str, by: str) -> Any:
 
 # -- top processes ----------------------------------------------------------------------------
 
-def _top_processes(conn: sqlite3.Connection, start: int, end: int, labels: LocalLabels,
+def _top_processes(conn: Connection, start: int, end: int, labels: LocalLabels,
                    agent: int | None, names: dict[int, str], limit: int = TOP_PROCESSES
                    ) -> list[ProcessDay]:
     sql = ("SELECT agent, bucket, name, cpu_seconds, peak_rss_bytes, samples FROM rollup_process "
@@ -502,7 +503,7 @@ class Timeline:
         return asdict(self)
 
 
-def _longest(conn: sqlite3.Connection, agent: int) -> tuple[int, int]:
+def _longest(conn: Connection, agent: int) -> tuple[int, int]:
     row = conn.execute("SELECT max_window_ms, max_state_ms FROM rollup_agent WHERE agent = ?",
                        (agent,)).fetchone()
     return tuple(row) if row else (0, 0)
@@ -599,8 +600,9 @@ def list_agents(store: Any) -> list[AgentInfo]:
         rows = conn.execute(
             "SELECT agent_id, hostname, os, os_version, username, agent_version, enrolled_ms, "
             "last_seen_ms, last_sequence, dropped_events, revoked_ms IS NOT NULL, "
-            "previous_user, user_changed_ms FROM agents "
-            "ORDER BY coalesce(last_seen_ms, enrolled_ms) DESC, agent_id").fetchall()
+            "previous_user, user_changed_ms FROM agents").fetchall()
+    # sorted here: agent ids in byte order whatever the engine's collation
+    rows.sort(key=lambda row: (-(row[7] if row[7] is not None else row[6]), row[0]))
     return [AgentInfo(*row[:10], bool(row[10]), *row[11:]) for row in rows]
 
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 import bisect
 import functools
 import logging
-import sqlite3
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -43,7 +42,8 @@ from itertools import accumulate, chain
 from typing import Any, Protocol
 
 from worklens.collector.rollup import rules as rules_mod
-from worklens.collector.store import blocks, overlaps
+from worklens.collector.store import Connection, blocks, locks, overlaps
+from worklens.collector.store.base import POSTGRESQL, dialect
 from worklens.v1 import agent_pb2
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,7 @@ PAIRED_STATES = f"({ACTIVE}, {IDLE}, {PASSIVE})"
 NEVER = -(2 ** 62)
 FOREVER = 2 ** 62
 REBUILD_CHUNK_MS = 7 * 86_400_000
+_ALL_STORED = {"window_spans": FOREVER, "activity_spans": FOREVER, "process_blocks": FOREVER}
 
 # Raw rows are handled in the column order of ``collector.store.records`` (the INSERT
 # order), so the ingest hook works on the rows it was handed and rebuild on the same
@@ -255,19 +256,27 @@ def add_process_totals(d: Deltas, totals: Iterable[tuple]) -> None:
 
 # -- writing contributions --------------------------------------------------------------------
 
-def _upsert_sql(table: str, width: int, update: str) -> str:
-    return (f"INSERT INTO {table} VALUES ({','.join('?' * width)}) ON CONFLICT DO UPDATE SET "
-            + ", ".join(f"{c} = {c} + excluded.{c}" if "(" not in c else c
-                        for c in update.split(";")))
+def _upsert_sql(table: str, width: int, key: str, update: str) -> str:
+    """An additive upsert both engines read: an explicit conflict target and the old
+    row's columns qualified by the table's name (PostgreSQL requires both)."""
+    return (f"INSERT INTO {table} VALUES ({','.join('?' * width)}) ON CONFLICT ({key}) DO "
+            "UPDATE SET " + ", ".join(f"{c} = {table}.{c} + excluded.{c}" if "=" not in c
+                                      else c for c in update.split(";")))
 
 
-_UPSERT_WINDOW = _upsert_sql("rollup_window", 10, "active_ms;idle_ms;spans;passive_ms")
-_UPSERT_WINDOW_ALL = _upsert_sql("rollup_window_all", 8, "active_ms;idle_ms;spans;passive_ms")
-_UPSERT_ACTIVITY = _upsert_sql("rollup_activity", 12, "active_ms;idle_ms;locked_ms;asleep_ms;"
+_UPSERT_WINDOW = _upsert_sql("rollup_window", 10,
+                             "agent, bucket, username, app, category, productivity",
+                             "active_ms;idle_ms;spans;passive_ms")
+_UPSERT_WINDOW_ALL = _upsert_sql("rollup_window_all", 8, "bucket, app, category, productivity",
+                                 "active_ms;idle_ms;spans;passive_ms")
+_UPSERT_ACTIVITY = _upsert_sql("rollup_activity", 12, "agent, bucket, username",
+                               "active_ms;idle_ms;locked_ms;asleep_ms;"
                                "key_presses;clicks;mouse_moves;scrolls;passive_ms")
-_UPSERT_PROCESS = _upsert_sql("rollup_process", 6, "cpu_seconds;samples;peak_rss_bytes = "
-                              "max(peak_rss_bytes, excluded.peak_rss_bytes)")
-_UPSERT_DROPPED = _upsert_sql("rollup_dropped", 3, "dropped_events")
+_UPSERT_PROCESS = _upsert_sql("rollup_process", 6, "agent, bucket, name",
+                              "cpu_seconds;samples;peak_rss_bytes = CASE WHEN "
+                              "excluded.peak_rss_bytes > rollup_process.peak_rss_bytes THEN "
+                              "excluded.peak_rss_bytes ELSE rollup_process.peak_rss_bytes END")
+_UPSERT_DROPPED = _upsert_sql("rollup_dropped", 3, "agent, bucket", "dropped_events")
 CHUNK_ROWS = 512
 
 
@@ -278,10 +287,13 @@ def _multi_row(sql: str, rows: int) -> str:
     return f"{head} VALUES {','.join([one] * rows)} ON CONFLICT {tail}"
 
 
-def upsert(conn: sqlite3.Connection, sql: str, rows: list[tuple]) -> None:
+def upsert(conn: Connection, sql: str, rows: list[tuple], shared: bool = False) -> None:
     """``executemany(sql, rows)`` in few multi-row statements (CHUNK_ROWS rows, the rest
     in power-of-two chunks): far fewer statement steps inside the ingest group commit,
     each of which hands the GIL to the event loop thread and back."""
+    if dialect(conn) == POSTGRESQL:
+        conn.upsert(sql, rows, shared=shared)   # one statement per table (store.pgsql)
+        return
     done, total = 0, len(rows)
     while done < total:
         left = total - done
@@ -290,10 +302,13 @@ def upsert(conn: sqlite3.Connection, sql: str, rows: list[tuple]) -> None:
         done += size
 
 
-def flush(conn: sqlite3.Connection, d: Deltas) -> None:
+def flush(conn: Connection, d: Deltas) -> None:
+    """Add ``d`` to the rollup tables, each table's rows in key order: collectors that
+    share a PostgreSQL then take the row locks of shared rows (``rollup_window_all``)
+    in one order and never deadlock."""
     if d.window:
-        upsert(conn, _UPSERT_WINDOW, [(k[0], b, k[1], k[2], k[3], k[4], *v)
-                                      for (b, k), v in d.window.items()])
+        upsert(conn, _UPSERT_WINDOW, sorted((k[0], b, k[1], k[2], k[3], k[4], *v)
+                                            for (b, k), v in d.window.items()))
         fleet: defaultdict = defaultdict(lambda: [0, 0, 0, 0])
         for (bucket, (_agent, _user, app, category, productivity)), v in d.window.items():
             row = fleet[(bucket, app, category, productivity)]
@@ -301,22 +316,24 @@ def flush(conn: sqlite3.Connection, d: Deltas) -> None:
             row[1] += v[1]
             row[2] += v[2]
             row[3] += v[3]
-        upsert(conn, _UPSERT_WINDOW_ALL, [(*k, *v) for k, v in fleet.items()])
+        upsert(conn, _UPSERT_WINDOW_ALL, sorted((*k, *v) for k, v in fleet.items()),
+               shared=True)
     if d.activity:
-        upsert(conn, _UPSERT_ACTIVITY, [(k[0], b, k[1], *v) for (b, k), v in d.activity.items()])
+        upsert(conn, _UPSERT_ACTIVITY, sorted((k[0], b, k[1], *v)
+                                              for (b, k), v in d.activity.items()))
     if d.process:
-        upsert(conn, _UPSERT_PROCESS, [(*k, *v) for k, v in d.process.items()])
+        upsert(conn, _UPSERT_PROCESS, sorted((*k, *v) for k, v in d.process.items()))
     if d.dropped:
-        upsert(conn, _UPSERT_DROPPED, [(*k, v) for k, v in d.dropped.items()])
+        upsert(conn, _UPSERT_DROPPED, sorted((*k, v) for k, v in d.dropped.items()))
 
 
 # -- the ingest hook --------------------------------------------------------------------------
 
-def _cursors(conn: sqlite3.Connection) -> dict[str, int]:
+def _cursors(conn: Connection) -> dict[str, int]:
     return dict(conn.execute("SELECT name, last_rowid FROM rollup_cursor").fetchall())
 
 
-def _set_cursor(conn: sqlite3.Connection, name: str, rowid: int) -> None:
+def _set_cursor(conn: Connection, name: str, rowid: int) -> None:
     conn.execute("UPDATE rollup_cursor SET last_rowid = ? WHERE name = ?", (rowid, name))
 
 
@@ -332,7 +349,7 @@ def _by_agent(rows: list[tuple]) -> dict[int, list[tuple]]:
 LOOKUP_CHUNK = 300
 _UPSERT_LONGEST = ("INSERT INTO rollup_agent (agent, max_window_ms, max_activity_ms, "
                    "max_state_ms, window_end_ms, activity_end_ms) VALUES (?,?,?,?,?,?) "
-                   "ON CONFLICT DO UPDATE SET max_window_ms = excluded.max_window_ms, "
+                   "ON CONFLICT (agent) DO UPDATE SET max_window_ms = excluded.max_window_ms, "
                    "max_activity_ms = excluded.max_activity_ms, max_state_ms = "
                    "excluded.max_state_ms, window_end_ms = excluded.window_end_ms, "
                    "activity_end_ms = excluded.activity_end_ms")
@@ -359,7 +376,7 @@ def _ends(rows: Iterable[tuple]) -> int:
     return max([r[1] + r[2] for r in rows], default=NEVER)
 
 
-def _stored_end(conn: sqlite3.Connection, table: str, agent: int, cursor: int,
+def _stored_end(conn: Connection, table: str, agent: int, cursor: int,
                 longest: int) -> int:
     """Where an agent's spans stored up to rowid ``cursor`` end (stores from before
     rollup_agent kept it): the spans that start within ``longest`` of the last start."""
@@ -372,7 +389,7 @@ def _stored_end(conn: sqlite3.Connection, table: str, agent: int, cursor: int,
                         (agent, last - longest, cursor)).fetchone()[0]
 
 
-def _update_longest(conn: sqlite3.Connection, new_w: dict, new_a: dict,
+def _update_longest(conn: Connection, new_w: dict, new_a: dict,
                     cursors: dict[str, int]) -> dict[int, _AgentState]:
     """Per agent its state before the new rows (``_AgentState``); the stored row is
     raised by the new rows (longest spans, ends).
@@ -385,7 +402,7 @@ def _update_longest(conn: sqlite3.Connection, new_w: dict, new_a: dict,
     for chunk in _chunks(agents):
         for agent, *old in conn.execute(
                 "SELECT agent, max_window_ms, max_activity_ms, max_state_ms, window_end_ms, "
-                "activity_end_ms, overlaps FROM rollup_agent "
+                "activity_end_ms, \"overlaps\" FROM rollup_agent "
                 f"WHERE agent IN ({','.join('?' * len(chunk))})", chunk):
             stored[agent] = old
     states, changed = {}, []
@@ -412,7 +429,7 @@ def _update_longest(conn: sqlite3.Connection, new_w: dict, new_a: dict,
     return states
 
 
-def _stored_overlaps(conn: sqlite3.Connection, table: str, columns: str,
+def _stored_overlaps(conn: Connection, table: str, columns: str,
                      ranges: list[tuple[int, int, int]], cursor: int,
                      where: str = "") -> dict[int, list[tuple]]:
     """Rows of ``table`` at or below rowid ``cursor`` whose start lies in [lo, hi) of
@@ -420,6 +437,13 @@ def _stored_overlaps(conn: sqlite3.Connection, table: str, columns: str,
     _update_longest), each walking the (agent, start) index once per range."""
     out: dict[int, list[tuple]] = defaultdict(list)
     picked = ", ".join(f"t.{c.strip()}" for c in columns.split(","))
+    if dialect(conn) == POSTGRESQL:   # no cursors there (see ingest_group): one plan
+        sql = (f"SELECT {picked} FROM unnest(?::bigint[], ?::bigint[], ?::bigint[]) "
+               f"AS q(agent, lo, hi) JOIN {table} t ON t.agent = q.agent "
+               f"AND t.start_ms >= q.lo AND t.start_ms < q.hi{where}")
+        for row in conn.execute(sql, [list(c) for c in zip(*ranges, strict=True)]):
+            out[row[0]].append(row)
+        return out
     for chunk in _chunks(ranges):
         sql = (f"WITH q(agent, lo, hi) AS (VALUES {','.join(['(?,?,?)'] * len(chunk))}) "
                f"SELECT {picked} FROM q JOIN {table} t ON t.agent = q.agent "
@@ -448,7 +472,7 @@ def _timed(rows: list[tuple]) -> list[tuple]:
     return [r for r in rows if r[3] in _PAIRED]
 
 
-def _roll_up_first_wins(conn: sqlite3.Connection, clf: rules_mod.Classifier,
+def _roll_up_first_wins(conn: Connection, clf: rules_mod.Classifier,
                         cursors: dict[str, int], d: Deltas, states: dict[int, _AgentState],
                         new: dict[int, tuple[list[tuple], list[tuple]]]) -> None:
     """Contributions of agents whose new spans may overlap (each other or what is
@@ -483,11 +507,11 @@ def _roll_up_first_wins(conn: sqlite3.Connection, clf: rules_mod.Classifier,
         if cut & ~states[agent].overlaps:
             flags.append((cut, agent))
     if flags:
-        conn.executemany("UPDATE rollup_agent SET overlaps = overlaps | ? WHERE agent = ?",
+        conn.executemany('UPDATE rollup_agent SET "overlaps" = "overlaps" | ? WHERE agent = ?',
                          flags)
 
 
-def roll_up(conn: sqlite3.Connection, clf: rules_mod.Classifier, cursors: dict[str, int],
+def roll_up(conn: Connection, clf: rules_mod.Classifier, cursors: dict[str, int],
             w_by_agent: dict[int, list[tuple]], a_by_agent: dict[int, list[tuple]],
             process_totals: list[tuple]) -> Deltas:
     """Contributions of raw rows just stored (``records`` layout, windows and activity
@@ -532,9 +556,12 @@ def roll_up(conn: sqlite3.Connection, clf: rules_mod.Classifier, cursors: dict[s
     return d
 
 
-def catch_up(conn: sqlite3.Connection, clf: rules_mod.Classifier | None = None) -> int:
+def catch_up(conn: Connection, clf: rules_mod.Classifier | None = None) -> int:
     """Roll up every raw row stored since the cursors (read back from the database);
-    return how many rows that was."""
+    return how many rows that was. Nothing on PostgreSQL: it keeps no cursors, every
+    writer there rolls up what it stores in the same transaction."""
+    if dialect(conn) == POSTGRESQL:
+        return 0
     clf = clf or rules_mod.classifier(conn)
     cur = _cursors(conn)
     new, tops = {}, {}
@@ -559,7 +586,7 @@ def catch_up(conn: sqlite3.Connection, clf: rules_mod.Classifier | None = None) 
     return sum(map(len, new.values())) + samples
 
 
-def _stored_rows(conn: sqlite3.Connection, cur: dict[str, int],
+def _stored_rows(conn: Connection, cur: dict[str, int],
                  counts: dict[str, int]) -> dict[str, int] | None:
     """The new top rowid of each raw table if the rows above the cursors are exactly the
     ``counts`` rows just inserted (rowids of new rows exceed every older one), else None:
@@ -573,7 +600,7 @@ def _stored_rows(conn: sqlite3.Connection, cur: dict[str, int],
     return tops
 
 
-def ingest_group(conn: sqlite3.Connection, group: list[Any], clf: rules_mod.Classifier) -> None:
+def ingest_group(conn: Connection, group: list[Any], clf: rules_mod.Classifier) -> None:
     """Roll up one group commit's new batches (``collector.store.StoredBatch``: key,
     batch, records, received_ms) from the rows in memory, after their insertion."""
     windows: dict[int, list[tuple]] = defaultdict(list)
@@ -588,6 +615,13 @@ def ingest_group(conn: sqlite3.Connection, group: list[Any], clf: rules_mod.Clas
             activity[item.key] += records.activity
         totals += records.process_totals
         process_blocks += len(records.process_blocks)
+    if dialect(conn) == POSTGRESQL:
+        # The PostgreSQL store calls this before it inserts the group's rows, with the
+        # group's agents locked: every stored row is "stored before" (no cursors).
+        d = roll_up(conn, clf, _ALL_STORED, windows, activity, totals)
+        _add_dropped(d, group)
+        flush(conn, d)
+        return
     cur = _cursors(conn)
     tops = _stored_rows(conn, cur, {"window_spans": sum(map(len, windows.values())),
                                     "activity_spans": sum(map(len, activity.values())),
@@ -596,9 +630,7 @@ def ingest_group(conn: sqlite3.Connection, group: list[Any], clf: rules_mod.Clas
         catch_up(conn, clf)
     else:
         d = roll_up(conn, clf, cur, windows, activity, totals)
-        for item in group:
-            if item.batch.dropped_events:
-                d.dropped[(item.key, bucket_of(item.received_ms))] += item.batch.dropped_events
+        _add_dropped(d, group)
         flush(conn, d)
         for table, top in tops.items():
             if top != cur[table]:
@@ -610,6 +642,12 @@ def ingest_group(conn: sqlite3.Connection, group: list[Any], clf: rules_mod.Clas
                                            item.batch.dropped_events))
 
 
+def _add_dropped(d: Deltas, group: list[Any]) -> None:
+    for item in group:
+        if item.batch.dropped_events:
+            d.dropped[(item.key, bucket_of(item.received_ms))] += item.batch.dropped_events
+
+
 def install(store: Any) -> None:
     """Register the group hook that keeps rollups current with every stored batch, in
     the same transaction as the raw rows (a partial, so that it pickles for the
@@ -617,18 +655,30 @@ def install(store: Any) -> None:
     store.add_group_hook(functools.partial(group_hook, str(store.path)))
 
 
-def group_hook(db_key: str, conn: sqlite3.Connection, group: list[Any]) -> None:
+def group_hook(db_key: str, conn: Connection, group: list[Any]) -> None:
     ingest_group(conn, group, rules_mod.classifier(conn, db_key))
 
 
 # -- rebuild ----------------------------------------------------------------------------------
+
+def hold_ingest(conn: Connection) -> None:
+    """Make every agent's ingest wait until the caller's transaction ends (a rebuild,
+    a rules change): on SQLite the single writer does that by itself. On PostgreSQL
+    the maintenance lock comes first (one rebuild, rules change or purge at a time,
+    on any collector), then the agents' ingest locks, so that no collector's rollup
+    upserts, nor its reading of the rules, fall between this transaction's reads
+    and writes."""
+    if dialect(conn) == POSTGRESQL:
+        locks.take(conn, locks.MAINTENANCE)
+        locks.take_agents(conn, [key for (key,) in conn.execute("SELECT id FROM agents")])
+
 
 ALL_PARTS = frozenset({"window", "activity", "process", "dropped"})
 _PART_TABLES = {"window": ("rollup_window", "rollup_window_all"), "activity": ("rollup_activity",),
                 "process": ("rollup_process",), "dropped": ("rollup_dropped",)}
 
 
-def _agent_extent(conn: sqlite3.Connection, agent: int) -> tuple[int, int] | None:
+def _agent_extent(conn: Connection, agent: int) -> tuple[int, int] | None:
     lows, highs = [], []
     # a block's samples may lie anywhere in its bucket; min() and max() of a bare indexed
     # column are one index seek each (max(bucket + n) would scan the agent's entries)
@@ -661,7 +711,7 @@ _RAW_ROWS = {"window": ("window_spans", "start_ms"), "activity": ("activity_span
              "process": ("process_blocks", "bucket")}
 
 
-def _raw_rows(conn: sqlite3.Connection, lo: int, hi: int, parts: frozenset) -> int:
+def _raw_rows(conn: Connection, lo: int, hi: int, parts: frozenset) -> int:
     """How many raw rows a rebuild of [lo, hi) reads: the progress line's total
     (counted only when that line is shown)."""
     return sum(conn.execute(f"SELECT count(*) FROM {table} WHERE {column} >= ? AND "
@@ -669,7 +719,7 @@ def _raw_rows(conn: sqlite3.Connection, lo: int, hi: int, parts: frozenset) -> i
                for part, (table, column) in _RAW_ROWS.items() if part in parts)
 
 
-def _rebuild_chunk(conn: sqlite3.Connection, agent: int, lo: int, hi: int,
+def _rebuild_chunk(conn: Connection, agent: int, lo: int, hi: int,
                    longest: tuple[int, int, int], parts: frozenset, clf) -> tuple[Deltas, int]:
     """The chunk's rollups, and how many raw rows it read (for progress)."""
     d, read = Deltas(), 0
@@ -701,7 +751,7 @@ def _rebuild_chunk(conn: sqlite3.Connection, agent: int, lo: int, hi: int,
     return d, read
 
 
-def _rebuild_first_wins(conn: sqlite3.Connection, agent: int, lo: int, hi: int,
+def _rebuild_first_wins(conn: Connection, agent: int, lo: int, hi: int,
                         longest: tuple[int, int, int], parts: frozenset, clf
                         ) -> tuple[Deltas, int]:
     """``_rebuild_chunk`` for an agent whose spans overlapped: every span that can reach
@@ -731,12 +781,13 @@ def _rebuild_first_wins(conn: sqlite3.Connection, agent: int, lo: int, hi: int,
     return d, read
 
 
-def rebuild_in(conn: sqlite3.Connection, from_ms: int | None = None, to_ms: int | None = None,
+def rebuild_in(conn: Connection, from_ms: int | None = None, to_ms: int | None = None,
                parts: frozenset = ALL_PARTS, clf: rules_mod.Classifier | None = None,
                progress: RowProgress | None = None) -> int:
     """Recompute the rollup buckets covering [from_ms, to_ms) from raw records, inside
     the caller's write transaction; return the number of buckets' worth of agents done.
     ``progress`` hears of the raw rows read (a rebuild of months takes minutes)."""
+    hold_ingest(conn)
     clf = clf or rules_mod.classifier(conn)
     catch_up(conn, clf)   # nothing pending, or the hook would count it twice later
     lo = NEVER if from_ms is None else floor_bucket(from_ms)
@@ -749,7 +800,7 @@ def rebuild_in(conn: sqlite3.Connection, from_ms: int | None = None, to_ms: int 
         progress.add(0)
     agents = [r[0] for r in conn.execute("SELECT id FROM agents ORDER BY id")]
     for agent in agents:
-        row = conn.execute("SELECT max_window_ms, max_activity_ms, max_state_ms, overlaps "
+        row = conn.execute("SELECT max_window_ms, max_activity_ms, max_state_ms, \"overlaps\" "
                            "FROM rollup_agent WHERE agent = ?", (agent,)).fetchone()
         extent = _agent_extent(conn, agent)
         if extent is None:
@@ -784,7 +835,7 @@ def rebuild(store: Any, from_ms: int | None = None, to_ms: int | None = None,
 
 # -- rules changes ----------------------------------------------------------------------------
 
-def reapply_rules(conn: sqlite3.Connection, old: rules_mod.Classifier,
+def reapply_rules(conn: Connection, old: rules_mod.Classifier,
                   new: rules_mod.Classifier, progress: RowProgress | None = None) -> None:
     """Re-categorise the window rollups after a rules change.
 
@@ -808,13 +859,14 @@ def reapply_rules(conn: sqlite3.Connection, old: rules_mod.Classifier,
         return
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS rule_remap (app TEXT PRIMARY KEY, "
                  "category TEXT, productivity TEXT)")
-    conn.execute("DELETE FROM temp.rule_remap")
-    conn.executemany("INSERT INTO temp.rule_remap VALUES (?, ?, ?)", changes)
+    # unqualified: both engines look in the connection's temporary tables first
+    conn.execute("DELETE FROM rule_remap")
+    conn.executemany("INSERT INTO rule_remap VALUES (?, ?, ?)", changes)
     for table in ("rollup_window", "rollup_window_all"):
         conn.execute(f"UPDATE {table} SET (category, productivity) = (SELECT category, "
-                     f"productivity FROM temp.rule_remap r WHERE r.app = {table}.app) "
-                     "WHERE app IN (SELECT app FROM temp.rule_remap)")
-    conn.execute("DELETE FROM temp.rule_remap")
+                     f"productivity FROM rule_remap r WHERE r.app = {table}.app) "
+                     "WHERE app IN (SELECT app FROM rule_remap)")
+    conn.execute("DELETE FROM rule_remap")
 
 
 def set_rules(store: Any, rules: list[rules_mod.Rule] | list[dict],
@@ -823,7 +875,8 @@ def set_rules(store: Any, rules: list[rules_mod.Rule] | list[dict],
     checked = rules_mod.validate([r.to_dict() if isinstance(r, rules_mod.Rule) else r
                                   for r in rules])
 
-    def replace(conn: sqlite3.Connection) -> None:
+    def replace(conn: Connection) -> None:
+        hold_ingest(conn)
         old = rules_mod.Classifier(rules_mod.read_rules(conn))
         conn.execute("DELETE FROM rules")
         conn.executemany("INSERT INTO rules (position, app, title, category, productivity, "

@@ -8,15 +8,15 @@ from the spans. Installed beside the rollups (``open_with_rollups``).
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from worklens.collector.rollup.buckets import upsert
+from worklens.collector.store import Connection
 
-_UPSERT = ("INSERT INTO agent_live VALUES (?,?,?,?,?) ON CONFLICT DO UPDATE SET "
+_UPSERT = ("INSERT INTO agent_live VALUES (?,?,?,?,?) ON CONFLICT (agent) DO UPDATE SET "
            "received_ms = excluded.received_ms, flush_interval_ms = CASE WHEN "
            "excluded.flush_interval_ms > 0 THEN excluded.flush_interval_ms ELSE "
-           "flush_interval_ms END, spool_batches = excluded.spool_batches, "
+           "agent_live.flush_interval_ms END, spool_batches = excluded.spool_batches, "
            "spool_bytes = excluded.spool_bytes")
 
 
@@ -27,7 +27,7 @@ def install(store: Any) -> None:
     store.add_group_hook(group_hook)
 
 
-def group_hook(conn: sqlite3.Connection, group: list[Any]) -> None:
+def group_hook(conn: Connection, group: list[Any]) -> None:
     """One row per agent of the group: its newest batch's backlog and interval."""
     latest: dict[int, tuple] = {}
     for item in group:

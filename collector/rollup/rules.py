@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 import tomllib
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from worklens.collector.store import Connection
+from worklens.collector.store.base import POSTGRESQL, dialect
 from worklens.common.cli import UserError
 
 PRODUCTIVITY = ("productive", "neutral", "unproductive")
@@ -166,21 +167,24 @@ class Classifier:
 _CACHE: dict[str, Classifier] = {}
 
 
-def _db_key(conn: sqlite3.Connection) -> str:
+def _db_key(conn: Connection) -> str:
+    if dialect(conn) == POSTGRESQL:
+        info = conn.raw.info
+        return f"postgresql://{info.host}:{info.port}/{info.dbname}"
     return conn.execute("PRAGMA database_list").fetchone()[2]
 
 
-def read_rules(conn: sqlite3.Connection) -> list[Rule]:
+def read_rules(conn: Connection) -> list[Rule]:
     rows = conn.execute("SELECT category, productivity, app, title, passive, passive_category "
                         "FROM rules ORDER BY position").fetchall()
     return [Rule(*row) for row in rows]
 
 
-def rules_version(conn: sqlite3.Connection) -> int:
+def rules_version(conn: Connection) -> int:
     return conn.execute("SELECT version FROM rules_version WHERE id = 1").fetchone()[0]
 
 
-def classifier(conn: sqlite3.Connection, db_key: str | None = None) -> Classifier:
+def classifier(conn: Connection, db_key: str | None = None) -> Classifier:
     """The current rules of the database behind ``conn``, compiled once per version."""
     key = db_key or _db_key(conn)
     version = rules_version(conn)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from worklens.collector.store.base import (
     AgentRow,
+    Connection,
     IngestResult,
     StoreBusy,
     StoreError,
@@ -24,9 +25,10 @@ from worklens.collector.store.base import (
 )
 from worklens.collector.store.sqlite import SqliteStore, StoredBatch
 
-Store = SqliteStore
+Store = SqliteStore   # the interface; PostgresStore (store.postgresql) has the same
 
-__all__ = ["AgentRow", "IngestResult", "Store", "StoreBusy", "StoreError", "StoreUnavailable",
+__all__ = ["AgentRow", "Connection", "IngestResult", "Store", "StoreBusy", "StoreError",
+           "StoreUnavailable",
            "StoredBatch", "open_store", "sqlite_path"]
 
 
@@ -52,5 +54,7 @@ def open_store(url: str, *, serving: bool = False) -> Store:
         # serving: group commits in a writer process of their own (collector.store.writerproc)
         return SqliteStore(sqlite_path(url), serving=serving, writer_process=serving)
     if scheme in ("postgresql", "postgres"):
-        raise StoreError("PostgreSQL backend not available yet")
+        from worklens.collector.store.postgresql import PostgresStore
+
+        return PostgresStore(url, serving=serving)
     raise StoreError(f"bad store URL {url!r}: expected sqlite:///PATH.db or postgresql://...")

@@ -3,9 +3,33 @@ other layers receive. Nothing here knows SQL or gRPC."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from worklens.common.cli import UserError
+
+
+class Connection(Protocol):
+    """What a connection the store lends (``reader()``, ``write(fn)``, hooks) offers,
+    whichever the engine: a ``sqlite3.Connection`` or a ``store.pgsql.PgConnection``.
+    SQL written for it uses ``?`` placeholders and the subset both engines read
+    (store/pgsql.py says which)."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Any: ...
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]], /) -> Any: ...
+
+
+POSTGRESQL = "postgresql"
+SQLITE = "sqlite"
+
+
+def dialect(conn: object) -> str:
+    """Which engine a connection the store lent talks to: ``"postgresql"`` (a
+    ``store.pgsql.PgConnection``) or ``"sqlite"``. For the few statements that cannot
+    be written once for both (see store/pgsql.py)."""
+    return getattr(conn, "dialect", SQLITE)
 
 
 class StoreError(UserError):

@@ -92,3 +92,32 @@ def apply(conn: sqlite3.Connection, directory: Path = MIGRATIONS_DIR) -> list[in
         log.log(logging.DEBUG if fresh else logging.INFO, "applied schema migrations %s",
                 applied_now)
     return applied_now
+
+
+POSTGRESQL_DIR = MIGRATIONS_DIR / "postgresql"
+
+
+def apply_postgresql(conn, directory: Path = POSTGRESQL_DIR) -> list[int]:
+    """The same for a PostgreSQL store (``conn`` a ``pgsql.PgConnection``): its files
+    (``migrations/postgresql/``) carry the numbers of the SQLite versions they match,
+    the first being the whole schema at 0010. All pending ones run in ONE transaction
+    that first takes the migration advisory lock, so that collectors starting together
+    migrate once: the others wait, then find the versions applied."""
+    from worklens.collector.store import locks
+
+    applied_now = []
+    with conn.raw.transaction():
+        locks.take(conn, locks.MIGRATIONS)
+        conn.raw.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version bigint PRIMARY "
+                         "KEY, name text, applied_ms bigint)")
+        done = {row[0] for row in conn.raw.execute("SELECT version FROM schema_migrations")}
+        for migration in available(directory):
+            if migration.version in done:
+                continue
+            conn.raw.execute(migration.path.read_text(encoding="utf-8"))
+            conn.raw.execute("INSERT INTO schema_migrations VALUES (%s, %s, %s)",
+                             (migration.version, migration.name, int(time.time() * 1000)))
+            applied_now.append(migration.version)
+    if applied_now and done:
+        log.info("applied schema migrations %s", applied_now)
+    return applied_now

@@ -197,6 +197,12 @@ class SqliteStore:
                 conn.execute("COMMIT")
 
     def _connect_reader(self) -> sqlite3.Connection:
+        conn = self._open_read_only()
+        with self._state:
+            self._readers.append(conn)
+        return conn
+
+    def _open_read_only(self) -> sqlite3.Connection:
         if self._closed:
             raise StoreError("the store is closed")
         uri = f"file:{quote(str(self.path))}?mode=ro"
@@ -204,9 +210,26 @@ class SqliteStore:
                                timeout=BUSY_TIMEOUT_MS / 1000)
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA query_only=ON")
-        with self._state:
-            self._readers.append(conn)
         return conn
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A read-only connection of its own in one read transaction for the ``with``
+        block, closed after it: for a long export, which sees one snapshot while ingest
+        goes on and may be advanced from any thread (a streamed HTTP response)."""
+        conn = self._open_read_only()
+        try:
+            conn.execute("BEGIN")
+            yield conn
+        finally:
+            conn.close()
+
+    def size_bytes(self) -> int:
+        """Bytes the database uses: page_count * page_size (the WAL excluded)."""
+        with self.reader() as conn:
+            pages = conn.execute("PRAGMA page_count").fetchone()[0]
+            size = conn.execute("PRAGMA page_size").fetchone()[0]
+        return int(pages) * int(size)
 
     def agent(self, key: int) -> AgentRow | None:
         with self.reader() as conn:

@@ -150,10 +150,14 @@ def ingest(store, key: int, batches: list[agent_pb2.Batch]) -> None:
     asyncio.run(run())
 
 
-def open_store(directory):
-    """A fresh store as the collector serves it (the rollup hook on)."""
+def open_store(where):
+    """A store as the collector serves it (the rollup hook on): a store URL (the
+    ``store_url`` fixture), or a directory for the SQLite file ``worklens.db`` in it."""
     from worklens.collector.rollup import open_with_rollups
-    return open_with_rollups(f"sqlite:///{directory}/worklens.db")
+    url = str(where)
+    if not url.startswith(("sqlite:", "postgresql:", "postgres:")):
+        url = f"sqlite:///{where}/worklens.db"
+    return open_with_rollups(url)
 
 
 def load(store, rules: bool = True) -> dict[str, int]:

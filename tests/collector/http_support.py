@@ -62,8 +62,8 @@ class HttpCollector(CollectorProcess):
         return self.upload(agent, [batch])
 
 
-def start_collector(data_dir: Path) -> HttpCollector:
-    col = HttpCollector(data_dir)
+def start_collector(data_dir: Path, db_url: str = "") -> HttpCollector:
+    col = HttpCollector(data_dir, db_url=db_url)
     col.start()
     if not col.http_url:
         col.kill()

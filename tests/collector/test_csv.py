@@ -19,11 +19,12 @@ from worklens.collector.reports.csvexport import KINDS, ExportError, export, rfc
 from worklens.collector.reports.summary import UnknownAgent, summarize
 
 FIRST, LAST = date(2026, 3, 28), date(2026, 10, 25)
+pytestmark = pytest.mark.both_engines
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    store = ds.open_store(tmp_path_factory.mktemp("csv"))
+def store(module_store_url):
+    store = ds.open_store(module_store_url)
     ds.load(store)
     yield store
     store.close()
@@ -165,14 +166,19 @@ MILLION_ROWS = textwrap.dedent("""
         with open("/proc/self/status") as f:
             return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
 
-    store = open_with_rollups(f"sqlite:///{sys.argv[1]}/big.db")
+    store = open_with_rollups(sys.argv[1])
     base = 1774742400000  # 2026-03-29T00:00Z
     def fill(conn):
-        conn.execute("INSERT INTO agents (agent_id, credential_hash, enrolled_ms) "
-                     "VALUES ('ag-big', 'x', 0)")
-        conn.executemany("INSERT INTO window_spans VALUES (1, ?, 50, ?, ?, 7, '/bin/x', 0, 'u', 0)",
-                         ((base + i * 50, "app%d" % (i % 50), "=title %d" % i)
-                          for i in range(1_000_000)))
+        key = conn.execute("INSERT INTO agents (agent_id, credential_hash, enrolled_ms) "
+                           "VALUES ('ag-big', 'x', 0) RETURNING id").fetchone()[0]
+        rows = ((key, base + i * 50, 50, "app%d" % (i % 50), "=title %d" % i, 7, "/bin/x", 0,
+                 "u", 0) for i in range(1_000_000))
+        if sys.argv[1].startswith("postgresql"):
+            from worklens.collector.store.postgresql import copy_rows
+            copy_rows(conn, "window_spans", rows)
+        else:
+            conn.executemany("INSERT INTO window_spans VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             rows)
     store.write(fill)
     rows = size = 0
     baseline = peak = None
@@ -191,8 +197,8 @@ MILLION_ROWS = textwrap.dedent("""
 """)
 
 
-def test_a_million_row_export_streams_in_flat_memory(tmp_path):
-    done = subprocess.run([sys.executable, "-c", MILLION_ROWS, str(tmp_path)],
+def test_a_million_row_export_streams_in_flat_memory(store_url):
+    done = subprocess.run([sys.executable, "-c", MILLION_ROWS, store_url],
                           capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr
     figures = json.loads(done.stdout.strip().splitlines()[-1])

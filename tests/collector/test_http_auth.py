@@ -10,6 +10,8 @@ import pytest
 from http_support import activity, window
 from prometheus_client.parser import text_string_to_metric_families
 
+pytestmark = pytest.mark.both_engines
+
 
 @pytest.fixture(scope="module")
 def tokens(col):

@@ -20,6 +20,9 @@ MIN = 60_000
 FORMULA = '=HYPERLINK("http://x")'
 
 
+pytestmark = pytest.mark.both_engines
+
+
 @pytest.fixture(scope="module")
 def data(col):
     a = col.enroll_agent(hostname="ws-x")

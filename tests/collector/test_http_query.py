@@ -17,6 +17,9 @@ RULES = [{"app": "^code$", "category": "Development", "productivity": "productiv
          {"app": "slack", "category": "Chat", "productivity": "neutral"}]
 
 
+pytestmark = pytest.mark.both_engines
+
+
 @pytest.fixture(scope="module")
 def data(col):
     """alice (ws-a): code 09:00-09:30 (active 09:00-09:20, idle 09:20-09:30),
@@ -136,6 +139,24 @@ def test_rules_round_trip_reapply_to_history_and_are_audited(col, data):
         assert entries[0]["action"] == "rules.put" and entries[0]["params"]["rules"] == new
     finally:
         col.request("PUT", "/api/v1/rules", admin, json={"rules": RULES})
+
+
+def test_rules_preview_from_rollups_and_from_raw_titles(col, data):
+    """App rules are previewed from the rollups, title rules from the raw spans; the
+    saved rules stay. Window time: code 1800 s, firefox 600 s, slack 900 s."""
+    day = {"from": DAY.isoformat(), "to": DAY.isoformat(), "tz": "UTC"}
+    apps = col.request("POST", "/api/v1/rules/preview", data["admin"], json={**day, "rules": [
+        {"app": "firefox", "category": "Web", "productivity": "neutral"}, RULES[0]]}).json()
+    assert apps["source"] == "rollups"
+    assert (apps["total_seconds"], apps["changed_seconds"], apps["unclassified_seconds"]) == (
+        3300.0, 1500.0, 900.0)   # firefox newly Web, slack no longer Chat
+    assert [(r["seconds"], r["changed_seconds"]) for r in apps["rules"]] == [(600.0, 600.0),
+                                                                              (1800.0, 0.0)]
+    titles = col.request("POST", "/api/v1/rules/preview", data["admin"], json={**day, "rules": [
+        {"title": "main", "category": "Dev", "productivity": "productive"}]}).json()
+    assert titles["source"] == "raw spans (titles)"
+    assert (titles["total_seconds"], titles["changed_seconds"]) == (3300.0, 2700.0)
+    assert col.get("/api/v1/rules", data["viewer"]).json()["rules"] == RULES
 
 
 @pytest.mark.parametrize(("body", "words"), [

@@ -25,6 +25,9 @@ MIN = 60_000
 ENG_MARKERS = ("erin", "ws-eng", "vim-eng", "ENGSECRET", "eng/backend")
 
 
+pytestmark = pytest.mark.both_engines
+
+
 def cli_token(col, role: str, *groups: str) -> str:
     args = ["token", "create", "--role", role, "--name", f"{role}-{'-'.join(groups)}"]
     for group in groups:

@@ -38,6 +38,9 @@ def send(col, agent, windows=(), acts=(), **batch_fields):
     assert [a.sequence for a in col.upload(agent, [batch])] == [seq]
 
 
+pytestmark = pytest.mark.both_engines
+
+
 @pytest.fixture(scope="module")
 def data(col):
     """carol: code 09:00-09:20 active, sent as two parts cut at 09:10 (one span);

@@ -7,16 +7,18 @@ import asyncio
 import subprocess
 import sys
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import dataset as ds
 import pytest
 from worklens.collector.reports.summary import summarize
 from worklens.collector.retention import purge, schedule_retention
+from worklens.collector.store import partitions
 from worklens.v1 import agent_pb2
 
 # "now" is 2026-10-26T00:00Z: alice's spring data is ~211 days old, bob's autumn data 1 day.
 NOW = ds.ms("2026-10-26T00:00")
+pytestmark = pytest.mark.both_engines
 DAY_S = 86400.0
 
 
@@ -28,8 +30,8 @@ def counts(store) -> dict[str, int]:
 
 
 @pytest.fixture
-def store(tmp_path):
-    store = ds.open_store(tmp_path)
+def store(store_url):
+    store = ds.open_store(store_url)
     ds.load(store)
     yield store
     store.close()
@@ -62,9 +64,9 @@ def test_rollups_keep_working_after_the_newest_rows_were_purged(store):
     assert [(r.active_seconds, r.spans) for r in day] == [(600.0, 1)]
 
 
-def test_scheduled_purge_runs_on_an_asyncio_loop(tmp_path, monkeypatch):
+def test_scheduled_purge_runs_on_an_asyncio_loop(store_url, monkeypatch):
     monkeypatch.setattr("worklens.collector.retention.FIRST_RUN_S", 0.0)
-    store = ds.open_store(tmp_path)
+    store = ds.open_store(store_url)
     try:
         ds.load(store)
         keep_s = 1.0   # everything in the dataset is older than a second
@@ -89,17 +91,17 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
-def test_purge_command(tmp_path):
-    store = ds.open_store(tmp_path)
+def test_purge_command(store_url):
+    store = ds.open_store(store_url)
     ds.load(store)
     store.close()
-    db = f"sqlite:///{tmp_path}/worklens.db"
+    db = store_url
     keep = _cli("purge", "--older-than", "36500d", "--db", db)   # a century: nothing goes
     assert keep.returncode == 0, keep.stderr
     assert keep.stdout.startswith("deleted 0 rows older than")
     gone = _cli("purge", "--older-than", "1s", "--db", db)
     assert gone.returncode == 0 and "deleted 0 rows" not in gone.stdout
-    store = ds.open_store(tmp_path)
+    store = ds.open_store(store_url)
     try:
         assert counts(store)["window_spans"] == 0
     finally:
@@ -112,7 +114,7 @@ def test_purge_command(tmp_path):
             assert failed.stderr.count("\n") == 1
 
 
-def test_serve_purges_on_its_schedule(tmp_path, monkeypatch):
+def test_serve_purges_on_its_schedule(store_url, monkeypatch):
     """The collector's serve starts the retention job: data older than [retention] keep
     disappears without any command (the dataset's spring days are months old)."""
     from worklens.collector.config import load
@@ -120,7 +122,7 @@ def test_serve_purges_on_its_schedule(tmp_path, monkeypatch):
 
     monkeypatch.setattr("worklens.collector.retention.FIRST_RUN_S", 0.0)
 
-    store = ds.open_store(tmp_path)
+    store = ds.open_store(store_url)
     ds.load(store)
     store.close()
     cfg = load(overrides={"grpc": {"listen": "127.0.0.1:0"},
@@ -128,7 +130,7 @@ def test_serve_purges_on_its_schedule(tmp_path, monkeypatch):
                               2026, 10, 1, tzinfo=UTC)).days}})
 
     async def run() -> dict[str, int]:
-        collector = Collector(cfg, f"sqlite:///{tmp_path}/worklens.db", http=False)
+        collector = Collector(cfg, store_url, http=False)
         await collector.start()
         try:
             deadline = time.monotonic() + 60
@@ -139,3 +141,40 @@ def test_serve_purges_on_its_schedule(tmp_path, monkeypatch):
             await collector.stop(grace=0)
     left = asyncio.run(run())
     assert left["window_spans"] == 2 and left["activity_spans"] == 2   # bob's autumn day stays
+
+
+@pytest.fixture
+def empty_store(store_url):
+    store = ds.open_store(store_url)
+    yield store
+    store.close()
+
+
+def test_whole_days_go_at_once_and_the_cut_day_row_by_row(empty_store, engine):
+    """Days wholly before the cutoff go at once (on PostgreSQL their day partitions
+    are dropped); the day the cutoff falls in loses only its rows before the cutoff,
+    and the rollups go with their raw rows."""
+    store = empty_store
+    day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    key = ds.add_agent(store, ds.ALICE, "alice")
+    batch = agent_pb2.Batch(agent_id=ds.ALICE, sequence=1, host=agent_pb2.HostInfo(user="alice"))
+    starts = [day + timedelta(hours=h) for h in (10, 30, 42, 58)]   # days 0, 1, 1, 2
+    for start in starts:
+        text = start.strftime("%Y-%m-%dT%H:%M")
+        end = (start + timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M")
+        batch.windows.append(ds.window(text, end, "code", "x"))
+        batch.activity.append(ds.activity(text, end, ds.ACTIVE))
+    ds.ingest(store, key, [batch])
+    cutoff = day + timedelta(hours=36)   # day 1, 12:00
+    result = purge(store, DAY_S, now_ms=int((cutoff + timedelta(days=1)).timestamp() * 1000))
+    assert result.deleted["window_spans"] == 2 and result.deleted["activity_spans"] == 2
+    with store.reader() as conn:
+        left = [s for (s,) in conn.execute("SELECT start_ms FROM window_spans ORDER BY 1")]
+        rolled = conn.execute("SELECT min(bucket), sum(active_ms) FROM rollup_window").fetchone()
+        if engine == "postgresql":
+            tables = partitions.existing(conn)["window_spans"]
+    assert left == [int(s.timestamp() * 1000) for s in starts[2:]]
+    assert rolled == (int(starts[2].timestamp() * 1000), 2 * 600_000)
+    if engine == "postgresql":
+        assert partitions.name("window_spans", int(day.timestamp() * 1000)) not in tables
+        assert partitions.name("window_spans", int(cutoff.timestamp() * 1000)) in tables

@@ -13,12 +13,13 @@ import pytest
 from worklens.collector.reports.summary import CLASSES, _query, summarize
 from worklens.collector.rollup import buckets as rollup
 
+pytestmark = pytest.mark.both_engines
 DAY_MS = 86_400_000
 
 
 @pytest.fixture
-def store(tmp_path):
-    store = ds.open_store(tmp_path)
+def store(store_url):
+    store = ds.open_store(store_url)
     ds.load(store)
     yield store
     store.close()

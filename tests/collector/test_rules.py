@@ -24,13 +24,15 @@ from worklens.collector.rollup.rules import (
     to_toml,
     validate,
 )
+from worklens.v1 import agent_pb2
 
+pytestmark = pytest.mark.both_engines
 DAYS = (date(2026, 3, 28), date(2026, 3, 29))
 
 
 @pytest.fixture
-def store(tmp_path):
-    store = ds.open_store(tmp_path)
+def store(store_url):
+    store = ds.open_store(store_url)
     yield store
     store.close()
 
@@ -133,8 +135,8 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
-def test_rules_show_and_load_commands(tmp_path):
-    db = f"sqlite:///{tmp_path}/worklens.db"
+def test_rules_show_and_load_commands(tmp_path, store_url):
+    db = store_url
     good = tmp_path / "rules.toml"
     good.write_text(to_toml(validate(ds.RULES)))
     done = _cli("rules", "load", str(good), "--db", db)
@@ -159,3 +161,45 @@ def test_rules_show_and_load_commands(tmp_path):
         assert message in failed.stderr and failed.stderr.count("\n") == 1
         assert "Traceback" not in failed.stderr
     assert len(parse_text(_cli("rules", "show", "--db", db).stdout)) == 1   # nothing lost
+
+
+def test_rules_changed_while_another_collector_ingests(store, store_url):
+    """A rules change commits while another store (another collector, on PostgreSQL
+    another process's transactions) keeps ingesting: every rollup row ends up labelled
+    by the rules in force when it was stored or re-applied, as a rebuild computes."""
+    import threading
+
+    other = ds.open_store(store_url)
+    try:
+        set_rules(store, ds.RULES)
+        key = ds.add_agent(store, ds.ALICE, "alice")
+        base = ds.ms("2026-03-29T08:00")
+        batches = []
+        for seq in range(1, 121):
+            start = base + seq * 60_000
+            b = agent_pb2.Batch(agent_id=ds.ALICE, sequence=seq,
+                                host=agent_pb2.HostInfo(user="alice"))
+            b.windows.append(agent_pb2.WindowSpan(start_ms=start, duration_ms=60_000,
+                                                  app=("code", "slack", "firefox")[seq % 3],
+                                                  title=("main.py", "general", "YouTube")[seq % 3]))
+            b.activity.append(agent_pb2.ActivitySpan(start_ms=start, duration_ms=60_000,
+                                                     state=agent_pb2.ACTIVITY_STATE_ACTIVE))
+            batches.append(b)
+        feeder = threading.Thread(target=lambda: [ds.ingest(other, key, [b]) for b in batches])
+        feeder.start()
+        changes = [[{"app": "slack", "category": "Chat", "productivity": "neutral"}],
+                   [{"title": "main", "category": "Dev", "productivity": "productive"}],
+                   ds.RULES]
+        while feeder.is_alive():
+            for rules in changes:
+                set_rules(store, rules)
+        feeder.join()
+        set_rules(store, changes[0])
+        with store.reader() as conn:
+            kept = sorted(conn.execute("SELECT * FROM rollup_window").fetchall())
+        rollup.rebuild(store)
+        with store.reader() as conn:
+            assert sorted(conn.execute("SELECT * FROM rollup_window").fetchall()) == kept
+        assert categories(store, ds.ALICE) == {"Chat": 40 * ds.MIN, "(unclassified)": 80 * ds.MIN}
+    finally:
+        other.close()

@@ -18,11 +18,12 @@ from worklens.collector.reports.summary import (
 
 SPRING, AUTUMN = ds.SPRING_DAY, ds.AUTUMN_DAY
 BEFORE = date(2026, 3, 28)
+pytestmark = pytest.mark.both_engines
 
 
 @pytest.fixture
-def store(tmp_path):
-    store = ds.open_store(tmp_path)
+def store(store_url):
+    store = ds.open_store(store_url)
     ds.load(store)
     yield store
     store.close()

@@ -1,4 +1,5 @@
-"""`worklens-collector token create|list|revoke` as an operator runs it."""
+"""`worklens-collector token create|list|revoke` as an operator runs it (the tests
+taking ``store_cli`` on SQLite and on a real PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,21 @@ import grpc
 import pytest
 from collector_harness import CollectorProcess, collector_command
 
+pytestmark = pytest.mark.both_engines
+
 
 @pytest.fixture
 def cli(tmp_path):
     return CollectorProcess(tmp_path / "data")
+
+
+@pytest.fixture
+def store_cli(tmp_path, engine, store_url):
+    """Commands (and a `serve`, once started) on the engine's store: ``--db`` for
+    PostgreSQL, the SQLite file in the data directory otherwise."""
+    proc = CollectorProcess(tmp_path / "data", db_url=store_url if engine != "sqlite" else "")
+    yield proc
+    proc.kill()
 
 
 def one_line_error(done: subprocess.CompletedProcess, words: str) -> None:
@@ -21,7 +33,8 @@ def one_line_error(done: subprocess.CompletedProcess, words: str) -> None:
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
 
 
-def test_create_prints_the_secret_once_and_stores_only_its_hash(cli):
+def test_create_prints_the_secret_once_and_stores_only_its_hash(store_cli):
+    cli = store_cli
     done = cli.cli("token", "create", "--role", "enroll", "--name", "laptops", "--expires", "30d")
     assert done.returncode == 0, done.stderr
     secret = done.stdout.strip()
@@ -29,6 +42,7 @@ def test_create_prints_the_secret_once_and_stores_only_its_hash(cli):
     assert "shown only once" in done.stderr
     for path in cli.data_dir.glob("worklens.db*"):
         assert secret.split("_", 2)[2].encode() not in path.read_bytes()
+    assert secret.split("_", 2)[2] not in repr(cli.query("SELECT * FROM tokens"))
     listed = cli.cli("token", "list")
     assert listed.returncode == 0
     token_id = secret.split("_")[1]
@@ -37,7 +51,9 @@ def test_create_prints_the_secret_once_and_stores_only_its_hash(cli):
     assert secret not in listed.stdout
 
 
-def test_revoke_then_the_secret_no_longer_enrolls(collector_proc):
+def test_revoke_then_the_secret_no_longer_enrolls(store_cli):
+    collector_proc = store_cli
+    collector_proc.start()
     secret = collector_proc.create_token("enroll")
     assert collector_proc.enroll_agent(secret).agent_id.startswith("ag-")
     token_id = secret.split("_")[1]
@@ -50,8 +66,8 @@ def test_revoke_then_the_secret_no_longer_enrolls(collector_proc):
     one_line_error(collector_proc.cli("token", "revoke", token_id), "no active token")
 
 
-def test_list_on_an_empty_store(cli):
-    done = cli.cli("token", "list")
+def test_list_on_an_empty_store(store_cli):
+    done = store_cli.cli("token", "list")
     assert done.returncode == 0 and "no tokens" in done.stdout
 
 
@@ -77,13 +93,13 @@ def test_usage_errors_exit_2(cli):
     assert done.returncode == 2 and "invalid choice" in done.stderr
 
 
-def test_store_direct_changes_are_audited_with_the_local_operator(cli, tmp_path):
+def test_store_direct_changes_are_audited_with_the_local_operator(store_cli, tmp_path):
     """Token and rules changes made on the collector's machine leave the same
     trail as those made over the API: who (login@host), what, when."""
     import getpass
     import json
-    import sqlite3
 
+    cli = store_cli
     secret = cli.cli("token", "create", "--role", "viewer", "--name", "bi").stdout.strip()
     token_id = secret.split("_")[1]
     assert cli.cli("token", "revoke", token_id).returncode == 0
@@ -91,9 +107,7 @@ def test_store_direct_changes_are_audited_with_the_local_operator(cli, tmp_path)
     rules.write_text('[[rules]]\napp = "^code$"\ncategory = "Development"\n'
                      'productivity = "productive"\n')
     assert cli.cli("rules", "load", str(rules)).returncode == 0
-    with sqlite3.connect(cli.data_dir / "worklens.db") as db:
-        rows = db.execute("SELECT action, token_name, role, params FROM audit_log"
-                          " ORDER BY id").fetchall()
+    rows = cli.query("SELECT action, token_name, role, params FROM audit_log ORDER BY id")
     assert [r[0] for r in rows] == ["token.create", "token.revoke", "rules.load"]
     assert all(r[1].startswith(f"{getpass.getuser()}@") and r[2] == "admin" for r in rows)
     assert json.loads(rows[0][3])["id"] == token_id and "secret" not in rows[0][3]
