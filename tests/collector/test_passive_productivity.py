@@ -2,8 +2,8 @@
 and class unless a rule classifies it apart (``passive``, ``passive_category``),
 in every summary grouping, on the fast day-table paths and the 15-minute ones
 alike, in the daily and apps CSVs; a rebuild and a rules change give the rollups
-ingest kept; and migration 0011 moves an existing store over. Every number is
-worked out by hand from the spans below.
+ingest kept; and migration 0011 moves an existing store over. On SQLite and on a
+real PostgreSQL. Every number is worked out by hand from the spans below.
 
 pat (one agent), 2026-03-10 UTC::
 
@@ -36,6 +36,7 @@ from worklens.collector.rollup import rules as rules_mod
 from worklens.collector.store import migrate
 from worklens.v1 import agent_pb2
 
+pytestmark = pytest.mark.both_engines
 PAT = "ag-pat"
 DAY = date(2026, 3, 10)
 ACTIVE, IDLE, PASSIVE = (agent_pb2.ACTIVITY_STATE_ACTIVE, agent_pb2.ACTIVITY_STATE_IDLE,
@@ -88,8 +89,8 @@ def load(store, rules=RULES) -> None:
 
 
 @pytest.fixture
-def store(tmp_path):
-    store = ds.open_store(tmp_path)
+def store(store_url):
+    store = ds.open_store(store_url)
     load(store)
     yield store
     store.close()
@@ -239,44 +240,66 @@ NO_TITLES = [RULES[0], RULES[2]]
     (ZOOM_PLAIN, NO_TITLES),        # no title rules either side: a split still moves time
     (NO_TITLES, ZOOM_PLAIN),
 ], ids=["none", "app-rules", "same", "split-app-rules", "unsplit-app-rules"])
-def test_rules_changes_give_what_ingest_under_the_new_rules_keeps(tmp_path, before, after):
-    changed = _loaded(tmp_path / "changed", before)
-    rollup.set_rules(changed, after)
-    assert rollups(changed) == rollups(_loaded(tmp_path / "after", after))
-    rollup.set_rules(changed, before)                       # and back
-    assert rollups(changed) == rollups(_loaded(tmp_path / "before", before))
+def test_rules_changes_give_what_ingest_under_the_new_rules_keeps(store_urls, before, after):
+    stores = []
+    try:
+        changed = _loaded(store_urls(), before, stores)
+        rollup.set_rules(changed, after)
+        assert rollups(changed) == rollups(_loaded(store_urls(), after, stores))
+        rollup.set_rules(changed, before)                       # and back
+        assert rollups(changed) == rollups(_loaded(store_urls(), before, stores))
+    finally:
+        for opened in stores:
+            opened.close()
 
 
-def _loaded(directory, rules):
-    directory.mkdir()
-    store = ds.open_store(directory)
+def _loaded(url, rules, stores):
+    store = ds.open_store(url)
+    stores.append(store)
     load(store, rules)
     return store
 
 
 # -- migration 0011 --------------------------------------------------------------------------
 
-def test_migration_0011_counts_passive_time_of_existing_day_rows(tmp_path):
-    before = tmp_path / "migrations-0010"
-    before.mkdir()
-    for path in migrate.available():
-        if path.version <= 10:
-            shutil.copy(path.path, before)
-    conn = sqlite3.connect(tmp_path / "old.db", isolation_level=None)
-    migrate.apply(conn, before)
-    conn.execute("INSERT INTO agents (agent_id, credential_hash, enrolled_ms) "
-                 "VALUES ('ag-old', 'x', 0)")
-    insert = ("INSERT INTO rollup_window (agent, bucket, username, app, category, productivity, "
-              "active_ms, idle_ms, spans, passive_ms) VALUES (1, ?, 'pat', 'vlc', 'Video', "
-              "?, ?, 0, 1, ?)")
-    conn.execute(insert, (0, "unproductive", 60_000, 40_000))
-    assert conn.execute("SELECT unproductive_ms FROM rollup_agent_day").fetchone() == (60_000,)
-    assert migrate.apply(conn) == [11]
-    assert conn.execute("SELECT unproductive_ms, passive_ms FROM rollup_agent_day"
-                        ).fetchone() == (100_000, 40_000)
-    conn.execute(insert, (900_000, "unproductive", 1_000, 2_000))   # the new triggers
-    assert conn.execute("SELECT unproductive_ms, passive_ms FROM rollup_agent_day"
-                        ).fetchone() == (103_000, 42_000)
-    conn.execute("INSERT INTO rules (position, category, productivity) VALUES (0, 'V', 'neutral')")
-    assert conn.execute("SELECT passive, passive_category FROM rules").fetchone() == ("", "")
-    conn.close()
+def _until_0010(directory, into):
+    """A copy of the migrations up to 0010: a store as the version before made it."""
+    into.mkdir()
+    for found in migrate.available(directory):
+        if found.version <= 10:
+            shutil.copy(found.path, into)
+    return into
+
+
+def test_migration_0011_counts_passive_time_of_existing_day_rows(engine, tmp_path, request):
+    if engine == "sqlite":
+        conn = sqlite3.connect(tmp_path / "old.db", isolation_level=None)
+        migrate.apply(conn, _until_0010(migrate.MIGRATIONS_DIR, tmp_path / "old"))
+        upgrade = lambda: migrate.apply(conn)                      # noqa: E731
+        run = conn.execute
+    else:
+        import psycopg
+        from worklens.collector.store.pgsql import PgConnection
+
+        url = request.getfixturevalue("postgres_url")
+        conn = PgConnection(psycopg.connect(url, autocommit=True))
+        migrate.apply_postgresql(conn, _until_0010(migrate.POSTGRESQL_DIR, tmp_path / "old"))
+        upgrade = lambda: migrate.apply_postgresql(conn)           # noqa: E731
+        run = conn.execute
+    try:
+        run("INSERT INTO agents (agent_id, credential_hash, enrolled_ms) VALUES ('ag-old', 'x', 0)")
+        agent = run("SELECT id FROM agents").fetchone()[0]
+        insert = ("INSERT INTO rollup_window (agent, bucket, username, app, category, "
+                  "productivity, active_ms, idle_ms, spans, passive_ms) VALUES (?, ?, 'pat', "
+                  "'vlc', 'Video', 'unproductive', ?, 0, 1, ?)")
+        run(insert, (agent, 0, 60_000, 40_000))
+        day = "SELECT unproductive_ms, passive_ms FROM rollup_agent_day"
+        assert tuple(run(day).fetchone()) == (60_000, 40_000)     # 0010: active time only
+        assert upgrade() == [11]
+        assert tuple(run(day).fetchone()) == (100_000, 40_000)    # recomputed
+        run(insert, (agent, 900_000, 1_000, 2_000))               # the new triggers
+        assert tuple(run(day).fetchone()) == (103_000, 42_000)
+        run("INSERT INTO rules (position, category, productivity) VALUES (0, 'V', 'neutral')")
+        assert tuple(run("SELECT passive, passive_category FROM rules").fetchone()) == ("", "")
+    finally:
+        (conn if engine == "sqlite" else conn.raw).close()
