@@ -94,7 +94,10 @@ def source(tmp_path_factory) -> Source:
     """A `serve` on SQLite, filled as in real use, then stopped (SIGTERM)."""
     data_dir = tmp_path_factory.mktemp("sqlite-store")
     rules = data_dir.parent / "rules.toml"
-    rules.write_text(to_toml(validate(ds.RULES)))
+    # and one that classifies passive time apart (its own rules columns and rollup rows)
+    rules.write_text(to_toml(validate([*ds.RULES, {
+        "app": "^slack$", "category": "Chat", "productivity": "neutral",
+        "passive": "productive", "passive_category": "Calls"}])))
     proc = CollectorProcess(data_dir)
     proc.start()
     try:
@@ -179,7 +182,10 @@ def test_records_keep_their_keys_and_land_in_day_partitions(source, migrated):
         spans = lite.execute("SELECT rowid, agent, start_ms, app, title FROM window_spans "
                              "ORDER BY rowid").fetchall()
         audit = lite.execute("SELECT * FROM audit_log ORDER BY id").fetchall()
+        rules = lite.execute("SELECT * FROM rules ORDER BY position").fetchall()
+    assert rules[-1][-2:] == ("productive", "Calls")      # passive class and category
     with psycopg.connect(url) as pg:
+        assert pg.execute("SELECT * FROM rules ORDER BY position").fetchall() == rules
         assert pg.execute("SELECT * FROM agents ORDER BY id").fetchall() == agents
         assert pg.execute("SELECT id, agent, start_ms, app, title FROM window_spans "
                           "ORDER BY id").fetchall() == spans
