@@ -32,7 +32,7 @@ MIN_SLEEP_THRESHOLD = 10.0   # seconds of wall/monotonic drift that mean "the ma
 # this many flush intervals: every batch costs ~60 bytes of gRPC framing whatever it
 # carries, a cut part riding along only ~9 (its window is not repeated: the packing's
 # "same-window" extension). Measured (benchmarks/wire_bytes.py, simulated agent-day at
-# a 30 s flush): this way 94.7 KB with the packing extensions (target 100 KB); before
+# a 30 s flush): this way 94.2 KB with the packing extensions (target 100 KB); before
 # them 105.4 KB, and cutting at every flush 126 KB.
 # So the collector is at most two flush intervals behind, and as fresh as the last
 # flush whenever a flush carries something anyway (a window change, process samples).
