@@ -127,7 +127,8 @@ class PgConnection:
         arrays = ", ".join(f"%s::{t}[]" for t in types)
         listed = f" ({columns})" if columns else ""
         self.raw.execute(f"INSERT INTO {table}{listed} SELECT * FROM unnest({arrays}) {tail}",
-                         [list(column) for column in zip(*rows, strict=True)])
+                         [_array(column, t) for column, t in zip(zip(*rows, strict=True), types,
+                                                                 strict=True)])
 
     def run_deferred(self) -> None:
         """The held-back shared upserts, in the order they came."""
@@ -167,6 +168,15 @@ class PgConnection:
     @property
     def total_changes(self) -> int:   # pragma: no cover - SQLite-only counter
         raise AttributeError("total_changes is SQLite's")
+
+
+def _array(column: tuple, sql_type: str) -> list | str:
+    """One column of an upsert as its array parameter. Integers go as the array's text
+    form, made at C speed (``{1,2,3}``, which PostgreSQL casts): psycopg adapts a list
+    one element at a time in Python, a measured 5-7 % of an ingest writer's CPU."""
+    if sql_type == "bigint":
+        return "{" + ",".join(map(str, map(int, column))) + "}"
+    return list(column)
 
 
 _UPSERT = re.compile(r"INSERT INTO (\w+)(?: \(([^)]*)\))? VALUES \([?,\s]+\) (ON CONFLICT .*)",
