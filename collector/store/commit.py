@@ -24,9 +24,9 @@ from itertools import chain
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from worklens.collector.store.base import AgentRow, IngestResult, StoreUnavailable
+from worklens.collector.store.base import AgentRow, IngestResult, StoreBusy, StoreUnavailable
 from worklens.collector.store.checkpoint import Checkpointer, passive_checkpoint
-from worklens.collector.store.records import Rows, insert_rows
+from worklens.collector.store.records import Records, Rows, extract, insert_rows, seal
 from worklens.v1 import agent_pb2
 
 log = logging.getLogger(__name__)
@@ -112,6 +112,46 @@ class StoredBatch:
 
 IngestHook = Callable[[sqlite3.Connection, AgentRow, BatchHead], None]
 GroupHook = Callable[[sqlite3.Connection, list[StoredBatch]], None]
+
+
+def prepare(agent: AgentRow | int, batch: agent_pb2.Batch, records: Records | None,
+            consume: bool) -> tuple[BatchHead, Rows]:
+    """What a store queues of ``batch`` for ``agent``: its head and its rows (see
+    ``Store.ingest_nowait`` for ``records`` and ``consume``)."""
+    key = agent.key if isinstance(agent, AgentRow) else int(agent)
+    if records is None:
+        records = extract(key, batch)
+    head = BatchHead.of(batch)
+    if not consume and records.processes:
+        batch = agent_pb2.Batch(processes=batch.processes)
+    return head, seal(key, batch, records)
+
+
+def admit(closed: bool, pending: int, events: int, limit: int, retry_after_ms: int,
+          behind: str) -> None:
+    """Refuse a batch of ``events`` when the store is closing (StoreUnavailable) or
+    ``pending`` events already wait beyond ``limit`` (StoreBusy, ``behind`` says who)."""
+    if closed:
+        raise StoreUnavailable("the collector is shutting down")
+    if pending and pending + events > limit:
+        raise StoreBusy(f"{behind} ({pending} events waiting)", retry_after_ms)
+
+
+def split_new(group: list[GroupItem], stored: set[tuple[int, int]]
+              ) -> tuple[list[IngestResult], list[GroupItem]]:
+    """One IngestResult per item of ``group`` given the (agent, sequence) keys the
+    ledger insert ``stored``, and the new items: a batch that came twice in one group
+    is new once."""
+    results, new, seen = [], [], set()
+    for item in group:
+        key = (item.key, item.batch.sequence)
+        if key in stored and key not in seen:
+            seen.add(key)
+            new.append(item)
+            results.append(NEW)
+        else:
+            results.append(DUPLICATE)
+    return results, new
 
 
 def describe_sqlite_error(exc: sqlite3.Error, path: Path) -> str:
@@ -217,15 +257,7 @@ class GroupCommitter:
         ledger = [(item.key, item.batch.sequence, received, item.records.count,
                    item.batch.dropped_events) for item in group]
         stored = set(insert_rows(conn, INSERT_BATCHES, ledger, returning="agent, sequence"))
-        results, new, seen = [], [], set()
-        for item, row in zip(group, ledger, strict=True):
-            key = row[:2]
-            if key in stored and key not in seen:
-                seen.add(key)
-                new.append(item)
-                results.append(NEW)
-            else:
-                results.append(DUPLICATE)
+        results, new = split_new(group, stored)
         if not new:
             return results
         for index, (sql, _) in enumerate(new[0].records.tables()):
@@ -240,7 +272,7 @@ class GroupCommitter:
                 group_hook(conn, stored_batches)
         for item in new if self.hooks else ():
             agent = item.agent if isinstance(item.agent, AgentRow) \
-                else _agent_row(conn, item.agent)
+                else agent_row(conn, item.agent)
             for hook in self.hooks:
                 hook(conn, agent, item.batch)
         return results
@@ -266,9 +298,16 @@ def _update_agents(conn: sqlite3.Connection, items: list[GroupItem], received: i
                                     for row in per_agent.values()])
 
 
-def _agent_row(conn: sqlite3.Connection, key: int) -> AgentRow:
+def find_agent(conn: Any, key: int) -> AgentRow | None:
+    """The ``agents`` row of internal key ``key``, or None (either engine)."""
     row = conn.execute(f"SELECT {AgentRow.COLUMNS} FROM agents WHERE id = ?",
                        (key,)).fetchone()
-    if row is None:
+    return AgentRow.from_row(row) if row else None
+
+
+def agent_row(conn: Any, key: int) -> AgentRow:
+    """The same for an agent a stored batch names: it must exist."""
+    agent = find_agent(conn, key)
+    if agent is None:
         raise ValueError(f"no agent with key {key}")
-    return AgentRow.from_row(row)
+    return agent

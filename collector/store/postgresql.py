@@ -48,21 +48,24 @@ from worklens.collector.store import locks, partitions
 from worklens.collector.store.base import (
     AgentRow,
     IngestResult,
-    StoreBusy,
     StoreError,
     StoreUnavailable,
 )
 from worklens.collector.store.commit import (
-    BatchHead,
     GroupHook,
     GroupItem,
     IngestHook,
     StoredBatch,
+    admit,
+    agent_row,
+    find_agent,
     now_ms,
+    prepare,
+    split_new,
 )
 from worklens.collector.store.migrate import apply_postgresql
 from worklens.collector.store.pgsql import PgConnection, adapt, describe, redact
-from worklens.collector.store.records import Records, extract, seal
+from worklens.collector.store.records import Records
 from worklens.v1 import agent_pb2
 
 log = logging.getLogger(__name__)
@@ -121,8 +124,6 @@ UPDATE_AGENTS = (
     "FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::text[], %s::text[], "
     "%s::text[], %s::text[], %s::text[]) AS u(id, seq, dropped, hostname, os, os_version, "
     "username, agent_version) WHERE a.id = u.id")
-NEW = IngestResult(duplicate=False)
-DUPLICATE = IngestResult(duplicate=True)
 _STOP = object()
 
 
@@ -285,9 +286,7 @@ class PostgresStore:
 
     def agent(self, key: int) -> AgentRow | None:
         with self.reader() as conn:
-            row = conn.execute(f"SELECT {AgentRow.COLUMNS} FROM agents WHERE id = ?",
-                               (key,)).fetchone()
-        return AgentRow.from_row(row) if row else None
+            return find_agent(conn, key)
 
     # -- writing -------------------------------------------------------------------------
 
@@ -326,22 +325,13 @@ class PostgresStore:
                       ) -> asyncio.Future:
         """Queue ``batch``; its future resolves after the COMMIT that stored it (or
         finds it stored already). Raises StoreBusy or StoreUnavailable."""
-        key = agent.key if isinstance(agent, AgentRow) else int(agent)
-        if records is None:
-            records = extract(key, batch)
-        head = BatchHead.of(batch)
-        if not consume and records.processes:
-            batch = agent_pb2.Batch(processes=batch.processes)
-        rows = seal(key, batch, records)
-        events = records.count
+        head, rows = prepare(agent, batch, records, consume)
+        events = rows.count
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         with self._state:
-            if self._closed:
-                raise StoreUnavailable("the collector is shutting down")
-            if self._pending_events and self._pending_events + events > MAX_PENDING_EVENTS:
-                raise StoreBusy(f"the database is behind ({self._pending_events} events "
-                                "waiting)", RETRY_AFTER_MS)
+            admit(self._closed, self._pending_events, events, MAX_PENDING_EVENTS,
+                  RETRY_AFTER_MS, "the database is behind")
             self._pending_events += events
             self._queue.put(_Ingest(agent, head, rows, future, loop, events))
         return future
@@ -425,15 +415,7 @@ class PostgresStore:
                               item.batch.dropped_events) for item in group], strict=True))
         stored = set(map(tuple, conn.raw.execute(INSERT_BATCHES, list(map(list, columns)))
                          .fetchall()))
-        results, new = [], []
-        for item in group:
-            key = (item.key, item.batch.sequence)
-            if key in stored:
-                stored.discard(key)   # the same batch twice in one group: once
-                new.append(item)
-                results.append(NEW)
-            else:
-                results.append(DUPLICATE)
+        results, new = split_new(group, stored)
         if not new:
             return results
         conn.deferred = []   # fleet-wide rollup rows: last, see PgConnection.upsert
@@ -445,18 +427,12 @@ class PostgresStore:
         self._copy_rows(conn, new)
         _update_agents(conn, new, received)
         for item in new if self._hooks else ():
-            agent = item.agent if isinstance(item.agent, AgentRow) else self._agent_in(
+            agent = item.agent if isinstance(item.agent, AgentRow) else agent_row(
                 conn, item.key)
             for hook in self._hooks:
                 hook(conn, agent, item.batch)
         conn.run_deferred()
         return results
-
-    @staticmethod
-    def _agent_in(conn: PgConnection, key: int) -> AgentRow:
-        row = conn.execute(f"SELECT {AgentRow.COLUMNS} FROM agents WHERE id = ?",
-                           (key,)).fetchone()
-        return AgentRow.from_row(row)
 
     @staticmethod
     def _copy_rows(conn: PgConnection, items: list[_Ingest]) -> None:

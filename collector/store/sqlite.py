@@ -48,23 +48,24 @@ from urllib.parse import quote
 from worklens.collector.store.base import (
     AgentRow,
     IngestResult,
-    StoreBusy,
     StoreError,
     StoreUnavailable,
 )
 from worklens.collector.store.commit import (
-    BatchHead,
     GroupCommitter,
     GroupHook,
     GroupItem,
     IngestHook,
     StoredBatch,
+    admit,
     describe_sqlite_error,
+    find_agent,
     in_transaction,
     now_ms,
+    prepare,
 )
 from worklens.collector.store.connect import BUSY_TIMEOUT_MS, connect_writer
-from worklens.collector.store.records import Records, extract, seal
+from worklens.collector.store.records import Records
 from worklens.collector.store.writerproc import WriterDied, WriterProcess
 from worklens.v1 import agent_pb2
 
@@ -233,9 +234,7 @@ class SqliteStore:
 
     def agent(self, key: int) -> AgentRow | None:
         with self.reader() as conn:
-            row = conn.execute(f"SELECT {AgentRow.COLUMNS} FROM agents WHERE id = ?",
-                               (key,)).fetchone()
-        return AgentRow.from_row(row) if row else None
+            return find_agent(conn, key)
 
     # -- writing -------------------------------------------------------------------------
 
@@ -312,22 +311,13 @@ class SqliteStore:
         does). With ``consume`` the store may take ``batch`` apart (its process samples'
         bytes become the stored blocks, see ``collector.store.blocks``) instead of
         working on a copy: for a caller that is done with the message."""
-        key = agent.key if isinstance(agent, AgentRow) else int(agent)
-        if records is None:
-            records = extract(key, batch)
-        head = BatchHead.of(batch)
-        if not consume and records.processes:
-            batch = agent_pb2.Batch(processes=batch.processes)
-        rows = seal(key, batch, records)
-        events = records.count
+        head, rows = prepare(agent, batch, records, consume)
+        events = rows.count
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         with self._state:
-            if self._closed:
-                raise StoreUnavailable("the collector is shutting down")
-            if self._pending_events and self._pending_events + events > MAX_PENDING_EVENTS:
-                raise StoreBusy(f"the store is busy ({self._pending_events} events waiting)",
-                                RETRY_AFTER_MS)
+            admit(self._closed, self._pending_events, events, MAX_PENDING_EVENTS,
+                  RETRY_AFTER_MS, "the store is busy")
             self._pending_events += events
             self._queue.put(_Ingest(agent, head, rows, future, loop))
         return future
