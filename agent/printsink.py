@@ -21,12 +21,18 @@ log = logging.getLogger(__name__)
 
 KINDS = {"WindowSpan": "window", "ActivitySpan": "activity", "ProcessSample": "process",
          "SystemTotals": "system"}
+# Fields only the packed encoding sets, on the wire between agent and collector
+# (docs/protocol.md, "Extensions"); a record as it closes never has them.
+PACKING_ONLY = frozenset({"same_window"})
 
 
 def record_to_dict(record: Record) -> dict[str, Any]:
-    """The record's wire fields (all of them, defaults included) as plain JSON values."""
+    """The record's wire fields (all of them, defaults included, those of the packed
+    encoding aside) as plain JSON values."""
     out: dict[str, Any] = {"record": KINDS[type(record).__name__]}
     for fd in record.DESCRIPTOR.fields:
+        if fd.name in PACKING_ONLY:
+            continue
         value = getattr(record, fd.name)
         if fd.enum_type is not None:
             value = fd.enum_type.values_by_number[value].name.removeprefix(
