@@ -36,9 +36,9 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from itertools import chain
+from itertools import chain, islice
 from operator import itemgetter
 from typing import Any
 
@@ -94,6 +94,7 @@ CONNECTION_KWARGS = {"connect_timeout": int(CONNECT_TIMEOUT_S), "keepalives": 1,
 # collector that froze mid-transaction): then UNAVAILABLE, and the agent retries.
 INGEST_LOCK_TIMEOUT = "30s"
 
+COPY_CHUNK = 10_000
 PER_BATCH_ERRORS = (psycopg.DataError, psycopg.IntegrityError, OverflowError, ValueError,
                     TypeError)
 # column order of collector.store.records' tuples, per table (COPY needs them named)
@@ -489,18 +490,22 @@ def _settle(pairs: list) -> None:
             future.set_result(outcome)
 
 
-def copy_rows(conn: PgConnection, table: str, rows: list[tuple]) -> None:
-    """Binary COPY of ``rows`` (records' column order) into ``table``."""
+def copy_rows(conn: PgConnection, table: str, rows: Iterable[tuple]) -> None:
+    """Binary COPY of ``rows`` (records' column order) into ``table``, any number of
+    them (read COPY_CHUNK at a time)."""
     columns, types = COPY_COLUMNS[table]
     texts = [i for i, t in enumerate(types) if t == "text"]
-    if any("\x00" in "".join(map(itemgetter(i), rows)) for i in texts):   # rare: C speed
-        rows = [tuple(_clean_text(v) if i in texts else v for i, v in enumerate(row))
-                for row in rows]
+    rows = iter(rows)
     with conn.raw.cursor().copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types(types)
         write = copy.write_row
-        for row in rows:
-            write(row)
+        while chunk := list(islice(rows, COPY_CHUNK)):
+            # text PostgreSQL cannot hold is rare: look for it a column at a time, at C speed
+            if any("\x00" in "".join(map(itemgetter(i), chunk)) for i in texts):
+                chunk = [tuple(_clean_text(v) if i in texts else v for i, v in enumerate(row))
+                         for row in chunk]
+            for row in chunk:
+                write(row)
 
 
 def _update_agents(conn: PgConnection, items: list[GroupItem], received: int) -> None:
