@@ -278,24 +278,28 @@ class GroupCommitter:
         return results
 
 
-def _update_agents(conn: sqlite3.Connection, items: list[GroupItem], received: int) -> None:
-    """One row per agent: last seen, highest sequence, dropped total, latest host facts."""
+def agent_updates(items: list[GroupItem]) -> list[list]:
+    """One row per agent of ``items``, in key order (the order PostgreSQL's row locks
+    are taken in): [key, highest sequence, dropped events added, then the latest
+    non-empty hostname, os, os_version, user, agent_version]."""
     per_agent: dict[int, list] = {}
     for item in items:
         batch, host = item.batch, item.batch.host
         row = per_agent.get(item.key)
+        facts = [host.hostname, host.os, host.os_version, host.user, host.agent_version]
         if row is None:
-            per_agent[item.key] = [item.key, batch.sequence, batch.dropped_events,
-                                   host.hostname, host.os, host.os_version, host.user,
-                                   host.agent_version]
+            per_agent[item.key] = [item.key, batch.sequence, batch.dropped_events, *facts]
         else:
             row[1] = max(row[1], batch.sequence)
             row[2] += batch.dropped_events
-            for i, value in enumerate((host.hostname, host.os, host.os_version, host.user,
-                                       host.agent_version), start=3):
-                row[i] = value or row[i]
+            row[3:] = [new or old for new, old in zip(facts, row[3:], strict=True)]
+    return [per_agent[key] for key in sorted(per_agent)]
+
+
+def _update_agents(conn: sqlite3.Connection, items: list[GroupItem], received: int) -> None:
+    """One row per agent: last seen, highest sequence, dropped total, latest host facts."""
     conn.executemany(UPDATE_AGENT, [(received, *row[1:], row[0])
-                                    for row in per_agent.values()])
+                                    for row in agent_updates(items)])
 
 
 def find_agent(conn: Any, key: int) -> AgentRow | None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 import psycopg
@@ -136,13 +137,6 @@ class PgConnection:
         for sql, rows in pending:
             self.upsert(sql, rows)
 
-    def stream(self, sql: str, params: Sequence[Any] | None = None,
-               size: int = 5000) -> Iterable[tuple]:
-        """Rows of a large result without holding it all in memory (a server-side
-        cursor): exports use it where SQLite's cursor is lazy already."""
-        for rows in self.chunks(sql, params, size):
-            yield from rows
-
     def chunks(self, sql: str, params: Sequence[Any] | None = None,
                size: int = 5000) -> Iterable[list[tuple]]:
         """The rows of ``sql`` (no LIMIT of its own) in lists of at most ``size``, never
@@ -164,10 +158,6 @@ class PgConnection:
     @property
     def in_transaction(self) -> bool:
         return self.raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
-
-    @property
-    def total_changes(self) -> int:   # pragma: no cover - SQLite-only counter
-        raise AttributeError("total_changes is SQLite's")
 
 
 def _array(column: tuple, sql_type: str) -> list | str:
@@ -203,6 +193,16 @@ def _column_types(raw: psycopg.Connection, table: str, columns: str) -> tuple[st
         names = [c.strip().strip('"') for c in columns.split(",")] if columns else list(types)
         _TYPES[key] = tuple(types[name] for name in names)
     return _TYPES[key]
+
+
+def without_nul(rows: list[tuple], texts: Sequence[int]) -> list[tuple]:
+    """``rows`` with NUL in their text columns ``texts`` replaced by U+FFFD: PostgreSQL
+    text cannot hold NUL, SQLite can (the replacement keeps the place visible). NUL is
+    rare, so the columns are searched whole at C speed first and rows copied only then."""
+    if not any("\x00" in "".join(map(itemgetter(i), rows)) for i in texts):
+        return rows
+    return [tuple(v.replace("\x00", "\ufffd") if i in texts else v for i, v in enumerate(row))
+            for row in rows]
 
 
 def describe(exc: BaseException, url: str) -> str:

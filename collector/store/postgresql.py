@@ -37,9 +37,8 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from itertools import chain, islice
-from operator import itemgetter
+from dataclasses import dataclass, replace
+from itertools import chain
 from typing import Any
 
 import psycopg
@@ -58,14 +57,15 @@ from worklens.collector.store.commit import (
     StoredBatch,
     admit,
     agent_row,
+    agent_updates,
     find_agent,
     now_ms,
     prepare,
     split_new,
 )
 from worklens.collector.store.migrate import apply_postgresql
-from worklens.collector.store.pgsql import PgConnection, adapt, describe, redact
-from worklens.collector.store.records import Records
+from worklens.collector.store.pgsql import PgConnection, adapt, describe, redact, without_nul
+from worklens.collector.store.records import Records, Rows
 from worklens.v1 import agent_pb2
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,8 @@ CONNECTION_KWARGS = {"connect_timeout": int(CONNECT_TIMEOUT_S), "keepalives": 1,
 # collector that froze mid-transaction): then UNAVAILABLE, and the agent retries.
 INGEST_LOCK_TIMEOUT = "30s"
 
-COPY_CHUNK = 10_000
+# text columns of the records' tuples (collector.store.records) and of process totals
+WINDOW_TEXTS, ACTIVITY_TEXTS, TOTALS_TEXTS = (3, 4, 6, 8), (8,), (2,)
 PER_BATCH_ERRORS = (psycopg.DataError, psycopg.IntegrityError, OverflowError, ValueError,
                     TypeError)
 # column order of collector.store.records' tuples, per table (COPY needs them named)
@@ -135,10 +136,12 @@ class _Ingest(GroupItem):
     events: int = 0
 
 
-def _clean_text(value: str) -> str:
-    """PostgreSQL text cannot hold NUL; SQLite can. The replacement character keeps
-    the position visible (CSV shows control characters escaped either way)."""
-    return value.replace("\x00", "\ufffd")
+def _storable(rows: Rows) -> Rows:
+    """``rows`` as PostgreSQL can hold them (``pgsql.without_nul``), done once per batch
+    before anything uses them: the rollups (app names, process names) and the COPY."""
+    return replace(rows, windows=without_nul(rows.windows, WINDOW_TEXTS),
+                   activity=without_nul(rows.activity, ACTIVITY_TEXTS),
+                   process_totals=without_nul(rows.process_totals, TOTALS_TEXTS))
 
 
 class _PoolNoise(logging.Filter):
@@ -327,6 +330,7 @@ class PostgresStore:
         """Queue ``batch``; its future resolves after the COMMIT that stored it (or
         finds it stored already). Raises StoreBusy or StoreUnavailable."""
         head, rows = prepare(agent, batch, records, consume)
+        rows = _storable(rows)
         events = rows.count
         loop = asyncio.get_running_loop()
         future = loop.create_future()
@@ -491,36 +495,18 @@ def _settle(pairs: list) -> None:
 
 
 def copy_rows(conn: PgConnection, table: str, rows: Iterable[tuple]) -> None:
-    """Binary COPY of ``rows`` (records' column order) into ``table``, any number of
-    them (read COPY_CHUNK at a time)."""
+    """Binary COPY of ``rows`` (records' column order, text PostgreSQL can hold) into
+    ``table``."""
     columns, types = COPY_COLUMNS[table]
-    texts = [i for i, t in enumerate(types) if t == "text"]
-    rows = iter(rows)
     with conn.raw.cursor().copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types(types)
         write = copy.write_row
-        while chunk := list(islice(rows, COPY_CHUNK)):
-            # text PostgreSQL cannot hold is rare: look for it a column at a time, at C speed
-            if any("\x00" in "".join(map(itemgetter(i), chunk)) for i in texts):
-                chunk = [tuple(_clean_text(v) if i in texts else v for i, v in enumerate(row))
-                         for row in chunk]
-            for row in chunk:
-                write(row)
+        for row in rows:
+            write(row)
 
 
 def _update_agents(conn: PgConnection, items: list[GroupItem], received: int) -> None:
     """One row per agent (ascending key): last seen, highest sequence, dropped total,
-    latest host facts."""
-    per_agent: dict[int, list] = {}
-    for item in items:
-        batch, host = item.batch, item.batch.host
-        row = per_agent.get(item.key)
-        facts = [host.hostname, host.os, host.os_version, host.user, host.agent_version]
-        if row is None:
-            per_agent[item.key] = [item.key, batch.sequence, batch.dropped_events, *facts]
-        else:
-            row[1] = max(row[1], batch.sequence)
-            row[2] += batch.dropped_events
-            row[3:] = [new or old for new, old in zip(facts, row[3:], strict=True)]
-    rows = [per_agent[key] for key in sorted(per_agent)]
+    latest host facts, in one statement."""
+    rows = agent_updates(items)
     conn.raw.execute(UPDATE_AGENTS, [received, *map(list, zip(*rows, strict=True))])

@@ -44,7 +44,7 @@ import psycopg
 from worklens.collector.store import migrate, partitions
 from worklens.collector.store.base import StoreError
 from worklens.collector.store.connect import BUSY_TIMEOUT_MS
-from worklens.collector.store.pgsql import PgConnection, describe
+from worklens.collector.store.pgsql import PgConnection, describe, without_nul
 
 log = logging.getLogger(__name__)
 
@@ -355,16 +355,9 @@ def _copy_table(src: sqlite3.Connection, dst: PgConnection, plan: _Plan,
     with dst.raw.cursor().copy(plan.copy) as copy:
         copy.set_types(plan.types)
         while chunk := rows.fetchmany(CHUNK_ROWS):
-            for row in chunk:
-                if plan.texts and any("\x00" in row[i] for i in plan.texts):
-                    row = _without_nul(row, plan.texts)
+            for row in without_nul(chunk, plan.texts):   # as ingest does
                 copy.write_row(row)
             progress.add(len(chunk), plan.table)
-
-
-def _without_nul(row: tuple, texts: tuple[int, ...]) -> tuple:
-    """PostgreSQL text cannot hold NUL: the replacement character, as ingest does."""
-    return tuple(v.replace("\x00", "\ufffd") if i in texts else v for i, v in enumerate(row))
 
 
 def _verify(dst: PgConnection, counts: dict[str, int]) -> list[TableCount]:

@@ -158,12 +158,15 @@ def test_dropping_old_partitions_counts_their_rows(postgres_url):
 
 
 def test_text_postgresql_cannot_hold_is_stored_visibly_not_refused(postgres_url):
-    with open_store(postgres_url) as store:
+    with open_with_rollups(postgres_url) as store:
         (key,) = add_agents(store, 1)
         b = batch(1, int(time.time() * 1000) - 3_600_000, minutes=1)
         b.windows[0].title = "bad\x00title"
+        b.windows[0].app = "odd\x00app"     # reaches the rollups too
         assert not ingest(store, [(key, b)])[0].duplicate
     assert scalar(postgres_url, "SELECT title FROM window_spans") == "bad\ufffdtitle"
+    assert scalar(postgres_url, "SELECT app FROM window_spans") == "odd\ufffdapp"
+    assert scalar(postgres_url, "SELECT app FROM rollup_window") == "odd\ufffdapp"
 
 
 def test_an_unreachable_database_is_one_line_naming_it_without_its_password():
