@@ -80,10 +80,13 @@ CONNECT_TIMEOUT_S = 10.0
 GETCONN_TIMEOUT_S = 5.0
 # ... and, once it is down, how long each request waits for it to be back.
 DOWN_GETCONN_TIMEOUT_S = 1.0
-# psycopg_pool retries a lost server with a delay that doubles until this timeout, then
-# gives up until the next request starts a fresh attempt at once. With its default (5
-# minutes) a server back after two minutes would be noticed two minutes later.
-RECONNECT_GIVE_UP_S = 5.0
+# psycopg_pool retries a lost server with a delay that doubles (1 s, 2 s, 4 s...) until
+# this timeout, then gives up until the next request starts a fresh attempt at once. With
+# its default (5 minutes) a server back after two minutes would be noticed two minutes
+# later; with 5 s, up to 2 s later (the gap between its third and fourth attempts). One
+# second keeps a single retry, so a collector with requests coming in stores again about
+# a second after the database is back.
+RECONNECT_GIVE_UP_S = 1.0
 PARTITIONS_EVERY_S = 3600.0
 # A database host that vanishes without closing its connections (power loss, a cut
 # network) is noticed within about a minute instead of the system's TCP timeouts

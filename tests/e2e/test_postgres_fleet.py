@@ -251,7 +251,8 @@ def test_postgresql_down_under_load_collectors_answer_unavailable_and_recover(
     server.start()
     wait_for(lambda: upload_code(a, probe, 2) == grpc.StatusCode.OK, timeout=30,
              what="collector a storing again")
-    assert upload_code(b, probe, 3) == grpc.StatusCode.OK
+    wait_for(lambda: upload_code(b, probe, 3) == grpc.StatusCode.OK, timeout=30,
+             what="collector b storing again")
     assert [healthz(col) for col in (a, b)] == [200, 200]
     assert api_status(b, viewer) == 200
     assert driver.proc.wait(120) == 0, driver.output
