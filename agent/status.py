@@ -307,7 +307,8 @@ def render(status: Status) -> str:
         for sensor in status.sensors:
             state = sensor["backend"] if sensor["available"] else "not available"
             detail = f" — {sensor['reason']}" if sensor.get("reason") else ""
-            add(f"  {sensor['name'] + ':':<16}{state}{detail}")
+            label = f"{sensor['name']}:"
+            add(f"  {label:<16}{' ' if len(label) >= 16 else ''}{state}{detail}")
     c = status.collected
     titles = "captured" if c["window_titles"] else "not captured (app names only)"
     if c["window_titles"] and c["title_redaction_patterns"]:
