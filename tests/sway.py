@@ -27,6 +27,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -163,6 +164,13 @@ class Sway:
         """``argv`` as this desktop's user runs it."""
         return [*as_user(self.user), *argv]
 
+    def agent(self, *args: str) -> list[str]:
+        """``worklens-agent ARGS`` as the desktop's user (or, when that user cannot read
+        this project, ``python`` is None: as this process's user, in the same session)."""
+        if self.python is None:
+            return [sys.executable, "-m", "worklens.agent", *args]
+        return self.command(agent_argv(self.python, *args))
+
     def msg(self, *args: str, check: bool = True) -> str:
         done = subprocess.run(self.command(["swaymsg", *args]), env=self.env, cwd="/",
                               capture_output=True, text=True, timeout=30, check=False)
@@ -217,6 +225,28 @@ class Sway:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def agent_desktop() -> Iterator[Sway]:
+    """A fixture's body: a sway desktop the agent can run in as the desktop's user
+    (skips without sway's programs)."""
+    import warnings
+
+    import pytest
+
+    missing = missing_programs()
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)} (apt-get install sway foot wtype)")
+    desk = Sway.start()
+    desk.python = python_for(desk.user)
+    if desk.python is None:     # e.g. a clone under /root: the agent runs as root instead
+        warnings.warn(f"user {desk.user.pw_name} cannot read this project and its venv: the "
+                      "agent runs as this process's user in the sway session instead",
+                      stacklevel=1)
+    try:
+        yield desk
+    finally:
+        desk.stop()
 
 
 def _regex(text: str) -> str:

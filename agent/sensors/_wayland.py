@@ -12,6 +12,13 @@ globals the sensors use, once:
   ``IDLE_TICK`` seconds; the compositor says ``idled`` when no input came for
   that long and ``resumed`` at the next input. Input stopped ``IDLE_TICK``
   before ``idled`` arrived, so idle time is exact to the timer's resolution.
+  Version 2 of ``ext_idle_notifier_v1`` (wayland-protocols 1.36: sway 1.10,
+  wlroots 0.18) has a timer that idle inhibitors do not stop
+  (``get_input_idle_notification``): idle time comes from it, and a second,
+  ordinary timer of the same length tells whether an inhibitor is held (input
+  idled, the ordinary one did not). Older protocols are silenced by an
+  inhibitor: ``input_seen_through_inhibitors`` is False and the idle sensor
+  asks sway's IPC instead (``agent.sensors._swayipc``).
 
 and a daemon thread blocks on the socket, applying events to plain Python
 state under a lock. The sampler only reads that state: no Wayland call on the
@@ -47,6 +54,10 @@ TOPLEVEL_MANAGER = "zwlr_foreign_toplevel_manager_v1"
 EXT_IDLE = "ext_idle_notifier_v1"
 KDE_IDLE = "org_kde_kwin_idle"
 ACTIVATED = 2               # zwlr_foreign_toplevel_handle_v1.state.activated
+# Both v2 timers fire IDLE_TICK after the last input; the ordinary one may trail the
+# input one by a dispatch. Input idle this much longer and the ordinary timer still
+# silent means an inhibitor holds it.
+INHIBITED_AFTER = IDLE_TICK + 0.5
 
 
 def _pywayland() -> Any:
@@ -104,6 +115,9 @@ class Session:
         self.globals: dict[str, tuple[int, int]] = {}
         self.idle_protocol = ""
         self.idle_since: float | None = None  # monotonic time input stopped, while idle
+        # ext_idle_notifier_v1 v2 only: is the timer that inhibitors stop idle too?
+        self.input_seen_through_inhibitors = False
+        self._plain_idle = False
         self.alive = True
         self._wake_r, self._wake_w = os.pipe()
         try:
@@ -135,6 +149,9 @@ class Session:
         self._objects.append(proxy)
         return proxy
 
+    def _version(self, interface: str, most: int) -> int:
+        return min(self.globals[interface][1], most)
+
     def _bind_toplevels(self, registry: Any) -> None:
         if TOPLEVEL_MANAGER not in self.globals:
             return
@@ -155,8 +172,12 @@ class Session:
             from worklens.agent.sensors._wlproto.ext_idle_notify_v1 import ExtIdleNotifierV1
 
             seat = self._bind(registry, WlSeat, 1)
-            notifier = self._bind(registry, ExtIdleNotifierV1, 1)
-            timer = notifier.get_idle_notification(timeout_ms, seat)
+            notifier = self._bind(registry, ExtIdleNotifierV1, 2)
+            if self._version(EXT_IDLE, 2) >= 2:
+                timer = notifier.get_input_idle_notification(timeout_ms, seat)
+                self._watch_inhibitors(notifier.get_idle_notification(timeout_ms, seat))
+            else:
+                timer = notifier.get_idle_notification(timeout_ms, seat)
             timer.dispatcher["idled"] = self._on_idle
         elif KDE_IDLE in self.globals:
             from worklens.agent.sensors._wlproto.idle import OrgKdeKwinIdle
@@ -170,6 +191,21 @@ class Session:
         timer.dispatcher["resumed"] = self._on_resumed
         self._objects.append(timer)
         self.idle_protocol = EXT_IDLE if EXT_IDLE in self.globals else KDE_IDLE
+
+    def _watch_inhibitors(self, plain: Any) -> None:
+        """The ordinary v2 timer: idle only when no inhibitor holds it."""
+        def idled(_timer: Any) -> None:
+            with self._lock:
+                self._plain_idle = True
+
+        def resumed(_timer: Any) -> None:
+            with self._lock:
+                self._plain_idle = False
+
+        plain.dispatcher["idled"] = idled
+        plain.dispatcher["resumed"] = resumed
+        self._objects.append(plain)
+        self.input_seen_through_inhibitors = True
 
     # -- events (reader thread) -----------------------------------------------------------
     def _on_toplevel(self, _manager: Any, handle: Any) -> None:
@@ -246,6 +282,17 @@ class Session:
             since = self.idle_since
         return 0.0 if since is None else max(0.0, time.monotonic() - since)
 
+    def inhibited(self) -> bool | None:
+        """Does an idle inhibitor hold the compositor's ordinary idle timer? None when
+        the protocol cannot tell (only ``ext_idle_notifier_v1`` version 2 can). It can
+        tell only once input has rested ``INHIBITED_AFTER``: before, False."""
+        if not self.input_seen_through_inhibitors:
+            return None
+        with self._lock:
+            since, plain_idle = self.idle_since, self._plain_idle
+        return (since is not None and not plain_idle
+                and time.monotonic() - since >= INHIBITED_AFTER)
+
     def close(self) -> None:
         if self._thread.is_alive():
             os.write(self._wake_w, b"x")
@@ -283,6 +330,11 @@ class WaylandConnection:
     @property
     def idle_protocol(self) -> str:
         return self._session.idle_protocol if self._session else ""
+
+    @property
+    def input_seen_through_inhibitors(self) -> bool:
+        """Does idle time stay true while an application inhibits idle (v2)?"""
+        return self._session.input_seen_through_inhibitors if self._session else False
 
     def has(self, interface: str) -> bool:
         return interface in self.globals

@@ -11,17 +11,15 @@ import io
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
-import warnings
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from collector_harness import collector_command
 from e2e_support import clean_env
 from polling import wait_for
-from sway import Sway, agent_argv, missing_programs, python_for
+from sway import agent_desktop
 
 pytestmark = pytest.mark.system
 
@@ -62,26 +60,9 @@ def joined(rows: list[dict[str, str]]) -> list[dict[str, str]]:
     return out
 
 
-def as_desktop_user(desk: Sway, *args: str) -> list[str]:
-    """``worklens-agent ARGS`` as the desktop's user (or, when that user cannot read
-    this project, as this process's user, in the same session)."""
-    if desk.python is None:
-        return [sys.executable, "-m", "worklens.agent", *args]
-    return desk.command(agent_argv(desk.python, *args))
-
-
 @pytest.fixture
 def sway():
-    missing = missing_programs()
-    if missing:
-        pytest.skip(f"needs {', '.join(missing)} (apt-get install sway foot wtype)")
-    desk = Sway.start()
-    desk.python = python_for(desk.user)
-    if desk.python is None:     # e.g. a clone under /root: the agent runs as root instead
-        warnings.warn(f"user {desk.user.pw_name} cannot read this project and its venv: the "
-                      "agent runs as this process's user in the sway session instead", stacklevel=1)
-    yield desk
-    desk.stop()
+    yield from agent_desktop()
 
 
 def test_focus_and_typing_on_sway_become_window_and_activity_spans(
@@ -99,7 +80,7 @@ def test_focus_and_typing_on_sway_become_window_and_activity_spans(
         "WORKLENS_SAMPLING_IDLE_THRESHOLD": f"{IDLE_THRESHOLD:g}s",
         "WORKLENS_DELIVERY_FLUSH_INTERVAL": f"{FLUSH:g}s"})
     env.pop("DISPLAY", None)
-    agent = subprocess.Popen(as_desktop_user(sway, "run", "--data-dir", str(data)),
+    agent = subprocess.Popen(sway.agent("run", "--data-dir", str(data)),
                              env=env, cwd="/", stdin=subprocess.DEVNULL,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
@@ -154,7 +135,7 @@ def test_focus_and_typing_on_sway_become_window_and_activity_spans(
     # input counts are not measured on Wayland: zero in the data, "unavailable" in status
     assert {row["key_presses"] for row in activity} == {"0"}
     status = json.loads(subprocess.run(
-        as_desktop_user(sway, "status", "--json", "--data-dir", str(data)), env=env,
+        sway.agent("status", "--json", "--data-dir", str(data)), env=env,
         cwd="/", capture_output=True, text=True, timeout=60, check=True).stdout)
     sensors = {s["name"]: s for s in status["sensors"]}
     assert (sensors["window"]["backend"], sensors["idle"]["backend"]) == ("wlroots", "wayland")

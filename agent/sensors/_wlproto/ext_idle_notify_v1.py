@@ -50,7 +50,7 @@ class ExtIdleNotificationV1(Interface):
     """
 
     name = "ext_idle_notification_v1"
-    version = 1
+    version = 2
 
 
 class ExtIdleNotifierV1(Interface):
@@ -64,7 +64,7 @@ class ExtIdleNotifierV1(Interface):
     """
 
     name = "ext_idle_notifier_v1"
-    version = 1
+    version = 2
 
 
 class ExtIdleNotificationV1Resource(Resource[ExtIdleNotificationV1]):
@@ -154,6 +154,41 @@ class ExtIdleNotifierV1Proxy(Proxy[ExtIdleNotifierV1]):
             :class:`~pywayland.protocol.ext_idle_notify_v1.ExtIdleNotificationV1`
         """
         id = self._marshal_constructor(1, ExtIdleNotificationV1, timeout, seat)
+        return id
+
+    @ExtIdleNotifierV1.request(
+        Argument(ArgumentType.NewId, interface=ExtIdleNotificationV1),
+        Argument(ArgumentType.Uint),
+        Argument(ArgumentType.Object, interface=WlSeat),
+        version=2,
+    )
+    def get_input_idle_notification(self, timeout: int, seat: WlSeatProxy) -> ExtIdleNotificationV1Proxy:
+        """Create a notification object
+
+        Create a new idle notification object to track input from the user,
+        such as keyboard and mouse movement. Because this object is meant to
+        track user input alone, it ignores idle inhibitors.
+
+        The notification object has a minimum timeout duration and is tied to a
+        seat. The client will be notified if the seat is inactive for at least
+        the provided timeout. See
+        :class:`~pywayland.protocol.ext_idle_notify_v1.ExtIdleNotificationV1`
+        for more details.
+
+        A zero timeout is valid and means the client wants to be notified as
+        soon as possible when the seat is inactive.
+
+        :param timeout:
+            minimum idle timeout in msec
+        :type timeout:
+            `ArgumentType.Uint`
+        :param seat:
+        :type seat:
+            :class:`~pywayland.protocol.wayland.WlSeat`
+        :returns:
+            :class:`~pywayland.protocol.ext_idle_notify_v1.ExtIdleNotificationV1`
+        """
+        id = self._marshal_constructor(2, ExtIdleNotificationV1, timeout, seat)
         return id
 
 

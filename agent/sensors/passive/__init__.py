@@ -7,7 +7,8 @@ the time is PASSIVE (with the signal's class as its reason), not IDLE:
 * ``call``      the microphone is in use (a recording stream is open);
 * ``media``     an MPRIS player is Playing and its window has focus;
 * ``rule``      the focused app is one the operator listed (``[sampling] passive_apps``);
-* ``inhibitor`` an application holds an idle inhibitor (GNOME session, logind).
+* ``inhibitor`` an application holds an idle inhibitor (GNOME session, logind,
+                a Wayland compositor).
 
 Only the class ever leaves this package: never what plays, who is on the call
 or any audio. ``[privacy] passive_media``, ``passive_calls`` and
@@ -159,8 +160,38 @@ def _media_signal(platform: str) -> Signal:
     return MprisMedia.open()
 
 
+class AnyOf(Signal):
+    """Several ways to see one signal (D-Bus inhibitors and the Wayland compositor's):
+    it holds when one of them does."""
+
+    def __init__(self, signals: Sequence[Signal]) -> None:
+        self._signals = list(signals)
+        self.reason = self._signals[0].reason
+        self.backend = "+".join(s.backend for s in self._signals)
+        self.detail = "; ".join(s.detail for s in self._signals)
+
+    def engaged(self, window: WindowInfo | None) -> bool:
+        return any(_safely(s, window) for s in self._signals)
+
+    def close(self) -> None:
+        for signal in self._signals:
+            signal.close()
+
+
+def _either(signals: Sequence[Signal]) -> Signal:
+    """The available ones as one signal, or the first's Unavailable with every reason."""
+    available = [s for s in signals if s.available]
+    if len(available) == 1:
+        return available[0]
+    if available:
+        return AnyOf(available)
+    first = signals[0]
+    return Unavailable(first.reason, first.backend, "; ".join(s.detail for s in signals))
+
+
 def _inhibitor_signal(platform: str) -> Signal:
     if platform in ("win32", "darwin"):
         return Unavailable(INHIBITOR, "none", "idle inhibitors: not built for this platform")
+    from worklens.agent.sensors.passive import _wayland
     from worklens.agent.sensors.passive._dbus import IdleInhibitors
-    return IdleInhibitors.open()
+    return _either([IdleInhibitors.open(), _wayland.open()])

@@ -1,0 +1,143 @@
+"""sway's IPC socket (``$SWAYSOCK``, the i3 IPC protocol): which windows hold an
+idle inhibitor.
+
+Why: sway before 1.10 offers only idle protocols that an inhibitor silences
+(``org_kde_kwin_idle``; ``ext_idle_notifier_v1`` version 1 from 1.8). While a
+window holds a ``zwp_idle_inhibitor_v1`` (a playing video, a call) the
+compositor reports neither idleness nor input, so the agent needs to know that
+it is being told nothing. sway's tree says it per window: ``inhibit_idle`` is
+true while that window's inhibitor is in force (sway counts an application's
+inhibitor only while its window is visible).
+
+Only two booleans leave this module: never a title or an app from the tree.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socket
+import struct
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from worklens.agent.sensors._select import BackendUnavailable
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"i3-ipc"
+HEADER = struct.Struct("=6sII")     # magic, payload length, message type (native order)
+GET_TREE = 4
+TIMEOUT_S = 1.0
+
+
+@dataclass(frozen=True)
+class Inhibitors:
+    """What sway's tree says of idle inhibitors now."""
+
+    focused: bool       # the focused window holds one
+    any: bool           # some window does
+
+
+def inhibitors(tree: Mapping[str, Any]) -> Inhibitors:
+    """Walk a ``get_tree`` reply: does the focused window, or any window, inhibit idle?"""
+    focused = anyone = False
+    for node in _windows(tree):
+        if node.get("inhibit_idle"):
+            anyone = True
+            focused = focused or bool(node.get("focused"))
+    return Inhibitors(focused, anyone)
+
+
+def _windows(node: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if current.get("type") in ("con", "floating_con") and current.get("pid"):
+            yield current
+        stack.extend(current.get("nodes", ()))
+        stack.extend(current.get("floating_nodes", ()))
+
+
+class SwayIpc:
+    """One connection to sway's IPC socket, re-made once when it broke."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._connect()
+
+    def _connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(TIMEOUT_S)
+        try:
+            sock.connect(self.path)
+        except OSError as exc:
+            sock.close()
+            raise BackendUnavailable(f"cannot connect to sway's IPC socket {self.path} "
+                                     f"({exc.strerror or exc})") from None
+        self._sock = sock
+
+    def tree(self) -> dict[str, Any]:
+        """sway's layout tree (``swaymsg -t get_tree``); OSError/ValueError on failure."""
+        with self._lock:
+            try:
+                return self._ask(GET_TREE)
+            except (OSError, ValueError):
+                self._drop()
+                self._connect()         # sway restarted, or a half-read reply: once more
+                return self._ask(GET_TREE)
+
+    def inhibitors(self) -> Inhibitors:
+        return inhibitors(self.tree())
+
+    def _ask(self, kind: int) -> dict[str, Any]:
+        if self._sock is None:
+            self._connect()
+        assert self._sock is not None
+        self._sock.sendall(HEADER.pack(MAGIC, 0, kind))
+        magic, length, _reply = HEADER.unpack(self._read(HEADER.size))
+        if magic != MAGIC:
+            raise ValueError("not an i3/sway IPC reply")
+        return json.loads(self._read(length))
+
+    def _read(self, size: int) -> bytes:
+        assert self._sock is not None
+        chunks, left = [], size
+        while left:
+            chunk = self._sock.recv(min(left, 1 << 16))
+            if not chunk:
+                raise ConnectionError("sway closed its IPC socket")
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+
+    def _drop(self) -> None:
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.close()
+            self._sock = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+
+def open(env: Mapping[str, str] | None = None) -> SwayIpc:
+    """sway's IPC at ``$SWAYSOCK``; BackendUnavailable when this is not sway."""
+    env = os.environ if env is None else env
+    path = env.get("SWAYSOCK", "")
+    if not path:
+        raise BackendUnavailable("not sway (SWAYSOCK is not set)")
+    ipc = SwayIpc(path)
+    try:
+        ipc.tree()
+    except (OSError, ValueError) as exc:
+        ipc.close()
+        raise BackendUnavailable(f"sway's IPC socket {path} does not answer ({exc})") from None
+    return ipc

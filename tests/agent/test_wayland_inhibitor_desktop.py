@@ -1,0 +1,114 @@
+"""PASSIVE (inhibitor) on a real Wayland desktop: a headless sway 1.7, a real mpv
+playing a generated video through Wayland (``--vo=wlshm``), which holds a real
+``zwp_idle_inhibitor_v1`` while it plays, and the real ``worklens-agent run
+--print`` as the desktop's user. sway 1.7's idle protocol goes silent under an
+inhibitor; the agent asks sway's IPC which window holds one.
+
+No MPRIS here (no session bus): the inhibitor is the only passive signal."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+from polling import wait_for
+from sway import Sway, agent_desktop
+from test_run_print import merge_continued
+
+pytestmark = pytest.mark.system
+
+IDLE_THRESHOLD = 2.0
+VIDEO, NOTES = "wl Training video 7f1a", "wl Notes 7f1a"
+
+
+@pytest.fixture
+def sway():
+    yield from agent_desktop()
+
+
+class Mpv:
+    """mpv on the sway desktop, paused and resumed through its IPC socket."""
+
+    def __init__(self, desk: Sway) -> None:
+        self.socket_path = str(desk.work / "mpv.sock")
+        self.proc = subprocess.Popen(desk.command(
+            ["mpv", "--no-config", "--vo=wlshm", "--ao=null", "--loop=inf", f"--title={VIDEO}",
+             f"--input-ipc-server={self.socket_path}",
+             "av://lavfi:testsrc=size=320x240:rate=10"]),
+            env=desk.env, cwd="/", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        desk.clients.append(self.proc)
+        self._desk = desk
+
+    def inhibits(self) -> bool:
+        return any(w["name"] == VIDEO and w.get("inhibit_idle") for w in self._desk.windows())
+
+    def pause(self, paused: bool) -> None:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.connect(self.socket_path)
+            command = {"command": ["set_property", "pause", paused]}
+            sock.sendall(json.dumps(command).encode() + b"\n")
+            assert b'"success"' in sock.recv(4096)
+        wait_for(lambda: self.inhibits() != paused, what="mpv's inhibitor to follow")
+
+
+def start_agent(desk: Sway) -> tuple[subprocess.Popen, list[str]]:
+    env = {**desk.env, "WORKLENS_SAMPLING_WINDOW_INTERVAL": "250ms",
+           "WORKLENS_SAMPLING_IDLE_THRESHOLD": f"{IDLE_THRESHOLD:g}s",
+           "WORKLENS_DELIVERY_FLUSH_INTERVAL": "1s"}
+    proc = subprocess.Popen(desk.agent("run", "--print", "--data-dir", str(desk.work / "data")),
+                            env=env, cwd="/", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    err: list[str] = []
+    threading.Thread(target=lambda: err.extend(proc.stderr), daemon=True).start()
+    wait_for(lambda: any("sampling every" in line for line in err) or proc.poll() is not None,
+             timeout=60, what="the agent to start")
+    assert proc.poll() is None, "".join(err)
+    assert "passive inhibitor: sway-ipc" in "".join(err), "".join(err)
+    return proc, err
+
+
+def test_a_focused_video_on_sway_is_passive_inhibitor_and_typing_beside_it_active(sway):
+    sway.open_window(NOTES)
+    mpv = Mpv(sway)
+    wait_for(mpv.inhibits, what="mpv playing and holding an idle inhibitor")
+    sway.focus(VIDEO)
+    agent, err = start_agent(sway)
+    try:
+        time.sleep(IDLE_THRESHOLD + 2.5)              # hands off: the video plays on
+        mpv.pause(True)
+        paused = time.time()
+        time.sleep(IDLE_THRESHOLD + 0.5)              # paused, still hands off: idle
+        mpv.pause(False)
+        sway.focus(NOTES)                              # the video plays beside the notes
+        typing_from = time.time()
+        sway.type("k")
+        for _ in range(8):                            # typing now and then
+            time.sleep(0.5)
+            sway.type("k")
+        typing_to = time.time()
+        agent.terminate()
+        out, _ = agent.communicate(timeout=60)
+        assert agent.returncode == 0, "".join(err)
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+    records = [json.loads(line) for line in out.splitlines()]
+    states = [(a["state"], a["reason"], a["start_ms"] / 1000,
+               (a["start_ms"] + a["duration_ms"]) / 1000)
+              for a in merge_continued([r for r in records if r["record"] == "activity"])]
+    kinds = [(s, r) for s, r, _, _ in states]
+    assert ("PASSIVE", "INHIBITOR") in kinds, states
+    i = kinds.index(("PASSIVE", "INHIBITOR"))
+    passive, idle = states[i], states[i + 1]
+    assert passive[3] - passive[2] >= IDLE_THRESHOLD + 2.0, states   # the hands-off time
+    assert idle[:2] == ("IDLE", "UNSPECIFIED"), states
+    assert abs(idle[2] - paused) <= 1.0, (states, paused)             # idle from the pause
+    # typing into another window while the video plays and inhibits: active, not passive
+    # (sway's tree is read once a second: the switch shows within about that)
+    during = [s for s in states if s[3] > typing_from + 1.5 and s[2] < typing_to - 0.5]
+    assert during and all(s[0] == "ACTIVE" for s in during), (states, typing_from, typing_to)
+    assert "Training video" not in json.dumps([r for r in records if r["record"] != "window"])
