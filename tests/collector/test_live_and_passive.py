@@ -146,12 +146,31 @@ def test_a_rule_classifies_passive_time_apart(col, data):
         assert sorted((r["category"], r["productivity"], r["idle_seconds"], r["passive_seconds"])
                       for r in apps if r["app"] == "vlc") == [
             ("Training", "productive", "300.0", "0.0"), ("Video", "unproductive", "0.0", "600.0")]
+        # the timeline: vlc's span keeps its category, its passive stretch takes the rule's
+        spans, segments = timeline_classes(col, data)
+        assert spans == [("code", "(unclassified)", "unclassified", "(unclassified)",
+                          "unclassified"),
+                         ("vlc", "Training", "productive", "Video", "unproductive")]
+        assert segments == [(20, 30, "vlc", "Video", "unproductive")]
     finally:
         assert col.request("PUT", "/api/v1/rules", admin,
                            json={"rules": RULES}).status_code == 200
     vlc = {r["app"]: r for r in get(col, data, "/api/v1/summary", by="app",
                                     **day_params()).json()["rows"]}["vlc"]
     assert (vlc["productive_seconds"], vlc["unproductive_seconds"]) == (600, 0)
+    assert timeline_classes(col, data)[1] == [(20, 30, "vlc", "Training", "productive")]
+
+
+def timeline_classes(col, data) -> tuple[list[tuple], list[tuple]]:
+    """The timeline's spans as (app, category, class, passive category, passive class)
+    and its passive segments as (start, end minutes after 09:00, app, category, class)."""
+    got = get(col, data, "/api/v1/timeline", agent=data["agent"], date=DAY.isoformat()).json()
+    spans = [(s["app"], s["category"], s["productivity"], s["passive_category"],
+              s["passive_productivity"]) for s in got["spans"]]
+    segments = [((p["start_ms"] - T0) / MIN, (p["end_ms"] - T0) / MIN,
+                 got["spans"][p["span"]]["app"], p["category"], p["productivity"])
+                for p in got["passive_segments"]]
+    return spans, segments
 
 
 def test_live_shows_state_app_since_and_backlog(col, data):
