@@ -120,20 +120,15 @@ def _from_raw_spans(conn: Connection, start: int, end: int) -> Iterator[WindowTi
         yield WindowTime(app, title, saved.classes(app, title), active, idle, passive)
 
 
-@dataclass
-class _RuleCount:
-    seconds: float = 0.0
-    changed: float = 0.0
-    passive: float = 0.0
-    passive_changed: float = 0.0
+_PER_RULE = ("seconds", "changed_seconds", "passive_seconds", "passive_changed_seconds")
 
 
 @dataclass
 class _Tally:
-    """The preview's sums, in milliseconds."""
+    """The preview's sums, in milliseconds (per rule under the answer's names)."""
 
     rules: list[Rule]
-    per_rule: list[_RuleCount] = field(init=False)
+    per_rule: list[dict[str, float]] = field(init=False)
     total: float = 0.0
     changed: float = 0.0
     unclassified: float = 0.0
@@ -142,7 +137,7 @@ class _Tally:
     after: dict[str, float] = field(default_factory=lambda: dict.fromkeys(CLASSES, 0.0))
 
     def __post_init__(self) -> None:
-        self.per_rule = [_RuleCount() for _ in self.rules]
+        self.per_rule = [dict.fromkeys(_PER_RULE, 0.0) for _ in self.rules]
         self._matcher = _Matcher(self.rules)
         self._classes = [r.classes() for r in self.rules]
 
@@ -163,10 +158,10 @@ class _Tally:
             self.unclassified += window
             return
         count = self.per_rule[i]
-        count.seconds += window
-        count.changed += changed
-        count.passive += t.passive_ms
-        count.passive_changed += t.passive_ms if passive_moves else 0
+        count["seconds"] += window
+        count["changed_seconds"] += changed
+        count["passive_seconds"] += t.passive_ms
+        count["passive_changed_seconds"] += t.passive_ms if passive_moves else 0
 
     def to_dict(self) -> dict[str, Any]:
         return {"total_seconds": self.total / 1000, "changed_seconds": self.changed / 1000,
@@ -174,10 +169,7 @@ class _Tally:
                 "passive_seconds": self.passive / 1000,
                 "current": {f"{c}_seconds": ms / 1000 for c, ms in self.now.items()},
                 "predicted": {f"{c}_seconds": ms / 1000 for c, ms in self.after.items()},
-                "rules": [{**r.to_dict(), "seconds": c.seconds / 1000,
-                           "changed_seconds": c.changed / 1000,
-                           "passive_seconds": c.passive / 1000,
-                           "passive_changed_seconds": c.passive_changed / 1000}
+                "rules": [{**r.to_dict(), **{k: ms / 1000 for k, ms in c.items()}}
                           for r, c in zip(self.rules, self.per_rule, strict=True)]}
 
 
