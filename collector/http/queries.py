@@ -59,7 +59,8 @@ def timeline(store: Any, agent_id: str, day: date, tz: ZoneInfo) -> dict[str, An
     return {"start_ms": result.start_ms, "end_ms": result.end_ms, "spans": result.spans,
             "activity": result.activity, "active_seconds": result.active_seconds,
             "idle_seconds": result.idle_seconds,
-            "passive_seconds": result.passive_seconds}   # dataclasses: serialised by orjson
+            "passive_seconds": result.passive_seconds,
+            "passive_segments": result.passive_segments}   # dataclasses: serialised by orjson
 
 
 def processes(store: Any, agent_id: str, day: date, tz: ZoneInfo) -> dict[str, Any] | None:

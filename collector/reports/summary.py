@@ -469,8 +469,22 @@ class StateSegment:
 
 
 @dataclass
+class PassiveSegment:
+    """A stretch of PASSIVE time inside window span number ``span`` (of the day's
+    spans), with the category and class that time counts as: its window's own,
+    unless a rule classifies passive time apart (rules.Rule.passive)."""
+
+    start_ms: int
+    end_ms: int
+    span: int
+    category: str
+    productivity: str
+
+
+@dataclass
 class TimelineSpan:
-    """One window span, clipped to the day, with the activity states inside it."""
+    """One window span, clipped to the day, with the activity states inside it and
+    the category and class of its passive time (its own unless a rule sets it apart)."""
 
     start: str
     end: str
@@ -484,6 +498,8 @@ class TimelineSpan:
     idle_seconds: float
     states: list[StateSegment]
     passive_seconds: float = 0.0
+    passive_category: str = ""
+    passive_productivity: str = ""
 
 
 @dataclass
@@ -498,6 +514,7 @@ class Timeline:
     active_seconds: float
     idle_seconds: float
     passive_seconds: float = 0.0
+    passive_segments: list[PassiveSegment] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -512,7 +529,10 @@ def _longest(conn: Connection, agent: int) -> tuple[int, int]:
 def timeline(store: Any, agent_id: str, day: date, tz: tzinfo | str | None = None) -> Timeline:
     """The agent's window spans of one local day, in order, each with its activity
     states; spans crossing midnight are clipped to the day. Parts of one span that
-    the agent cut at its flushes (``continued``) are shown joined, as one span."""
+    the agent cut at its flushes (``continued``) are shown joined, as one span. The
+    passive stretches within the spans are also listed apart with the category and
+    class their time counts as, which a rule may set apart from the span's own: the
+    dashboard colours them by it, so the timeline agrees with the summaries."""
     tz = zone(tz)
     lo, hi = day_range_ms(day, day, tz)
     with store.reader() as conn:
@@ -533,13 +553,14 @@ def timeline(store: Any, agent_id: str, day: date, tz: tzinfo | str | None = Non
                 if s + d > lo and min(s + d, hi) > max(s, lo)]
     starts = [a.start_ms for a in activity]   # sorted: the query orders by start
     longest = max((a.end_ms - a.start_ms for a in activity), default=0)
-    spans, total_active, total_idle, total_passive = [], 0, 0, 0
+    spans, passive_segments = [], []
+    total_active = total_idle = total_passive = 0
     for start, dur, app, title, excluded in windows:
         s, e = max(start, lo), min(start + dur, hi)
         if e <= s:
             continue
         name = app_key(app, excluded)
-        category, productivity = clf.classify(name, "" if excluded else title)
+        (category, productivity), passive_class = clf.classes(name, "" if excluded else title)
         states = []
         for i in range(bisect.bisect_left(starts, s - longest), bisect.bisect_left(starts, e)):
             a = activity[i]
@@ -551,11 +572,14 @@ def timeline(store: Any, agent_id: str, day: date, tz: tzinfo | str | None = Non
         total_active += active
         total_idle += idle
         total_passive += passive
+        passive_segments += [PassiveSegment(x.start_ms, x.end_ms, len(spans), *passive_class)
+                             for x in states if x.state == "passive"]
         spans.append(TimelineSpan(iso(s, tz), iso(e, tz), s, e, name, "" if excluded else title,
                                   category, productivity, active / 1000, idle / 1000, states,
-                                  passive / 1000))
+                                  passive / 1000, *passive_class))
     return Timeline(agent_id, day.isoformat(), str(tz), lo, hi, spans, activity,
-                    total_active / 1000, total_idle / 1000, total_passive / 1000)
+                    total_active / 1000, total_idle / 1000, total_passive / 1000,
+                    passive_segments)
 
 
 def _joined(rows: list[tuple], key_columns: tuple[int, ...]) -> list[tuple]:
@@ -606,6 +630,6 @@ def list_agents(store: Any) -> list[AgentInfo]:
     return [AgentInfo(*row[:10], bool(row[10]), *row[11:]) for row in rows]
 
 
-__all__ = ["BY", "AgentInfo", "ProcessDay", "ProcessUse", "Summary", "SummaryError",
-           "SummaryRow", "Timeline", "TimelineSpan", "UnknownAgent", "bucket_of", "day_range_ms",
-           "list_agents", "summarize", "timeline", "top_processes", "zone"]
+__all__ = ["BY", "AgentInfo", "PassiveSegment", "ProcessDay", "ProcessUse", "Summary",
+           "SummaryError", "SummaryRow", "Timeline", "TimelineSpan", "UnknownAgent", "bucket_of",
+           "day_range_ms", "list_agents", "summarize", "timeline", "top_processes", "zone"]

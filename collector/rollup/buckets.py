@@ -35,7 +35,7 @@ import functools
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import accumulate, chain
@@ -781,6 +781,27 @@ def _rebuild_first_wins(conn: Connection, agent: int, lo: int, hi: int,
     return d, read
 
 
+def recompute(conn: Connection, agent: int, lo: int, hi: int, parts: frozenset,
+              clf: rules_mod.Classifier) -> Iterator[tuple[Deltas, int]]:
+    """One agent's rollups of the buckets in [lo, hi) computed afresh from its raw rows,
+    a chunk (REBUILD_CHUNK_MS) at a time, each with how many raw rows it read. A rebuild
+    writes them; the rules preview (reports.rules_preview) counts them under candidate
+    rules without writing anything, so that it predicts what a rebuild would keep."""
+    row = conn.execute("SELECT max_window_ms, max_activity_ms, max_state_ms, \"overlaps\" "
+                       "FROM rollup_agent WHERE agent = ?", (agent,)).fetchone()
+    extent = _agent_extent(conn, agent)
+    if extent is None:
+        return
+    longest = tuple(row[:3]) if row else (0, 0, 0)
+    chunk = _rebuild_first_wins if row and row[3] else _rebuild_chunk
+    start = max(lo, floor_bucket(extent[0]))
+    stop = min(hi, ceil_bucket(extent[1] + max(longest) + 1))
+    while start < stop:
+        end = min(stop, start + REBUILD_CHUNK_MS)
+        yield chunk(conn, agent, start, end, longest, parts, clf)
+        start = end
+
+
 def rebuild_in(conn: Connection, from_ms: int | None = None, to_ms: int | None = None,
                parts: frozenset = ALL_PARTS, clf: rules_mod.Classifier | None = None,
                progress: RowProgress | None = None) -> int:
@@ -800,22 +821,10 @@ def rebuild_in(conn: Connection, from_ms: int | None = None, to_ms: int | None =
         progress.add(0)
     agents = [r[0] for r in conn.execute("SELECT id FROM agents ORDER BY id")]
     for agent in agents:
-        row = conn.execute("SELECT max_window_ms, max_activity_ms, max_state_ms, \"overlaps\" "
-                           "FROM rollup_agent WHERE agent = ?", (agent,)).fetchone()
-        extent = _agent_extent(conn, agent)
-        if extent is None:
-            continue
-        longest = tuple(row[:3]) if row else (0, 0, 0)
-        chunk = _rebuild_first_wins if row and row[3] else _rebuild_chunk
-        start = max(lo, floor_bucket(extent[0]))
-        stop = min(hi, ceil_bucket(extent[1] + max(longest) + 1))
-        while start < stop:
-            end = min(stop, start + REBUILD_CHUNK_MS)
-            deltas, read = chunk(conn, agent, start, end, longest, parts, clf)
+        for deltas, read in recompute(conn, agent, lo, hi, parts, clf):
             flush(conn, deltas)
             if progress is not None:
                 progress.add(read)
-            start = end
     if "dropped" in parts:
         d = Deltas()
         for agent, received, dropped in conn.execute(

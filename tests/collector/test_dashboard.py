@@ -347,6 +347,34 @@ def test_timeline_zooms_and_lists_every_span(col, data, browser):
     assert browser.execute_script("return window.__xss") is None
 
 
+def test_timeline_marks_passive_time_in_the_class_its_rule_gives_it(col, data, browser):
+    """sam's 30 min call in zoom: zoom is Chat/unproductive, its passive time counts as
+    Meetings/productive (RULES); the strip under the windows says so."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    sign_in(browser, col, data["viewer"])
+    show(browser, col, f"day/{data['sales']}/{DAY}")
+    wait_text(browser, "tl-range", "Showing")
+    assert "Passive\n30 min" in page_text(browser)
+    assert "passive time, by the class it counts as" in page_text(browser)
+    marks = browser.find_elements(By.CSS_SELECTOR, "#timeline rect[data-kind='p']")
+    assert len(marks) == 1
+    assert marks[0].get_attribute("class").split() == ["seg", "pclass", "productive"]
+    ActionChains(browser).move_to_element(marks[0]).perform()
+    tip = wait_text(browser, "tl-tip", "passive")
+    assert tip.split("\n") == ["passive", "Meetings, productive",
+                               f"11:00:00{DASH}11:30:00 (30 min)", "in zoom"]
+    rows = table(browser, "tl-spans")
+    assert [(r[2], r[4]) for r in rows] == [
+        ("slack", "Chat (unproductive)"),
+        ("zoom", "Chat (unproductive); passive: Meetings (productive)")]
+    show(browser, col, f"day/{data['design']}/{DAY}")    # no passive time: no strip
+    wait_text(browser, "tl-range", "Showing")
+    assert not browser.find_elements(By.CSS_SELECTOR, "#timeline rect[data-kind='p']")
+    assert "by the class it counts as" not in page_text(browser)
+
+
 def test_export_buttons_download_the_scoped_csv(col, data, browser, downloads):
     from selenium.webdriver.common.by import By
 
@@ -388,8 +416,12 @@ def test_rules_editor_previews_and_saves(col, data, browser):
     summary = wait_text(browser, "preview-summary", "would change")
     assert summary.startswith("45 min of ")          # firefox's 45 minutes move
     preview = table(browser, "preview-rules")
-    assert preview[3] == ["4", "Browsing", "45 min", "45 min"]
+    assert preview[3] == ["4", "Browsing", "45 min", "45 min", "\u2014"]
     assert preview[0][1:3] == ["Development", "3 h 30 min"]   # 3 h + half of the 15 s spans
+    assert preview[2] == ["3", "Chat", "30 min", "0 s", "30 min (0 s reclassified)"]  # the call
+    classes = table(browser, "preview-classes")   # code 3 h + the call as Meetings; firefox
+    assert classes[:2] == [["productive", "3 h 30 min", "3 h 30 min"],
+                           ["neutral", "0 s", "45 min"]]
     assert col.get("/api/v1/rules", data["admin"]).json()["rules"] == RULES   # not saved yet
     browser.find_element(By.ID, "rules-save").click()
     wait_text(browser, "rules-message", "Saved 4 rules")

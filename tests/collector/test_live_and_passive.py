@@ -146,12 +146,54 @@ def test_a_rule_classifies_passive_time_apart(col, data):
         assert sorted((r["category"], r["productivity"], r["idle_seconds"], r["passive_seconds"])
                       for r in apps if r["app"] == "vlc") == [
             ("Training", "productive", "300.0", "0.0"), ("Video", "unproductive", "0.0", "600.0")]
+        # the timeline: vlc's span keeps its category, its passive stretch takes the rule's
+        spans, segments = timeline_classes(col, data)
+        assert spans == [("code", "(unclassified)", "unclassified", "(unclassified)",
+                          "unclassified"),
+                         ("vlc", "Training", "productive", "Video", "unproductive")]
+        assert segments == [(20, 30, "vlc", "Video", "unproductive")]
     finally:
         assert col.request("PUT", "/api/v1/rules", admin,
                            json={"rules": RULES}).status_code == 200
     vlc = {r["app"]: r for r in get(col, data, "/api/v1/summary", by="app",
                                     **day_params()).json()["rows"]}["vlc"]
     assert (vlc["productive_seconds"], vlc["unproductive_seconds"]) == (600, 0)
+    assert timeline_classes(col, data)[1] == [(20, 30, "vlc", "Training", "productive")]
+
+
+@pytest.mark.parametrize("match", [{"app": "^vlc$"}, {"title": "^Training video$"}],
+                         ids=["rollups", "raw-spans"])
+def test_the_rules_preview_moves_passive_time_by_the_candidate_rule(col, data, match):
+    """vlc's 10 min of passive time would leave Training/productive for
+    Video/unproductive; its 5 idle minutes stay; code stays unclassified."""
+    admin = col.token("admin")
+    rules = [{**match, "category": "Training", "productivity": "productive",
+              "passive": "unproductive", "passive_category": "Video"}]
+    got = col.request("POST", "/api/v1/rules/preview", admin,
+                      json={"rules": rules, "tz": "UTC", **day_params()})
+    assert got.status_code == 200, got.text
+    got = got.json()
+    assert got["source"] == ("rollups" if "app" in match else "raw spans (titles)")
+    assert [(r["seconds"], r["changed_seconds"], r["passive_seconds"],
+             r["passive_changed_seconds"]) for r in got["rules"]] == [(900, 600, 600, 600)]
+    assert (got["total_seconds"], got["changed_seconds"], got["unclassified_seconds"],
+            got["passive_seconds"]) == (2100, 600, 1200, 600)
+    assert (got["current"]["productive_seconds"], got["predicted"]["productive_seconds"],
+            got["predicted"]["unproductive_seconds"], got["predicted"]["unclassified_seconds"]
+            ) == (600, 0, 600, 1200)
+    assert col.get("/api/v1/rules", admin).json()["rules"] == RULES     # nothing saved
+
+
+def timeline_classes(col, data) -> tuple[list[tuple], list[tuple]]:
+    """The timeline's spans as (app, category, class, passive category, passive class)
+    and its passive segments as (start, end minutes after 09:00, app, category, class)."""
+    got = get(col, data, "/api/v1/timeline", agent=data["agent"], date=DAY.isoformat()).json()
+    spans = [(s["app"], s["category"], s["productivity"], s["passive_category"],
+              s["passive_productivity"]) for s in got["spans"]]
+    segments = [((p["start_ms"] - T0) / MIN, (p["end_ms"] - T0) / MIN,
+                 got["spans"][p["span"]]["app"], p["category"], p["productivity"])
+                for p in got["passive_segments"]]
+    return spans, segments
 
 
 def test_live_shows_state_app_since_and_backlog(col, data):

@@ -303,3 +303,78 @@ def test_migration_0011_counts_passive_time_of_existing_day_rows(engine, tmp_pat
         assert tuple(run("SELECT passive, passive_category FROM rules").fetchone()) == ("", "")
     finally:
         (conn if engine == "sqlite" else conn.raw).close()
+
+
+# -- the rules preview -----------------------------------------------------------------------
+
+# No title rules: from the rollups (whatever the saved rules look at). firefox's own time
+# becomes Browsing (10 min of active time), its passive time stays Video; zoom's passive
+# time leaves Meetings/productive for Chat/unproductive (30 min).
+APP_CANDIDATES = [
+    RULES[0],
+    {"app": "^zoom$", "category": "Chat", "productivity": "unproductive"},
+    {"app": "firefox", "category": "Browsing", "productivity": "neutral",
+     "passive": "unproductive", "passive_category": "Video"},
+]
+# Title rules: from the raw spans. The talk's active time becomes Talks/productive, its
+# passive time Talks/neutral (60 min change); zoom stays; code is left unclassified.
+TITLE_CANDIDATES = [
+    {"title": "talk", "category": "Talks", "productivity": "productive", "passive": "neutral"},
+    RULES[2],
+]
+
+
+def _minutes(seconds: dict[str, float]) -> dict[str, float]:
+    return {k.removesuffix("_seconds"): v / MIN for k, v in seconds.items()}
+
+
+def _preview(store, rules, tz="UTC"):
+    from worklens.collector.reports import rules_preview
+    from worklens.collector.reports.summary import zone
+
+    return rules_preview.preview(store, rules, DAY, DAY, zone(tz))
+
+
+@pytest.mark.parametrize("candidates, source, expected", [
+    (APP_CANDIDATES, "rollups", {
+        "window": (150, 40, 0, 95),   # total, changed, unclassified, passive (minutes)
+        # per rule: (matched, changed, passive, passive changed)
+        "rules": [(60, 0, 15, 0), (30, 30, 30, 30), (60, 10, 50, 0)],
+        "predicted": {"productive": 45, "neutral": 10, "unproductive": 80, "unclassified": 0}}),
+    (TITLE_CANDIDATES, "raw spans (titles)", {
+        "window": (150, 120, 60, 95),
+        "rules": [(60, 60, 50, 50), (30, 0, 30, 0)],
+        "predicted": {"productive": 40, "neutral": 50, "unproductive": 0,
+                      "unclassified": 45}}),
+], ids=["rollups", "raw-spans"])
+def test_the_preview_counts_passive_time_by_the_candidate_rules(store, candidates, source,
+                                                                expected):
+    got = _preview(store, candidates)
+    assert got["source"] == source
+    assert tuple(got[k] / MIN for k in ("total_seconds", "changed_seconds",
+                                        "unclassified_seconds", "passive_seconds")
+                 ) == expected["window"]
+    assert [(r["seconds"] / MIN, r["changed_seconds"] / MIN, r["passive_seconds"] / MIN,
+             r["passive_changed_seconds"] / MIN) for r in got["rules"]] == expected["rules"]
+    assert _minutes(got["current"]) == {"productive": 75, "neutral": 0, "unproductive": 60,
+                                        "unclassified": 0}
+    assert _minutes(got["predicted"]) == expected["predicted"]
+    assert rules_mod.get_rules(store) == rules_mod.validate(RULES)    # nothing saved
+
+
+@pytest.mark.parametrize("candidates", [APP_CANDIDATES, TITLE_CANDIDATES],
+                         ids=["rollups", "raw-spans"])
+@pytest.mark.parametrize("tz", ["UTC", "Pacific/Chatham"])   # +13:45: the day ends at 10:15
+def test_the_preview_predicts_the_summary_after_saving(store, candidates, tz):
+    def classes(summary_total):
+        return {f"{c}_seconds": getattr(summary_total, f"{c}_seconds")
+                for c in ("productive", "neutral", "unproductive", "unclassified")}
+
+    before = _preview(store, candidates, tz)
+    assert before["current"] == classes(summarize(store, DAY, DAY, "user", tz).total)
+    rollup.set_rules(store, candidates)
+    after = summarize(store, DAY, DAY, "user", tz).total
+    assert before["predicted"] == classes(after)
+    assert before["total_seconds"] == after.active_seconds + after.idle_seconds + \
+        after.passive_seconds
+    assert _preview(store, candidates, tz)["changed_seconds"] == 0   # saved: nothing moves

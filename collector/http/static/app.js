@@ -707,13 +707,21 @@ async function viewDay(ctx) {
     nodes.push(el("div", { cls: "kpis" },
       el("div", { cls: "kpi" }, el("span", { cls: "kpi-label" }, "Active"),
          el("strong", {}, dur(timeline.active_seconds))),
+      el("div", { cls: "kpi" }, el("span", { cls: "kpi-label" }, "Passive"),
+         el("strong", {}, dur(timeline.passive_seconds))),
       el("div", { cls: "kpi" }, el("span", { cls: "kpi-label" }, "Idle"),
          el("strong", {}, dur(timeline.idle_seconds))),
       el("div", { cls: "kpi" }, el("span", { cls: "kpi-label" }, "Window spans"),
          el("strong", {}, timeline.spans.length.toLocaleString("en-US")))));
-    const tlCard = card("Timeline", host, el("p", { cls: "legend" },
-      ...["active", "idle", "locked", "asleep"].flatMap((s) => [
-        el("span", { cls: `sw ${s}`, attrs: { "aria-hidden": "true" } }), `${s} `])));
+    const swatch = (s) => el("span", { cls: `sw ${s}`, attrs: { "aria-hidden": "true" } });
+    const legend = el("p", { cls: "legend" },
+      ...["active", "passive", "idle", "locked", "asleep"].flatMap((s) => [swatch(s), `${s} `]));
+    if (timeline.passive_segments.length) {
+      legend.append(el("br"), "Strip under the windows: passive time, by the class it counts as ",
+                    ...["productive", "neutral", "unproductive", "unclassified"].flatMap(
+                      (c) => [swatch(c), `${c} `]));
+    }
+    const tlCard = card("Timeline", host, legend);
     tlCard.classList.add("tl-card");   // the tooltip may reach past the card
     nodes.push(tlCard);
     nodes.push(card("Window spans", spansBox));
@@ -743,7 +751,7 @@ function renderSpanList(box, timeline, ctx) {
         el("th", {}, "Application"), el("th", {}, "Window title"), el("th", {}, "Category"))),
       el("tbody", {}, ...slice.map((w) => el("tr", {}, cell(clock.format(new Date(w.start_ms))),
         cell(dur((w.end_ms - w.start_ms) / 1000), "num"), cell(w.app), cell(w.title),
-        cell(`${w.category} (${w.productivity})`)))));
+        cell(spanClasses(w))))));
     const prev = el("button", { attrs: { type: "button" } }, "‹ Previous");
     const next = el("button", { attrs: { type: "button" } }, "Next ›");
     prev.disabled = page <= 1;
@@ -760,6 +768,14 @@ function renderSpanList(box, timeline, ctx) {
                            prev, status, next));
   };
   draw();
+}
+
+// A span's category and class, and those of its passive time where a rule sets them apart.
+function spanClasses(w) {
+  const own = `${w.category} (${w.productivity})`;
+  if (!w.passive_seconds || (w.passive_category === w.category &&
+                             w.passive_productivity === w.productivity)) return own;
+  return `${own}; passive: ${w.passive_category} (${w.passive_productivity})`;
 }
 
 function processTable(data, date) {
@@ -912,9 +928,18 @@ function renderPreview(box, data) {
         `${data.to} (at most the last 7 days of the range).`),
     el("table", { cls: "data", id: "preview-rules" },
       el("thead", {}, el("tr", {}, el("th", {}, "#"), el("th", {}, "Category"),
-        el("th", { cls: "num" }, "Matches"), el("th", { cls: "num" }, "Reclassified"))),
+        el("th", { cls: "num" }, "Matches"), el("th", { cls: "num" }, "Reclassified"),
+        el("th", { cls: "num" }, "Of which passive"))),
       el("tbody", {}, ...data.rules.map((r, i) => el("tr", {}, cell(i + 1), cell(r.category),
-        cell(dur(r.seconds), "num"), cell(dur(r.changed_seconds), "num"))))));
+        cell(dur(r.seconds), "num"), cell(dur(r.changed_seconds), "num"),
+        cell(r.passive_seconds ? `${dur(r.passive_seconds)} (` +
+             `${dur(r.passive_changed_seconds)} reclassified)` : "—", "num"))))),
+    el("table", { cls: "data", id: "preview-classes" },
+      el("thead", {}, el("tr", {}, el("th", {}, "Productivity (active and passive time)"),
+        el("th", { cls: "num" }, "Now"), el("th", { cls: "num" }, "After saving"))),
+      el("tbody", {}, ...["productive", "neutral", "unproductive", "unclassified"].map((c) =>
+        el("tr", {}, cell(c), cell(dur(data.current[`${c}_seconds`]), "num"),
+           cell(dur(data.predicted[`${c}_seconds`]), "num"))))));
 }
 
 // -- admin: tokens and groups -------------------------------------------------------------

@@ -2,7 +2,10 @@
 // a few minutes (mouse wheel or the buttons; drag or arrow keys to move).
 // Spans narrower than a pixel at the current zoom are merged into one mark
 // ("12 spans, zoom in"), so a day of thousands of short spans stays readable
-// and fast; the tooltip names the app, title, start, end and duration.
+// and fast; the tooltip names the app, title, start, end and duration. A thin
+// strip under the windows marks their passive stretches (no input, but a video
+// or a call), coloured by the class that time counts as: a rule may count it
+// apart from its window's own (a call in the chat app as Meetings).
 // Data goes on the page as text only (titles are attacker-controlled).
 "use strict";
 
@@ -224,6 +227,16 @@
         rect.setAttribute("fill", appColour(app));
         this.svg.append(rect);
       }
+      const passive = this.data.passive_segments;
+      for (const m of this.marks(passive)) {
+        const merged = m.last > m.first;
+        const cls = merged ? dominant(passive, m.first, m.last, "productivity")
+          : passive[m.first].productivity;
+        this.svg.append(svgEl("rect", { x: LABEL_W + m.x0, width: Math.max(1, m.x1 - m.x0),
+                                        y: 52, height: 6, class: `seg pclass ${cls}` +
+                                        (merged ? " merged" : ""), "data-kind": "p",
+                                        "data-first": m.first, "data-last": m.last }));
+      }
       const acts = this.data.activity;
       for (const m of this.marks(acts)) {
         const merged = m.last > m.first;
@@ -241,20 +254,25 @@
     }
 
     describe(kind, first, last) {
-      const items = kind === "w" ? this.data.spans : this.data.activity;
+      const items = { w: this.data.spans, a: this.data.activity,
+                      p: this.data.passive_segments }[kind];
       const a = items[first], b = items[last];
       const when = `${this.clock.format(new Date(a.start_ms))}–` +
         `${this.clock.format(new Date(b.end_ms))}`;
       if (last > first) {
         const busy = items.slice(first, last + 1)
           .reduce((s, x) => s + (x.end_ms - x.start_ms), 0);
-        const what = kind === "w" ? "window spans" : "activity segments";
-        const most = dominant(items, first, last, kind === "w" ? "app" : "state");
+        const what = { w: "window spans", a: "activity segments", p: "passive stretches" }[kind];
+        const most = dominant(items, first, last, { w: "app", a: "state", p: "category" }[kind]);
         return [`${last - first + 1} ${what} (${this.duration(busy / 1000)})`, when,
                 `mostly ${most}`, "Zoom in to tell them apart."];
       }
       const dur = this.duration((a.end_ms - a.start_ms) / 1000);
       if (kind === "a") return [`${a.state}`, `${when} (${dur})`];
+      if (kind === "p") {
+        return ["passive", `${a.category}, ${a.productivity}`, `${when} (${dur})`,
+                `in ${this.data.spans[a.span].app}`];
+      }
       const lines = [a.app, a.title || "(no title)", `${when} (${dur})`];
       if (a.category) lines.push(`${a.category}, ${a.productivity}`);
       return lines;
