@@ -167,20 +167,23 @@ def test_a_busy_microphone_is_passive_call_until_recording_stops(
     assert abs(states[i + 2][2] - moved) <= 1.0, (states, moved)
 
 
-class StandInSessionManager:
-    """``org.gnome.SessionManager`` answering ``IsInhibited(flags)`` on a real session
-    bus (no GNOME session here): a stand-in for the one D-Bus call the agent makes."""
+class StandInInhibitService:
+    """One D-Bus service the agent asks about inhibitors, on a real session bus (no
+    GNOME session or desktop power manager runs here: xfce4-power-manager crashes
+    headless when an inhibition ends): ``org.gnome.SessionManager`` answering
+    ``IsInhibited(flags)``, or ``org.freedesktop.PowerManagement`` answering
+    ``HasInhibit()``. A stand-in for the one call the agent makes of each."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, name: str = "org.gnome.SessionManager") -> None:
         import threading
 
         from jeepney.bus_messages import message_bus
         from jeepney.io.blocking import open_dbus_connection
 
         self.inhibited_flags = 0
-        self.asked: list[int] = []
+        self.asked: list[tuple[str, tuple]] = []
         self._conn = open_dbus_connection(bus=address)
-        self._conn.send_and_get_reply(message_bus.RequestName("org.gnome.SessionManager"))
+        self._conn.send_and_get_reply(message_bus.RequestName(name))
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
 
@@ -193,11 +196,17 @@ class StandInSessionManager:
             except Exception:   # the connection closed at the end of the test
                 return
             h = msg.header
-            if h.message_type == MessageType.method_call and \
-                    h.fields.get(3) == "IsInhibited":   # 3: the member header field
-                flags = msg.body[0]
-                self.asked.append(flags)
-                self._conn.send(new_method_return(msg, "b", (bool(self.inhibited_flags & flags),)))
+            member = h.fields.get(3)                 # 3: the member header field
+            if h.message_type != MessageType.method_call:
+                continue
+            if member == "IsInhibited":
+                answer = bool(self.inhibited_flags & msg.body[0])
+            elif member == "HasInhibit":
+                answer = bool(self.inhibited_flags)
+            else:
+                continue
+            self.asked.append((member, tuple(msg.body)))
+            self._conn.send(new_method_return(msg, "b", (answer,)))
 
     def close(self) -> None:
         self._conn.close()
@@ -209,7 +218,7 @@ def test_an_idle_inhibitor_held_in_the_gnome_session_is_seen(session_bus, monkey
 
     monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", session_bus)
     monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent")
-    manager = StandInSessionManager(session_bus)
+    manager = StandInInhibitService(session_bus)
     signal_ = IdleInhibitors.open()
     try:
         assert signal_.available and signal_.reason == INHIBITOR, signal_.detail
@@ -219,7 +228,42 @@ def test_an_idle_inhibitor_held_in_the_gnome_session_is_seen(session_bus, monkey
         assert signal_.engaged(None) is True
         manager.inhibited_flags = 4              # suspend only: not an idle inhibitor
         assert signal_.engaged(None) is False
-        assert manager.asked == [8, 8, 8]        # the agent asks for the idle flag only
+        assert manager.asked == [("IsInhibited", (8,))] * 3   # the idle flag only
     finally:
         signal_.close()
         manager.close()
+
+
+
+def test_an_inhibition_held_with_the_desktops_power_manager_is_seen(session_bus, monkeypatch):
+    """Xfce's and KDE's power managers answer org.freedesktop.PowerManagement.Inhibit
+    ``HasInhibit`` (a player that inhibits through them, or through
+    org.freedesktop.ScreenSaver where they forward it)."""
+    from worklens.agent.sensors.passive._dbus import FDO_PM, IdleInhibitors
+
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", session_bus)
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent")
+    manager = StandInInhibitService(session_bus, FDO_PM[1])
+    signal_ = IdleInhibitors.open()
+    try:
+        assert signal_.available, signal_.detail
+        assert signal_.detail == "freedesktop power manager (Xfce, KDE)"
+        assert signal_.engaged(None) is False
+        manager.inhibited_flags = 1
+        assert signal_.engaged(None) is True
+        manager.inhibited_flags = 0
+        assert signal_.engaged(None) is False
+        assert [member for member, _ in manager.asked] == ["HasInhibit"] * 3
+    finally:
+        signal_.close()
+        manager.close()
+
+
+def test_no_inhibit_service_on_the_session_bus_says_so(session_bus, monkeypatch):
+    from worklens.agent.sensors.passive._dbus import IdleInhibitors
+
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", session_bus)
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent")
+    signal_ = IdleInhibitors.open()
+    assert not signal_.available
+    assert "neither a GNOME session manager nor a power manager" in signal_.detail

@@ -1,6 +1,7 @@
 """Passive signals on D-Bus (jeepney): a playing MPRIS player whose window has
-focus, and idle inhibitors (the GNOME session manager's inhibit flag 8 on the
-session bus; logind ``idle`` inhibitors of this user on the system bus).
+focus, and idle inhibitors (the GNOME session manager's inhibit flag 8 or the
+freedesktop power manager's ``HasInhibit`` on the session bus; logind ``idle``
+inhibitors of this user on the system bus).
 
 Each check is a few small method calls on a connection kept open; a bus that
 went away is reopened at the next check. Nothing but "playing + focused" and
@@ -26,6 +27,10 @@ MPRIS_PLAYER = "org.mpris.MediaPlayer2.Player"
 GNOME_SM = ("/org/gnome/SessionManager", "org.gnome.SessionManager",
             "org.gnome.SessionManager")
 GNOME_INHIBIT_IDLE = 8
+FDO_PM = ("/org/freedesktop/PowerManagement/Inhibit", "org.freedesktop.PowerManagement",
+          "org.freedesktop.PowerManagement.Inhibit")
+SERVICE_NAMES = {GNOME_SM[1]: "GNOME session manager",
+                 FDO_PM[1]: "freedesktop power manager (Xfce, KDE)"}
 LOGIN1 = ("/org/freedesktop/login1", "org.freedesktop.login1",
           "org.freedesktop.login1.Manager")
 CALL_TIMEOUT_S = 1.0
@@ -145,18 +150,21 @@ def _related(player_pid: int, window_pid: int) -> bool:
 
 
 class IdleInhibitors(Signal):
-    """Inhibitor: the GNOME session manager says idle is inhibited (flag 8), or
-    logind lists an ``idle`` inhibitor held by this user."""
+    """Inhibitor: on the session bus, the GNOME session manager says idle is inhibited
+    (flag 8: GNOME forwards ``org.freedesktop.ScreenSaver.Inhibit`` there too), or the
+    freedesktop power manager says it holds an inhibition (``HasInhibit``: Xfce's
+    xfce4-power-manager, KDE's PowerDevil); on the system bus, logind lists an
+    ``idle`` inhibitor held by this user."""
 
     reason = INHIBITOR
     backend = "dbus"
 
-    def __init__(self, session: Bus | None, system: Bus | None, uid: int | None = None) -> None:
+    def __init__(self, session: Bus | None, system: Bus | None, uid: int | None = None,
+                 session_services: tuple[str, ...] = (GNOME_SM[1],)) -> None:
         self._session, self._system = session, system
         self._uid = os.getuid() if uid is None else uid
-        sources = []
-        if session is not None:
-            sources.append("GNOME session manager")
+        self._services = session_services if session is not None else ()
+        sources = [SERVICE_NAMES[name] for name in self._services]
         if system is not None:
             sources.append("logind")
         self.detail = ", ".join(sources)
@@ -164,21 +172,28 @@ class IdleInhibitors(Signal):
     @classmethod
     def open(cls) -> Signal:
         session, why_session = _open_bus("SESSION")
-        if session is not None and not _safe_owner(session, GNOME_SM[1]):
-            session.close()
-            session, why_session = None, "no GNOME session manager on the session bus"
+        services: tuple[str, ...] = ()
+        if session is not None:
+            services = tuple(n for n in SERVICE_NAMES if _safe_owner(session, n))
+            if not services:
+                session.close()
+                session, why_session = None, ("neither a GNOME session manager nor a "
+                                              "power manager on the session bus")
         system, why_system = _open_bus("SYSTEM")
         if system is not None and not _safe_owner(system, LOGIN1[1]):
             system.close()
             system, why_system = None, "no systemd-logind on the system bus"
         if session is None and system is None:
             return Unavailable(INHIBITOR, "dbus", f"{why_session}; {why_system}")
-        return cls(session, system)
+        return cls(session, system, session_services=services)
 
     def engaged(self, window: WindowInfo | None) -> bool:
-        if self._session is not None and self._session.call(
-                GNOME_SM, "IsInhibited", "u", (GNOME_INHIBIT_IDLE,))[0]:
-            return True
+        if self._session is not None:
+            if GNOME_SM[1] in self._services and self._session.call(
+                    GNOME_SM, "IsInhibited", "u", (GNOME_INHIBIT_IDLE,))[0]:
+                return True
+            if FDO_PM[1] in self._services and self._session.call(FDO_PM, "HasInhibit")[0]:
+                return True
         if self._system is not None:
             inhibitors = self._system.call(LOGIN1, "ListInhibitors")[0]
             return any(idle_inhibitor(entry, self._uid) for entry in inhibitors)
