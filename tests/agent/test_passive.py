@@ -201,3 +201,36 @@ def test_macos_coreaudio_on_a_fake():
     assert CoreAudioMicrophone(query(0)).engaged(None) is False
     assert CoreAudioMicrophone(lambda o, s: None).engaged(None) is False
     assert INHIBITOR != CALL
+
+
+class FakeMprisBus:
+    """The three D-Bus calls MprisMedia makes, answered from a table of players."""
+
+    def __init__(self, players: dict[str, tuple[str, int, str]]) -> None:
+        self.players = players          # bus name -> (status, pid, desktop entry)
+
+    def call(self, target, method, signature="", args=()):
+        if method == "ListNames":
+            return (["org.freedesktop.DBus", *self.players],)
+        if method == "GetConnectionUnixProcessID":
+            return (self.players[args[0]][1],)
+        status, _pid, entry = self.players[target[1]]
+        return (("s", status if args[1] == "PlaybackStatus" else entry),)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_wayland_window_without_pid_is_matched_to_its_player_by_app_id():
+    from worklens.agent.sensors.passive._dbus import MprisMedia, app_names
+
+    assert app_names("org.mozilla.Firefox") == {"org.mozilla.firefox", "firefox"}
+    media = MprisMedia(FakeMprisBus({
+        "org.mpris.MediaPlayer2.mpv": ("Playing", 0, "mpv"),
+        "org.mpris.MediaPlayer2.firefox.instance_1_42": ("Paused", 0, "firefox"),
+        "org.mpris.MediaPlayer2.chromium.instance7": ("Playing", 0, "Chromium-browser")}))
+    assert media.engaged(WindowInfo(app="mpv", title="", pid=0))              # bus name
+    assert not media.engaged(WindowInfo(app="org.mozilla.firefox", title="", pid=0))  # paused
+    assert media.engaged(WindowInfo(app="chromium-browser", title="", pid=0))  # desktop entry
+    assert not media.engaged(WindowInfo(app="foot", title="", pid=0))          # not a player
+    assert not media.engaged(None)

@@ -24,6 +24,7 @@ DBUS = ("/org/freedesktop/DBus", "org.freedesktop.DBus", "org.freedesktop.DBus")
 MPRIS_PREFIX = "org.mpris.MediaPlayer2."
 MPRIS_PATH = "/org/mpris/MediaPlayer2"
 MPRIS_PLAYER = "org.mpris.MediaPlayer2.Player"
+MPRIS_ROOT = "org.mpris.MediaPlayer2"
 GNOME_SM = ("/org/gnome/SessionManager", "org.gnome.SessionManager",
             "org.gnome.SessionManager")
 GNOME_INHIBIT_IDLE = 8
@@ -94,7 +95,10 @@ def _open_bus(which: str) -> tuple[Bus | None, str]:
 
 class MprisMedia(Signal):
     """Media: some MPRIS player says PlaybackStatus == "Playing" and it belongs to
-    the focused window's process (or its parent/child: browsers, wrappers)."""
+    the focused window's process (or its parent/child: browsers, wrappers). A window
+    without a process id (wlroots compositors do not tell it) is the player's when its
+    app id is the player's ``DesktopEntry`` or the name it took on the bus
+    (``org.mpris.MediaPlayer2.mpv``, ``...firefox.instance_1_42``)."""
 
     reason = MEDIA
     backend = "mpris"
@@ -111,13 +115,20 @@ class MprisMedia(Signal):
         return cls(bus)
 
     def engaged(self, window: WindowInfo | None) -> bool:
-        if window is None or not window.pid:
+        if window is None or not (window.pid or window.app):
             return False
         names = [n for n in self._bus.call(DBUS, "ListNames")[0] if n.startswith(MPRIS_PREFIX)]
-        for name in names:
-            if self._playing(name) and _related(self._pid_of(name), window.pid):
-                return True
-        return False
+        return any(self._playing(name) and self._belongs(name, window) for name in names)
+
+    def _belongs(self, name: str, window: WindowInfo) -> bool:
+        if window.pid:
+            return _related(self._pid_of(name), window.pid)
+        apps = app_names(window.app)
+        if name[len(MPRIS_PREFIX):].split(".")[0].lower() in apps:
+            return True
+        entry = self._bus.call((MPRIS_PATH, name, "org.freedesktop.DBus.Properties"), "Get",
+                               "ss", (MPRIS_ROOT, "DesktopEntry"))[0][1]
+        return bool(entry) and entry.lower() in apps
 
     def _playing(self, name: str) -> bool:
         reply = self._bus.call((MPRIS_PATH, name, "org.freedesktop.DBus.Properties"), "Get",
@@ -129,6 +140,13 @@ class MprisMedia(Signal):
 
     def close(self) -> None:
         self._bus.close()
+
+
+def app_names(app: str) -> set[str]:
+    """A Wayland app id and its last dotted part (``org.mozilla.firefox`` -> firefox),
+    lower case: what a player's bus name or desktop entry is compared with."""
+    app = app.strip().lower()
+    return {app, app.rsplit(".", 1)[-1]} - {""}
 
 
 def _related(player_pid: int, window_pid: int) -> bool:
