@@ -1,5 +1,5 @@
 """sway's IPC socket (``$SWAYSOCK``, the i3 IPC protocol): which windows hold an
-idle inhibitor.
+idle inhibitor, and the process of the focused window.
 
 Why: sway before 1.10 offers only idle protocols that an inhibitor silences
 (``org_kde_kwin_idle``; ``ext_idle_notifier_v1`` version 1 from 1.8). While a
@@ -9,7 +9,11 @@ it is being told nothing. sway's tree says it per window: ``inhibit_idle`` is
 true while that window's inhibitor is in force (sway counts an application's
 inhibitor only while its window is visible).
 
-Only two booleans leave this module: never a title or an app from the tree.
+The foreign-toplevel protocol the window sensor reads gives no process id;
+sway's tree has it (``pid`` of each window), so on sway the focused window gets
+its process and executable like on X11.
+
+Only two booleans and the focused window's (app id, pid) leave this module.
 """
 
 from __future__ import annotations
@@ -51,6 +55,15 @@ def inhibitors(tree: Mapping[str, Any]) -> Inhibitors:
             anyone = True
             focused = focused or bool(node.get("focused"))
     return Inhibitors(focused, anyone)
+
+
+def focused_process(tree: Mapping[str, Any]) -> tuple[str, int] | None:
+    """(app id, pid) of the focused window in a ``get_tree`` reply (app id "" for
+    an Xwayland window), or None when no window has the focus."""
+    for node in _windows(tree):
+        if node.get("focused"):
+            return node.get("app_id") or "", int(node["pid"])
+    return None
 
 
 def _windows(node: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
@@ -95,6 +108,9 @@ class SwayIpc:
 
     def inhibitors(self) -> Inhibitors:
         return inhibitors(self.tree())
+
+    def focused_process(self) -> tuple[str, int] | None:
+        return focused_process(self.tree())
 
     def _ask(self, kind: int) -> dict[str, Any]:
         if self._sock is None:

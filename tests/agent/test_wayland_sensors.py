@@ -58,6 +58,23 @@ def test_reads_the_activated_toplevels_app_id_and_title_without_a_pid(in_session
     assert "no pid" in win.detail
 
 
+def test_on_sway_the_focused_window_gets_its_process_from_swayipc(in_session, monkeypatch):
+    desk = in_session
+    monkeypatch.setenv("SWAYSOCK", desk.sway_socket)
+    win = window_wlroots.open()
+    try:
+        assert "pid and executable from sway's IPC" in win.detail
+        procs = {t: desk.open_window(t) for t in ("wl-pid-one-5c2e", "wl-pid-two-5c2e")}
+        for title, proc in [*procs.items(), *procs.items()]:
+            desk.focus(title)
+            info = wait_for(lambda t=title: (w := win.active_window()) and w.title == t
+                            and w.pid and w, timeout=5, what=f"{title!r} with its pid")
+            assert (info.app, info.pid) == ("foot", proc.pid)
+            assert info.exe.endswith("/foot") and "foot" in info.aliases
+    finally:
+        win.close()
+
+
 def test_a_closed_window_is_forgotten(in_session, sensors):
     desk, (win, _idle) = in_session, sensors
     proc = desk.open_window("wl-short-lived-5c2e")

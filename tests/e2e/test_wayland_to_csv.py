@@ -69,8 +69,7 @@ def test_focus_and_typing_on_sway_become_window_and_activity_spans(
         sway, collector_proc_factory):
     col = collector_proc_factory()
     col.start()
-    sway.open_window(ALPHA)
-    sway.open_window(BETA)
+    terminals = {ALPHA: sway.open_window(ALPHA).pid, BETA: sway.open_window(BETA).pid}
     sway.focus(BETA)
     data = sway.work / "agent"
     env = clean_env(**sway.env, **{
@@ -120,7 +119,10 @@ def test_focus_and_typing_on_sway_become_window_and_activity_spans(
     for row in spans:
         by_title.setdefault(row["title"], []).append(row)
     assert set(by_title) == {ALPHA, BETA}, spans
-    assert {(row["app"], row["pid"]) for row in spans} == {("foot", "0")}
+    # the app is the app_id; the process (pid, executable) comes from sway's IPC
+    for row in spans:
+        assert (row["app"], row["pid"]) == ("foot", str(terminals[row["title"]])), row
+        assert row["exe"].endswith("/foot"), row
     (alpha,) = by_title[ALPHA]
     assert abs(iso(alpha["start"]) - alpha_from) <= SECOND, (alpha, alpha_from)
     assert abs(iso(alpha["end"]) - alpha_to) <= SECOND, (alpha, alpha_to)
