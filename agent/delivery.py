@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import grpc
@@ -33,6 +33,14 @@ log = logging.getLogger(__name__)
 
 LOCK_FILE = "agent.lock"
 CLOSE_DRAIN_S = 5.0   # on a clean stop, give the collector this long to ack the rest
+# The collector calls an agent offline when two of its flushes bring nothing
+# (collector.reports.live). A desktop agent sends spans at least every second flush
+# (the sampler cuts them); one with nothing to say (no display, outside its schedule,
+# processes sampled less often than it flushes) sends an empty batch when this many
+# flush intervals passed since its last batch, so that "offline" means it is not
+# running or cannot reach the collector. An empty batch is about 10 bytes. Never
+# outside the monitoring schedule: then the agent says nothing, not even that it runs.
+HEARTBEAT_AFTER_FLUSHES = 1.5
 
 
 class SpoolSink:
@@ -44,7 +52,8 @@ class SpoolSink:
         self.flush_interval = flush_interval
         self._lock = lock
         self._closed = threading.Event()
-        self._last_seal = time.monotonic()
+        self._last_seal = self._last_batch = time.monotonic()
+        self.heartbeat_allowed: Callable[[], bool] = lambda: True
         self._flusher = threading.Thread(target=self._flush_loop, name="worklens-flusher",
                                          daemon=True)
 
@@ -64,11 +73,13 @@ class SpoolSink:
         if closed and not self._closed.is_set():
             self.flush()
 
-    def flush(self) -> list[int]:
-        """Seal what is spooled now and tell the shipper."""
+    def flush(self, heartbeat: bool = False) -> list[int]:
+        """Seal what is spooled now (an empty batch if ``heartbeat`` and there is
+        nothing) and tell the shipper."""
         self._last_seal = time.monotonic()
-        sealed = self.spool.seal()
+        sealed = self.spool.seal(heartbeat=heartbeat)
         if sealed:
+            self._last_batch = self._last_seal
             self.shipper.wake()
         return sealed
 
@@ -92,8 +103,10 @@ class SpoolSink:
                                         - time.monotonic())):
             if time.monotonic() < self._last_seal + self.flush_interval:
                 continue
+            quiet = time.monotonic() - self._last_batch
             try:
-                self.flush()
+                self.flush(heartbeat=quiet >= HEARTBEAT_AFTER_FLUSHES * self.flush_interval
+                           and self.heartbeat_allowed())
             except Exception:   # keep flushing; the next seal picks the records up
                 log.exception("sealing the spool failed")
 

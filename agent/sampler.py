@@ -186,6 +186,11 @@ class Sampler:
                                                          reason))
             self._write(records)
 
+    @property
+    def in_schedule(self) -> bool:
+        """Inside the monitoring schedule (as of the last sample)."""
+        return self._in_schedule
+
     def _follow_schedule(self) -> bool:
         """Start or stop observing at the schedule's edges; True while inside it."""
         inside = self._privacy.in_schedule(self._clock.local())

@@ -203,9 +203,11 @@ class Spool:
 
     # -- sealing and limits ------------------------------------------------------
 
-    def seal(self, created_ms: int | None = None) -> list[int]:
+    def seal(self, created_ms: int | None = None, heartbeat: bool = False) -> list[int]:
         """Turn all closed records into batches with fresh sequence numbers, within
-        the limits. Returns the new sequence numbers."""
+        the limits. Returns the new sequence numbers. ``heartbeat``: an empty batch
+        when there is nothing to send, not even an unacknowledged batch (the collector
+        then knows the agent runs; while it is unreachable, one at most waits)."""
         created_ms = now_ms() if created_ms is None else created_ms
         sealed: list[int] = []
         with self._lock, self._conn:
@@ -214,7 +216,9 @@ class Spool:
             rows = self._conn.execute("SELECT id, kind, data FROM records ORDER BY id").fetchall()
             for chunk in _chunks(rows):
                 sealed.append(self._seal_one(chunk, created_ms))
-            if not rows and self._meta("pending_dropped", 0):
+            idle = heartbeat and not rows and self._conn.execute(
+                "SELECT 1 FROM batches LIMIT 1").fetchone() is None
+            if idle or (not rows and self._meta("pending_dropped", 0)):
                 sealed.append(self._seal_one([], created_ms))   # tell the collector anyway
             if rows:
                 self._conn.execute("DELETE FROM records WHERE id <= ?", (rows[-1][0],))

@@ -49,6 +49,21 @@ def test_closed_records_survive_reopen_and_are_sealed_in_order(tmp_path):
     assert sp.seal() == []            # nothing new: no empty batch
 
 
+def test_a_heartbeat_is_an_empty_batch_only_when_nothing_else_waits(tmp_path):
+    sp = Spool.open(tmp_path)
+    assert sp.seal(heartbeat=True) == [1]            # nothing to say: "still here"
+    [beat] = sp.pending()
+    assert beat.events == 0 and beat.batch.ByteSize() < 16    # sequence and time only
+    assert sp.seal(heartbeat=True) == []             # one unacknowledged is enough
+    sp.ack(1)
+    sp.add([window(1)])
+    assert sp.seal(heartbeat=True) == [2]            # records: a batch of them, no extra
+    assert [p.events for p in sp.pending()] == [1]
+    sp.ack(2)
+    assert sp.seal() == []                           # no heartbeat asked: nothing
+    assert sp.seal(heartbeat=True) == [3]
+
+
 def test_batch_leaves_only_on_ack_and_sequences_are_never_reused(tmp_path):
     sp = Spool.open(tmp_path)
     sp.add([window(1)])

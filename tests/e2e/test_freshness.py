@@ -22,6 +22,7 @@ from polling import wait_for
 pytestmark = pytest.mark.system
 
 FLUSH = 10.0
+QUIET_FLUSH = 1.0   # the agent with nothing to record
 INTERVAL = 0.5
 IDLE_THRESHOLD = 20.0
 SLACK = 2.0            # sampling ticks, process start-up, a loaded machine
@@ -147,3 +148,68 @@ def test_kill_9_and_a_collector_restart_never_count_anything_twice(
     most = (killed - before) + (stopped - before2)
     least = (killed - after) - FLUSH + (stopping - after2) - SLACK
     assert least <= final <= most, (least, final, most)
+
+
+def quiet_agent(agents, data, col, **env: str):
+    """An agent with nothing to record: no display, processes once an hour."""
+    return agents.run(data, env={
+        "DISPLAY": "", "WAYLAND_DISPLAY": "", "DBUS_SESSION_BUS_ADDRESS": "",
+        "WORKLENS_COLLECTOR_ADDRESS": col.grpc_address,
+        "WORKLENS_COLLECTOR_ENROLL_SECRET": col.create_token("enroll"),
+        "WORKLENS_SAMPLING_PROCESS_INTERVAL": "1h",
+        "WORKLENS_DELIVERY_FLUSH_INTERVAL": f"{QUIET_FLUSH:g}s", **env})
+
+
+def live_agents(col, viewer: str) -> list[dict]:
+    reply = requests.get(f"{col.http_url}/api/v1/live", timeout=10,
+                         headers={"Authorization": f"Bearer {viewer}"})
+    reply.raise_for_status()
+    return reply.json()["agents"]
+
+
+def test_an_agent_with_nothing_to_record_is_not_called_offline(
+        tmp_path, collector_proc_factory, agents):
+    """No display and processes sampled once an hour: nothing to send for many flushes.
+    The live view still sees the agent (an empty batch every second flush at most), and
+    calls it offline once it is killed: "offline" means gone, not quiet."""
+    col = collector_proc_factory()
+    col.start()
+    viewer = col.create_token("viewer")
+    agent = quiet_agent(agents, tmp_path / "agent", col)
+
+    def live() -> dict:
+        entries = live_agents(col, viewer)
+        return entries[0] if entries else {"state": "", "last_contact_ms": None}
+
+    wait_for(lambda: live()["last_contact_ms"] is not None, timeout=60,
+             what="the agent enrolled and its first batch")
+    seen = []
+    quiet_until = time.time() + 6 * QUIET_FLUSH + 6      # past two flushes and the 5 s grace
+    while time.time() < quiet_until:
+        entry = live()
+        seen.append((entry["state"], entry["missed_flushes"]))
+        time.sleep(0.5)
+    assert all(state != "offline" and missed < 2 for state, missed in seen), seen
+    assert agent.proc.poll() is None, agent.output
+    agent.kill()
+    wait_for(lambda: live()["state"] == "offline", timeout=60,
+             what="the killed agent to be called offline")
+
+
+def test_outside_its_schedule_an_agent_does_not_even_say_it_runs(
+        tmp_path, collector_proc_factory, agents):
+    """The heartbeat keeps to the monitoring schedule: outside it, nothing leaves the
+    machine (the agent enrolls, then sends no batch at all)."""
+    col = collector_proc_factory()
+    col.start()
+    viewer = col.create_token("viewer")
+    later = datetime.now() + timedelta(hours=12)            # the machine's local time
+    window = f"{later:%H}:00-{later:%H}:30"
+    agent = quiet_agent(agents, tmp_path / "agent", col, WORKLENS_PRIVACY_SCHEDULE=window)
+    wait_for(lambda: "outside the monitoring schedule" in agent.output, timeout=60,
+             what="the agent outside its schedule")
+    wait_for(lambda: len(live_agents(col, viewer)) == 1, timeout=60, what="the enrollment")
+    time.sleep(6 * QUIET_FLUSH)
+    [entry] = live_agents(col, viewer)
+    assert entry["last_contact_ms"] is None and entry["state"] == "offline", entry
+    assert agent.proc.poll() is None, agent.output
