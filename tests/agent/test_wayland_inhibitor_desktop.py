@@ -10,6 +10,7 @@ pid on Wayland: the player is matched by its app id)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 from polling import wait_for
@@ -59,6 +61,27 @@ class Mpv:
             sock.sendall(json.dumps(command).encode() + b"\n")
             assert b'"success"' in sock.recv(4096)
         wait_for(lambda: self.inhibits() != paused, what="mpv's inhibitor to follow")
+
+
+@contextlib.contextmanager
+def running_agent(desk: Sway, **extra: str) -> Iterator[tuple[subprocess.Popen, list[str]]]:
+    """The agent as the desktop's user; killed on the way out if still running."""
+    agent, err = start_agent(desk, **extra)
+    try:
+        yield agent, err
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+
+
+def watch_then_pause(mpv: Mpv) -> float:
+    """Hands off while the video plays past the idle threshold, then pause it and
+    stay hands off: the time of the pause."""
+    time.sleep(IDLE_THRESHOLD + 2.5)
+    mpv.pause(True)
+    paused = time.time()
+    time.sleep(IDLE_THRESHOLD + 0.5)
+    return paused
 
 
 def start_agent(desk: Sway, **extra: str) -> tuple[subprocess.Popen, list[str]]:
@@ -121,12 +144,8 @@ def test_a_focused_video_on_sway_is_passive_inhibitor_and_typing_beside_it_activ
     mpv = Mpv(sway)
     wait_for(mpv.inhibits, what="mpv playing and holding an idle inhibitor")
     sway.focus(VIDEO)
-    agent, err = start_agent(sway)
-    try:
-        time.sleep(IDLE_THRESHOLD + 2.5)              # hands off: the video plays on
-        mpv.pause(True)
-        paused = time.time()
-        time.sleep(IDLE_THRESHOLD + 0.5)              # paused, still hands off: idle
+    with running_agent(sway) as (agent, err):
+        paused = watch_then_pause(mpv)
         mpv.pause(False)
         sway.focus(NOTES)                              # the video plays beside the notes
         typing_from = time.time()
@@ -136,9 +155,6 @@ def test_a_focused_video_on_sway_is_passive_inhibitor_and_typing_beside_it_activ
             sway.type("k")
         typing_to = time.time()
         records = stop_agent(agent, err)
-    finally:
-        if agent.poll() is None:
-            agent.kill()
     states = activity(records)
     check_passive_then_idle(states, "INHIBITOR", paused)
     # typing into another window while the video plays and inhibits: active, not passive
@@ -155,17 +171,10 @@ def test_a_focused_mpris_player_on_sway_is_passive_media(sway, user_bus):
     mpv = Mpv(sway, f"--script={MPRIS_PLUGIN}", **bus)
     wait_for(mpv.inhibits, what="mpv playing")
     sway.focus(VIDEO)
-    agent, err = start_agent(sway, **bus)
-    try:
+    with running_agent(sway, **bus) as (agent, err):
         assert "passive media: mpris" in "".join(err), "".join(err)
-        time.sleep(IDLE_THRESHOLD + 2.5)              # hands off: the video plays on
-        mpv.pause(True)
-        paused = time.time()
-        time.sleep(IDLE_THRESHOLD + 0.5)
+        paused = watch_then_pause(mpv)
         records = stop_agent(agent, err)
-    finally:
-        if agent.poll() is None:
-            agent.kill()
     states = activity(records)
     check_passive_then_idle(states, "MEDIA", paused)
     assert ("PASSIVE", "INHIBITOR") not in [(s, r) for s, r, _, _ in states]   # media first
