@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import grpc
@@ -33,14 +33,6 @@ log = logging.getLogger(__name__)
 
 LOCK_FILE = "agent.lock"
 CLOSE_DRAIN_S = 5.0   # on a clean stop, give the collector this long to ack the rest
-# The collector calls an agent offline when two of its flushes bring nothing
-# (collector.reports.live). A desktop agent sends spans at least every second flush
-# (the sampler cuts them); one with nothing to say (no display, outside its schedule,
-# processes sampled less often than it flushes) sends an empty batch when this many
-# flush intervals passed since its last batch, so that "offline" means it is not
-# running or cannot reach the collector. An empty batch is about 10 bytes. Never
-# outside the monitoring schedule: then the agent says nothing, not even that it runs.
-HEARTBEAT_AFTER_FLUSHES = 1.5
 
 
 class SpoolSink:
@@ -52,8 +44,7 @@ class SpoolSink:
         self.flush_interval = flush_interval
         self._lock = lock
         self._closed = threading.Event()
-        self._last_seal = self._last_batch = time.monotonic()
-        self.heartbeat_allowed: Callable[[], bool] = lambda: True
+        self._last_seal = time.monotonic()
         self._flusher = threading.Thread(target=self._flush_loop, name="worklens-flusher",
                                          daemon=True)
 
@@ -65,13 +56,13 @@ class SpoolSink:
         self.spool.add(records)
 
     def checkpoint(self, open_records: Sequence[Record],
-                   closed: Sequence[Record] = ()) -> None:
+                   closed: Sequence[Record] = (), heartbeat: bool = False) -> None:
         """The sampler's flush: cut parts and checkpoint in one transaction, then
         seal at once so that they leave now (the flusher waits a full interval
         after this seal before it seals on its own)."""
         self.spool.checkpoint(open_records, closed)
-        if closed and not self._closed.is_set():
-            self.flush()
+        if (closed or heartbeat) and not self._closed.is_set():
+            self.flush(heartbeat=heartbeat)
 
     def flush(self, heartbeat: bool = False) -> list[int]:
         """Seal what is spooled now (an empty batch if ``heartbeat`` and there is
@@ -79,7 +70,6 @@ class SpoolSink:
         self._last_seal = time.monotonic()
         sealed = self.spool.seal(heartbeat=heartbeat)
         if sealed:
-            self._last_batch = self._last_seal
             self.shipper.wake()
         return sealed
 
@@ -103,10 +93,8 @@ class SpoolSink:
                                         - time.monotonic())):
             if time.monotonic() < self._last_seal + self.flush_interval:
                 continue
-            quiet = time.monotonic() - self._last_batch
             try:
-                self.flush(heartbeat=quiet >= HEARTBEAT_AFTER_FLUSHES * self.flush_interval
-                           and self.heartbeat_allowed())
+                self.flush()
             except Exception:   # keep flushing; the next seal picks the records up
                 log.exception("sealing the spool failed")
 

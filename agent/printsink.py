@@ -66,9 +66,10 @@ class PrintSink:
             log.info("stdout closed; no longer printing records")
 
     def checkpoint(self, open_records: Sequence[Record],
-                   closed: Sequence[Record] = ()) -> None:
+                   closed: Sequence[Record] = (), heartbeat: bool = False) -> None:
         """Print the parts cut at this flush (``"continued": true`` on the later
-        ones); print mode keeps nothing, so there is nothing to recover."""
+        ones); print mode keeps nothing, so there is nothing to recover, and has
+        no collector to tell that it runs."""
         self.write(closed)
 
     def close(self) -> None:

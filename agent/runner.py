@@ -74,8 +74,6 @@ def command(args: Any, cfg, data_dir: Path) -> int:
     load_schedule(cfg.privacy.schedule)          # a bad schedule stops us before anything runs
     sink = open_sink(args, cfg, data_dir)
     sampler = Sampler(cfg, sink)
-    if hasattr(sink, "heartbeat_allowed"):     # no "still here" outside the schedule
-        sink.heartbeat_allowed = lambda: sampler.in_schedule
     # --print is a try-out beside the real agent: it must not speak for that one
     state_dir = None if getattr(args, "print_only", False) else data_dir
     stop = threading.Event()

@@ -36,6 +36,11 @@ MIN_SLEEP_THRESHOLD = 10.0   # seconds of wall/monotonic drift that mean "the ma
 # them 105.4 KB, and cutting at every flush 126 KB.
 # So the collector is at most two flush intervals behind, and as fresh as the last
 # flush whenever a flush carries something anyway (a window change, process samples).
+# The same cadence keeps the live view honest (collector.reports.live calls an agent
+# offline after two flushes without a batch): when such a cut finds nothing at all to
+# send (no display, processes sampled less often than the flush), the flush asks for
+# an empty batch (~10 bytes) saying the agent runs -- inside the monitoring schedule
+# only: outside it the agent says nothing, not even that.
 CUT_AFTER_FLUSHES = 1.5
 
 
@@ -186,11 +191,6 @@ class Sampler:
                                                          reason))
             self._write(records)
 
-    @property
-    def in_schedule(self) -> bool:
-        """Inside the monitoring schedule (as of the last sample)."""
-        return self._in_schedule
-
     def _follow_schedule(self) -> bool:
         """Start or stop observing at the schedule's edges; True while inside it."""
         inside = self._privacy.in_schedule(self._clock.local())
@@ -225,7 +225,7 @@ class Sampler:
         """The flush_interval tick: cut the open spans so the collector sees them
         now (``SpanTracker.cut``) when this flush sends something anyway or they
         went uncut for ``CUT_AFTER_FLUSHES``, and let delivery remember what stays
-        open."""
+        open; with nothing at all to send by then, a heartbeat (inside the schedule)."""
         with self._lock:
             if self._stopped:
                 return
@@ -233,12 +233,13 @@ class Sampler:
             if self._last_cut_ms is None:
                 self._last_cut_ms = self._started_ms if self._started_ms is not None else now
             flush_ms = self._cfg.delivery.flush_interval * 1000
-            closed = []
+            closed, heartbeat = [], False
             if self._wrote or now - self._last_cut_ms >= CUT_AFTER_FLUSHES * flush_ms:
                 closed = self._tracker.cut(now)
                 self._last_cut_ms = now
+                heartbeat = not (self._wrote or closed) and self._in_schedule
             self._wrote = False
-            self._sink.checkpoint(self._tracker.open_records(now), closed)
+            self._sink.checkpoint(self._tracker.open_records(now), closed, heartbeat)
 
     def stop(self) -> None:
         """Close the open spans, write them, checkpoint nothing, close the sink."""

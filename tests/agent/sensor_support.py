@@ -14,14 +14,16 @@ class ListSink:
     def __init__(self) -> None:
         self.records: list = []
         self.checkpoints: list[list] = []
+        self.heartbeats = 0
         self.closed = False
 
     def write(self, records) -> None:
         assert not self.closed, "write after close"
         self.records.extend(records)
 
-    def checkpoint(self, open_records, closed=()) -> None:
+    def checkpoint(self, open_records, closed=(), heartbeat=False) -> None:
         self.checkpoints.append(list(open_records))
+        self.heartbeats += heartbeat
         self.write(closed)
 
     def close(self) -> None:

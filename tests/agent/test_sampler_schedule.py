@@ -60,3 +60,29 @@ def test_spans_stop_at_the_schedule_end_and_resume_at_its_start(desktop, on_disp
     assert len(window) == 1 and window[0].start_ms / 1000 >= resumed_at - 0.05
     assert sum(r.key_presses for r in sink.of("ActivitySpan")) == 0   # "abc" was off hours
     assert sink.checkpoints[-1] == [] and sink.closed
+
+
+
+@pytest.mark.parametrize("local, expected", [(datetime(2024, 6, 3, 12, 0), True),
+                                             (datetime(2024, 6, 3, 20, 0), False)])
+def test_with_nothing_to_send_the_flush_asks_for_a_heartbeat_inside_the_schedule_only(
+        monkeypatch, local, expected):
+    """No display, no processes due: every second flush asks delivery to say the agent
+    runs (the live view's "offline" is two flushes without a batch); outside the
+    schedule never."""
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "DBUS_SESSION_BUS_ADDRESS"):
+        monkeypatch.delenv(name, raising=False)
+    sink = ListSink()
+    cfg = make_config(privacy={"schedule": "Mon-Fri 08:00-18:00"},
+                      delivery={"flush_interval": 0.1}, sampling={"process_interval": 3600})
+    sampler = Sampler(cfg, sink, ScheduleClock(local))
+    sampler.start()
+    try:
+        sampler.sample()
+        for _ in range(6):
+            time.sleep(0.1)
+            sampler.checkpoint()
+    finally:
+        sampler.stop()
+    assert sink.records == []
+    assert (sink.heartbeats >= 2) if expected else (sink.heartbeats == 0), sink.heartbeats
