@@ -25,7 +25,8 @@ import os
 import socket
 import struct
 import threading
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,12 +78,17 @@ def _windows(node: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
 
 
 class SwayIpc:
-    """One connection to sway's IPC socket, re-made once when it broke."""
+    """One connection to sway's IPC socket, re-made once when it broke; one per Wayland
+    connection (``_wayland.WaylandConnection.sway``), shared by its sensors. The last
+    tree is kept for a caller that can use one up to ``max_age`` old (the idle sensor,
+    each sample)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, clock: Callable[[], float] = time.monotonic) -> None:
         self.path = path
+        self._clock = clock
         self._lock = threading.Lock()
         self._sock: socket.socket | None = None
+        self._last: tuple[float, dict[str, Any]] | None = None
         self._connect()
 
     def _connect(self) -> None:
@@ -96,18 +102,24 @@ class SwayIpc:
                                      f"({exc.strerror or exc})") from None
         self._sock = sock
 
-    def tree(self) -> dict[str, Any]:
-        """sway's layout tree (``swaymsg -t get_tree``); OSError/ValueError on failure."""
+    def tree(self, max_age: float = 0.0) -> dict[str, Any]:
+        """sway's layout tree (``swaymsg -t get_tree``), or the last one read if it is
+        at most ``max_age`` seconds old; OSError/ValueError on failure."""
         with self._lock:
+            now = self._clock()
+            if self._last is not None and now - self._last[0] <= max_age:
+                return self._last[1]
             try:
-                return self._ask(GET_TREE)
+                tree = self._ask(GET_TREE)
             except (OSError, ValueError):
                 self._drop()
                 self._connect()         # sway restarted, or a half-read reply: once more
-                return self._ask(GET_TREE)
+                tree = self._ask(GET_TREE)
+            self._last = (now, tree)
+            return tree
 
-    def inhibitors(self) -> Inhibitors:
-        return inhibitors(self.tree())
+    def inhibitors(self, max_age: float = 0.0) -> Inhibitors:
+        return inhibitors(self.tree(max_age))
 
     def focused_process(self) -> tuple[str, int] | None:
         return focused_process(self.tree())

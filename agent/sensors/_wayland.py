@@ -317,7 +317,8 @@ class Session:
 class WaylandConnection:
     """A session that is re-made (with backoff) when the compositor goes away."""
 
-    def __init__(self, name: str, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, name: str, clock: Callable[[], float] = time.monotonic,
+                 sway_socket: str = "") -> None:
         self.name = name
         self._clock = clock
         self._lock = threading.Lock()
@@ -326,6 +327,18 @@ class WaylandConnection:
         self._retry_at = 0.0
         self._backoff = FIRST_BACKOFF
         self.users = 0
+        self._sway_socket = sway_socket
+        self._sway: Any = None          # _swayipc.SwayIpc, opened at the first ask
+
+    def sway(self) -> Any:
+        """sway's IPC for this session (``$SWAYSOCK``), one connection shared by the
+        sensors; BackendUnavailable when this is not sway."""
+        from worklens.agent.sensors import _swayipc
+
+        with self._lock:
+            if self._sway is None:
+                self._sway = _swayipc.open({"SWAYSOCK": self._sway_socket})
+            return self._sway
 
     @property
     def idle_protocol(self) -> str:
@@ -366,6 +379,9 @@ class WaylandConnection:
             if self._session is not None:
                 self._session.close()
                 self._session = None
+            if self._sway is not None:
+                self._sway.close()
+                self._sway = None
 
 
 _shared: dict[str, WaylandConnection] = {}
@@ -381,7 +397,8 @@ def shared(name: str | None = None, env: Mapping[str, str] | None = None) -> Way
     with _shared_lock:
         conn = _shared.get(name)
         if conn is None:
-            conn = WaylandConnection(name)
+            conn = WaylandConnection(name, sway_socket=(os.environ if env is None
+                                                        else env).get("SWAYSOCK", ""))
         conn.users += 1
         _shared[name] = conn
         return conn

@@ -88,38 +88,12 @@ class HiddenInput:
         return reported
 
 
-class SwayInhibitors:
-    """What sway's tree says of idle inhibitors, asked at most once per ``IDLE_TICK``
-    (in between, the last answer)."""
-
-    def __init__(self, ipc: _swayipc.SwayIpc,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self._ipc = ipc
-        self._clock = clock
-        self._asked = -math.inf
-        self._seen = NONE_HELD
-
-    def now(self) -> _swayipc.Inhibitors:
-        now = self._clock()
-        if now - self._asked >= _wayland.IDLE_TICK:
-            self._asked = now
-            try:
-                self._seen = self._ipc.inhibitors()
-            except (OSError, ValueError) as exc:
-                log.debug("sway IPC: %s", exc)
-                self._seen = NONE_HELD
-        return self._seen
-
-    def close(self) -> None:
-        self._ipc.close()
-
-
 class WaylandIdle(IdleBackend):
     name = "wayland"
 
     def __init__(self, conn: _wayland.WaylandConnection,
                  logind: _logind.LogindIdle | None,
-                 sway: SwayInhibitors | None = None) -> None:
+                 sway: _swayipc.SwayIpc | None = None) -> None:
         self._conn = conn
         self._logind = logind
         self._sway = sway
@@ -136,8 +110,16 @@ class WaylandIdle(IdleBackend):
         locked = self._logind.read().locked if self._logind is not None else None
         idle = session.idle_seconds()
         if self._sway is not None:
-            idle = self._hidden.idle_seconds(self._sway.now(), idle)
+            idle = self._hidden.idle_seconds(self._inhibitors(), idle)
         return IdleReading(idle, locked)
+
+    def _inhibitors(self) -> _swayipc.Inhibitors:
+        """sway's word on inhibitors, read at most once per ``IDLE_TICK``."""
+        try:
+            return self._sway.inhibitors(max_age=_wayland.IDLE_TICK)
+        except (OSError, ValueError) as exc:
+            log.debug("sway IPC: %s", exc)
+            return NONE_HELD
 
     def close(self) -> None:
         if self._conn is not None:
@@ -146,12 +128,11 @@ class WaylandIdle(IdleBackend):
         if self._logind is not None:
             self._logind.close()
             self._logind = None
-        if self._sway is not None:
-            self._sway.close()
-            self._sway = None
+        self._sway = None           # the connection's: closed with it
 
 
-def _inhibitors_detail(conn: _wayland.WaylandConnection, sway: SwayInhibitors | None) -> str:
+def _inhibitors_detail(conn: _wayland.WaylandConnection,
+                       sway: _swayipc.SwayIpc | None) -> str:
     if conn.input_seen_through_inhibitors:
         return "idle inhibitors: input still seen (ext_idle_notifier_v1 version 2)"
     if sway is not None:
@@ -178,7 +159,7 @@ def open(wayland_display: str | None = None, env: Mapping[str, str] | None = Non
     sway = None
     if not conn.input_seen_through_inhibitors:
         try:
-            sway = SwayInhibitors(_swayipc.open(env))
+            sway = conn.sway()
         except BackendUnavailable as exc:
             log.debug("no sway IPC for idle inhibitors: %s", exc)
     return WaylandIdle(conn, logind, sway)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from worklens.agent.sensors import _swayipc, _wayland
+from worklens.agent.sensors import _wayland
 from worklens.agent.sensors._select import BackendUnavailable
 from worklens.agent.sensors.passive._base import INHIBITOR, Signal, Unavailable
 from worklens.agent.sensors.window._base import WindowInfo
@@ -46,20 +46,23 @@ class NotifierInhibitors(Signal):
 
 
 class SwayInhibitors(Signal):
-    """sway's tree: some window's idle inhibitor is in force."""
+    """sway's tree: some window's idle inhibitor is in force. Read afresh (not the idle
+    sensor's tree of this second): a video paused a moment ago is no inhibitor."""
 
     reason = INHIBITOR
     backend = "sway-ipc"
     detail = "sway IPC (inhibit_idle of each window)"
 
-    def __init__(self, ipc: _swayipc.SwayIpc) -> None:
-        self._ipc = ipc
+    def __init__(self, conn: _wayland.WaylandConnection) -> None:
+        self._conn: _wayland.WaylandConnection | None = conn
 
     def engaged(self, window: WindowInfo | None) -> bool:
-        return self._ipc.inhibitors().any
+        return self._conn is not None and self._conn.sway().inhibitors().any
 
     def close(self) -> None:
-        self._ipc.close()
+        if self._conn is not None:
+            _wayland.release(self._conn)
+            self._conn = None
 
 
 def open(env: Mapping[str, str] | None = None) -> Signal:
@@ -70,8 +73,9 @@ def open(env: Mapping[str, str] | None = None) -> Signal:
         return Unavailable(INHIBITOR, "wayland", str(exc))
     if conn.input_seen_through_inhibitors:
         return NotifierInhibitors(conn)
-    _wayland.release(conn)
     try:
-        return SwayInhibitors(_swayipc.open(env))
+        conn.sway()
     except BackendUnavailable as exc:
+        _wayland.release(conn)
         return Unavailable(INHIBITOR, "wayland", f"{NO_WAY} ({exc})")
+    return SwayInhibitors(conn)

@@ -30,6 +30,7 @@ class WlrootsWindow(WindowBackend):
 
     def __init__(self, conn: _wayland.WaylandConnection,
                  sway: _swayipc.SwayIpc | None = None) -> None:
+        """``sway``: the connection's IPC (closed with it), None elsewhere."""
         self._conn = conn
         self._sway = sway
         self._cache: tuple[tuple[str, str], tuple[int, str, str]] | None = None
@@ -69,9 +70,7 @@ class WlrootsWindow(WindowBackend):
         if self._conn is not None:
             _wayland.release(self._conn)
             self._conn = None  # type: ignore[assignment]
-        if self._sway is not None:
-            self._sway.close()
-            self._sway = None
+        self._sway = None
 
 
 def open(wayland_display: str | None = None, env: Mapping[str, str] | None = None,
@@ -83,7 +82,7 @@ def open(wayland_display: str | None = None, env: Mapping[str, str] | None = Non
                                  "(not a wlroots compositor)")
     sway = None
     try:
-        sway = _swayipc.open(env)
+        sway = conn.sway()
     except BackendUnavailable as exc:
         log.debug("no pid for Wayland windows: %s", exc)
     return WlrootsWindow(conn, sway)
