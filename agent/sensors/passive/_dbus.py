@@ -126,14 +126,16 @@ class MprisMedia(Signal):
         apps = app_names(window.app)
         if name[len(MPRIS_PREFIX):].split(".")[0].lower() in apps:
             return True
-        entry = self._bus.call((MPRIS_PATH, name, "org.freedesktop.DBus.Properties"), "Get",
-                               "ss", (MPRIS_ROOT, "DesktopEntry"))[0][1]
+        entry = self._property(name, MPRIS_ROOT, "DesktopEntry")
         return bool(entry) and entry.lower() in apps
 
     def _playing(self, name: str) -> bool:
-        reply = self._bus.call((MPRIS_PATH, name, "org.freedesktop.DBus.Properties"), "Get",
-                               "ss", (MPRIS_PLAYER, "PlaybackStatus"))[0]
-        return reply[1] == "Playing"
+        return self._property(name, MPRIS_PLAYER, "PlaybackStatus") == "Playing"
+
+    def _property(self, name: str, interface: str, prop: str) -> Any:
+        """One property of the player ``name`` (Properties.Get: a variant's value)."""
+        return self._bus.call((MPRIS_PATH, name, "org.freedesktop.DBus.Properties"), "Get",
+                              "ss", (interface, prop))[0][1]
 
     def _pid_of(self, name: str) -> int:
         return int(self._bus.call(DBUS, "GetConnectionUnixProcessID", "s", (name,))[0])
