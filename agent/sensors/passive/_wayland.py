@@ -25,44 +25,41 @@ NO_WAY = ("the compositor's idle protocol hides inhibitors (ext_idle_notifier_v1
           "version 2 shows them: sway 1.10, wlroots 0.18) and this is not sway")
 
 
-class NotifierInhibitors(Signal):
-    """Version 2 of ``ext_idle_notifier_v1``: input idle, the ordinary timer not."""
+class _OnConnection(Signal):
+    """An inhibitor signal read through the shared Wayland connection, which it holds
+    (``_wayland.shared``) until closed."""
 
     reason = INHIBITOR
-    backend = "wayland"
-    detail = "ext_idle_notifier_v1 version 2 (input idle while the ordinary timer is held)"
 
     def __init__(self, conn: _wayland.WaylandConnection) -> None:
         self._conn: _wayland.WaylandConnection | None = conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            _wayland.release(self._conn)
+            self._conn = None
+
+
+class NotifierInhibitors(_OnConnection):
+    """Version 2 of ``ext_idle_notifier_v1``: input idle, the ordinary timer not."""
+
+    backend = "wayland"
+    detail = "ext_idle_notifier_v1 version 2 (input idle while the ordinary timer is held)"
 
     def engaged(self, window: WindowInfo | None) -> bool:
         session = self._conn.session() if self._conn is not None else None
         return bool(session is not None and session.inhibited())
 
-    def close(self) -> None:
-        if self._conn is not None:
-            _wayland.release(self._conn)
-            self._conn = None
 
-
-class SwayInhibitors(Signal):
+class SwayInhibitors(_OnConnection):
     """sway's tree: some window's idle inhibitor is in force. Read afresh (not the idle
     sensor's tree of this second): a video paused a moment ago is no inhibitor."""
 
-    reason = INHIBITOR
     backend = "sway-ipc"
     detail = "sway IPC (inhibit_idle of each window)"
 
-    def __init__(self, conn: _wayland.WaylandConnection) -> None:
-        self._conn: _wayland.WaylandConnection | None = conn
-
     def engaged(self, window: WindowInfo | None) -> bool:
         return self._conn is not None and self._conn.sway().inhibitors().any
-
-    def close(self) -> None:
-        if self._conn is not None:
-            _wayland.release(self._conn)
-            self._conn = None
 
 
 def open(env: Mapping[str, str] | None = None) -> Signal:
