@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import socket
 import struct
 import threading
@@ -156,10 +155,9 @@ class SwayIpc:
             self._drop()
 
 
-def open(env: Mapping[str, str] | None = None) -> SwayIpc:
-    """sway's IPC at ``$SWAYSOCK``; BackendUnavailable when this is not sway."""
-    env = os.environ if env is None else env
-    path = env.get("SWAYSOCK", "")
+def open(path: str) -> SwayIpc:
+    """sway's IPC at ``path`` (the session's ``$SWAYSOCK``, "" when it has none);
+    BackendUnavailable when this is not sway."""
     if not path:
         raise BackendUnavailable("not sway (SWAYSOCK is not set)")
     ipc = SwayIpc(path)

@@ -337,7 +337,7 @@ class WaylandConnection:
 
         with self._lock:
             if self._sway is None:
-                self._sway = _swayipc.open({"SWAYSOCK": self._sway_socket})
+                self._sway = _swayipc.open(self._sway_socket)
             return self._sway
 
     @property

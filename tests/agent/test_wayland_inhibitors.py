@@ -168,7 +168,7 @@ def test_sway_tree_inhibitors_focused_and_any():
 
 def test_not_sway_and_a_dead_socket_are_clear(tmp_path):
     with pytest.raises(Exception, match="SWAYSOCK is not set"):
-        _swayipc.open({})
+        _swayipc.open("")
     with pytest.raises(Exception, match="cannot connect to sway's IPC socket"):
-        _swayipc.open({"SWAYSOCK": str(tmp_path / "gone.sock")})
+        _swayipc.open(str(tmp_path / "gone.sock"))
 
